@@ -1,0 +1,37 @@
+# One task runner for setup, generate, lint, test and run.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup run test lint typecheck generate check-generated policy-check bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+## Start the server on the embedded default: SQLite file, no Redis, demo organization loaded.
+run: setup
+	$(BIN)/orgauthz serve --database-url sqlite:///orgauthz-demo.db --demo
+
+## Set up and run the whole test suite (starts its own PostgreSQL and Redis).
+test: setup check-generated
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+generate: setup
+	$(BIN)/python -m orgauthz.tools.generate
+
+check-generated: setup
+	$(BIN)/python -m orgauthz.tools.generate --check
+
+clean:
+	rm -rf $(VENV) build *.egg-info orgauthz-demo.db

@@ -1,0 +1,1 @@
+"""gRPC servicers: validate bounds, translate, call one domain operation, translate back."""

@@ -1,0 +1,81 @@
+"""``orgauthz.v1.AuthorizationService``: thin translation around :class:`Decisions`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from orgauthz.api.errors import rpc
+from orgauthz.api.metrics import Metrics
+from orgauthz.engine.decisions import Decisions, Question
+from orgauthz.v1 import authorization_pb2 as pb
+from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
+
+
+def _question(m: Any) -> Question:
+    return Question(m.subject, m.workspace, m.organization, m.scope, m.explain)
+
+
+class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):  # type: ignore[misc]  # generated
+    def __init__(self, decisions: Decisions, metrics: Metrics, authenticator: Any = None) -> None:
+        self.decisions = decisions
+        self.metrics = metrics
+        self.authenticator = authenticator
+
+    @rpc
+    async def Check(self, request: pb.CheckRequest, context: grpc.aio.ServicerContext) -> pb.CheckResponse:
+        with self.metrics.timed("Check"):
+            d = await self.decisions.check(_question(request), request.min_revision)
+        self.metrics.decided(d.allowed)
+        return pb.CheckResponse(allowed=d.allowed, revision=d.revision, reasons=d.reasons)
+
+    @rpc
+    async def BatchCheck(
+        self, request: pb.BatchCheckRequest, context: grpc.aio.ServicerContext
+    ) -> pb.BatchCheckResponse:
+        with self.metrics.timed("BatchCheck"):
+            results = await self.decisions.batch(
+                [_question(i) for i in request.items], request.min_revision
+            )
+        for d in results:
+            self.metrics.decided(d.allowed)
+        return pb.BatchCheckResponse(
+            results=[pb.CheckResponse(allowed=d.allowed, revision=d.revision, reasons=d.reasons)
+                     for d in results]
+        )
+
+    @rpc
+    async def ListScopes(
+        self, request: pb.ListScopesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListScopesResponse:
+        scopes, rev = await self.decisions.scopes(
+            request.subject, request.workspace, request.organization, request.min_revision
+        )
+        return pb.ListScopesResponse(scopes=scopes, revision=rev)
+
+    @rpc
+    async def ListAccessibleWorkspaces(
+        self, request: pb.ListAccessibleWorkspacesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAccessibleWorkspacesResponse:
+        found, token, rev = await self.decisions.accessible(
+            request.subject, request.page_size, request.page_token, request.min_revision
+        )
+        return pb.ListAccessibleWorkspacesResponse(
+            workspaces=[pb.AccessibleWorkspace(workspace=w, organization=o, scopes=s) for w, o, s in found],
+            next_page_token=token,
+            revision=rev,
+        )
+
+    @rpc
+    async def Authenticate(
+        self, request: pb.AuthenticateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AuthenticateResponse:
+        if self.authenticator is None:
+            from orgauthz.errors import Unauthenticated
+
+            raise Unauthenticated("invalid API key")
+        sa, org = await self.authenticator.authenticate(request.api_key)
+        return pb.AuthenticateResponse(
+            service_account=sa, organization=org, subject=f"service_account:{sa}"
+        )

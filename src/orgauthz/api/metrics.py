@@ -1,0 +1,59 @@
+"""Prometheus metrics, served on their own HTTP port.
+
+Each server owns a private registry, so several servers in one process (tests) do not
+collide. Names are prefixed ``orgauthz_``; docs/operations.md lists them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.decisions = Counter("orgauthz_decisions", "Decisions by result", ["result"], registry=r)
+        self._allow = self.decisions.labels("allow")
+        self._deny = self.decisions.labels("deny")
+        self.latency = Histogram(
+            "orgauthz_rpc_latency_seconds", "Server-side latency by method", ["method"],
+            buckets=_BUCKETS, registry=r,
+        )
+        self._latency_children: dict[str, Histogram] = {}
+        self.cache = Counter("orgauthz_cache", "Decision cache lookups", ["tier", "result"], registry=r)
+        self.feed_revision = Gauge("orgauthz_feed_revision", "Revision applied by this replica", registry=r)
+        self.feed_lag = Gauge("orgauthz_feed_lag_revisions", "Revisions behind the store", registry=r)
+        self.org_loads = Gauge("orgauthz_org_loads", "Organizations loaded since start", registry=r)
+        self.errors = Counter("orgauthz_dependency_errors", "Errors talking to a dependency",
+                              ["dependency"], registry=r)
+
+    def decided(self, allowed: bool) -> None:
+        (self._allow if allowed else self._deny).inc()
+
+    @contextmanager
+    def timed(self, method: str) -> Iterator[None]:
+        child = self._latency_children.get(method)
+        if child is None:
+            child = self._latency_children[method] = self.latency.labels(method)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            child.observe(time.perf_counter() - start)
+
+    def bind_gauges(self, applied: Callable[[], float], loads: Callable[[], float]) -> None:
+        self.feed_revision.set_function(applied)
+        self.org_loads.set_function(loads)
+
+    def serve(self, listen: str) -> int:
+        """Starts the HTTP endpoint; returns the port (0 in ``listen`` picks a free one)."""
+        host, _, port = listen.rpartition(":")
+        server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=self.registry)
+        return int(server.server_port)

@@ -1,0 +1,96 @@
+"""Assembles the server: store, policies, engine, decision path, servicers, health.
+
+:class:`App` is what ``orgauthz serve`` and the tests run. Health reports NOT_SERVING
+until the policies are loaded and the engine has read the store's index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from orgauthz.api.authorization import AuthorizationServicer
+from orgauthz.api.metrics import Metrics
+from orgauthz.cache.memory import MemoryCache
+from orgauthz.config import Settings
+from orgauthz.domain.policy import load_policy
+from orgauthz.engine.authorizer import CachingAuthorizer, EngineAuthorizer
+from orgauthz.engine.decisions import Decisions
+from orgauthz.engine.engine import Engine
+from orgauthz.engine.feed import ChangeFeed
+from orgauthz.store.db import Database
+from orgauthz.v1 import authorization_pb2, authorization_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = [authorization_pb2.DESCRIPTOR.services_by_name["AuthorizationService"].full_name]
+
+
+@dataclass
+class App:
+    settings: Settings
+    server: grpc.aio.Server | None = None
+    port: int = 0
+    metrics_port: int = 0
+    db: Database | None = None
+    engine: Engine | None = None
+    feed: ChangeFeed | None = None
+    decisions: Decisions | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    health: HealthServicer = field(default_factory=HealthServicer)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        s = self.settings
+        policy = load_policy(s.policy_dir)
+        self.db = db = Database(s.database_url)
+        if s.migrate:
+            await asyncio.to_thread(db.migrate)
+        self.engine = engine = Engine(policy, db, max_loaded_orgs=s.max_loaded_orgs)
+        await engine.start()
+        self.feed = feed = ChangeFeed(engine, poll_interval=s.poll_interval_s)
+        cache = MemoryCache(s.cache_max_entries)
+        authorizer = CachingAuthorizer(EngineAuthorizer(engine), engine, cache)
+        self.decisions = Decisions(engine, authorizer, feed, min_revision_wait=s.min_revision_wait_s)
+        self.extras["cache"] = cache
+        self.metrics.bind_gauges(lambda: engine.applied, lambda: engine.loads)
+
+        options = [
+            ("grpc.max_receive_message_length", s.max_message_bytes),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ]
+        self.server = server = grpc.aio.server(options=options)
+        authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(
+            AuthorizationServicer(self.decisions, self.metrics), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        names = [*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                 reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(names, server)
+        self.port = server.add_insecure_port(s.listen)
+        if self.port == 0:
+            raise RuntimeError(f"cannot listen on {s.listen}")
+        await server.start()
+        feed.start()
+        if s.metrics_listen:
+            self.metrics_port = self.metrics.serve(s.metrics_listen)
+        for name in ["", *SERVICE_NAMES]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("orgauthz serving on %s (revision %d)", s.listen, engine.applied)
+
+    async def stop(self, grace: float = 1.0) -> None:
+        await self.health.enter_graceful_shutdown()
+        if self.feed is not None:
+            await self.feed.stop()
+        if self.server is not None:
+            await self.server.stop(grace)
+        if self.db is not None:
+            self.db.dispose()

@@ -1,0 +1,174 @@
+"""The ``orgauthz`` command: serve, import, check.
+
+Exit codes: ``check`` returns 0 allowed, 1 denied, 2 error; the others 0 or 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orgauthz.config import Settings
+from orgauthz.errors import OrgAuthzError
+
+log = logging.getLogger("orgauthz")
+
+DEMO_FILE = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
+
+
+def _settings(opts: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("listen", "metrics_listen", "database_url", "redis_url", "policy_dir", "log_format",
+                 "auth_token"):
+        value = getattr(opts, name, None)
+        if value is not None:
+            overrides[name] = value
+    if getattr(opts, "insecure_dev", False):
+        overrides["insecure_dev"] = True
+    return Settings(**overrides)
+
+
+async def _serve(settings: Settings, demo: bool) -> int:
+    from orgauthz.api.server import App
+
+    if demo:
+        from orgauthz.domain.policy import load_policy
+        from orgauthz.store.db import Database
+        from orgauthz.store.importer import import_document
+
+        db = Database(settings.database_url)
+        db.migrate()
+        doc = yaml.safe_load(DEMO_FILE.read_text())
+        result = import_document(db, load_policy(settings.policy_dir), doc)
+        db.dispose()
+        log.info("demo organization loaded from %s (revision %d)", DEMO_FILE, result.revision)
+    app = App(settings)
+    await app.start()
+    print(f"orgauthz listening on {settings.listen.rpartition(':')[0]}:{app.port} "
+          f"(gRPC), metrics on port {app.metrics_port or '-'}, database {settings.database_url}",
+          flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await app.stop()
+    return 0
+
+
+def cmd_serve(opts: argparse.Namespace) -> int:
+    from orgauthz.logs import configure
+
+    settings = _settings(opts)
+    configure(settings.log_format, settings.log_level)
+    return asyncio.run(_serve(settings, opts.demo))
+
+
+def cmd_import(opts: argparse.Namespace) -> int:
+    from orgauthz.domain.policy import load_policy
+    from orgauthz.store.db import Database
+    from orgauthz.store.importer import import_document
+
+    settings = _settings(opts)
+    try:
+        doc = yaml.safe_load(Path(opts.file).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"error: cannot read {opts.file}: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(doc, dict):
+        print(f"error: {opts.file} must hold a YAML mapping with `organizations`", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url)
+    try:
+        db.migrate()
+        result = import_document(db, load_policy(settings.policy_dir), doc)
+    finally:
+        db.dispose()
+    print(f"imported {result.organizations} organization(s); revision {result.revision}")
+    return 0
+
+
+def cmd_check(opts: argparse.Namespace) -> int:
+    import grpc
+
+    from orgauthz.v1 import authorization_pb2 as pb
+    from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
+
+    metadata = [("authorization", f"Bearer {opts.auth_token}")] if opts.auth_token else []
+    req = pb.CheckRequest(subject=opts.subject, scope=opts.scope, explain=True,
+                          min_revision=opts.min_revision)
+    if opts.organization:
+        req.organization = opts.target
+    else:
+        req.workspace = opts.target
+    with grpc.insecure_channel(opts.server) as channel:
+        try:
+            resp = pb_grpc.AuthorizationServiceStub(channel).Check(req, timeout=opts.timeout,
+                                                                  metadata=metadata)
+        except grpc.RpcError as exc:
+            print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 2
+    print(f"{'ALLOWED' if resp.allowed else 'DENIED'} at revision {resp.revision}")
+    for reason in resp.reasons:
+        print(f"  - {reason}")
+    return 0 if resp.allowed else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orgauthz", description="Authorization sidecar for organizations, "
+                                     "workspaces and roles. Options also read ORGAUTHZ_* variables.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def store_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--database-url", help="SQLAlchemy URL (ORGAUTHZ_DATABASE_URL; default sqlite:///orgauthz.db)")
+        p.add_argument("--policy-dir", type=Path, help="policies directory (ORGAUTHZ_POLICY_DIR)")
+
+    serve = sub.add_parser("serve", help="run the gRPC server")
+    store_opts(serve)
+    serve.add_argument("--listen", help="gRPC address host:port (default 127.0.0.1:50051)")
+    serve.add_argument("--metrics-listen", help="Prometheus address host:port (default 127.0.0.1:9464; '' disables)")
+    serve.add_argument("--redis-url", help="redis://host:port/db for the shared cache (optional)")
+    serve.add_argument("--log-format", choices=["text", "json"], help="log format (default text)")
+    serve.add_argument("--auth-token", help="shared secret callers must send (ORGAUTHZ_AUTH_TOKEN)")
+    serve.add_argument("--insecure-dev", action="store_true",
+                       help="accept unauthenticated callers: development only, logged loudly")
+    serve.add_argument("--demo", action="store_true", help=f"load {DEMO_FILE.name} before serving")
+    serve.set_defaults(func=cmd_serve)
+
+    imp = sub.add_parser("import", help="load organizations from a YAML file into the store")
+    store_opts(imp)
+    imp.add_argument("file", help="YAML file (see examples/demo.yaml)")
+    imp.set_defaults(func=cmd_import)
+
+    check = sub.add_parser("check", help="ask a running server for a decision; exit 0 allowed, 1 denied, 2 error")
+    check.add_argument("subject", help="user:<id> or service_account:<id>")
+    check.add_argument("target", help="workspace id (or organization id with --organization)")
+    check.add_argument("scope", help="workspace scope such as see_flows, or organization permission")
+    check.add_argument("--organization", action="store_true", help="TARGET is an organization")
+    check.add_argument("--server", default="127.0.0.1:50051", help="server address (default 127.0.0.1:50051)")
+    check.add_argument("--auth-token", default="", help="shared secret, if the server requires one")
+    check.add_argument("--min-revision", type=int, default=0, help="never answer from an older revision")
+    check.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    check.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = build_parser().parse_args(argv)
+    try:
+        code: int = opts.func(opts)
+    except OrgAuthzError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Typed configuration, read once at start-up from ``ORGAUTHZ_*`` variables and CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from orgauthz.domain.policy import DEFAULT_POLICY_DIR
+
+
+class Settings(BaseSettings):
+    """Every option of ``orgauthz serve``; docs/configuration.md lists them."""
+
+    model_config = SettingsConfigDict(env_prefix="ORGAUTHZ_", extra="ignore")
+
+    listen: str = Field("127.0.0.1:50051", description="gRPC listen address host:port")
+    metrics_listen: str = Field("127.0.0.1:9464", description="Prometheus endpoint; empty disables it")
+    database_url: str = Field("sqlite:///orgauthz.db", description="SQLAlchemy URL: sqlite:///file or postgresql://...")
+    redis_url: str = Field("", description="redis://host:port/db; empty: no shared cache")
+    policy_dir: Path = Field(DEFAULT_POLICY_DIR, description="Directory with model.conf, scopes.yaml, roles.yaml")
+    log_format: str = Field("text", pattern="^(text|json)$", description="text or json")
+    log_level: str = Field("INFO", description="Python logging level")
+    cache_max_entries: int = Field(1_000_000, ge=1, description="In-process decision cache size")
+    max_loaded_orgs: int = Field(2000, ge=1, description="Organizations kept loaded in memory")
+    poll_interval_s: float = Field(0.5, gt=0, le=60, description="Change feed polling interval")
+    min_revision_wait_s: float = Field(2.0, ge=0, le=30, description="How long a read waits for min_revision")
+    max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest accepted request")
+    auth_token: str = Field("", description="Shared secret callers send as 'authorization: Bearer <token>'")
+    insecure_dev: bool = Field(False, description="Accept unauthenticated callers (development only)")
+    tls_cert: Path | None = Field(None, description="Server certificate (PEM) for TLS")
+    tls_key: Path | None = Field(None, description="Server private key (PEM) for TLS")
+    tls_client_ca: Path | None = Field(None, description="CA (PEM) for client certificates: enables mTLS")
+    invitation_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="Invitation expiry (R5)")
+    migrate: bool = Field(True, description="Apply database migrations at start-up")

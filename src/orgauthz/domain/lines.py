@@ -1,0 +1,105 @@
+"""How access facts are written as Casbin policy lines (see policies/model.conf).
+
+Every function returns lines as tuples ``(ptype, *values)``. The same lines feed the
+orgauthz engine, the change feed, and the plain ``casbin.Enforcer`` used as a reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from orgauthz.domain.policy import PolicySet, RoleDef
+
+Line = tuple[str, ...]
+
+MEMBER: Final = "member"
+
+
+def org_domain(org_id: str) -> str:
+    return f"org:{org_id}"
+
+
+def ws_domain(workspace_id: str) -> str:
+    return f"ws:{workspace_id}"
+
+
+def role_name(role_ref: str) -> str:
+    return f"role:{role_ref}"
+
+
+def membership_lines(subject: str, org_id: str, org_role: str) -> list[Line]:
+    """A member or service account of ``org_id`` holding ``org_role`` there (R1, R11)."""
+    dom = org_domain(org_id)
+    return [("g", subject, role_name(org_role), dom), ("g", subject, MEMBER, dom)]
+
+
+def grant_line(subject: str, workspace_id: str, role_ref: str) -> Line:
+    """``subject`` holds workspace role ``role_ref`` in the workspace (R16)."""
+    return ("g", subject, role_name(role_ref), ws_domain(workspace_id))
+
+
+def default_role_line(workspace_id: str, role_ref: str) -> Line:
+    """The workspace's default role for "Anyone at <organization>" (R17)."""
+    return ("g3", ws_domain(workspace_id), role_name(role_ref))
+
+
+def role_policy_lines(policy: PolicySet, role: RoleDef, custom: Mapping[str, RoleDef]) -> list[Line]:
+    """``p`` lines: every scope the role holds, inherited ones written out (R22)."""
+    return [("p", role_name(role.name), s) for s in sorted(policy.held_scopes(role, dict(custom)))]
+
+
+def builtin_policy_lines(policy: PolicySet) -> list[Line]:
+    lines: list[Line] = []
+    for role in policy.roles.values():
+        lines.extend(role_policy_lines(policy, role, {}))
+    return lines
+
+
+def include_lines(policy: PolicySet) -> list[Line]:
+    """``g2`` lines: scope includes (R21)."""
+    table = {**policy.workspace_scopes, **policy.organization_permissions}
+    return [("g2", s.name, inc) for s in table.values() for inc in s.includes]
+
+
+@dataclass
+class OrgSnapshot:
+    """One organization's access facts at ``revision``, as read from the store."""
+
+    org_id: str
+    revision: int
+    workspaces: dict[str, str | None] = field(default_factory=dict)  # id -> default role
+    members: dict[str, str] = field(default_factory=dict)  # user id -> org role
+    service_accounts: dict[str, str] = field(default_factory=dict)  # sa id -> org role
+    grants: list[tuple[str, str, str]] = field(default_factory=list)  # (ws, subject, role)
+    custom_roles: dict[str, RoleDef] = field(default_factory=dict)  # id -> role
+
+    def access_lines(self) -> Iterator[Line]:
+        """``g`` and ``g3`` lines of this organization (no ``p``/``g2``)."""
+        for user, role in self.members.items():
+            yield from membership_lines(f"user:{user}", self.org_id, role)
+        for sa, role in self.service_accounts.items():
+            yield from membership_lines(f"service_account:{sa}", self.org_id, role)
+        for ws, subject, role in self.grants:
+            yield grant_line(subject, ws, role)
+        for ws, default in self.workspaces.items():
+            if default:
+                yield default_role_line(ws, default)
+
+    def policy_lines(self, policy: PolicySet) -> list[Line]:
+        """``p`` lines for the built-in roles and this organization's custom roles."""
+        lines = builtin_policy_lines(policy)
+        for role in self.custom_roles.values():
+            lines.extend(role_policy_lines(policy, role, self.custom_roles))
+        return lines
+
+
+def all_lines(policy: PolicySet, snapshots: Iterable[OrgSnapshot]) -> list[Line]:
+    """Every line for the given organizations, as one plain ``casbin.Enforcer`` would hold them."""
+    lines = builtin_policy_lines(policy) + include_lines(policy)
+    for snap in snapshots:
+        for role in snap.custom_roles.values():
+            lines.extend(role_policy_lines(policy, role, snap.custom_roles))
+        lines.extend(snap.access_lines())
+    return lines

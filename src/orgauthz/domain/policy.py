@@ -1,0 +1,292 @@
+"""The scope catalog and built-in roles, read from the reviewable files in ``policies/``.
+
+:func:`load_policy` returns a :class:`PolicySet`; it raises :class:`PolicyError`
+(with file and line) when the files contradict SPEC R20-R23: unknown scopes,
+include or inheritance cycles, a broken Viewer ⊆ Runner ⊆ Developer ⊆ Owner ladder.
+No role holds anything that is not written in these files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from orgauthz.errors import PolicyError
+
+WILDCARD: Final = "*"
+WORKSPACE: Final = "workspace"
+ORGANIZATION: Final = "organization"
+LADDER: Final = ("Viewer", "Runner", "Developer", "Owner")
+DEFAULT_POLICY_DIR: Final = Path(__file__).resolve().parents[3] / "policies"
+
+
+@dataclass(frozen=True)
+class Scope:
+    name: str
+    description: str
+    includes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RoleDef:
+    """A role as written: its own scopes and the built-in role it inherits, if any."""
+
+    name: str
+    level: str  # WORKSPACE or ORGANIZATION
+    description: str
+    scopes: tuple[str, ...]
+    inherits: str = ""
+    builtin: bool = True
+
+
+class _LineLoader(yaml.SafeLoader):
+    """Records the line of every mapping key so findings can point at it."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if hasattr(k, "value")}
+    mapping["__lines__"] = lines
+    return mapping
+
+
+_LineLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,  # type: ignore[arg-type]  # PyYAML's constructor typing is loose
+)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)  # noqa: S506  # SafeLoader subclass
+    except FileNotFoundError:
+        raise PolicyError("file is missing", file=str(path)) from None
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", -1) + 1
+        raise PolicyError(f"not valid YAML: {exc}", file=str(path), line=line) from None
+    if not isinstance(data, dict):
+        raise PolicyError("must be a YAML mapping", file=str(path), line=1)
+    return data
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """Everything read from ``policies/``; immutable, shared by engine, API and tools."""
+
+    directory: Path
+    model_text: str
+    workspace_scopes: dict[str, Scope]
+    organization_permissions: dict[str, Scope]
+    roles: dict[str, RoleDef]
+    source_lines: dict[str, tuple[str, int]] = field(default_factory=dict, compare=False)
+
+    @cached_property
+    def all_scopes(self) -> frozenset[str]:
+        return frozenset(self.workspace_scopes) | frozenset(self.organization_permissions)
+
+    def role(self, name: str) -> RoleDef:
+        return self.roles[name]
+
+    def builtin_roles(self, level: str) -> list[RoleDef]:
+        return [r for r in self.roles.values() if r.level == level]
+
+    def is_scope(self, level: str, name: str) -> bool:
+        table = self.workspace_scopes if level == WORKSPACE else self.organization_permissions
+        return name in table
+
+    def expand_wildcard(self, scopes: tuple[str, ...]) -> tuple[str, ...]:
+        if WILDCARD in scopes:
+            return tuple(sorted(self.all_scopes))
+        return scopes
+
+    def held_scopes(self, role: RoleDef, custom: dict[str, RoleDef] | None = None) -> frozenset[str]:
+        """Scopes the role holds, its own plus those of the role it inherits (not includes)."""
+        seen: set[str] = set()
+        held: set[str] = set()
+        current: RoleDef | None = role
+        while current is not None and current.name not in seen:
+            seen.add(current.name)
+            held.update(self.expand_wildcard(current.scopes))
+            parent = current.inherits
+            current = (custom or {}).get(parent) or self.roles.get(parent) if parent else None
+        return frozenset(held)
+
+    @cached_property
+    def includes_closure(self) -> dict[str, frozenset[str]]:
+        """For each scope, every scope it grants, itself included (R21)."""
+        table = {**self.workspace_scopes, **self.organization_permissions}
+        closure: dict[str, frozenset[str]] = {}
+
+        def visit(name: str) -> frozenset[str]:
+            if name not in closure:
+                out = {name}
+                for inc in table[name].includes:
+                    out |= visit(inc)
+                closure[name] = frozenset(out)
+            return closure[name]
+
+        for name in table:
+            visit(name)
+        return closure
+
+    @cached_property
+    def included_by(self) -> dict[str, frozenset[str]]:
+        """For each scope, every scope that grants it, itself included."""
+        inverse: dict[str, set[str]] = {name: set() for name in self.includes_closure}
+        for name, granted in self.includes_closure.items():
+            for g in granted:
+                inverse[g].add(name)
+        return {k: frozenset(v) for k, v in inverse.items()}
+
+    def effective_scopes(self, held: frozenset[str] | set[str]) -> frozenset[str]:
+        out: set[str] = set()
+        for scope in held:
+            out |= self.includes_closure.get(scope, frozenset())
+        return frozenset(out)
+
+
+def _scopes(data: dict[str, Any], key: str, path: Path) -> tuple[dict[str, Scope], dict[str, int]]:
+    section = data.get(key) or {}
+    lines = section.pop("__lines__", {}) if isinstance(section, dict) else {}
+    if not isinstance(section, dict):
+        raise PolicyError(f"{key} must be a mapping", file=str(path), line=data["__lines__"].get(key, 0))
+    out: dict[str, Scope] = {}
+    for name, body in section.items():
+        body = body or {}
+        includes = tuple(body.get("includes") or ())
+        out[name] = Scope(name=name, description=str(body.get("description", "")), includes=includes)
+    return out, lines
+
+
+def _roles(data: dict[str, Any], key: str, level: str) -> tuple[dict[str, RoleDef], dict[str, int]]:
+    section = dict(data.get(key) or {})
+    lines = section.pop("__lines__", {})
+    out: dict[str, RoleDef] = {}
+    for name, body in section.items():
+        body = body or {}
+        out[name] = RoleDef(
+            name=name,
+            level=level,
+            description=str(body.get("description", "")),
+            scopes=tuple(body.get("scopes") or ()),
+            inherits=str(body.get("inherits") or ""),
+        )
+    return out, lines
+
+
+def parse_policy(directory: Path) -> PolicySet:
+    """Reads the files without judging them (``orgauthz policy lint`` judges)."""
+    scopes_path, roles_path = directory / "scopes.yaml", directory / "roles.yaml"
+    model_path = directory / "model.conf"
+    try:
+        model_text = model_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError("file is missing", file=str(model_path)) from None
+    scopes_data, roles_data = _read(scopes_path), _read(roles_path)
+    ws_scopes, ws_lines = _scopes(scopes_data, "workspace_scopes", scopes_path)
+    org_perms, org_lines = _scopes(scopes_data, "organization_permissions", scopes_path)
+    ws_roles, wr_lines = _roles(roles_data, "workspace_roles", WORKSPACE)
+    org_roles, or_lines = _roles(roles_data, "organization_roles", ORGANIZATION)
+    source: dict[str, tuple[str, int]] = {}
+    for lines, path in ((ws_lines, scopes_path), (org_lines, scopes_path)):
+        source.update({f"scope:{k}": (str(path), v) for k, v in lines.items()})
+    for lines in (wr_lines, or_lines):
+        source.update({f"role:{k}": (str(roles_path), v) for k, v in lines.items()})
+    return PolicySet(
+        directory=directory,
+        model_text=model_text,
+        workspace_scopes=ws_scopes,
+        organization_permissions=org_perms,
+        roles={**ws_roles, **org_roles},
+        source_lines=source,
+    )
+
+
+def policy_findings(policy: PolicySet) -> list[PolicyError]:
+    """Every way the files break SPEC R11, R20-R23; empty when they are sound."""
+    findings: list[PolicyError] = []
+
+    def at(key: str, message: str) -> None:
+        file, line = policy.source_lines.get(key, ("", 0))
+        findings.append(PolicyError(message, file=file, line=line))
+
+    table = {**policy.workspace_scopes, **policy.organization_permissions}
+    overlap = set(policy.workspace_scopes) & set(policy.organization_permissions)
+    for name in sorted(overlap):
+        at(f"scope:{name}", f"scope {name!r} is both a workspace scope and an organization permission")
+    for scope in table.values():
+        for inc in scope.includes:
+            if inc not in table:
+                at(f"scope:{scope.name}", f"scope {scope.name!r} includes unknown scope {inc!r}")
+    # Include cycles: depth-first search with colours.
+    state: dict[str, int] = {}
+
+    def cyc(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for inc in table[name].includes:
+            if inc not in table:
+                continue
+            if state.get(inc) == 1:
+                at(f"scope:{name}", "scope includes form a cycle: " + " -> ".join([*trail, name, inc]))
+            elif inc not in state:
+                cyc(inc, [*trail, name])
+        state[name] = 2
+
+    for name in table:
+        if name not in state:
+            cyc(name, [])
+    for role in policy.roles.values():
+        allowed = policy.workspace_scopes if role.level == WORKSPACE else None
+        for s in role.scopes:
+            if s == WILDCARD:
+                if role.name != "Admin":
+                    at(f"role:{role.name}", f"only the Admin role may hold '*' ({role.name} does)")
+                continue
+            if s not in table:
+                at(f"role:{role.name}", f"role {role.name!r} names unknown scope {s!r}")
+            elif allowed is not None and s not in allowed:
+                at(f"role:{role.name}", f"workspace role {role.name!r} holds organization permission {s!r}")
+            elif role.level == ORGANIZATION and role.name != "Admin" and s in policy.workspace_scopes:
+                at(f"role:{role.name}", f"organization role {role.name!r} holds workspace scope {s!r}")
+        if role.inherits:
+            parent = policy.roles.get(role.inherits)
+            if parent is None:
+                at(f"role:{role.name}", f"role {role.name!r} inherits unknown role {role.inherits!r}")
+            elif parent.level != role.level:
+                at(f"role:{role.name}", f"role {role.name!r} inherits a role of another level")
+    # Inheritance cycles.
+    for role in policy.roles.values():
+        seen, cur = [role.name], role.inherits
+        while cur and cur in policy.roles:
+            if cur in seen:
+                at(f"role:{role.name}", "role inheritance forms a cycle: " + " -> ".join([*seen, cur]))
+                break
+            seen.append(cur)
+            cur = policy.roles[cur].inherits
+    for name in ("Admin", "Member"):
+        if policy.roles.get(name, RoleDef("", "", "", ())).level != ORGANIZATION:
+            findings.append(PolicyError(f"built-in organization role {name!r} is missing"))
+    for name in (*LADDER, "Worker"):
+        if policy.roles.get(name, RoleDef("", "", "", ())).level != WORKSPACE:
+            findings.append(PolicyError(f"built-in workspace role {name!r} is missing"))
+    if not findings:
+        # R20 ladder, on effective scopes (after inheritance and includes).
+        eff = {n: policy.effective_scopes(policy.held_scopes(policy.roles[n])) for n in LADDER}
+        for lower, upper in zip(LADDER, LADDER[1:], strict=False):
+            missing = sorted(eff[lower] - eff[upper])
+            if missing:
+                at(f"role:{upper}", f"R20: {upper} must hold everything {lower} holds; missing {missing}")
+    return findings
+
+
+def load_policy(directory: Path | str | None = None) -> PolicySet:
+    """Parses and checks ``policies/``; raises the first :class:`PolicyError` found."""
+    policy = parse_policy(Path(directory) if directory else DEFAULT_POLICY_DIR)
+    findings = policy_findings(policy)
+    if findings:
+        raise findings[0]
+    return policy

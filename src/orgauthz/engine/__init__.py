@@ -1,0 +1,1 @@
+"""The decision path: Casbin enforcers per organization, composed with caches and metrics."""

@@ -1,0 +1,67 @@
+"""The decision path, composed: ``Authorizer`` ← engine, wrapped by caching.
+
+:class:`EngineAuthorizer` asks Casbin; :class:`CachingAuthorizer` answers repeated
+questions from memory, keyed by the organization's revision. Both take a resolved
+:class:`Target` (None: the workspace or organization names nothing, a plain deny).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from orgauthz.cache.memory import MemoryCache
+from orgauthz.engine.engine import Engine, Target
+
+
+@dataclass(slots=True)
+class Decision:
+    allowed: bool
+    revision: int
+    reasons: list[str] = field(default_factory=list)
+
+
+class Authorizer(Protocol):
+    async def check(self, subject: str, target: Target | None, scope: str, *, explain: bool) -> Decision:
+        """The decision for one request; never raises for unknown subjects or targets."""
+        ...
+
+
+class EngineAuthorizer:
+    """Decides with the engine, loading the organization on first use."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def check(self, subject: str, target: Target | None, scope: str, *, explain: bool) -> Decision:
+        engine = self.engine
+        if target is None or not (engine.loaded(target.org_id) or await engine.ensure_loaded(target.org_id)):
+            reasons = ["no such workspace or organization"] if explain else []
+            return Decision(False, engine.applied, reasons)
+        allowed = engine.decide(subject, target, scope)
+        reasons = engine.explain(subject, target, scope) if explain else []
+        return Decision(allowed, engine.applied, reasons)
+
+
+class CachingAuthorizer:
+    """Serves repeated decisions from process memory; explanations always go to the engine."""
+
+    def __init__(self, inner: Authorizer, engine: Engine, cache: MemoryCache) -> None:
+        self.inner = inner
+        self.engine = engine
+        self.cache = cache
+
+    async def check(self, subject: str, target: Target | None, scope: str, *, explain: bool) -> Decision:
+        if target is None or explain:
+            return await self.inner.check(subject, target, scope, explain=explain)
+        engine = self.engine
+        key = (target.org_id, engine.org_revision.get(target.org_id, -1), subject, target.domain, scope)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return Decision(hit, engine.applied)
+        decision = await self.inner.check(subject, target, scope, explain=False)
+        # The revision may have moved while the organization loaded: key it at the revision
+        # it was decided at, never at an older one.
+        key = (target.org_id, engine.org_revision.get(target.org_id, -1), subject, target.domain, scope)
+        self.cache.put(key, decision.allowed)
+        return decision

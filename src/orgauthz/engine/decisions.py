@@ -1,0 +1,141 @@
+"""The decision operations behind ``AuthorizationService``: bounds, freshness, the answer.
+
+:class:`Decisions` validates a request (INVALID_ARGUMENT naming the field), waits for
+``min_revision`` (StaleRevision when the replica cannot reach it in time), resolves the
+target (unknown: a plain deny) and asks the composed :class:`Authorizer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from dataclasses import dataclass
+
+from orgauthz.domain import bounds
+from orgauthz.domain.policy import ORGANIZATION, WORKSPACE
+from orgauthz.engine.authorizer import Authorizer, Decision
+from orgauthz.engine.engine import Engine, Target
+from orgauthz.engine.feed import ChangeFeed
+from orgauthz.errors import InvalidArgument
+from orgauthz.store import snapshots
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    subject: str
+    workspace: str
+    organization: str
+    scope: str
+    explain: bool = False
+
+
+class Decisions:
+    def __init__(self, engine: Engine, authorizer: Authorizer, feed: ChangeFeed | None, *,
+                 min_revision_wait: float = 2.0) -> None:
+        self.engine = engine
+        self.authorizer = authorizer
+        self.feed = feed
+        self.min_revision_wait = min_revision_wait
+
+    async def at_least(self, revision: int) -> None:
+        if revision and self.engine.applied < revision:
+            if self.feed is None:
+                raise InvalidArgument("min_revision", "is ahead of the store")
+            await self.feed.wait_for(revision, self.min_revision_wait)
+
+    def target(self, workspace: str, organization: str, field: str = "") -> tuple[Target | None, str]:
+        """Validates the target; returns (target or None for a deny, level)."""
+        prefix = f"{field}." if field else ""
+        if workspace and organization:
+            raise InvalidArgument(f"{prefix}workspace", "give a workspace or an organization, not both")
+        if workspace:
+            bounds.check_id(f"{prefix}workspace", workspace)
+            return self.engine.resolve(workspace=workspace), WORKSPACE
+        if organization:
+            bounds.check_id(f"{prefix}organization", organization)
+            return self.engine.resolve(organization=organization), ORGANIZATION
+        raise InvalidArgument(f"{prefix}workspace", "a workspace or an organization is required")
+
+    def validate(self, q: Question, field: str = "") -> Target | None:
+        prefix = f"{field}." if field else ""
+        bounds.check_subject(f"{prefix}subject", q.subject)
+        target, level = self.target(q.workspace, q.organization, field)
+        bounds.check_scope_name(f"{prefix}scope", q.scope)
+        if not self.engine.policy.is_scope(level, q.scope):
+            kind = "workspace scope" if level == WORKSPACE else "organization permission"
+            raise InvalidArgument(f"{prefix}scope", f"unknown {kind} {q.scope!r}")
+        return target
+
+    async def check(self, q: Question, min_revision: int = 0) -> Decision:
+        target = self.validate(q)
+        await self.at_least(min_revision)
+        return await self.authorizer.check(q.subject, target, q.scope, explain=q.explain)
+
+    async def batch(self, questions: list[Question], min_revision: int = 0) -> list[Decision]:
+        bounds.check_count("items", len(questions), bounds.BATCH_MAX)
+        targets = [self.validate(q, f"items[{i}]") for i, q in enumerate(questions)]
+        await self.at_least(min_revision)
+        check = self.authorizer.check
+        return [
+            await check(q.subject, t, q.scope, explain=q.explain)
+            for q, t in zip(questions, targets, strict=True)
+        ]
+
+    async def scopes(self, subject: str, workspace: str, organization: str,
+                     min_revision: int = 0) -> tuple[list[str], int]:
+        bounds.check_subject("subject", subject)
+        target, _ = self.target(workspace, organization)
+        await self.at_least(min_revision)
+        if target is None or not await self.engine.ensure_loaded(target.org_id):
+            return [], self.engine.applied
+        return self.engine.scopes(subject, target), self.engine.applied
+
+    async def accessible(self, subject: str, page_size: int, page_token: str,
+                         min_revision: int = 0) -> tuple[list[tuple[str, str, list[str]]], str, int]:
+        """Workspaces where the subject holds a scope: ``[(workspace, org, scopes)]``, next token."""
+        kind, ident = bounds.check_subject("subject", subject)
+        size = bounds.check_page_size("page_size", page_size)
+        after = _decode_token(page_token)
+        await self.at_least(min_revision)
+        orgs = await asyncio.to_thread(snapshots.orgs_of_subject, self.engine.db, kind, ident)
+        # Workspace grants alone never outlive membership (R4), so the subject's organizations
+        # bound where it can go.
+        found: list[tuple[str, str, list[str]]] = []
+        for org in orgs:
+            if not await self.engine.ensure_loaded(org):
+                continue
+            for ws in sorted(self.engine.org_workspaces.get(org, ())):
+                if (org, ws) <= after:
+                    continue
+                target = self.engine.resolve(workspace=ws)
+                if target is None:
+                    continue
+                scopes = self.engine.scopes(subject, target)
+                if scopes:
+                    found.append((ws, org, scopes))
+                    if len(found) > size:
+                        break
+            if len(found) > size:
+                break
+        token = ""
+        if len(found) > size:
+            found = found[:size]
+            token = _encode_token(found[-1][1], found[-1][0])
+        return found, token, self.engine.applied
+
+
+def _encode_token(org: str, ws: str) -> str:
+    return base64.urlsafe_b64encode(f"{org}\x00{ws}".encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[str, str]:
+    if not token:
+        return ("", "")
+    try:
+        org, sep, ws = base64.urlsafe_b64decode(token.encode("ascii")).decode().partition("\x00")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise InvalidArgument("page_token", "is not a token this server issued") from None
+    if not sep or len(token) > 1024:
+        raise InvalidArgument("page_token", "is not a token this server issued")
+    return (org, ws)

@@ -1,0 +1,236 @@
+"""The decision engine: organizations loaded on demand into :class:`OrgEnforcer` s.
+
+Kept in memory for every organization: which workspaces it owns and its revision (the
+last committed change touching it). Loaded on demand and evicted when cold: the Casbin
+enforcer of an organization. Changes from the store's feed are applied in revision order
+to whatever is loaded, so no organization is reloaded per change.
+
+All methods run on the event loop thread except the store reads, which run in threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from orgauthz.domain import lines as L
+from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet
+from orgauthz.engine.enforcer import OrgEnforcer
+from orgauthz.store import snapshots
+from orgauthz.store.db import ChangeSet, Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resolved decision target: the organization and the Casbin domain."""
+
+    org_id: str
+    domain: str  # "ws:<id>" or "org:<id>"
+    level: str  # WORKSPACE or ORGANIZATION
+
+
+class _Org:
+    __slots__ = ("enforcer", "synced_to", "last_used")
+
+    def __init__(self, enforcer: OrgEnforcer, synced_to: int) -> None:
+        self.enforcer = enforcer
+        self.synced_to = synced_to  # every change <= this revision is applied
+        self.last_used = time.monotonic()
+
+
+class Engine:
+    """Answers decisions from Casbin for every organization in the store."""
+
+    def __init__(self, policy: PolicySet, db: Database, *, max_loaded_orgs: int = 2000) -> None:
+        self.policy = policy
+        self.db = db
+        self.max_loaded_orgs = max_loaded_orgs
+        self.workspace_org: dict[str, str] = {}
+        self.org_workspaces: dict[str, set[str]] = {}
+        self.org_revision: dict[str, int] = {}
+        self.applied = 0  # the global revision every change up to which is applied
+        self._orgs: OrderedDict[str, _Org] = OrderedDict()
+        self._loading: dict[str, asyncio.Future[None]] = {}
+        self._include_lines = L.include_lines(policy)
+        self.loads = 0
+        self.evictions = 0
+
+    # -- start-up and the feed -------------------------------------------------------
+
+    async def start(self) -> None:
+        index = await asyncio.to_thread(snapshots.load_index, self.db)
+        self.workspace_org = index.workspace_org
+        self.org_workspaces = {}
+        for ws, org in index.workspace_org.items():
+            self.org_workspaces.setdefault(org, set()).add(ws)
+        self.org_revision = index.org_revision
+        self.applied = index.revision
+
+    def apply(self, revision: int, change: ChangeSet) -> None:
+        """Applies one committed change. Changes must arrive in revision order, once."""
+        if revision <= self.applied:
+            return
+        org = change.org_id
+        for ws in change.workspaces_added:
+            self.workspace_org[ws] = org
+            self.org_workspaces.setdefault(org, set()).add(ws)
+        self.org_revision[org] = max(self.org_revision.get(org, 0), revision)
+        state = self._orgs.get(org)
+        if state is not None and revision > state.synced_to:
+            self._apply_to(state, org, change)
+            state.synced_to = revision
+        for ws in change.workspaces_removed:
+            self.workspace_org.pop(ws, None)
+            self.org_workspaces.get(org, set()).discard(ws)
+        if change.kind == "organization.deleted":
+            self.org_revision.pop(org, None)
+            self._orgs.pop(org, None)
+            for ws in self.org_workspaces.pop(org, set()):
+                self.workspace_org.pop(ws, None)
+        self.applied = revision
+
+    def _apply_to(self, state: _Org, org: str, change: ChangeSet) -> None:
+        if change.reload:
+            # Custom roles changed: rebuilt on the next request from a fresh snapshot.
+            self._orgs.pop(org, None)
+            return
+        state.enforcer.remove(change.remove)
+        state.enforcer.add(change.add)
+
+    # -- organizations on demand ----------------------------------------------------
+
+    def loaded(self, org_id: str) -> bool:
+        return org_id in self._orgs
+
+    async def ensure_loaded(self, org_id: str) -> bool:
+        """Loads the organization if needed; False when it does not exist."""
+        if org_id in self._orgs:
+            return True
+        if org_id not in self.org_revision:
+            return False
+        pending = self._loading.get(org_id)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            self._loading[org_id] = pending
+            try:
+                await self._load(org_id)
+                pending.set_result(None)
+            except BaseException as exc:
+                pending.set_exception(exc)
+                pending.exception()  # retrieved: waiters re-raise it themselves
+                raise
+            finally:
+                self._loading.pop(org_id, None)
+        else:
+            await asyncio.shield(pending)
+        return org_id in self._orgs
+
+    async def _load(self, org_id: str) -> None:
+        loaded = await asyncio.to_thread(snapshots.load_org, self.db, org_id)
+        if loaded is None:
+            return
+        snap, org_rev = loaded
+        state = _Org(self._build(snap), snap.revision)
+        # Catch up with changes the feed applied while the snapshot was read: it skipped
+        # this organization because it was not loaded yet.
+        while self.applied > state.synced_to:
+            upto = self.applied
+            for entry in await asyncio.to_thread(
+                snapshots.changes_since, self.db, state.synced_to, upto=upto, org_id=org_id
+            ):
+                if entry.change.reload:
+                    return await self._load(org_id)
+                self._apply_to(state, org_id, entry.change)
+            state.synced_to = max(state.synced_to, upto)
+        self.org_revision[org_id] = max(self.org_revision.get(org_id, 0), org_rev)
+        self._orgs[org_id] = state
+        self.loads += 1
+        while len(self._orgs) > self.max_loaded_orgs:
+            self._orgs.popitem(last=False)
+            self.evictions += 1
+        return None
+
+    def _build(self, snap: L.OrgSnapshot) -> OrgEnforcer:
+        return OrgEnforcer(
+            self.policy,
+            L.org_domain(snap.org_id),
+            snap.policy_lines(self.policy),
+            self._include_lines,
+            list(snap.access_lines()),
+        )
+
+    def _state(self, org_id: str) -> _Org:
+        state = self._orgs[org_id]
+        self._orgs.move_to_end(org_id)
+        return state
+
+    # -- decisions -------------------------------------------------------------------
+
+    def resolve(self, workspace: str = "", organization: str = "") -> Target | None:
+        """The target's organization and domain; None when it names nothing (a deny)."""
+        if workspace:
+            org = self.workspace_org.get(workspace)
+            return Target(org, L.ws_domain(workspace), WORKSPACE) if org else None
+        if organization in self.org_revision:
+            return Target(organization, L.org_domain(organization), ORGANIZATION)
+        return None
+
+    def decide(self, subject: str, target: Target, scope: str) -> bool:
+        """Requires :meth:`ensure_loaded` first."""
+        return self._state(target.org_id).enforcer.enforce(subject, target.domain, scope)
+
+    def scopes(self, subject: str, target: Target) -> list[str]:
+        """Every scope of the target's level the subject holds, sorted."""
+        enforcer = self._state(target.org_id).enforcer
+        catalog = (
+            self.policy.workspace_scopes if target.level == WORKSPACE
+            else self.policy.organization_permissions
+        )
+        if not enforcer.knows(subject):
+            return []
+        return sorted(s for s in catalog if enforcer.enforce(subject, target.domain, s))
+
+    def explain(self, subject: str, target: Target, scope: str) -> list[str]:
+        """Every path that grants the scope, or what is missing for a denial."""
+        enforcer = self._state(target.org_id).enforcer
+        org_dom = L.org_domain(target.org_id)
+        granted_by = self.policy.included_by.get(scope, frozenset({scope}))
+        reasons: list[str] = []
+
+        def why(role: str, how: str) -> None:
+            held = enforcer.role_scopes(role) & granted_by
+            if not held:
+                return
+            name = role.removeprefix("role:")
+            via = "" if scope in held else f" (included by {', '.join(sorted(held))})"
+            reasons.append(f"{how} {name}{via}")
+
+        org_roles = [r for r in enforcer.roles_of(subject, org_dom) if r != L.MEMBER]
+        for role in org_roles:
+            why(role, "organization role" if role != "role:Admin" else "organization")
+        if target.level == WORKSPACE:
+            for role in enforcer.roles_of(subject, target.domain):
+                why(role, "workspace role")
+            default = enforcer.default_role(target.domain)
+            is_member = L.MEMBER in enforcer.roles_of(subject, org_dom)
+            if default and is_member and subject.startswith("user:"):
+                why(default, "default workspace role")
+            if reasons:
+                return reasons
+            if not enforcer.knows(subject) or not is_member:
+                return ["not a member of the workspace's organization"]
+            missing = [f"no role held here grants {scope}"]
+            if default and not subject.startswith("user:"):
+                missing.append("the default workspace role never applies to service accounts (R17)")
+            return missing
+        if reasons:
+            return reasons
+        if not enforcer.knows(subject):
+            return ["not a member of the organization"]
+        return [f"organization role {', '.join(r.removeprefix('role:') for r in org_roles)} "
+                f"does not grant {scope}"]

@@ -1,0 +1,180 @@
+"""Database connection, migrations and the write unit of work.
+
+Every write runs in :meth:`Database.write`: one transaction that takes the global write
+lock, allocates the next revision (a row in ``changes``), lets the caller change rows and
+describe the change, and commits all of it or nothing. Writers are serialized so that
+revisions commit in order: a replica reading ``changes`` past its position never skips a
+revision that commits later (SPEC §3).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from orgauthz.domain.lines import Line
+from orgauthz.errors import AlreadyExists, Unavailable
+from orgauthz.store.models import Change, Organization
+
+_WRITE_LOCK_KEY = 0x6F7A  # pg_advisory_xact_lock key serializing writers
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite returns naive datetimes; they are stored in UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass
+class ChangeSet:
+    """What a write did, in the terms replicas apply: lines and workspace ownership."""
+
+    org_id: str
+    kind: str
+    add: list[Line] = field(default_factory=list)
+    remove: list[Line] = field(default_factory=list)
+    workspaces_added: list[str] = field(default_factory=list)
+    workspaces_removed: list[str] = field(default_factory=list)
+    reload: bool = False  # custom roles changed: replicas rebuild the organization
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "add": [list(x) for x in self.add],
+            "remove": [list(x) for x in self.remove],
+            "ws_add": self.workspaces_added,
+            "ws_remove": self.workspaces_removed,
+            "reload": self.reload,
+        }
+
+    @classmethod
+    def from_row(cls, row: Change) -> ChangeSet:
+        p = row.payload
+        return cls(
+            org_id=row.org_id,
+            kind=row.kind,
+            add=[tuple(x) for x in p.get("add", [])],
+            remove=[tuple(x) for x in p.get("remove", [])],
+            workspaces_added=list(p.get("ws_add", [])),
+            workspaces_removed=list(p.get("ws_remove", [])),
+            reload=bool(p.get("reload", False)),
+        )
+
+
+@dataclass
+class Write:
+    """Handed to the body of :meth:`Database.write`: one organization, one revision."""
+
+    session: Session
+    revision: int
+    change: ChangeSet
+    now: datetime = field(default_factory=utcnow)
+
+
+class Database:
+    """Owns the SQLAlchemy engine. Thread-safe; each call opens its own session."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        self.engine: Engine = create_engine(url, **kwargs)
+        if self.is_sqlite:
+            self._sqlite_setup()
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._local = threading.local()
+
+    def _sqlite_setup(self) -> None:
+        @event.listens_for(self.engine, "connect")
+        def _connect(dbapi_conn: Any, _rec: Any) -> None:
+            dbapi_conn.isolation_level = None  # transactions are begun below
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(self.engine, "begin")
+        def _begin(conn: Any) -> None:
+            # Writers take the write lock at BEGIN so two writers never deadlock upgrading.
+            immediate = conn.get_execution_options().get("orgauthz_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    def migrate(self) -> None:
+        """Brings the schema to the newest migration (idempotent)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection_url"] = self.url
+        try:
+            with self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except (OperationalError, DBAPIError) as exc:
+            raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session on one consistent snapshot. Raises Unavailable."""
+        try:
+            with self._sessions() as session:
+                if not self.is_sqlite:
+                    session.connection(
+                        execution_options={"isolation_level": "REPEATABLE READ"}
+                    )
+                yield session
+                session.rollback()
+        except (OperationalError, DBAPIError) as exc:
+            if isinstance(exc, IntegrityError):
+                raise
+            raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+
+    @contextmanager
+    def write(self, org_id: str, kind: str) -> Iterator[Write]:
+        """One atomic write of one organization; commits its ``changes`` row.
+
+        Raises Unavailable when the database cannot be reached (nothing is written),
+        AlreadyExists on a uniqueness violation, and whatever the body raises (rolled back).
+        """
+        try:
+            with self._sessions() as session:
+                session.connection(execution_options={"orgauthz_write": True})
+                if not self.is_sqlite:
+                    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _WRITE_LOCK_KEY})
+                head = session.scalar(select(Change.revision).order_by(Change.revision.desc()).limit(1))
+                work = Write(session=session, revision=(head or 0) + 1,
+                             change=ChangeSet(org_id=org_id, kind=kind))
+                yield work
+                session.add(Change(revision=work.revision, org_id=org_id, kind=work.change.kind,
+                                   payload=work.change.payload(), committed_at=work.now))
+                session.execute(
+                    update(Organization).where(Organization.id == org_id).values(revision=work.revision)
+                )
+                session.commit()
+        except IntegrityError as exc:
+            raise AlreadyExists("a resource with that id, handle or name already exists") from exc
+        except (OperationalError, DBAPIError) as exc:
+            raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc

@@ -1,0 +1,118 @@
+"""Reads the engine needs: the start-up index, one organization's facts, the change feed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from orgauthz.domain.lines import OrgSnapshot
+from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, RoleDef
+from orgauthz.store.db import ChangeSet, Database
+from orgauthz.store.models import (
+    Change,
+    CustomRole,
+    Membership,
+    Organization,
+    ServiceAccount,
+    Workspace,
+    WorkspaceGrant,
+)
+
+
+@dataclass
+class Index:
+    """What every replica keeps for all organizations: who owns which workspace."""
+
+    revision: int
+    workspace_org: dict[str, str]
+    org_revision: dict[str, int]
+
+
+@dataclass
+class FeedEntry:
+    revision: int
+    change: ChangeSet
+
+
+def head_revision(db: Database) -> int:
+    with db.read() as s:
+        return int(s.scalar(select(func.max(Change.revision))) or 0)
+
+
+def load_index(db: Database) -> Index:
+    with db.read() as s:
+        rev = int(s.scalar(select(func.max(Change.revision))) or 0)
+        ws = dict(s.execute(select(Workspace.id, Workspace.org_id)).tuples().all())
+        orgs = {o: int(r) for o, r in s.execute(select(Organization.id, Organization.revision)).tuples()}
+    return Index(revision=rev, workspace_org=ws, org_revision=orgs)
+
+
+def custom_role_def(row: CustomRole) -> RoleDef:
+    return RoleDef(
+        name=row.id,
+        level=ORGANIZATION if row.level == ORGANIZATION else WORKSPACE,
+        description=row.description or row.name,
+        scopes=tuple(row.scopes or ()),
+        inherits=row.inherits or "",
+        builtin=False,
+    )
+
+
+def load_org(db: Database, org_id: str) -> tuple[OrgSnapshot, int] | None:
+    """The organization's facts and its own revision, read at one consistent revision.
+
+    Returns None when the organization does not exist.
+    """
+    with db.read() as s:
+        org_rev = s.scalar(select(Organization.revision).where(Organization.id == org_id))
+        if org_rev is None:
+            return None
+        rev = int(s.scalar(select(func.max(Change.revision))) or 0)
+        snap = OrgSnapshot(org_id=org_id, revision=rev)
+        snap.workspaces = dict(
+            s.execute(select(Workspace.id, Workspace.default_role).where(Workspace.org_id == org_id)).tuples().all()
+        )
+        snap.members = dict(
+            s.execute(select(Membership.user_id, Membership.org_role).where(Membership.org_id == org_id)).tuples().all()
+        )
+        snap.service_accounts = dict(
+            s.execute(
+                select(ServiceAccount.id, ServiceAccount.org_role).where(ServiceAccount.org_id == org_id)
+            ).tuples().all()
+        )
+        snap.grants = [
+            (w, sub, role)
+            for w, sub, role in s.execute(
+                select(WorkspaceGrant.workspace_id, WorkspaceGrant.subject, WorkspaceGrant.role).where(
+                    WorkspaceGrant.org_id == org_id
+                )
+            ).tuples().all()
+        ]
+        snap.custom_roles = {
+            r.id: custom_role_def(r)
+            for r in s.scalars(select(CustomRole).where(CustomRole.org_id == org_id))
+        }
+    return snap, int(org_rev)
+
+
+def changes_since(db: Database, after: int, *, upto: int | None = None, org_id: str | None = None,
+                  limit: int = 5000) -> list[FeedEntry]:
+    """Committed changes with ``after < revision [<= upto]``, oldest first."""
+    q = select(Change).where(Change.revision > after).order_by(Change.revision).limit(limit)
+    if upto is not None:
+        q = q.where(Change.revision <= upto)
+    if org_id is not None:
+        q = q.where(Change.org_id == org_id)
+    with db.read() as s:
+        return [FeedEntry(revision=int(c.revision), change=ChangeSet.from_row(c)) for c in s.scalars(q)]
+
+
+def orgs_of_subject(db: Database, kind: str, ident: str) -> list[str]:
+    """Organizations the subject belongs to (member or service account)."""
+    with db.read() as s:
+        if kind == "user":
+            q = select(Membership.org_id).where(Membership.user_id == ident)
+        else:
+            q = select(ServiceAccount.org_id).where(ServiceAccount.id == ident)
+        return sorted(s.scalars(q))
