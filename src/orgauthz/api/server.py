@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from orgauthz.api import registry
 from orgauthz.api.authorization import AuthorizationServicer
 from orgauthz.api.metrics import Metrics
 from orgauthz.cache.memory import MemoryCache
@@ -25,6 +26,7 @@ from orgauthz.engine.authorizer import CachingAuthorizer, EngineAuthorizer
 from orgauthz.engine.decisions import Decisions
 from orgauthz.engine.engine import Engine
 from orgauthz.engine.feed import ChangeFeed
+from orgauthz.services.context import Management
 from orgauthz.store.db import Database
 from orgauthz.v1 import authorization_pb2, authorization_pb2_grpc
 
@@ -46,6 +48,7 @@ class App:
     metrics: Metrics = field(default_factory=Metrics)
     health: HealthServicer = field(default_factory=HealthServicer)
     extras: dict[str, Any] = field(default_factory=dict)
+    management: Management | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -71,9 +74,13 @@ class App:
         authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(
             AuthorizationServicer(self.decisions, self.metrics), server
         )
+        self.management = Management(db=db, engine=engine, feed=feed, policy=policy, settings=s)
+        registry.load_all()
+        for registrar in registry.REGISTRARS:
+            registrar(self, server, self.management)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        names = [*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                 reflection.SERVICE_NAME]
+        names = [*SERVICE_NAMES, *registry.SERVICE_NAMES,
+                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
         reflection.enable_server_reflection(names, server)
         self.port = server.add_insecure_port(s.listen)
         if self.port == 0:

@@ -44,49 +44,55 @@ class Decisions:
                 raise InvalidArgument("min_revision", "is ahead of the store")
             await self.feed.wait_for(revision, self.min_revision_wait)
 
-    def target(self, workspace: str, organization: str, field: str = "") -> tuple[Target | None, str]:
-        """Validates the target; returns (target or None for a deny, level)."""
+    @staticmethod
+    def target_level(workspace: str, organization: str, field: str = "") -> str:
+        """Validates the target's syntax; returns its level. Resolve after waiting."""
         prefix = f"{field}." if field else ""
         if workspace and organization:
             raise InvalidArgument(f"{prefix}workspace", "give a workspace or an organization, not both")
         if workspace:
             bounds.check_id(f"{prefix}workspace", workspace)
-            return self.engine.resolve(workspace=workspace), WORKSPACE
+            return WORKSPACE
         if organization:
             bounds.check_id(f"{prefix}organization", organization)
-            return self.engine.resolve(organization=organization), ORGANIZATION
+            return ORGANIZATION
         raise InvalidArgument(f"{prefix}workspace", "a workspace or an organization is required")
 
-    def validate(self, q: Question, field: str = "") -> Target | None:
+    def validate(self, q: Question, field: str = "") -> None:
         prefix = f"{field}." if field else ""
         bounds.check_subject(f"{prefix}subject", q.subject)
-        target, level = self.target(q.workspace, q.organization, field)
+        level = self.target_level(q.workspace, q.organization, field)
         bounds.check_scope_name(f"{prefix}scope", q.scope)
         if not self.engine.policy.is_scope(level, q.scope):
             kind = "workspace scope" if level == WORKSPACE else "organization permission"
             raise InvalidArgument(f"{prefix}scope", f"unknown {kind} {q.scope!r}")
-        return target
+
+    def resolve(self, workspace: str, organization: str) -> Target | None:
+        return self.engine.resolve(workspace=workspace, organization=organization)
 
     async def check(self, q: Question, min_revision: int = 0) -> Decision:
-        target = self.validate(q)
+        self.validate(q)
         await self.at_least(min_revision)
+        target = self.engine.resolve(workspace=q.workspace, organization=q.organization)
         return await self.authorizer.check(q.subject, target, q.scope, explain=q.explain)
 
     async def batch(self, questions: list[Question], min_revision: int = 0) -> list[Decision]:
         bounds.check_count("items", len(questions), bounds.BATCH_MAX)
-        targets = [self.validate(q, f"items[{i}]") for i, q in enumerate(questions)]
+        for i, q in enumerate(questions):
+            self.validate(q, f"items[{i}]")
         await self.at_least(min_revision)
-        check = self.authorizer.check
+        check, resolve = self.authorizer.check, self.engine.resolve
         return [
-            await check(q.subject, t, q.scope, explain=q.explain)
-            for q, t in zip(questions, targets, strict=True)
+            await check(q.subject, resolve(q.workspace, q.organization), q.scope, explain=q.explain)
+            for q in questions
         ]
 
     async def scopes(self, subject: str, workspace: str, organization: str,
                      min_revision: int = 0) -> tuple[list[str], int]:
         bounds.check_subject("subject", subject)
-        target, _ = self.target(workspace, organization)
+        self.target_level(workspace, organization)
         await self.at_least(min_revision)
+        target = self.engine.resolve(workspace=workspace, organization=organization)
         if target is None or not await self.engine.ensure_loaded(target.org_id):
             return [], self.engine.applied
         return self.engine.scopes(subject, target), self.engine.applied

@@ -43,8 +43,8 @@ def head_revision(db: Database) -> int:
 def load_index(db: Database) -> Index:
     with db.read() as s:
         rev = int(s.scalar(select(func.max(Change.revision))) or 0)
-        ws = dict(s.execute(select(Workspace.id, Workspace.org_id)).tuples().all())
-        orgs = {o: int(r) for o, r in s.execute(select(Organization.id, Organization.revision)).tuples()}
+        ws = dict(s.execute(select(Workspace.id, Workspace.org_id)).all())
+        orgs = {o: int(r) for o, r in s.execute(select(Organization.id, Organization.revision))}
     return Index(revision=rev, workspace_org=ws, org_revision=orgs)
 
 
@@ -71,15 +71,15 @@ def load_org(db: Database, org_id: str) -> tuple[OrgSnapshot, int] | None:
         rev = int(s.scalar(select(func.max(Change.revision))) or 0)
         snap = OrgSnapshot(org_id=org_id, revision=rev)
         snap.workspaces = dict(
-            s.execute(select(Workspace.id, Workspace.default_role).where(Workspace.org_id == org_id)).tuples().all()
+            s.execute(select(Workspace.id, Workspace.default_role).where(Workspace.org_id == org_id)).all()
         )
         snap.members = dict(
-            s.execute(select(Membership.user_id, Membership.org_role).where(Membership.org_id == org_id)).tuples().all()
+            s.execute(select(Membership.user_id, Membership.org_role).where(Membership.org_id == org_id)).all()
         )
         snap.service_accounts = dict(
             s.execute(
                 select(ServiceAccount.id, ServiceAccount.org_role).where(ServiceAccount.org_id == org_id)
-            ).tuples().all()
+            ).all()
         )
         snap.grants = [
             (w, sub, role)
@@ -87,7 +87,7 @@ def load_org(db: Database, org_id: str) -> tuple[OrgSnapshot, int] | None:
                 select(WorkspaceGrant.workspace_id, WorkspaceGrant.subject, WorkspaceGrant.role).where(
                     WorkspaceGrant.org_id == org_id
                 )
-            ).tuples().all()
+            ).all()
         ]
         snap.custom_roles = {
             r.id: custom_role_def(r)

@@ -1,0 +1,140 @@
+"""What every management operation shares: the actor, authorization and the write path.
+
+Authorization goes through the decision engine itself (R2, R8, R16): an actor may do
+what its organization permissions (``create:invitation``...) or its workspace scopes
+(``manage_workspace_users``...) allow. An actor who is not in the organization gets
+NotFound, never PermissionDenied, so nothing of another organization is confirmed to exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from orgauthz.config import Settings
+from orgauthz.domain import lines as L
+from orgauthz.domain.policy import PolicySet
+from orgauthz.engine.engine import Engine, Target
+from orgauthz.engine.feed import ChangeFeed
+from orgauthz.errors import NotFound, PermissionDenied
+from orgauthz.store.db import Database, Write
+from orgauthz.store.models import AuditEvent
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who a management call acts for: a user asserted by the authenticated caller, or a
+    service account that presented its own API key (``org_id`` is then its organization)."""
+
+    subject: str
+    org_id: str = ""
+
+    @property
+    def is_user(self) -> bool:
+        return self.subject.startswith("user:")
+
+    @property
+    def id(self) -> str:
+        return self.subject.partition(":")[2]
+
+
+class Management:
+    """Shared by all management services; one per server."""
+
+    def __init__(self, *, db: Database, engine: Engine, feed: ChangeFeed, policy: PolicySet,
+                 settings: Settings) -> None:
+        self.db = db
+        self.engine = engine
+        self.feed = feed
+        self.policy = policy
+        self.settings = settings
+
+    # -- authorization ------------------------------------------------------------
+
+    async def is_member(self, actor: Actor, org_id: str) -> bool:
+        if actor.org_id and actor.org_id != org_id:
+            return False
+        target = self.engine.resolve(organization=org_id)
+        if target is None or not await self.engine.ensure_loaded(org_id):
+            return False
+        return L.MEMBER in self.engine._state(org_id).enforcer.roles_of(actor.subject, target.domain)
+
+    async def allowed(self, actor: Actor, org_id: str, permission: str, workspace: str = "") -> bool:
+        """Whether the actor holds ``permission`` in the organization (or the workspace scope)."""
+        target: Target | None
+        if workspace:
+            target = self.engine.resolve(workspace=workspace)
+            if target is None or target.org_id != org_id:
+                return False
+        else:
+            target = self.engine.resolve(organization=org_id)
+        if target is None or (actor.org_id and actor.org_id != org_id):
+            return False
+        if not await self.engine.ensure_loaded(org_id):
+            return False
+        return self.engine.decide(actor.subject, target, permission)
+
+    async def require_member(self, actor: Actor, org_id: str) -> None:
+        """NotFound unless the actor belongs to the organization (no existence leak)."""
+        if not await self.is_member(actor, org_id):
+            raise NotFound(f"organization {org_id!r} not found")
+
+    async def require(self, actor: Actor, org_id: str, permission: str, workspace: str = "") -> None:
+        """NotFound outside the organization; PermissionDenied without the permission."""
+        await self.require_member(actor, org_id)
+        if not await self.allowed(actor, org_id, permission, workspace):
+            raise PermissionDenied(f"{actor.subject} may not {permission}"
+                                   + (f" in workspace {workspace!r}" if workspace else ""))
+
+    async def require_any(self, actor: Actor, org_id: str, checks: list[tuple[str, str]]) -> None:
+        """Like :meth:`require`, satisfied by any ``(permission, workspace)`` pair."""
+        await self.require_member(actor, org_id)
+        for permission, workspace in checks:
+            if await self.allowed(actor, org_id, permission, workspace):
+                return
+        raise PermissionDenied(f"{actor.subject} may not do this")
+
+    # -- writes -------------------------------------------------------------------
+
+    async def write(self, org_id: str, kind: str, body: Callable[[Write], T]) -> tuple[T, int]:
+        """Runs ``body`` in one write transaction (in a thread); returns its result and revision.
+
+        After it returns, the change is applied to this replica's engine, so a Check here
+        reflects it at once (SPEC §3).
+        """
+
+        def run() -> tuple[T, int]:
+            with self.db.write(org_id, kind) as w:
+                out = body(w)
+                return out, w.revision
+
+        result, revision = await asyncio.to_thread(run)
+        await self.feed.poll()
+        return result, revision
+
+    async def read(self, body: Callable[[Any], T]) -> T:
+        """Runs ``body(session)`` on a read snapshot, in a thread."""
+
+        def run() -> T:
+            with self.db.read() as s:
+                return body(s)
+
+        return await asyncio.to_thread(run)
+
+    @staticmethod
+    def audit(w: Write, actor: Actor, event: str, target: str, *, workspace: str | None = None,
+              details: dict[str, Any] | None = None, org_id: str | None = None) -> None:
+        """Records ``orgauthz.<resource>.<action>`` in the write's transaction. Never pass secrets."""
+        w.session.add(AuditEvent(
+            org_id=org_id or w.change.org_id, workspace_id=workspace, actor=actor.subject, event=event,
+            target=target, details=details or {}, revision=w.revision, occurred_at=w.now,
+        ))
+
+    @staticmethod
+    def now(w: Write) -> datetime:
+        return w.now
