@@ -127,7 +127,7 @@ def _replace_org(db: Database, org: dict[str, Any]) -> int:
             existing.max_workspaces = limits["workspaces"]
         s.flush()
         for model in (WorkspaceGrant, Membership, ServiceAccount, CustomRole):
-            s.execute(delete(model).where(model.org_id == org_id))  # type: ignore[attr-defined]
+            s.execute(delete(model).where(model.org_id == org_id))
         s.execute(delete(Workspace).where(Workspace.org_id == org_id))
         members = org.get("members") or []
         _upsert_users(w.session, ((m["user"], m.get("email")) for m in members), now)
