@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 ## Start the server on the embedded default: SQLite file, no Redis, demo organization loaded.
 run: setup
-	$(BIN)/orgauthz serve --database-url sqlite:///orgauthz-demo.db --demo
+	$(BIN)/orgauthz serve --database-url sqlite:///orgauthz-demo.db --demo --insecure-dev
 
 ## Set up and run the whole test suite (starts its own PostgreSQL and Redis).
 test: setup check-generated
