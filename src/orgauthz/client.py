@@ -1,0 +1,183 @@
+"""A small typed client for orgauthz, synchronous (:class:`Client`) and asyncio (:class:`AsyncClient`).
+
+Decisions have helpers (``check``, ``batch_check``, ``list_scopes``, ``authenticate``); the
+management services are exposed as their generated stubs (``client.stub("WorkspaceService")``)
+with the caller's credentials and the acting subject added to every call::
+
+    with Client("127.0.0.1:50051", token="s3cret", actor="user:alice") as c:
+        if c.check("user:bob", workspace="acme-prod", scope="see_flows").allowed: ...
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from orgauthz.v1 import authorization_pb2 as pb
+from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
+
+_STUB_MODULES = ("management", "invitations", "service_accounts")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    allowed: bool
+    revision: int
+    reasons: list[str] = field(default_factory=list)
+
+
+def _metadata(token: str, actor: str, api_key: str) -> list[tuple[str, str]]:
+    md = []
+    if token:
+        md.append(("authorization", f"Bearer {token}"))
+    if actor:
+        md.append(("x-orgauthz-actor", actor))
+    if api_key:
+        md.append(("x-orgauthz-api-key", api_key))
+    return md
+
+
+def _request(subject: str, workspace: str, organization: str, scope: str, min_revision: int,
+             explain: bool) -> pb.CheckRequest:
+    req = pb.CheckRequest(subject=subject, scope=scope, min_revision=min_revision, explain=explain)
+    if organization:
+        req.organization = organization
+    else:
+        req.workspace = workspace
+    return req
+
+
+def _find_stub(name: str) -> Any:
+    for module in ("authorization", *_STUB_MODULES):
+        try:
+            mod = importlib.import_module(f"orgauthz.v1.{module}_pb2_grpc")
+        except ModuleNotFoundError:
+            continue
+        stub = getattr(mod, f"{name}Stub", None)
+        if stub is not None:
+            return stub
+    raise KeyError(f"no service named {name!r} in orgauthz.v1")
+
+
+class _MetadataInterceptor(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]  # grpc ships no stubs
+    def __init__(self, metadata: list[tuple[str, str]]) -> None:
+        self._md = metadata
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        md = list(details.metadata or []) + self._md
+        return continuation(details._replace(metadata=md), request)
+
+
+class Client:
+    """Blocking client. ``credentials``: grpc.ssl_channel_credentials(...) for TLS/mTLS."""
+
+    def __init__(self, target: str, *, token: str = "", actor: str = "", api_key: str = "",
+                 credentials: grpc.ChannelCredentials | None = None, timeout: float = 5.0) -> None:
+        channel = (grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target))
+        self._channel = grpc.intercept_channel(channel, _MetadataInterceptor(_metadata(token, actor, api_key)))
+        self._raw = channel
+        self.timeout = timeout
+        self.authorization = pb_grpc.AuthorizationServiceStub(self._channel)
+
+    def stub(self, service: str) -> Any:
+        """The generated stub of ``orgauthz.v1.<service>`` with credentials attached."""
+        return _find_stub(service)(self._channel)
+
+    def check(self, subject: str, *, scope: str, workspace: str = "", organization: str = "",
+              min_revision: int = 0, explain: bool = False) -> CheckResult:
+        r = self.authorization.Check(
+            _request(subject, workspace, organization, scope, min_revision, explain), timeout=self.timeout
+        )
+        return CheckResult(r.allowed, r.revision, list(r.reasons))
+
+    def batch_check(self, items: Sequence[tuple[str, str, str]], *, min_revision: int = 0) -> list[CheckResult]:
+        """``items``: ``(subject, workspace, scope)``; results in the same order."""
+        reqs = [_request(s, w, "", sc, 0, False) for s, w, sc in items]
+        r = self.authorization.BatchCheck(pb.BatchCheckRequest(items=reqs, min_revision=min_revision),
+                                          timeout=self.timeout)
+        return [CheckResult(x.allowed, x.revision, list(x.reasons)) for x in r.results]
+
+    def list_scopes(self, subject: str, *, workspace: str = "", organization: str = "") -> list[str]:
+        req = pb.ListScopesRequest(subject=subject)
+        if organization:
+            req.organization = organization
+        else:
+            req.workspace = workspace
+        return list(self.authorization.ListScopes(req, timeout=self.timeout).scopes)
+
+    def authenticate(self, api_key: str) -> pb.AuthenticateResponse:
+        r: pb.AuthenticateResponse = self.authorization.Authenticate(
+            pb.AuthenticateRequest(api_key=api_key), timeout=self.timeout
+        )
+        return r
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient:
+    """The asyncio twin of :class:`Client` (``grpc.aio``); metadata is added per call."""
+
+    def __init__(self, target: str, *, token: str = "", actor: str = "", api_key: str = "",
+                 credentials: grpc.ChannelCredentials | None = None, timeout: float = 5.0) -> None:
+        self._channel = (grpc.aio.secure_channel(target, credentials) if credentials
+                         else grpc.aio.insecure_channel(target))
+        self._md = _metadata(token, actor, api_key)
+        self.timeout = timeout
+        self.authorization = pb_grpc.AuthorizationServiceStub(self._channel)
+
+    def stub(self, service: str) -> Any:
+        """The generated stub; pass ``metadata=client.metadata`` to its calls."""
+        return _find_stub(service)(self._channel)
+
+    @property
+    def metadata(self) -> list[tuple[str, str]]:
+        return list(self._md)
+
+    async def check(self, subject: str, *, scope: str, workspace: str = "", organization: str = "",
+                    min_revision: int = 0, explain: bool = False) -> CheckResult:
+        r = await self.authorization.Check(
+            _request(subject, workspace, organization, scope, min_revision, explain),
+            timeout=self.timeout, metadata=self._md,
+        )
+        return CheckResult(r.allowed, r.revision, list(r.reasons))
+
+    async def batch_check(self, items: Sequence[tuple[str, str, str]], *,
+                          min_revision: int = 0) -> list[CheckResult]:
+        reqs = [_request(s, w, "", sc, 0, False) for s, w, sc in items]
+        r = await self.authorization.BatchCheck(pb.BatchCheckRequest(items=reqs, min_revision=min_revision),
+                                                timeout=self.timeout, metadata=self._md)
+        return [CheckResult(x.allowed, x.revision, list(x.reasons)) for x in r.results]
+
+    async def list_scopes(self, subject: str, *, workspace: str = "", organization: str = "") -> list[str]:
+        req = pb.ListScopesRequest(subject=subject)
+        if organization:
+            req.organization = organization
+        else:
+            req.workspace = workspace
+        return list((await self.authorization.ListScopes(req, timeout=self.timeout, metadata=self._md)).scopes)
+
+    async def authenticate(self, api_key: str) -> pb.AuthenticateResponse:
+        r: pb.AuthenticateResponse = await self.authorization.Authenticate(
+            pb.AuthenticateRequest(api_key=api_key), timeout=self.timeout, metadata=self._md
+        )
+        return r
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
