@@ -35,6 +35,16 @@ def _settings(opts: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def _display_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparsable URL)"
+
+
 async def _serve(settings: Settings, demo: bool) -> int:
     from orgauthz.api.server import App
 
@@ -49,10 +59,19 @@ async def _serve(settings: Settings, demo: bool) -> int:
         result = import_document(db, load_policy(settings.policy_dir), doc)
         db.dispose()
         log.info("demo organization loaded from %s (revision %d)", DEMO_FILE, result.revision)
+    if settings.insecure_dev:
+        log.warning("INSECURE DEVELOPMENT MODE (--insecure-dev): callers are not authenticated; "
+                    "never run this way in production")
     app = App(settings)
-    await app.start()
+    try:
+        await app.start()
+    except RuntimeError as exc:  # grpc: "Failed to bind to address ..."
+        print(f"error: cannot start: {exc}", file=sys.stderr)
+        return 2
+    # The real port (the configured one may be 0), and no password from the database URL.
     print(f"orgauthz listening on {settings.listen.rpartition(':')[0]}:{app.port} "
-          f"(gRPC), metrics on port {app.metrics_port or '-'}, database {settings.database_url}",
+          f"(gRPC), metrics on port {app.metrics_port or '-'}, "
+          f"database {_display_url(settings.database_url)}",
           flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -161,10 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
     opts = build_parser().parse_args(argv)
     try:
         code: int = opts.func(opts)
     except OrgAuthzError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:  # a bad ORGAUTHZ_* variable or option value
+        print(f"error: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. the listen address is taken or unreachable
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return code

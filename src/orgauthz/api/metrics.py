@@ -6,9 +6,11 @@ collide. Names are prefixed ``orgauthz_``; docs/operations.md lists them.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -33,6 +35,7 @@ class Metrics:
         self.org_loads = Gauge("orgauthz_org_loads", "Organizations loaded since start", registry=r)
         self.errors = Counter("orgauthz_dependency_errors", "Errors talking to a dependency",
                               ["dependency"], registry=r)
+        self._http: tuple[Any, threading.Thread] | None = None
 
     def decided(self, allowed: bool) -> None:
         (self._allow if allowed else self._deny).inc()
@@ -53,7 +56,19 @@ class Metrics:
         self.org_loads.set_function(loads)
 
     def serve(self, listen: str) -> int:
-        """Starts the HTTP endpoint; returns the port (0 in ``listen`` picks a free one)."""
+        """Starts the HTTP endpoint (``/metrics``) in a daemon thread; returns the port
+        (port 0 in ``listen`` picks a free one). Raises OSError when it cannot bind."""
         host, _, port = listen.rpartition(":")
-        server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=self.registry)
+        server, thread = start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1",
+                                           registry=self.registry)
+        self._http = (server, thread)
         return int(server.server_port)
+
+    def close(self) -> None:
+        """Stops the HTTP endpoint, if serving; the port is free when this returns."""
+        http, self._http = self._http, None
+        if http is not None:
+            server, thread = http
+            server.shutdown()
+            server.server_close()
+            thread.join()

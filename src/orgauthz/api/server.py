@@ -91,7 +91,8 @@ class App:
             self.metrics_port = self.metrics.serve(s.metrics_listen)
         for name in ["", *SERVICE_NAMES]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("orgauthz serving on %s (revision %d)", s.listen, engine.applied)
+        log.info("orgauthz serving on %s:%d (revision %d)", s.listen.rpartition(":")[0], self.port,
+                 engine.applied)
 
     async def stop(self, grace: float = 1.0) -> None:
         await self.health.enter_graceful_shutdown()
@@ -99,5 +100,6 @@ class App:
             await self.feed.stop()
         if self.server is not None:
             await self.server.stop(grace)
+        self.metrics.close()
         if self.db is not None:
             self.db.dispose()
