@@ -1,0 +1,71 @@
+"""Invitation tokens and service account API keys (R5, R12, R14).
+
+Both are high-entropy values from :func:`secrets.token_urlsafe`, so one SHA-256 of the
+value is all the store keeps: no salt or slow hash is needed against guessing, and the
+hash doubles as the lookup key. A lookup fetches by hash and then compares the hashes
+with :func:`hmac.compare_digest`, so nothing about a near miss leaks through timing.
+
+API keys look like Prefect's: ``pnb_`` (a service account key, "b" for bot) followed by a
+random body. Reads only ever show :func:`mask` of a key. Nothing here logs; callers must
+never put a key or token in a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from typing import Final
+
+API_KEY_PREFIX: Final = "pnb_"
+API_KEY_BODY_BYTES: Final = 30  # 40 URL-safe characters, 240 bits
+TOKEN_BYTES: Final = 32  # 43 URL-safe characters, 256 bits
+SECRET_MAX: Final = 256  # longer input is rejected before hashing
+
+_BODY_RE: Final = re.compile(r"[A-Za-z0-9_-]{40}")
+_TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def new_token() -> str:
+    """A one-time invitation token (shown once, stored as :func:`digest`)."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def new_api_key() -> str:
+    """A service account API key: ``pnb_`` + 40 URL-safe characters."""
+    return API_KEY_PREFIX + secrets.token_urlsafe(API_KEY_BODY_BYTES)
+
+
+def digest(secret: str) -> str:
+    """The stored form of a token or key: hex SHA-256 (64 characters)."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def same_digest(stored: str, secret: str) -> bool:
+    """Constant-time comparison of a stored digest with the digest of ``secret``."""
+    return hmac.compare_digest(stored.encode("ascii"), digest(secret).encode("ascii"))
+
+
+def parse_api_key(value: str) -> str | None:
+    """The body of a well-formed service account key, or None.
+
+    A key is well-formed when it is exactly ``pnb_`` followed by 40 URL-safe characters;
+    anything else (another prefix such as Prefect's user keys ``pnu_``, surrounding
+    whitespace, a truncated key) can name no key and is refused without a lookup.
+    """
+    if len(value) > SECRET_MAX or not value.startswith(API_KEY_PREFIX):
+        return None
+    body = value[len(API_KEY_PREFIX):]
+    return body if _BODY_RE.fullmatch(body) else None
+
+
+def is_token(value: str) -> bool:
+    """Whether ``value`` has the shape of an invitation token (43 URL-safe characters)."""
+    return len(value) <= SECRET_MAX and _TOKEN_RE.fullmatch(value) is not None
+
+
+def mask(api_key: str) -> str:
+    """What reads show: ``pnb_ab…yz`` (prefix, first two and last two body characters)."""
+    body = api_key[len(API_KEY_PREFIX):] if api_key.startswith(API_KEY_PREFIX) else api_key
+    return f"{API_KEY_PREFIX}{body[:2]}…{body[-2:]}"
