@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Final
 
@@ -50,6 +51,10 @@ class _LineLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     mapping = loader.construct_mapping(node, deep=True)
     lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if hasattr(k, "value")}
+    # Items of a list value too (``scopes[2]``), so a finding can point at the very entry.
+    for k, v in node.value:
+        if hasattr(k, "value") and isinstance(v, yaml.SequenceNode):
+            lines.update({f"{k.value}[{i}]": item.start_mark.line + 1 for i, item in enumerate(v.value)})
     mapping["__lines__"] = lines
     return mapping
 
@@ -159,6 +164,9 @@ def _scopes(data: dict[str, Any], key: str, path: Path) -> tuple[dict[str, Scope
         body = body or {}
         includes = tuple(body.get("includes") or ())
         out[name] = Scope(name=name, description=str(body.get("description", "")), includes=includes)
+        item_lines = body.get("__lines__", {})
+        for i, inc in enumerate(includes):
+            lines[f"{name}/includes:{inc}"] = item_lines.get(f"includes[{i}]", lines.get(name, 0))
     return out, lines
 
 
@@ -168,6 +176,11 @@ def _roles(data: dict[str, Any], key: str, level: str) -> tuple[dict[str, RoleDe
     out: dict[str, RoleDef] = {}
     for name, body in section.items():
         body = body or {}
+        item_lines = body.get("__lines__", {})
+        for i, s in enumerate(body.get("scopes") or ()):
+            lines.setdefault(f"{name}/scope:{s}", item_lines.get(f"scopes[{i}]", lines.get(name, 0)))
+        if "inherits" in item_lines:
+            lines[f"{name}/inherits"] = item_lines["inherits"]
         out[name] = RoleDef(
             name=name,
             level=level,
@@ -211,7 +224,8 @@ def policy_findings(policy: PolicySet) -> list[PolicyError]:
     findings: list[PolicyError] = []
 
     def at(key: str, message: str) -> None:
-        file, line = policy.source_lines.get(key, ("", 0))
+        # The exact entry (``role:Viewer/scope:see_flows``) when known, else its role or scope.
+        file, line = policy.source_lines.get(key) or policy.source_lines.get(key.split("/")[0], ("", 0))
         findings.append(PolicyError(message, file=file, line=line))
 
     table = {**policy.workspace_scopes, **policy.organization_permissions}
@@ -221,7 +235,7 @@ def policy_findings(policy: PolicySet) -> list[PolicyError]:
     for scope in table.values():
         for inc in scope.includes:
             if inc not in table:
-                at(f"scope:{scope.name}", f"scope {scope.name!r} includes unknown scope {inc!r}")
+                at(f"scope:{scope.name}/includes:{inc}", f"scope {scope.name!r} includes unknown scope {inc!r}")
     # Include cycles: depth-first search with colours.
     state: dict[str, int] = {}
 
@@ -231,7 +245,7 @@ def policy_findings(policy: PolicySet) -> list[PolicyError]:
             if inc not in table:
                 continue
             if state.get(inc) == 1:
-                at(f"scope:{name}", "scope includes form a cycle: " + " -> ".join([*trail, name, inc]))
+                at(f"scope:{name}/includes:{inc}", "scope includes form a cycle: " + " -> ".join([*trail, name, inc]))
             elif inc not in state:
                 cyc(inc, [*trail, name])
         state[name] = 2
@@ -247,36 +261,37 @@ def policy_findings(policy: PolicySet) -> list[PolicyError]:
                     at(f"role:{role.name}", f"only the Admin role may hold '*' ({role.name} does)")
                 continue
             if s not in table:
-                at(f"role:{role.name}", f"role {role.name!r} names unknown scope {s!r}")
+                at(f"role:{role.name}/scope:{s}", f"role {role.name!r} names unknown scope {s!r}")
             elif allowed is not None and s not in allowed:
-                at(f"role:{role.name}", f"workspace role {role.name!r} holds organization permission {s!r}")
+                at(f"role:{role.name}/scope:{s}", f"workspace role {role.name!r} holds organization permission {s!r}")
             elif role.level == ORGANIZATION and role.name != "Admin" and s in policy.workspace_scopes:
-                at(f"role:{role.name}", f"organization role {role.name!r} holds workspace scope {s!r}")
+                at(f"role:{role.name}/scope:{s}", f"organization role {role.name!r} holds workspace scope {s!r}")
         if role.inherits:
             parent = policy.roles.get(role.inherits)
             if parent is None:
-                at(f"role:{role.name}", f"role {role.name!r} inherits unknown role {role.inherits!r}")
+                at(f"role:{role.name}/inherits", f"role {role.name!r} inherits unknown role {role.inherits!r}")
             elif parent.level != role.level:
-                at(f"role:{role.name}", f"role {role.name!r} inherits a role of another level")
+                at(f"role:{role.name}/inherits", f"role {role.name!r} inherits a role of another level")
     # Inheritance cycles.
     for role in policy.roles.values():
         seen, cur = [role.name], role.inherits
         while cur and cur in policy.roles:
             if cur in seen:
-                at(f"role:{role.name}", "role inheritance forms a cycle: " + " -> ".join([*seen, cur]))
+                at(f"role:{role.name}/inherits", "role inheritance forms a cycle: " + " -> ".join([*seen, cur]))
                 break
             seen.append(cur)
             cur = policy.roles[cur].inherits
+    roles_file = str(policy.directory / "roles.yaml")
     for name in ("Admin", "Member"):
         if policy.roles.get(name, RoleDef("", "", "", ())).level != ORGANIZATION:
-            findings.append(PolicyError(f"built-in organization role {name!r} is missing"))
+            findings.append(PolicyError(f"built-in organization role {name!r} is missing", file=roles_file, line=1))
     for name in (*LADDER, "Worker"):
         if policy.roles.get(name, RoleDef("", "", "", ())).level != WORKSPACE:
-            findings.append(PolicyError(f"built-in workspace role {name!r} is missing"))
+            findings.append(PolicyError(f"built-in workspace role {name!r} is missing", file=roles_file, line=1))
     if not findings:
         # R20 ladder, on effective scopes (after inheritance and includes).
         eff = {n: policy.effective_scopes(policy.held_scopes(policy.roles[n])) for n in LADDER}
-        for lower, upper in zip(LADDER, LADDER[1:], strict=False):
+        for lower, upper in pairwise(LADDER):
             missing = sorted(eff[lower] - eff[upper])
             if missing:
                 at(f"role:{upper}", f"R20: {upper} must hold everything {lower} holds; missing {missing}")
