@@ -33,4 +33,19 @@ class Settings(BaseSettings):
     tls_key: Path | None = Field(None, description="Server private key (PEM) for TLS")
     tls_client_ca: Path | None = Field(None, description="CA (PEM) for client certificates: enables mTLS")
     invitation_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="Invitation expiry (R5)")
+    # Invitation email (R9): with smtp_host set, invitations go out through the outbox.
+    smtp_host: str = Field("", description="SMTP server for invitation email; empty: tokens are returned")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port (587 with STARTTLS, 465 with SSL)")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS")
+    smtp_ssl: bool = Field(False, description="Connect to SMTP over TLS from the start (SMTPS)")
+    smtp_username: str = Field("", description="SMTP login; empty: no authentication")
+    smtp_password: str = Field("", description="SMTP password")
+    smtp_sender: str = Field("orgauthz@localhost", description="From address of invitation email")
+    accept_url_template: str = Field(
+        "https://app.example/invitations/accept?token={token}",
+        description="Accept link in invitation email; {token} is replaced by the token",
+    )
+    outbox_poll_interval_s: float = Field(1.0, gt=0, le=60, description="How often the mail sender looks for due mail")
+    outbox_retry_base_s: float = Field(2.0, gt=0, le=3600, description="First retry delay of a failed mail (doubles)")
+    outbox_retry_max_s: float = Field(600.0, gt=0, le=86400, description="Longest delay between mail retries")
     migrate: bool = Field(True, description="Apply database migrations at start-up")
