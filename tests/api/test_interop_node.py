@@ -47,19 +47,27 @@ def node_client() -> list[str]:
     """``[node, check.mjs]``, with the npm packages installed (``npm ci``) when missing."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        pytest.fail("the Node.js interop test needs `node` (>= 18) and `npm` on PATH: "
-                    "install Node.js, e.g. `apt-get install nodejs npm`")
+        pytest.fail(
+            "the Node.js interop test needs `node` (>= 18) and `npm` on PATH: "
+            "install Node.js, e.g. `apt-get install nodejs npm`"
+        )
     # Serialize installs between concurrent test runs sharing this working tree.
     with (Path(tempfile.gettempdir()) / "orgauthz-interop-npm.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not _installed():
             done = subprocess.run(
                 [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
-                cwd=INTEROP, capture_output=True, text=True, timeout=600, check=False,
+                cwd=INTEROP,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
             )
             if done.returncode != 0 or not _installed():
-                pytest.fail(f"`npm ci` in {INTEROP} failed (exit {done.returncode}); the npm registry "
-                            f"must be reachable:\n{done.stdout}\n{done.stderr}")
+                pytest.fail(
+                    f"`npm ci` in {INTEROP} failed (exit {done.returncode}); the npm registry "
+                    f"must be reachable:\n{done.stdout}\n{done.stderr}"
+                )
     return [node, str(INTEROP / "check.mjs")]
 
 
@@ -72,42 +80,84 @@ def _table(rev: int) -> list[tuple[str, str, dict[str, Any], Any]]:
         ("included scope", "Check", {"subject": "user:bob", "scope": "see_flows", **ws}, True),
         ("default role R17", "Check", {"subject": "user:carol", "scope": "see_flows", **ws}, True),
         ("default role only", "Check", {"subject": "user:carol", "scope": "manage_flows", **ws}, False),
-        ("custom role R22", "Check",
-         {"subject": "service_account:ci-bot", "scope": "manage_deployments", **ws}, True),
-        ("service account beyond its role", "Check",
-         {"subject": "service_account:ci-bot", "scope": "manage_work_pools", **ws}, False),
-        ("admin everywhere R2a", "Check",
-         {"subject": "user:alice", "workspace": "acme-sandbox", "scope": "manage_workspace_users",
-          "explain": True}, True),
+        ("custom role R22", "Check", {"subject": "service_account:ci-bot", "scope": "manage_deployments", **ws}, True),
+        (
+            "service account beyond its role",
+            "Check",
+            {"subject": "service_account:ci-bot", "scope": "manage_work_pools", **ws},
+            False,
+        ),
+        (
+            "admin everywhere R2a",
+            "Check",
+            {"subject": "user:alice", "workspace": "acme-sandbox", "scope": "manage_workspace_users", "explain": True},
+            True,
+        ),
         ("unknown subject", "Check", {"subject": "user:nobody", "scope": "see_flows", **ws}, False),
-        ("unknown workspace", "Check",
-         {"subject": "user:bob", "workspace": "no-such-ws", "scope": "see_flows"}, False),
-        ("organization admin", "Check",
-         {"subject": "user:alice", "organization": "acme", "scope": "create:invitation", "explain": True},
-         True),
-        ("organization member", "Check",
-         {"subject": "user:bob", "organization": "acme", "scope": "create:invitation", "explain": True},
-         False),
+        ("unknown workspace", "Check", {"subject": "user:bob", "workspace": "no-such-ws", "scope": "see_flows"}, False),
+        (
+            "organization admin",
+            "Check",
+            {"subject": "user:alice", "organization": "acme", "scope": "create:invitation", "explain": True},
+            True,
+        ),
+        (
+            "organization member",
+            "Check",
+            {"subject": "user:bob", "organization": "acme", "scope": "create:invitation", "explain": True},
+            False,
+        ),
         ("unknown scope", "Check", {"subject": "user:bob", "scope": "no_such_scope", **ws}, INVALID),
         ("malformed subject", "Check", {"subject": "bob", "scope": "see_flows", **ws}, INVALID),
         ("no target", "Check", {"subject": "user:bob", "scope": "see_flows"}, INVALID),
-        ("batch", "BatchCheck", {"min_revision": rev, "items": [
-            {"subject": "user:bob", "workspace": "acme-prod", "scope": "manage_flows"},
-            {"subject": "user:carol", "workspace": "acme-prod", "scope": "manage_flows"},
-            {"subject": "user:carol", "workspace": "acme-sandbox", "scope": "manage_workspace_users",
-             "explain": True},
-            {"subject": "user:bob", "organization": "acme", "scope": "read:audit_event"},
-        ]}, [True, False, True, False]),
-        ("batch with a bad item", "BatchCheck", {"items": [
-            {"subject": "user:bob", "workspace": "acme-prod", "scope": "see_flows"},
-            {"subject": "user:bob", "workspace": "acme-prod", "scope": "no_such_scope"},
-        ]}, INVALID),
-        ("scopes from the default role", "ListScopes",
-         {"subject": "user:carol", "workspace": "acme-prod", "min_revision": rev}, "see_flows"),
-        ("scopes of a service account", "ListScopes",
-         {"subject": "service_account:ci-bot", "workspace": "acme-prod"}, "run_deployments"),
-        ("organization permissions", "ListScopes",
-         {"subject": "user:alice", "organization": "acme"}, "create:invitation"),
+        (
+            "batch",
+            "BatchCheck",
+            {
+                "min_revision": rev,
+                "items": [
+                    {"subject": "user:bob", "workspace": "acme-prod", "scope": "manage_flows"},
+                    {"subject": "user:carol", "workspace": "acme-prod", "scope": "manage_flows"},
+                    {
+                        "subject": "user:carol",
+                        "workspace": "acme-sandbox",
+                        "scope": "manage_workspace_users",
+                        "explain": True,
+                    },
+                    {"subject": "user:bob", "organization": "acme", "scope": "read:audit_event"},
+                ],
+            },
+            [True, False, True, False],
+        ),
+        (
+            "batch with a bad item",
+            "BatchCheck",
+            {
+                "items": [
+                    {"subject": "user:bob", "workspace": "acme-prod", "scope": "see_flows"},
+                    {"subject": "user:bob", "workspace": "acme-prod", "scope": "no_such_scope"},
+                ]
+            },
+            INVALID,
+        ),
+        (
+            "scopes from the default role",
+            "ListScopes",
+            {"subject": "user:carol", "workspace": "acme-prod", "min_revision": rev},
+            "see_flows",
+        ),
+        (
+            "scopes of a service account",
+            "ListScopes",
+            {"subject": "service_account:ci-bot", "workspace": "acme-prod"},
+            "run_deployments",
+        ),
+        (
+            "organization permissions",
+            "ListScopes",
+            {"subject": "user:alice", "organization": "acme"},
+            "create:invitation",
+        ),
         ("scopes of a stranger", "ListScopes", {"subject": "user:nobody", "workspace": "acme-prod"}, None),
         ("scopes, malformed subject", "ListScopes", {"subject": "", "workspace": "acme-prod"}, INVALID),
     ]
@@ -120,13 +170,20 @@ async def _python(stub: Any, method: str, request: dict[str, Any]) -> dict[str, 
         response = await getattr(stub, method)(message, timeout=10)
     except grpc.aio.AioRpcError as exc:
         return {"ok": False, "code": exc.code().value[0], "details": exc.details()}
-    return {"ok": True, "response": json_format.MessageToDict(
-        response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)}
+    return {
+        "ok": True,
+        "response": json_format.MessageToDict(
+            response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        ),
+    }
 
 
 async def _node(node_client: list[str], address: str, calls: list[dict[str, Any]]) -> list[Any]:
     proc = await asyncio.create_subprocess_exec(
-        *node_client, address, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        *node_client,
+        address,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(json.dumps(calls).encode()), 120)

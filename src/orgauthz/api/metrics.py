@@ -25,16 +25,20 @@ class Metrics:
         self._allow = self.decisions.labels("allow")
         self._deny = self.decisions.labels("deny")
         self.latency = Histogram(
-            "orgauthz_rpc_latency_seconds", "Server-side latency by method", ["method"],
-            buckets=_BUCKETS, registry=r,
+            "orgauthz_rpc_latency_seconds",
+            "Server-side latency by method",
+            ["method"],
+            buckets=_BUCKETS,
+            registry=r,
         )
         self._latency_children: dict[str, Histogram] = {}
         self.cache = Counter("orgauthz_cache", "Decision cache lookups", ["tier", "result"], registry=r)
         self.feed_revision = Gauge("orgauthz_feed_revision", "Revision applied by this replica", registry=r)
         self.feed_lag = Gauge("orgauthz_feed_lag_revisions", "Revisions behind the store", registry=r)
         self.org_loads = Gauge("orgauthz_org_loads", "Organizations loaded since start", registry=r)
-        self.errors = Counter("orgauthz_dependency_errors", "Errors talking to a dependency",
-                              ["dependency"], registry=r)
+        self.errors = Counter(
+            "orgauthz_dependency_errors", "Errors talking to a dependency", ["dependency"], registry=r
+        )
         self._http: tuple[Any, threading.Thread] | None = None
 
     def decided(self, allowed: bool) -> None:
@@ -59,8 +63,7 @@ class Metrics:
         """Starts the HTTP endpoint (``/metrics``) in a daemon thread; returns the port
         (port 0 in ``listen`` picks a free one). Raises OSError when it cannot bind."""
         host, _, port = listen.rpartition(":")
-        server, thread = start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1",
-                                           registry=self.registry)
+        server, thread = start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=self.registry)
         self._http = (server, thread)
         return int(server.server_port)
 
