@@ -176,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--min-revision", type=int, default=0, help="never answer from an older revision")
     check.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
     check.set_defaults(func=cmd_check)
+    from orgauthz.tools.policy_cli import add_commands as add_policy_commands  # policy lint|test|diff, explain
+
+    add_policy_commands(sub)
     return parser
 
 

@@ -1,0 +1,388 @@
+"""``orgauthz policy lint``: every way the files in ``policies/`` break the SPEC, with file and line.
+
+:func:`lint` returns a list of :class:`Finding` (empty when the catalog is sound). It runs,
+in order, and stops after a stage that found something (later stages need earlier ones
+sound: effective scopes cannot be computed over an include cycle):
+
+1. shape: valid YAML, known keys, no duplicate keys, lists where lists belong;
+2. :func:`orgauthz.domain.policy.policy_findings` (unknown scopes, cycles, R20 ladder...);
+3. the access rules the built-in roles must respect (R2a, R8, R11, R16, R20, R21);
+4. ``model.conf``: Casbin loads it, and a probe organization evaluated by a plain
+   ``casbin.Enforcer`` gets exactly the decisions the SPEC prescribes (R2a, R11, R16-R18).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import yaml
+from casbin.model import Model
+
+from orgauthz.domain import lines as L
+from orgauthz.domain.policy import (
+    ORGANIZATION,
+    WORKSPACE,
+    PolicySet,
+    parse_policy,
+    policy_findings,
+)
+from orgauthz.errors import PolicyError
+
+# What a key may hold in each file: top level, then the body of one entry.
+_SCOPE_FILE: Final = {"workspace_scopes", "organization_permissions"}
+_ROLE_FILE: Final = {"workspace_roles", "organization_roles"}
+_SCOPE_KEYS: Final = {"description", "includes"}
+_ROLE_KEYS: Final = {"description", "scopes", "inherits"}
+
+# R8: making someone an Admin is changing a member's organization role.
+ADMIN_ONLY: Final = ("update:account_membership",)
+# R16, R17: managing workspace access and the default role belongs to Owners (and Admins).
+OWNER_ONLY: Final = ("manage_workspace_users", "manage_workspace_default_role")
+# R20: what each rung of the ladder adds, at the least.
+LADDER_MUST_HOLD: Final = {
+    "Runner": ("run_deployments",),
+    "Developer": ("run_flows", "manage_flows", "manage_deployments", "manage_work_pools", "manage_blocks",
+                  "manage_secret_blocks", "manage_automations"),
+    "Owner": ("manage_workspace_users", "manage_workspace_default_role", "manage_workspace_settings"),
+}
+_WS_SCOPE_NAME: Final = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+_ORG_PERM_NAME: Final = re.compile(r"^[a-z]+:[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}" if self.line else f"{self.file}: {self.message}"
+
+
+def display_path(path: Path | str) -> str:
+    """``path`` relative to the working directory when it lies under it (as reviewers see it)."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
+
+
+def lint(directory: Path) -> list[Finding]:
+    """Every finding for the catalog in ``directory``, sorted by file and line."""
+    found = _shape(directory)
+    if found:
+        return sorted(found)
+    try:
+        policy = parse_policy(directory)
+    except PolicyError as exc:
+        return [Finding(display_path(exc.file or directory), exc.line, _bare(exc))]
+    found = [Finding(display_path(e.file or directory / "roles.yaml"), e.line, _bare(e))
+             for e in policy_findings(policy)]
+    if found:
+        return sorted(found)
+    found = _rules(policy)
+    found += _model(policy)
+    return sorted(found)
+
+
+def _bare(err: PolicyError) -> str:
+    """The message without the ``file:line:`` prefix PolicyError puts in front."""
+    text = str(err)
+    where = f"{err.file}:{err.line}: " if err.file and err.line else (f"{err.file}: " if err.file else "")
+    return text.removeprefix(where)
+
+
+# -- 1. shape ------------------------------------------------------------------------
+
+
+def _shape(directory: Path) -> list[Finding]:
+    found: list[Finding] = []
+    if not (directory / "model.conf").is_file():
+        found.append(Finding(display_path(directory / "model.conf"), 0, "file is missing"))
+    for name, top, body_keys, list_key in (
+        ("scopes.yaml", _SCOPE_FILE, _SCOPE_KEYS, "includes"),
+        ("roles.yaml", _ROLE_FILE, _ROLE_KEYS, "scopes"),
+    ):
+        found += _shape_file(directory / name, top, body_keys, list_key)
+    return found
+
+
+def _shape_file(path: Path, top: set[str], body_keys: set[str], list_key: str) -> list[Finding]:
+    shown = display_path(path)
+    out: list[Finding] = []
+
+    def at(node: yaml.Node, message: str) -> None:
+        out.append(Finding(shown, node.start_mark.line + 1, message))
+
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except FileNotFoundError:
+        return [Finding(shown, 0, "file is missing")]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return [Finding(shown, (mark.line + 1) if mark else 1, f"not valid YAML: {getattr(exc, 'problem', exc)}")]
+    if not isinstance(root, yaml.MappingNode):
+        return [Finding(shown, 1, "must be a YAML mapping")]
+    for key, section in _pairs(root, at):
+        if key.value not in top:
+            at(key, f"unknown section {key.value!r} (expected {', '.join(sorted(top))})")
+            continue
+        if _is_null(section):
+            continue
+        if not isinstance(section, yaml.MappingNode):
+            at(section, f"{key.value} must be a mapping of names to entries")
+            continue
+        for name, body in _pairs(section, at):
+            if _is_null(body):
+                continue
+            if not isinstance(body, yaml.MappingNode):
+                at(body, f"{name.value!r} must be a mapping ({', '.join(sorted(body_keys))})")
+                continue
+            for field, value in _pairs(body, at):
+                if field.value not in body_keys:
+                    expected = ", ".join(sorted(body_keys))
+                    at(field, f"{name.value!r} has unknown key {field.value!r} (expected {expected})")
+                elif field.value == list_key:
+                    if not isinstance(value, yaml.SequenceNode):
+                        at(value, f"{name.value!r}: {list_key} must be a list")
+                        continue
+                    for item in value.value:
+                        if not isinstance(item, yaml.ScalarNode) or not item.value:
+                            at(item, f"{name.value!r}: every {list_key} entry must be a name")
+                elif not isinstance(value, yaml.ScalarNode):
+                    at(value, f"{name.value!r}: {field.value} must be a string")
+            if "description" not in {f.value for f, _ in body.value}:
+                at(name, f"{name.value!r} has no description (reviewers read it)")
+    return out
+
+
+def _pairs(node: yaml.MappingNode, at: Callable[[yaml.Node, str], None]) -> Iterable[tuple[yaml.ScalarNode, yaml.Node]]:
+    """The mapping's entries; reports duplicate keys, which YAML would silently collapse."""
+    seen: dict[str, int] = {}
+    for key, value in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            at(key, "keys must be plain names")
+            continue
+        if key.value in seen:
+            at(key, f"duplicate key {key.value!r} (first at line {seen[key.value]}); "
+                    "YAML keeps only the last one")
+            continue
+        seen[key.value] = key.start_mark.line + 1
+        yield key, value
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+
+
+# -- 3. access rules of the built-in roles ---------------------------------------------
+
+
+def effective(policy: PolicySet, role: str) -> frozenset[str]:
+    """The built-in role's effective scopes: its own, inherited, and everything they include."""
+    return policy.effective_scopes(policy.held_scopes(policy.roles[role]))
+
+
+def _where(policy: PolicySet, key: str) -> tuple[str, int]:
+    file, line = policy.source_lines.get(key) or policy.source_lines.get(key.split("/")[0], ("", 0))
+    return display_path(file or policy.directory / "roles.yaml"), line
+
+
+def _rules(policy: PolicySet) -> list[Finding]:
+    out: list[Finding] = []
+
+    def at(key: str, message: str) -> None:
+        out.append(Finding(*_where(policy, key), message))
+
+    eff = {name: effective(policy, name) for name in policy.roles}
+    org_roles = [r.name for r in policy.builtin_roles(ORGANIZATION)]
+    ws_roles = [r.name for r in policy.builtin_roles(WORKSPACE)]
+
+    missing = sorted(policy.all_scopes - eff["Admin"])
+    if missing:
+        at("role:Admin", f"R2a: Admin must hold every scope and permission; missing {missing}")
+    for name in org_roles:
+        if name == "Admin":
+            continue
+        role, chain = policy.roles[name], []
+        while role.inherits and role.inherits in policy.roles and role.inherits not in chain:
+            chain.append(role.inherits)
+            role = policy.roles[role.inherits]
+        if "Admin" in chain:
+            at(f"role:{name}/inherits", f"R11: {name} inherits Admin; service accounts hold {name}, "
+                                        "so this makes them Admins")
+        elif eff[name] >= eff["Admin"]:
+            at(f"role:{name}", f"R11: {name} holds everything Admin holds; service accounts hold {name}, "
+                               "so this makes them Admins")
+        for perm in ADMIN_ONLY:
+            if perm in eff[name]:
+                at(_scope_key(policy, name, perm),
+                   f"R8: only Admin may hold {perm} (it makes someone an Admin); {name} does")
+    for name in ws_roles:
+        for scope in OWNER_ONLY:
+            if name != "Owner" and scope in eff[name]:
+                at(_scope_key(policy, name, scope), f"R16: only Owner (and organization Admins) may hold {scope}; "
+                                                    f"{name} does")
+    for name, needed in LADDER_MUST_HOLD.items():
+        lacking = sorted(s for s in needed if s in policy.workspace_scopes and s not in eff[name])
+        if lacking:
+            at(f"role:{name}", f"R20: {name} must hold {lacking}")
+    if "Worker" in eff:
+        extra = sorted(s for s in eff["Worker"] if s.startswith("manage_"))
+        if extra:
+            at("role:Worker", f"R20: Worker is the least a worker needs; it must not hold {extra}")
+    for name in policy.workspace_scopes:
+        if not _WS_SCOPE_NAME.match(name):
+            at(f"scope:{name}", f"R21: workspace scope {name!r} must be snake_case, like see_flows")
+    for name in policy.organization_permissions:
+        if not _ORG_PERM_NAME.match(name):
+            at(f"scope:{name}", f"R21: organization permission {name!r} must be verb:object, like create:invitation")
+    return out
+
+
+def _scope_key(policy: PolicySet, role: str, scope: str) -> str:
+    """The line that brings ``scope`` into ``role``: the role's own entry granting it, else its inherits."""
+    granting = policy.included_by.get(scope, frozenset({scope}))
+    current = policy.roles.get(role)
+    while current is not None:
+        for s in current.scopes:
+            if s in granting:
+                return f"role:{current.name}/scope:{s}"
+        if not current.inherits:
+            break
+        current = policy.roles.get(current.inherits)
+    return f"role:{role}/inherits"
+
+
+# -- 4. model.conf ---------------------------------------------------------------------
+
+_SECTIONS: Final = {"r": "request_definition", "p": "policy_definition", "g": "role_definition",
+                    "e": "policy_effect", "m": "matchers"}
+
+
+def _model(policy: PolicySet) -> list[Finding]:
+    path = display_path(policy.directory / "model.conf")
+    text = policy.model_text
+    matcher_line = _line_of(text, r"^\s*m\s*=") or 1
+    model = Model()
+    try:
+        model.load_model_from_text(text)
+    except Exception as exc:  # Casbin raises bare RuntimeError and friends
+        return [Finding(path, _line_of(text, str(exc).split(" = ")[0].split()[-1]) or 1,
+                        f"Casbin cannot load the model: {exc}")]
+    out: list[Finding] = []
+    for sec, title in _SECTIONS.items():
+        if sec not in model.model:
+            out.append(Finding(path, 1, f"section [{title}] is missing"))
+    if out:
+        return out
+    for key in ("g", "g2", "g3"):
+        if key not in model.model["g"]:
+            out.append(Finding(path, _line_of(text, r"^\[role_definition\]") or 1, f"role definition {key} is missing"))
+    if model.model["r"]["r"].tokens != ["r_sub", "r_org", "r_dom", "r_obj"]:
+        out.append(Finding(path, _line_of(text, r"^\s*r\s*=") or 1, "request must be r = sub, org, dom, obj"))
+    if model.model["p"]["p"].tokens != ["p_sub", "p_obj"]:
+        out.append(Finding(path, _line_of(text, r"^\s*p\s*=") or 1, "policy must be p = sub, obj"))
+    if out:
+        return out
+    try:
+        wrong = probe_mismatches(policy)
+    except Exception as exc:  # any failure to evaluate is the model's fault
+        return [Finding(path, matcher_line, f"Casbin cannot evaluate the matcher: {type(exc).__name__}: {exc}")]
+    return [Finding(path, matcher_line, m) for m in wrong]
+
+
+def _line_of(text: str, pattern: str) -> int:
+    rx = re.compile(pattern)
+    for i, line in enumerate(text.splitlines(), 1):
+        if rx.search(line):
+            return i
+    return 0
+
+
+# The probe organization: one subject per kind of access the SPEC distinguishes.
+PROBE_ORG: Final = "probe"
+_WS_DEFAULT, _WS_CLOSED = "ws-default-viewer", "ws-no-default"
+
+
+def probe_facts() -> tuple[dict[str, str], list[tuple[str, str, str]], dict[str, str | None]]:
+    """(subject -> organization role, workspace grants, workspace -> default role)."""
+    org_roles = {"user:admin": "Admin", "user:member": "Member", "user:worker-user": "Member",
+                 "user:owner": "Member", "service_account:bot": "Member"}
+    grants = [(_WS_DEFAULT, "service_account:bot", "Worker"), (_WS_CLOSED, "user:owner", "Owner"),
+              (_WS_CLOSED, "user:worker-user", "Worker"), (_WS_DEFAULT, "user:worker-user", "Runner")]
+    defaults: dict[str, str | None] = {_WS_DEFAULT: "Viewer", _WS_CLOSED: None}
+    return org_roles, grants, defaults
+
+
+def expected_scopes(policy: PolicySet, subject: str, domain: str) -> frozenset[str]:
+    """What the SPEC says the probe subject holds in ``domain`` (R2a, R11, R16-R18)."""
+    org_roles, grants, defaults = probe_facts()
+    if subject not in org_roles:
+        return frozenset()  # outside the organization: nothing (R16)
+    org_eff = effective(policy, org_roles[subject])
+    if domain == L.org_domain(PROBE_ORG):
+        return org_eff & frozenset(policy.organization_permissions)
+    ws = domain.removeprefix("ws:")
+    held = set(org_eff & frozenset(policy.workspace_scopes))  # R2a: Admin holds every scope everywhere
+    for g_ws, g_sub, role in grants:
+        if g_ws == ws and g_sub == subject:
+            held |= effective(policy, role)  # R16
+    default = defaults.get(ws)
+    if default and subject.startswith("user:"):
+        held |= effective(policy, default)  # R17, R18: users only, never service accounts
+    return frozenset(held)
+
+
+def probe_mismatches(policy: PolicySet) -> list[str]:
+    """Decisions of a plain ``casbin.Enforcer`` on the probe organization that differ from the SPEC."""
+    from orgauthz.engine.enforcer import new_enforcer  # engine imports stay out of plain lint paths
+
+    org_roles, grants, defaults = probe_facts()
+    snap = L.OrgSnapshot(org_id=PROBE_ORG, revision=1, workspaces=defaults,
+                         members={s.removeprefix("user:"): r for s, r in org_roles.items() if s.startswith("user:")},
+                         service_accounts={s.removeprefix("service_account:"): r for s, r in org_roles.items()
+                                           if s.startswith("service_account:")},
+                         grants=[(ws, s, r) for ws, s, r in grants])
+    enforcer = new_enforcer(policy.model_text, L.all_lines(policy, [snap]))
+    org_dom = L.org_domain(PROBE_ORG)
+    out: list[str] = []
+    for subject in [*org_roles, "user:outsider"]:
+        for domain, catalog in ((org_dom, policy.organization_permissions),
+                                *((L.ws_domain(ws), policy.workspace_scopes) for ws in defaults)):
+            want = expected_scopes(policy, subject, domain)
+            got = {s for s in catalog if enforcer.enforce(subject, org_dom, domain, s)}
+            extra, lacking = sorted(got - want), sorted(want - got)
+            where = f"{subject} in {domain}"
+            if extra:
+                out.append(f"the matcher grants {where} {_short(extra)}, which the SPEC does not "
+                           f"({_rule_hint(subject, domain)})")
+            if lacking:
+                out.append(f"the matcher denies {where} {_short(lacking)}, which the SPEC grants "
+                           f"({_rule_hint(subject, domain)})")
+    return out
+
+
+def _short(names: list[str], most: int = 4) -> str:
+    head = ", ".join(names[:most])
+    return head + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _rule_hint(subject: str, domain: str) -> str:
+    if subject == "user:admin":
+        return "R2, R2a: organization Admin"
+    if subject.startswith("service_account:"):
+        return "R11: never Admin; R17: no default workspace role"
+    if subject == "user:outsider":
+        return "R16: nothing outside the organization"
+    if domain.startswith("org:"):
+        return "R1, R8: organization role"
+    return "R16-R18: workspace role union default role"
+
+
+__all__ = ["Finding", "display_path", "effective", "lint", "probe_mismatches"]
