@@ -1,12 +1,16 @@
 """Assembles the server: store, policies, engine, decision path, servicers, health.
 
 :class:`App` is what ``orgauthz serve`` and the tests run. Health reports NOT_SERVING
-until the policies are loaded and the engine has read the store's index.
+until the policies are loaded and the engine has read the store's index. Decisions stay
+SERVING while a dependency is down; what is degraded is reported under its own service
+name: ``orgauthz.v1.Store`` (the change feed cannot read the database) and
+``orgauthz.v1.Cache`` (Redis unreachable; only registered when Redis is configured).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,23 +20,27 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from orgauthz.api import registry
+from orgauthz.api import auth, registry
 from orgauthz.api.authorization import AuthorizationServicer
 from orgauthz.api.metrics import Metrics
 from orgauthz.cache.memory import MemoryCache
 from orgauthz.config import Settings
 from orgauthz.domain.policy import load_policy
-from orgauthz.engine.authorizer import CachingAuthorizer, EngineAuthorizer
 from orgauthz.engine.decisions import Decisions
 from orgauthz.engine.engine import Engine
 from orgauthz.engine.feed import ChangeFeed
+from orgauthz.engine.replication import Replication
 from orgauthz.services.context import Management
+from orgauthz.services.outbox import OutboxSender
+from orgauthz.services.service_accounts import KeyAuthenticator
 from orgauthz.store.db import Database
 from orgauthz.v1 import authorization_pb2, authorization_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAMES = [authorization_pb2.DESCRIPTOR.services_by_name["AuthorizationService"].full_name]
+STORE_HEALTH = "orgauthz.v1.Store"
+CACHE_HEALTH = "orgauthz.v1.Cache"
 
 
 @dataclass
@@ -49,6 +57,9 @@ class App:
     health: HealthServicer = field(default_factory=HealthServicer)
     extras: dict[str, Any] = field(default_factory=dict)
     management: Management | None = None
+    replication: Replication | None = None
+    _watch: asyncio.Task[None] | None = None
+    outbox: OutboxSender | None = None  # invitation email; only with smtp_host (R9)
 
     async def start(self) -> None:
         s = self.settings
@@ -58,9 +69,11 @@ class App:
             await asyncio.to_thread(db.migrate)
         self.engine = engine = Engine(policy, db, max_loaded_orgs=s.max_loaded_orgs)
         await engine.start()
-        self.feed = feed = ChangeFeed(engine, poll_interval=s.poll_interval_s)
+        self.feed = feed = ChangeFeed(engine, poll_interval=s.poll_interval_s, reload_after=s.feed_reload_after)
         cache = MemoryCache(s.cache_max_entries)
-        authorizer = CachingAuthorizer(EngineAuthorizer(engine), engine, cache)
+        self.replication, authorizer = Replication.build(s, engine, feed, cache)
+        self.metrics.bind_replication(self.replication.cache_counts, lambda: feed.lag_revisions,
+                                      feed.lag_seconds, lambda: engine.reloads)
         self.decisions = Decisions(engine, authorizer, feed, min_revision_wait=s.min_revision_wait_s)
         self.extras["cache"] = cache
         self.metrics.bind_gauges(lambda: engine.applied, lambda: engine.loads)
@@ -70,11 +83,13 @@ class App:
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
             ("grpc.so_reuseport", 0),
         ]
-        self.server = server = grpc.aio.server(options=options)
-        authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(
-            AuthorizationServicer(self.decisions, self.metrics), server
-        )
+        self.server = server = grpc.aio.server(options=options, interceptors=auth.interceptors_for(s))
         self.management = Management(db=db, engine=engine, feed=feed, policy=policy, settings=s)
+        authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(
+            AuthorizationServicer(self.decisions, self.metrics, KeyAuthenticator(self.management)), server
+        )
+        if s.smtp_host:
+            self.outbox = OutboxSender(db, s)
         registry.load_all()
         for registrar in registry.REGISTRARS:
             registrar(self, server, self.management)
@@ -82,22 +97,60 @@ class App:
         names = [*SERVICE_NAMES, *registry.SERVICE_NAMES,
                  health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
         reflection.enable_server_reflection(names, server)
-        self.port = server.add_insecure_port(s.listen)
+        credentials = auth.server_credentials(s)
+        self.port = (server.add_secure_port(s.listen, credentials) if credentials is not None
+                     else server.add_insecure_port(s.listen))
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {s.listen}")
         await server.start()
         feed.start()
+        self.replication.start()
+        if self.outbox is not None:
+            self.outbox.start()
         if s.metrics_listen:
             self.metrics_port = self.metrics.serve(s.metrics_listen)
         for name in ["", *SERVICE_NAMES]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self._report_degradation({})
+        self._watch = asyncio.create_task(self._watch_dependencies(), name="orgauthz-health")
         log.info("orgauthz serving on %s:%d (revision %d)", s.listen.rpartition(":")[0], self.port,
                  engine.applied)
 
+    async def _watch_dependencies(self) -> None:
+        """Keeps the Store/Cache health statuses and dependency error counters current."""
+        seen: dict[str, int] = {}
+        while True:
+            await asyncio.sleep(0.25)
+            try:
+                await self._report_degradation(seen)
+            except Exception:  # health reporting must never stop
+                log.exception("health update failed")
+
+    async def _report_degradation(self, seen: dict[str, int]) -> None:
+        rep = self.replication
+        if rep is None:
+            return
+        serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+        await self.health.set(STORE_HEALTH, serving if rep.store_ok else not_serving)
+        if rep.cache_ok is not None:
+            await self.health.set(CACHE_HEALTH, serving if rep.cache_ok else not_serving)
+        for dependency, count in rep.error_counts().items():
+            if count > seen.get(dependency, 0):
+                self.metrics.errors.labels(dependency).inc(count - seen.get(dependency, 0))
+            seen[dependency] = count
+
     async def stop(self, grace: float = 1.0) -> None:
         await self.health.enter_graceful_shutdown()
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        if self.replication is not None:
+            await self.replication.stop()
         if self.feed is not None:
             await self.feed.stop()
+        if self.outbox is not None:
+            await self.outbox.stop()
         if self.server is not None:
             await self.server.stop(grace)
         self.metrics.close()

@@ -6,6 +6,7 @@ naming the field. docs/api.md lists the same bounds.
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Final
 
@@ -21,6 +22,9 @@ PAGE_SIZE_MAX: Final = 1000
 PAGE_SIZE_DEFAULT: Final = 100
 INVITE_BATCH_MAX: Final = 100
 SCOPES_PER_ROLE_MAX: Final = 200
+LIMIT_MAX: Final = 1_000_000
+DESCRIPTION_MAX: Final = 1000
+PAGE_TOKEN_MAX: Final = 512
 
 _ID_RE: Final = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 _HANDLE_RE: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
@@ -98,3 +102,39 @@ def check_count(field: str, count: int, maximum: int, *, minimum: int = 1) -> in
     if count < minimum or count > maximum:
         raise InvalidArgument(field, f"must hold between {minimum} and {maximum} items")
     return count
+
+
+def check_limit(field: str, value: int) -> int:
+    """A plan limit (R10): 0 means "default" or "unchanged", else 1-1,000,000."""
+    if value < 0 or value > LIMIT_MAX:
+        raise InvalidArgument(field, f"must be between 0 and {LIMIT_MAX}")
+    return value
+
+
+def check_description(field: str, value: str) -> str:
+    """Free text of at most 1,000 characters; tabs and newlines allowed, other controls not."""
+    if len(value) > DESCRIPTION_MAX:
+        raise InvalidArgument(field, f"must be at most {DESCRIPTION_MAX} characters")
+    if any((ord(c) < 32 and c not in "\t\n") or ord(c) == 127 for c in value):
+        raise InvalidArgument(field, "must not contain control characters")
+    return value.strip()
+
+
+def encode_page_token(key: str) -> str:
+    """The opaque token that resumes a list after ``key`` (keyset paging)."""
+    return base64.urlsafe_b64encode(key.encode()).decode("ascii")
+
+
+def decode_page_token(field: str, token: str) -> str:
+    """The key a token resumes after; "" for the first page. InvalidArgument when malformed."""
+    if not token:
+        return ""
+    if len(token) > PAGE_TOKEN_MAX:
+        raise InvalidArgument(field, "is not a token this server issued")
+    try:
+        key = base64.urlsafe_b64decode(token.encode("ascii")).decode()
+    except (ValueError, UnicodeError):
+        raise InvalidArgument(field, "is not a token this server issued") from None
+    if not key:
+        raise InvalidArgument(field, "is not a token this server issued")
+    return key

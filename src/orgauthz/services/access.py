@@ -1,0 +1,118 @@
+"""Workspace access: grant, change, revoke and list workspace roles (R16).
+
+Only organization Admins (``update:workspace``) and the workspace's own Owners
+(``manage_workspace_users`` in that workspace) may change access. The subject must be a
+member or a service account of the workspace's organization, checked inside the write.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from orgauthz.domain import lines as L
+from orgauthz.domain.policy import WORKSPACE
+from orgauthz.errors import AlreadyExists, FailedPrecondition, NotFound
+from orgauthz.services.context import Actor, Management
+from orgauthz.services.organizations import read_detached
+from orgauthz.services.roles import check_role
+from orgauthz.services.workspaces import find_workspace
+from orgauthz.store.db import Write
+from orgauthz.store.models import Membership, ServiceAccount, Workspace, WorkspaceGrant
+
+_MANAGE = "manage_workspace_users"
+
+
+async def _authorized(mgmt: Management, actor: Actor, workspace_id: str, scope: str) -> Workspace:
+    ws = await find_workspace(mgmt, actor, workspace_id)
+    await mgmt.require_any(actor, ws.org_id, [("update:workspace", ""), (scope, workspace_id)])
+    return ws
+
+
+def _in_org(w: Write, org_id: str, subject: str) -> bool:
+    kind, _, ident = subject.partition(":")
+    if kind == "user":
+        return w.session.get(Membership, (org_id, ident)) is not None
+    sa = w.session.get(ServiceAccount, ident)
+    return sa is not None and sa.org_id == org_id
+
+
+def _existing(w: Write, ws: Workspace, subject: str) -> WorkspaceGrant:
+    if w.session.get(Workspace, ws.id) is None:
+        raise NotFound(f"workspace {ws.id!r} not found")
+    grant = w.session.get(WorkspaceGrant, (ws.id, subject))
+    if grant is None:
+        raise NotFound(f"{subject} has no access to workspace {ws.id!r}")
+    return grant
+
+
+async def grant(mgmt: Management, actor: Actor, workspace_id: str, subject: str, role: str) -> tuple[WorkspaceGrant, int]:
+    """AlreadyExists when the subject already has a role here (use change);
+    FailedPrecondition when it is not in the organization (R16)."""
+    ws = await _authorized(mgmt, actor, workspace_id, _MANAGE)
+
+    def body(w: Write) -> WorkspaceGrant:
+        s = w.session
+        if s.get(Workspace, workspace_id) is None:
+            raise NotFound(f"workspace {workspace_id!r} not found")
+        check_role(s, mgmt.policy, ws.org_id, role, WORKSPACE, "role")
+        if not _in_org(w, ws.org_id, subject):
+            raise FailedPrecondition(f"{subject} is not a member or service account of the organization (R16)")
+        if s.get(WorkspaceGrant, (workspace_id, subject)) is not None:
+            raise AlreadyExists(f"{subject} already has access to workspace {workspace_id!r}")
+        row = WorkspaceGrant(workspace_id=workspace_id, subject=subject, org_id=ws.org_id, role=role,
+                             created_at=w.now)
+        s.add(row)
+        w.change.add.append(L.grant_line(subject, workspace_id, role))
+        Management.audit(w, actor, "orgauthz.workspace-access.granted", subject, workspace=workspace_id,
+                         details={"role": role})
+        return row
+
+    return await mgmt.write(ws.org_id, "workspace-access.granted", body)
+
+
+async def change(mgmt: Management, actor: Actor, workspace_id: str, subject: str, role: str) -> tuple[WorkspaceGrant, int]:
+    """NotFound when the subject has no access here."""
+    ws = await _authorized(mgmt, actor, workspace_id, _MANAGE)
+
+    def body(w: Write) -> WorkspaceGrant:
+        row = _existing(w, ws, subject)
+        check_role(w.session, mgmt.policy, ws.org_id, role, WORKSPACE, "role")
+        before = row.role
+        if before != role:
+            w.change.remove.append(L.grant_line(subject, workspace_id, before))
+            w.change.add.append(L.grant_line(subject, workspace_id, role))
+            row.role = role
+        Management.audit(w, actor, "orgauthz.workspace-access.changed", subject, workspace=workspace_id,
+                         details={"from": before, "to": role})
+        return row
+
+    return await mgmt.write(ws.org_id, "workspace-access.changed", body)
+
+
+async def revoke(mgmt: Management, actor: Actor, workspace_id: str, subject: str) -> int:
+    """NotFound when the subject has no access here. The next Check is denied (SPEC §3)."""
+    ws = await _authorized(mgmt, actor, workspace_id, _MANAGE)
+
+    def body(w: Write) -> None:
+        row = _existing(w, ws, subject)
+        w.change.remove.append(L.grant_line(subject, workspace_id, row.role))
+        w.session.delete(row)
+        Management.audit(w, actor, "orgauthz.workspace-access.revoked", subject, workspace=workspace_id,
+                         details={"role": row.role})
+
+    _, revision = await mgmt.write(ws.org_id, "workspace-access.revoked", body)
+    return revision
+
+
+async def list_access(mgmt: Management, actor: Actor, workspace_id: str, *, page_size: int,
+                      after: str) -> tuple[list[WorkspaceGrant], str]:
+    """Ordered by subject. Needs update:workspace or see_workspace_users in the workspace."""
+    await _authorized(mgmt, actor, workspace_id, "see_workspace_users")
+    q = select(WorkspaceGrant).where(WorkspaceGrant.workspace_id == workspace_id)
+    if after:
+        q = q.where(WorkspaceGrant.subject > after)
+    rows: list[WorkspaceGrant] = await read_detached(mgmt, 
+        lambda s: list(s.scalars(q.order_by(WorkspaceGrant.subject).limit(page_size + 1)))
+    )
+    token = rows[page_size - 1].subject if len(rows) > page_size else ""
+    return rows[:page_size], token

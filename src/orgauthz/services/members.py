@@ -1,0 +1,139 @@
+"""Members: list, change organization role, remove (R1, R3, R4, R8).
+
+- Making someone Admin, or changing or removing an Admin, needs the actor to be an
+  Admin (R8), whatever custom permissions it holds.
+- The last Admin can be neither demoted nor removed, and cannot leave (R3).
+- Removing a member deletes its workspace grants in the same write, so the next Check
+  anywhere in the organization is denied (R4).
+
+The Admin count and the actor's own role are read inside the write, under the global
+write lock: two concurrent demotions cannot both pass the last-Admin check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from orgauthz.domain import lines as L
+from orgauthz.domain.policy import ORGANIZATION
+from orgauthz.errors import FailedPrecondition, NotFound, PermissionDenied
+from orgauthz.services.context import Actor, Management
+from orgauthz.services.organizations import read_detached
+from orgauthz.services.roles import check_role
+from orgauthz.store.db import Write
+from orgauthz.store.models import Membership, User, WorkspaceGrant
+
+ADMIN = "Admin"
+
+
+@dataclass(frozen=True)
+class MemberView:
+    user_id: str
+    email: str
+    role: str
+    created_at: datetime
+
+
+def _is_admin(s: Session, org_id: str, actor: Actor) -> bool:
+    if not actor.is_user:
+        return False  # service accounts are never Admin (R11)
+    m = s.get(Membership, (org_id, actor.id))
+    return m is not None and m.org_role == ADMIN
+
+
+def _admins(s: Session, org_id: str) -> int:
+    q = select(func.count()).select_from(Membership).where(Membership.org_id == org_id,
+                                                            Membership.org_role == ADMIN)
+    return int(s.scalar(q) or 0)
+
+
+def _member(s: Session, org_id: str, user_id: str) -> Membership:
+    m = s.get(Membership, (org_id, user_id))
+    if m is None:
+        raise NotFound(f"member {user_id!r} not found")
+    return m
+
+
+def _email(s: Session, user_id: str) -> str:
+    user = s.get(User, user_id)
+    return (user.email or "") if user else ""
+
+
+async def list_members(mgmt: Management, actor: Actor, org_id: str, *, page_size: int,
+                       after: str) -> tuple[list[MemberView], str]:
+    """Ordered by user id. Needs read:account_membership."""
+    await mgmt.require(actor, org_id, "read:account_membership")
+    q = (select(Membership.user_id, User.email, Membership.org_role, Membership.created_at)
+         .join(User, User.id == Membership.user_id).where(Membership.org_id == org_id))
+    if after:
+        q = q.where(Membership.user_id > after)
+    rows = await read_detached(mgmt, lambda s: list(s.execute(q.order_by(Membership.user_id).limit(page_size + 1)).all()))
+    members = [MemberView(u, e or "", r, c) for u, e, r, c in rows]
+    token = members[page_size - 1].user_id if len(members) > page_size else ""
+    return members[:page_size], token
+
+
+async def change_role(mgmt: Management, actor: Actor, org_id: str, user_id: str, role: str) -> tuple[MemberView, int]:
+    """Needs update:account_membership (and Admin for anything touching Admin, R8).
+
+    FailedPrecondition when it would demote the last Admin (R3).
+    """
+    await mgmt.require(actor, org_id, "update:account_membership")
+
+    def body(w: Write) -> MemberView:
+        s = w.session
+        m = _member(s, org_id, user_id)
+        check_role(s, mgmt.policy, org_id, role, ORGANIZATION, "role")
+        before = m.org_role
+        if ADMIN in (role, before) and not _is_admin(s, org_id, actor):
+            raise PermissionDenied("only Admins may make someone an Admin or change an Admin's role (R8)")
+        if before == ADMIN and role != ADMIN and _admins(s, org_id) <= 1:
+            raise FailedPrecondition("the last Admin of an organization cannot be demoted (R3)")
+        subject = f"user:{user_id}"
+        if before != role:
+            w.change.remove.append(L.membership_lines(subject, org_id, before)[0])
+            w.change.add.append(L.membership_lines(subject, org_id, role)[0])
+            m.org_role = role
+        Management.audit(w, actor, "orgauthz.member.role-changed", subject,
+                         details={"from": before, "to": role})
+        return MemberView(user_id, _email(s, user_id), role, m.created_at)
+
+    return await mgmt.write(org_id, "member.role-changed", body)
+
+
+async def remove_member(mgmt: Management, actor: Actor, org_id: str, user_id: str) -> int:
+    """Removes the member and all its workspace access at once (R4).
+
+    Needs delete:account_membership, unless the actor is leaving (removing itself).
+    FailedPrecondition for the last Admin (R3); removing another Admin needs Admin (R8).
+    """
+    leaving = actor.subject == f"user:{user_id}"
+    if leaving:
+        await mgmt.require_member(actor, org_id)
+    else:
+        await mgmt.require(actor, org_id, "delete:account_membership")
+
+    def body(w: Write) -> None:
+        s = w.session
+        m = _member(s, org_id, user_id)
+        if m.org_role == ADMIN:
+            if not leaving and not _is_admin(s, org_id, actor):
+                raise PermissionDenied("only Admins may remove an Admin (R8)")
+            if _admins(s, org_id) <= 1:
+                raise FailedPrecondition("the last Admin of an organization cannot be removed or leave (R3)")
+        subject = f"user:{user_id}"
+        grants = list(s.execute(select(WorkspaceGrant.workspace_id, WorkspaceGrant.role).where(
+            WorkspaceGrant.org_id == org_id, WorkspaceGrant.subject == subject)).all())
+        s.execute(delete(WorkspaceGrant).where(WorkspaceGrant.org_id == org_id, WorkspaceGrant.subject == subject))
+        w.change.remove.extend(L.membership_lines(subject, org_id, m.org_role))
+        w.change.remove.extend(L.grant_line(subject, ws, role) for ws, role in grants)
+        s.delete(m)
+        Management.audit(w, actor, "orgauthz.member.left" if leaving else "orgauthz.member.removed", subject,
+                         details={"role": m.org_role, "grants_removed": len(grants)})
+
+    _, revision = await mgmt.write(org_id, "member.removed", body)
+    return revision
