@@ -88,7 +88,8 @@ def add_commands(subparsers: Any) -> None:
     diff.add_argument("base", help="git ref (origin/main) or policies directory")
     diff.add_argument("head", nargs="?", default="", help="git ref or directory (default: policies/ as it is now)")
     diff.add_argument("--format", choices=["text", "markdown"], default="text", help="markdown: a pull-request comment")
-    diff.add_argument("--policy-path", default="policies", help="where the policies live in the git tree (default policies)")
+    diff.add_argument("--policy-path", default="policies",
+                      help="where the policies live in the git tree (default policies)")
     diff.add_argument("--database-url", default="",
                       help="also list the custom roles in this store that inherit a changed built-in role")
     diff.set_defaults(func=cmd_diff)
