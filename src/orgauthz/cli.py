@@ -59,9 +59,6 @@ async def _serve(settings: Settings, demo: bool) -> int:
         result = import_document(db, load_policy(settings.policy_dir), doc)
         db.dispose()
         log.info("demo organization loaded from %s (revision %d)", DEMO_FILE, result.revision)
-    if settings.insecure_dev:
-        log.warning("INSECURE DEVELOPMENT MODE (--insecure-dev): callers are not authenticated; "
-                    "never run this way in production")
     app = App(settings)
     try:
         await app.start()
