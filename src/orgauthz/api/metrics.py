@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 _BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
@@ -32,9 +34,13 @@ class Metrics:
             registry=r,
         )
         self._latency_children: dict[str, Histogram] = {}
-        self.cache = Counter("orgauthz_cache", "Decision cache lookups", ["tier", "result"], registry=r)
         self.feed_revision = Gauge("orgauthz_feed_revision", "Revision applied by this replica", registry=r)
         self.feed_lag = Gauge("orgauthz_feed_lag_revisions", "Revisions behind the store", registry=r)
+        self.feed_lag_seconds = Gauge(
+            "orgauthz_feed_lag_seconds", "Seconds since the feed last reached the store's head (0: caught up)",
+            registry=r,
+        )
+        self.reloads = Gauge("orgauthz_engine_reloads", "Full index re-reads (far behind or a gap)", registry=r)
         self.org_loads = Gauge("orgauthz_org_loads", "Organizations loaded since start", registry=r)
         self.errors = Counter(
             "orgauthz_dependency_errors", "Errors talking to a dependency", ["dependency"], registry=r
@@ -59,6 +65,19 @@ class Metrics:
         self.feed_revision.set_function(applied)
         self.org_loads.set_function(loads)
 
+    def bind_replication(
+        self,
+        cache_counts: Callable[[], dict[tuple[str, str], float]],
+        lag_revisions: Callable[[], float],
+        lag_seconds: Callable[[], float],
+        reloads: Callable[[], float],
+    ) -> None:
+        """Cache lookups per tier are read at scrape time: the hot path only bumps plain ints."""
+        self.registry.register(_CacheCollector(cache_counts))
+        self.feed_lag.set_function(lag_revisions)
+        self.feed_lag_seconds.set_function(lag_seconds)
+        self.reloads.set_function(reloads)
+
     def serve(self, listen: str) -> int:
         """Starts the HTTP endpoint (``/metrics``) in a daemon thread; returns the port
         (port 0 in ``listen`` picks a free one). Raises OSError when it cannot bind."""
@@ -75,3 +94,17 @@ class Metrics:
             server.shutdown()
             server.server_close()
             thread.join()
+
+
+class _CacheCollector(Collector):
+    """``orgauthz_cache_total{tier, result}``."""
+
+    def __init__(self, counts: Callable[[], dict[tuple[str, str], float]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily("orgauthz_cache", "Decision cache lookups by tier and result",
+                                     labels=["tier", "result"])
+        for (tier, result), value in sorted(self._counts().items()):
+            family.add_metric([tier, result], value)
+        yield family

@@ -21,6 +21,12 @@ class Decision:
     reasons: list[str] = field(default_factory=list)
 
 
+def answered_at(engine: Engine, org_id: str) -> int:
+    """The revision a decision about ``org_id`` reflects: everything applied here, or the
+    organization's own revision when it was loaded from a snapshot newer than the feed."""
+    return max(engine.applied, engine.org_revision.get(org_id, 0))
+
+
 class Authorizer(Protocol):
     async def check(self, subject: str, target: Target | None, scope: str, *, explain: bool) -> Decision:
         """The decision for one request; never raises for unknown subjects or targets."""
@@ -40,7 +46,7 @@ class EngineAuthorizer:
             return Decision(False, engine.applied, reasons)
         allowed = engine.decide(subject, target, scope)
         reasons = engine.explain(subject, target, scope) if explain else []
-        return Decision(allowed, engine.applied, reasons)
+        return Decision(allowed, answered_at(engine, target.org_id), reasons)
 
 
 class CachingAuthorizer:
@@ -58,7 +64,7 @@ class CachingAuthorizer:
         key = (target.org_id, engine.org_revision.get(target.org_id, -1), subject, target.domain, scope)
         hit = self.cache.get(key)
         if hit is not None:
-            return Decision(hit, engine.applied)
+            return Decision(hit, answered_at(engine, target.org_id))
         decision = await self.inner.check(subject, target, scope, explain=False)
         # The revision may have moved while the organization loaded: key it at the revision
         # it was decided at, never at an older one.

@@ -59,6 +59,7 @@ class Engine:
         self._include_lines = L.include_lines(policy)
         self.loads = 0
         self.evictions = 0
+        self.reloads = 0  # full index re-reads (far behind, gap in the feed)
 
     # -- start-up and the feed -------------------------------------------------------
 
@@ -70,6 +71,16 @@ class Engine:
             self.org_workspaces.setdefault(org, set()).add(ws)
         self.org_revision = index.org_revision
         self.applied = index.revision
+
+    async def reload(self) -> None:
+        """Re-reads the index and drops every loaded organization; they load again on demand.
+
+        For a replica too far behind to replay changes one by one. Loads in flight catch up
+        to the new position themselves (see :meth:`_load`).
+        """
+        await self.start()
+        self._orgs.clear()  # no await since start() set the index: never a mixed state
+        self.reloads += 1
 
     def apply(self, revision: int, change: ChangeSet) -> None:
         """Applies one committed change. Changes must arrive in revision order, once."""

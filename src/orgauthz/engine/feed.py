@@ -3,6 +3,10 @@
 Polls the ``changes`` table every ``poll_interval`` seconds; :meth:`nudge` (after a local
 write, or a Redis pub/sub message from another replica) polls at once. A lost nudge only
 delays a change until the next poll; it never loses one.
+
+A replica that finds itself far behind (more than ``reload_after`` revisions) or sees a
+gap in the revisions (changes pruned) re-reads the index and drops its loaded
+organizations, which load again on demand, instead of replaying every change.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from orgauthz.engine.engine import Engine
 from orgauthz.errors import StaleRevision, Unavailable
@@ -20,10 +25,15 @@ log = logging.getLogger(__name__)
 
 
 class ChangeFeed:
-    def __init__(self, engine: Engine, *, poll_interval: float = 0.5, batch: int = 5000) -> None:
+    def __init__(self, engine: Engine, *, poll_interval: float = 0.5, batch: int = 5000,
+                 reload_after: int = 10_000) -> None:
         self.engine = engine
         self.poll_interval = poll_interval
         self.batch = batch
+        self.reload_after = reload_after
+        self.known_head = 0  # the newest revision this replica has heard of (pub/sub, polls)
+        self.last_caught_up = time.monotonic()  # start of the last poll that reached the head
+        self._announcers: list[Callable[[int], None]] = []
         self._wake = asyncio.Event()
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -31,7 +41,6 @@ class ChangeFeed:
         self.errors = 0
         self.last_error = ""
         self.last_poll_ok = time.monotonic()
-        self.lag_seconds = 0.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="orgauthz-change-feed")
@@ -45,6 +54,31 @@ class ChangeFeed:
     def nudge(self) -> None:
         self._wake.set()
 
+    def observe_head(self, revision: int) -> None:
+        """Another replica announced ``revision``: it exists in the store."""
+        self.known_head = max(self.known_head, revision)
+
+    def on_commit(self, announce: Callable[[int], None]) -> None:
+        """Registers a callback told every revision this replica commits (pub/sub publish)."""
+        self._announcers.append(announce)
+
+    def committed(self, revision: int) -> None:
+        """Called after a local write commits, before it is polled."""
+        self.observe_head(revision)
+        for announce in self._announcers:
+            announce(revision)
+
+    @property
+    def lag_revisions(self) -> int:
+        """Revisions known to exist in the store but not applied here."""
+        return max(0, self.known_head - self.engine.applied)
+
+    def lag_seconds(self) -> float:
+        """0 while caught up; otherwise seconds since the feed last reached the store's head."""
+        if not self.last_error and self.engine.applied >= self.known_head:
+            return 0.0
+        return time.monotonic() - self.last_caught_up
+
     @property
     def healthy(self) -> bool:
         return not self.last_error
@@ -52,20 +86,39 @@ class ChangeFeed:
     async def poll(self) -> int:
         """Applies every committed change past the engine's position; returns how many."""
         async with self._poll_lock:
+            engine = self.engine
+            started = time.monotonic()
+            if self.known_head - engine.applied > self.reload_after:
+                await self._reload(f"{self.known_head - engine.applied} revisions behind")
             total = 0
             while True:
                 entries = await asyncio.to_thread(
-                    snapshots.changes_since, self.engine.db, self.engine.applied, limit=self.batch
+                    snapshots.changes_since, engine.db, engine.applied, limit=self.batch
                 )
+                if entries and entries[0].revision != engine.applied + 1:
+                    # Revisions commit in order without holes: a hole means changes were pruned.
+                    await self._reload(f"revisions {engine.applied + 1}..{entries[0].revision - 1} missing")
+                    total += 1
+                    continue
                 for entry in entries:
-                    self.engine.apply(entry.revision, entry.change)
+                    engine.apply(entry.revision, entry.change)
                 total += len(entries)
                 if len(entries) < self.batch:
                     break
+                head = await asyncio.to_thread(snapshots.head_revision, engine.db)
+                self.observe_head(head)
+                if head - engine.applied > self.reload_after:
+                    await self._reload(f"{head - engine.applied} revisions behind")
+            self.observe_head(engine.applied)
+            self.last_caught_up = started
             if total:
                 async with self._advanced:
                     self._advanced.notify_all()
             return total
+
+    async def _reload(self, why: str) -> None:
+        log.warning("change feed: %s; re-reading the index, organizations reload on demand", why)
+        await self.engine.reload()
 
     async def _run(self) -> None:
         while True:

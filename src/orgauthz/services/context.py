@@ -114,6 +114,7 @@ class Management:
                 return out, w.revision
 
         result, revision = await asyncio.to_thread(run)
+        self.feed.committed(revision)  # other replicas are nudged (Redis pub/sub) before this one polls
         await self.feed.poll()
         return result, revision
 
