@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -117,7 +118,9 @@ def cmd_check(opts: argparse.Namespace) -> int:
     from orgauthz.v1 import authorization_pb2 as pb
     from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
 
-    metadata = [("authorization", f"Bearer {opts.auth_token}")] if opts.auth_token else []
+    # The variable keeps the secret off the command line (and out of `ps`).
+    token = opts.auth_token if opts.auth_token is not None else os.environ.get("ORGAUTHZ_AUTH_TOKEN", "")
+    metadata = [("authorization", f"Bearer {token}")] if token else []
     req = pb.CheckRequest(subject=opts.subject, scope=opts.scope, explain=True,
                           min_revision=opts.min_revision)
     if opts.organization:
@@ -169,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("scope", help="workspace scope such as see_flows, or organization permission")
     check.add_argument("--organization", action="store_true", help="TARGET is an organization")
     check.add_argument("--server", default="127.0.0.1:50051", help="server address (default 127.0.0.1:50051)")
-    check.add_argument("--auth-token", default="", help="shared secret, if the server requires one")
+    check.add_argument("--auth-token", help="shared secret, if the server requires one (ORGAUTHZ_AUTH_TOKEN)")
     check.add_argument("--min-revision", type=int, default=0, help="never answer from an older revision")
     check.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
     check.set_defaults(func=cmd_check)

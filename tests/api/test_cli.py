@@ -332,20 +332,35 @@ def test_serve_honours_orgauthz_variables_and_flags_win(tmp_path: Path) -> None:
     assert any(r["level"] == "warning" and "INSECURE" in r["message"] for r in records)
 
 
-def test_serve_without_insecure_dev_logs_no_insecure_warning(tmp_path: Path) -> None:
+def test_check_sends_the_shared_secret_from_its_flag_or_variable(tmp_path: Path) -> None:
     served = serve(
         tmp_path,
+        "--demo",
+        "--auth-token",
+        "s3cret",
         "--listen",
         "127.0.0.1:0",
         "--metrics-listen",
         "",
         "--database-url",
         f"sqlite:///{tmp_path / 's.db'}",
-        "--auth-token",
-        "s3cret",
     )
-    assert served.stop() == 0
+    ask = ("check", "user:bob", "acme-prod", "see_flows", "--server", served.address)
+    try:
+        without = run(*ask)
+        wrong = run(*ask, "--auth-token", "guess")
+        with_flag = run(*ask, "--auth-token", "s3cret")
+        with_variable = run(*ask, env=clean_env(ORGAUTHZ_AUTH_TOKEN="s3cret"))
+    finally:
+        assert served.stop() == 0
+    assert without.returncode == 2
+    assert "UNAUTHENTICATED" in without.stderr
+    assert wrong.returncode == 2
+    assert "UNAUTHENTICATED" in wrong.stderr
+    assert with_flag.returncode == 0, with_flag.stderr
+    assert with_variable.returncode == 0, with_variable.stderr
     assert "INSECURE" not in served.stderr.read_text()
+    assert "s3cret" not in served.stderr.read_text() + served.stdout.read_text()
 
 
 def test_serve_exits_2_when_its_address_is_taken(demo_server: Served, tmp_path: Path) -> None:
