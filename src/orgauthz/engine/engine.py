@@ -17,7 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from orgauthz.domain import lines as L
-from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet
+from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, RoleDef
 from orgauthz.engine.enforcer import OrgEnforcer
 from orgauthz.store import snapshots
 from orgauthz.store.db import ChangeSet, Database
@@ -32,6 +32,21 @@ class Target:
     org_id: str
     domain: str  # "ws:<id>" or "org:<id>"
     level: str  # WORKSPACE or ORGANIZATION
+
+
+@dataclass(frozen=True)
+class GrantPath:
+    """One way a subject holds a scope (see :meth:`Engine.grant_paths`)."""
+
+    how: str  # "organization" (Admin), "organization role", "workspace role", "default workspace role"
+    role: str  # the role as held: a built-in name or a custom role id
+    source: str  # the role in its inheritance chain whose own scopes grant it (== role: held directly)
+    included_by: tuple[str, ...]  # held scopes that include the asked one; empty: the scope itself is held
+    custom: bool = False
+
+    def reason(self) -> str:
+        via = f" (included by {', '.join(self.included_by)})" if self.included_by else ""
+        return f"{self.how} {self.role}{via}"
 
 
 class _Org:
@@ -57,6 +72,7 @@ class Engine:
         self._orgs: OrderedDict[str, _Org] = OrderedDict()
         self._loading: dict[str, asyncio.Future[None]] = {}
         self._include_lines = L.include_lines(policy)
+        self._custom_roles: dict[str, dict[str, RoleDef]] = {}  # org -> its custom roles, for explain
         self.loads = 0
         self.evictions = 0
         self.reloads = 0  # full index re-reads (far behind, gap in the feed)
@@ -167,6 +183,7 @@ class Engine:
         return None
 
     def _build(self, snap: L.OrgSnapshot) -> OrgEnforcer:
+        self._custom_roles[snap.org_id] = dict(snap.custom_roles)
         return OrgEnforcer(
             self.policy,
             L.org_domain(snap.org_id),
@@ -206,42 +223,87 @@ class Engine:
             return []
         return sorted(s for s in catalog if enforcer.enforce(subject, target.domain, s))
 
-    def explain(self, subject: str, target: Target, scope: str) -> list[str]:
-        """Every path that grants the scope, or what is missing for a denial."""
+    def grant_paths(self, subject: str, target: Target, scope: str) -> list[GrantPath]:
+        """Every path that grants the scope (empty: denied). Requires :meth:`ensure_loaded`."""
         enforcer = self._state(target.org_id).enforcer
         org_dom = L.org_domain(target.org_id)
         granted_by = self.policy.included_by.get(scope, frozenset({scope}))
-        reasons: list[str] = []
+        custom = self._custom_roles.get(target.org_id, {})
+        paths: list[GrantPath] = []
 
         def why(role: str, how: str) -> None:
             held = enforcer.role_scopes(role) & granted_by
             if not held:
                 return
             name = role.removeprefix("role:")
-            via = "" if scope in held else f" (included by {', '.join(sorted(held))})"
-            reasons.append(f"{how} {name}{via}")
+            via = () if scope in held else tuple(sorted(held))
+            paths.append(GrantPath(how, name, self._source(name, custom, granted_by), via, name in custom))
 
-        org_roles = [r for r in enforcer.roles_of(subject, org_dom) if r != L.MEMBER]
-        for role in org_roles:
-            why(role, "organization role" if role != "role:Admin" else "organization")
+        for role in enforcer.roles_of(subject, org_dom):
+            if role != L.MEMBER:
+                why(role, "organization role" if role != "role:Admin" else "organization")
         if target.level == WORKSPACE:
             for role in enforcer.roles_of(subject, target.domain):
                 why(role, "workspace role")
             default = enforcer.default_role(target.domain)
-            is_member = L.MEMBER in enforcer.roles_of(subject, org_dom)
-            if default and is_member and subject.startswith("user:"):
+            if default and subject.startswith("user:") and L.MEMBER in enforcer.roles_of(subject, org_dom):
                 why(default, "default workspace role")
-            if reasons:
-                return reasons
+        return paths
+
+    def _source(self, name: str, custom: dict[str, RoleDef], granted_by: frozenset[str]) -> str:
+        """The first role along ``name``'s inheritance chain whose own scopes grant the scope."""
+        role: RoleDef | None = custom.get(name) or self.policy.roles.get(name)
+        seen: set[str] = set()
+        while role is not None and role.name not in seen:
+            seen.add(role.name)
+            if set(self.policy.expand_wildcard(role.scopes)) & granted_by:
+                return role.name
+            role = (custom.get(role.inherits) or self.policy.roles.get(role.inherits)) if role.inherits else None
+        return name
+
+    def explain(self, subject: str, target: Target, scope: str) -> list[str]:
+        """Every path that grants the scope, or for a denial what the subject holds and what is missing.
+
+        Granting paths read "organization Admin", "workspace role Developer",
+        "default workspace role Viewer", with "(included by manage_flows)" when a held scope
+        includes the asked one. A denial names what is held there and the nearest missing
+        piece: the least built-in role that grants the scope.
+        """
+        paths = self.grant_paths(subject, target, scope)
+        if paths:
+            return [p.reason() for p in paths]
+        enforcer = self._state(target.org_id).enforcer
+        org_dom = L.org_domain(target.org_id)
+        is_member = L.MEMBER in enforcer.roles_of(subject, org_dom)
+        org_roles = [r.removeprefix("role:") for r in enforcer.roles_of(subject, org_dom) if r != L.MEMBER]
+        nearest = self._least_builtin(target.level, scope)
+        if target.level == WORKSPACE:
             if not enforcer.knows(subject) or not is_member:
-                return ["not a member of the workspace's organization"]
+                return ["not a member of the workspace's organization: no workspace role can be given (R16)"]
+            held = [f"workspace role {r.removeprefix('role:')}" for r in enforcer.roles_of(subject, target.domain)]
+            default = enforcer.default_role(target.domain)
             missing = [f"no role held here grants {scope}"]
             if default and not subject.startswith("user:"):
                 missing.append("the default workspace role never applies to service accounts (R17)")
+            elif default:
+                held.append(f"default workspace role {default.removeprefix('role:')}")
+            missing.append("held here: " + (", ".join(held) if held else
+                                            "nothing (no workspace role; the default role is No Access)"))
+            if nearest:
+                missing.append(f"nearest: workspace role {nearest} grants {scope}")
             return missing
-        if reasons:
-            return reasons
-        if not enforcer.knows(subject):
+        if not enforcer.knows(subject) or not org_roles:
             return ["not a member of the organization"]
-        return [f"organization role {', '.join(r.removeprefix('role:') for r in org_roles)} "
-                f"does not grant {scope}"]
+        out = [f"organization role {', '.join(org_roles)} does not grant {scope}"]
+        if nearest:
+            out.append(f"nearest: organization role {nearest} grants {scope}")
+        return out
+
+    def _least_builtin(self, level: str, scope: str) -> str:
+        """The built-in role of ``level`` with the fewest scopes that grants ``scope`` ("" if none)."""
+        granting = []
+        for role in self.policy.builtin_roles(level):
+            effective = self.policy.effective_scopes(self.policy.held_scopes(role))
+            if scope in effective:
+                granting.append((len(effective), role.name))
+        return min(granting)[1] if granting else ""
