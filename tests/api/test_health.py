@@ -13,7 +13,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from orgauthz.api.server import App
 from orgauthz.domain.policy import DEFAULT_POLICY_DIR
+from tests.conftest import settings_for
 
 AUTHZ = "orgauthz.v1.AuthorizationService"
 HEALTH = "grpc.health.v1.Health"
@@ -25,6 +27,23 @@ async def test_health_is_serving_once_started(channel: grpc.aio.Channel, service
     stub = health_pb2_grpc.HealthStub(channel)
     got = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
     assert got.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_health_answers_probes_without_credentials_when_callers_must_authenticate(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    shutil.copy(sqlite_template, tmp_path / "orgauthz.db")
+    app = App(settings_for(f"sqlite:///{tmp_path / 'orgauthz.db'}", insecure_dev=False, auth_token="s3cret"))
+    await app.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            got = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert got.status == health_pb2.HealthCheckResponse.SERVING
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await _reflect(channel, reflection_pb2.ServerReflectionRequest(list_services=""))
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await app.stop(0)
 
 
 async def test_health_of_an_unknown_service_is_not_found(channel: grpc.aio.Channel) -> None:
