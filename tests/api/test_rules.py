@@ -271,27 +271,29 @@ async def test_r18_union_of_default_and_grant(authz: Stub, rev: int) -> None:
 
 # -- R20: the built-in ladder ---------------------------------------------------------------
 
+# fmt: off
 LADDER = [
-    # scope,                     Viewer, Runner, Developer, Owner, Worker
-    ("see_flows", True, True, True, True, True),  # Worker: via see_deployments
-    ("see_workspace_users", True, True, True, True, False),
-    ("see_automations", True, True, True, True, False),
-    ("run_deployments", False, True, True, True, False),
-    ("run_flows", False, False, True, True, False),
-    ("manage_flows", False, False, True, True, False),
-    ("manage_deployments", False, False, True, True, False),
-    ("manage_work_pools", False, False, True, True, False),
-    ("see_secret_blocks", False, False, True, True, False),
-    ("manage_secret_blocks", False, False, True, True, False),
-    ("manage_workspace_users", False, False, False, True, False),
-    ("manage_workspace_default_role", False, False, False, True, False),
-    ("manage_workspace_settings", False, False, False, True, False),
-    ("see_work_pools", True, True, True, True, True),
-    ("write_workers", False, False, True, True, True),
-    ("submit_flow_runs", False, False, True, True, True),
-    ("see_variables", True, True, True, True, True),
-    ("manage_variables", False, False, True, True, False),
+    # scope                             Viewer Runner Dev.   Owner  Worker
+    ("see_flows",                       True , True , True , True , True ),  # Worker: via see_deployments
+    ("see_workspace_users",             True , True , True , True , False),
+    ("see_automations",                 True , True , True , True , False),
+    ("run_deployments",                 False, True , True , True , False),
+    ("run_flows",                       False, False, True , True , False),
+    ("manage_flows",                    False, False, True , True , False),
+    ("manage_deployments",              False, False, True , True , False),
+    ("manage_work_pools",               False, False, True , True , False),
+    ("see_secret_blocks",               False, False, True , True , False),
+    ("manage_secret_blocks",            False, False, True , True , False),
+    ("manage_workspace_users",          False, False, False, True , False),
+    ("manage_workspace_default_role",   False, False, False, True , False),
+    ("manage_workspace_settings",       False, False, False, True , False),
+    ("see_work_pools",                  True , True , True , True , True ),
+    ("write_workers",                   False, False, True , True , True ),
+    ("submit_flow_runs",                False, False, True , True , True ),
+    ("see_variables",                   True , True , True , True , True ),
+    ("manage_variables",                False, False, True , True , False),
 ]
+# fmt: on
 ROLES = ("Viewer", "Runner", "Developer", "Owner", "Worker")
 
 
