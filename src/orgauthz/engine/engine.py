@@ -237,7 +237,7 @@ class Engine:
                 return
             name = role.removeprefix("role:")
             via = () if scope in held else tuple(sorted(held))
-            paths.append(GrantPath(how, name, self._source(name, custom, granted_by), via, name in custom))
+            paths.append(GrantPath(how, name, self._source(name, custom, scope, granted_by), via, name in custom))
 
         for role in enforcer.roles_of(subject, org_dom):
             if role != L.MEMBER:
@@ -250,15 +250,18 @@ class Engine:
                 why(default, "default workspace role")
         return paths
 
-    def _source(self, name: str, custom: dict[str, RoleDef], granted_by: frozenset[str]) -> str:
-        """The first role along ``name``'s inheritance chain whose own scopes grant the scope."""
+    def _source(self, name: str, custom: dict[str, RoleDef], scope: str, granted_by: frozenset[str]) -> str:
+        """The role along ``name``'s inheritance chain whose own scopes grant the scope:
+        the first listing the scope itself, else the first listing a scope that includes it."""
+        chain: list[RoleDef] = []
         role: RoleDef | None = custom.get(name) or self.policy.roles.get(name)
-        seen: set[str] = set()
-        while role is not None and role.name not in seen:
-            seen.add(role.name)
-            if set(self.policy.expand_wildcard(role.scopes)) & granted_by:
-                return role.name
+        while role is not None and role not in chain:
+            chain.append(role)
             role = (custom.get(role.inherits) or self.policy.roles.get(role.inherits)) if role.inherits else None
+        for wanted in (frozenset({scope}), granted_by):
+            for r in chain:
+                if set(self.policy.expand_wildcard(r.scopes)) & wanted:
+                    return r.name
         return name
 
     def explain(self, subject: str, target: Target, scope: str) -> list[str]:
