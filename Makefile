@@ -27,6 +27,11 @@ lint: setup
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
+## Review policies/: lint the catalog and run its policy tests on the engine and over gRPC.
+policy-check: setup
+	$(BIN)/orgauthz policy lint policies
+	$(BIN)/orgauthz policy test policies
+
 generate: setup
 	$(BIN)/python -m orgauthz.tools.generate
 
