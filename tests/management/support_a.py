@@ -44,8 +44,7 @@ class As:
     authz: Any
 
     @classmethod
-    def of(cls, channel: grpc.aio.Channel, actor: str = "", *, api_key: str = "",
-           token: str = "") -> As:
+    def of(cls, channel: grpc.aio.Channel, actor: str = "", *, api_key: str = "", token: str = "") -> As:
         md = []
         if token:
             md.append(("authorization", f"Bearer {token}"))
@@ -81,12 +80,18 @@ async def error(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
     raise AssertionError("the call succeeded")
 
 
-async def create_org(channel: grpc.aio.Channel, org: str = "acme", admin: str = "alice",
-                     **limits: int) -> int:
+async def create_org(channel: grpc.aio.Channel, org: str = "acme", admin: str = "alice", **limits: int) -> int:
     """Creates ``org`` with ``admin`` as its Admin; returns the revision."""
-    r = await As.of(channel).orgs.CreateOrganization(pb.CreateOrganizationRequest(
-        id=org, handle=org, name=org.title(), admin_user_id=admin, admin_email=f"{admin}@{org}.test",
-        limits=pb.Limits(**limits)))
+    r = await As.of(channel).orgs.CreateOrganization(
+        pb.CreateOrganizationRequest(
+            id=org,
+            handle=org,
+            name=org.title(),
+            admin_user_id=admin,
+            admin_email=f"{admin}@{org}.test",
+            limits=pb.Limits(**limits),
+        )
+    )
     return int(r.revision)
 
 
@@ -120,8 +125,9 @@ async def add_service_account(app: App, org: str, sa: str, role: str = "Member")
     await app.management.write(org, "service-account.added", body)
 
 
-async def allowed(channel: grpc.aio.Channel, subject: str, scope: str, *, workspace: str = "",
-                  organization: str = "") -> bool:
+async def allowed(
+    channel: grpc.aio.Channel, subject: str, scope: str, *, workspace: str = "", organization: str = ""
+) -> bool:
     stub = authorization_pb2_grpc.AuthorizationServiceStub(channel)
     target = {"workspace": workspace} if workspace else {"organization": organization}
     req = apb.CheckRequest(subject=subject, scope=scope, **target)

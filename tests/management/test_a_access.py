@@ -20,41 +20,71 @@ async def _setup(app: App, channel) -> As:
     alice = As.of(channel, "user:alice")
     for ws in ("w1", "w2"):
         await alice.workspaces.CreateWorkspace(pb.CreateWorkspaceRequest(organization="acme", id=ws, handle=ws))
-    await alice.access.GrantWorkspaceAccess(pb.GrantWorkspaceAccessRequest(workspace="w1", subject="user:owner",
-                                                                           role="Owner"))
-    await alice.access.GrantWorkspaceAccess(pb.GrantWorkspaceAccessRequest(workspace="w1", subject="user:dev",
-                                                                           role="Developer"))
+    await alice.access.GrantWorkspaceAccess(
+        pb.GrantWorkspaceAccessRequest(workspace="w1", subject="user:owner", role="Owner")
+    )
+    await alice.access.GrantWorkspaceAccess(
+        pb.GrantWorkspaceAccessRequest(workspace="w1", subject="user:dev", role="Developer")
+    )
     return alice
 
 
 async def test_grant_change_revoke(app: App, channel) -> None:
     alice = await _setup(app, channel)
-    r = await alice.access.GrantWorkspaceAccess(pb.GrantWorkspaceAccessRequest(
-        workspace="w2", subject="service_account:robot", role="Worker"))
-    assert r.access.role == "Worker" and r.revision > 0
+    r = await alice.access.GrantWorkspaceAccess(
+        pb.GrantWorkspaceAccessRequest(workspace="w2", subject="service_account:robot", role="Worker")
+    )
+    assert r.access.role == "Worker"
+    assert r.revision > 0
     assert await allowed(channel, "service_account:robot", "submit_flow_runs", workspace="w2")
     assert not await allowed(channel, "service_account:robot", "manage_flows", workspace="w2")
-    assert await code(alice.access.GrantWorkspaceAccess(pb.GrantWorkspaceAccessRequest(
-        workspace="w2", subject="service_account:robot", role="Viewer"))) == C.ALREADY_EXISTS
-    r2 = await alice.access.ChangeWorkspaceAccess(pb.ChangeWorkspaceAccessRequest(
-        workspace="w2", subject="service_account:robot", role="Developer"))
+    assert (
+        await code(
+            alice.access.GrantWorkspaceAccess(
+                pb.GrantWorkspaceAccessRequest(workspace="w2", subject="service_account:robot", role="Viewer")
+            )
+        )
+        == C.ALREADY_EXISTS
+    )
+    r2 = await alice.access.ChangeWorkspaceAccess(
+        pb.ChangeWorkspaceAccessRequest(workspace="w2", subject="service_account:robot", role="Developer")
+    )
     assert r2.revision > r.revision
     assert await allowed(channel, "service_account:robot", "manage_flows", workspace="w2")
-    await alice.access.RevokeWorkspaceAccess(pb.RevokeWorkspaceAccessRequest(workspace="w2",
-                                                                             subject="service_account:robot"))
+    await alice.access.RevokeWorkspaceAccess(
+        pb.RevokeWorkspaceAccessRequest(workspace="w2", subject="service_account:robot")
+    )
     assert not await allowed(channel, "service_account:robot", "see_flows", workspace="w2")
-    assert await code(alice.access.RevokeWorkspaceAccess(pb.RevokeWorkspaceAccessRequest(
-        workspace="w2", subject="service_account:robot"))) == C.NOT_FOUND
-    assert await code(alice.access.ChangeWorkspaceAccess(pb.ChangeWorkspaceAccessRequest(
-        workspace="w2", subject="service_account:robot", role="Viewer"))) == C.NOT_FOUND
+    assert (
+        await code(
+            alice.access.RevokeWorkspaceAccess(
+                pb.RevokeWorkspaceAccessRequest(workspace="w2", subject="service_account:robot")
+            )
+        )
+        == C.NOT_FOUND
+    )
+    assert (
+        await code(
+            alice.access.ChangeWorkspaceAccess(
+                pb.ChangeWorkspaceAccessRequest(workspace="w2", subject="service_account:robot", role="Viewer")
+            )
+        )
+        == C.NOT_FOUND
+    )
 
 
 async def test_r16_outsider_cannot_be_granted(app: App, channel) -> None:
     alice = await _setup(app, channel)
     before = head(app)
     for subject in ("user:gina", "user:nobody", "service_account:nothing"):
-        assert await code(alice.access.GrantWorkspaceAccess(pb.GrantWorkspaceAccessRequest(
-            workspace="w1", subject=subject, role="Viewer"))) == C.FAILED_PRECONDITION
+        assert (
+            await code(
+                alice.access.GrantWorkspaceAccess(
+                    pb.GrantWorkspaceAccessRequest(workspace="w1", subject=subject, role="Viewer")
+                )
+            )
+            == C.FAILED_PRECONDITION
+        )
     assert head(app) == before
     assert not await allowed(channel, "user:gina", "see_flows", workspace="w1")
 
@@ -62,33 +92,68 @@ async def test_r16_outsider_cannot_be_granted(app: App, channel) -> None:
 async def test_r16_owner_manages_only_own_workspace(app: App, channel) -> None:
     await _setup(app, channel)
     owner, dev = As.of(channel, "user:owner"), As.of(channel, "user:dev")
-    assert await code(owner.access.GrantWorkspaceAccess(pb.GrantWorkspaceAccessRequest(
-        workspace="w1", subject="user:bob", role="Runner"))) == C.OK
+    assert (
+        await code(
+            owner.access.GrantWorkspaceAccess(
+                pb.GrantWorkspaceAccessRequest(workspace="w1", subject="user:bob", role="Runner")
+            )
+        )
+        == C.OK
+    )
     assert await allowed(channel, "user:bob", "run_deployments", workspace="w1")
-    assert await code(owner.access.ChangeWorkspaceAccess(pb.ChangeWorkspaceAccessRequest(
-        workspace="w1", subject="user:bob", role="Viewer"))) == C.OK
-    assert await code(owner.access.GrantWorkspaceAccess(pb.GrantWorkspaceAccessRequest(
-        workspace="w2", subject="user:bob", role="Runner"))) == C.PERMISSION_DENIED
-    assert await code(owner.access.ListWorkspaceAccess(pb.ListWorkspaceAccessRequest(workspace="w2"))) \
+    assert (
+        await code(
+            owner.access.ChangeWorkspaceAccess(
+                pb.ChangeWorkspaceAccessRequest(workspace="w1", subject="user:bob", role="Viewer")
+            )
+        )
+        == C.OK
+    )
+    assert (
+        await code(
+            owner.access.GrantWorkspaceAccess(
+                pb.GrantWorkspaceAccessRequest(workspace="w2", subject="user:bob", role="Runner")
+            )
+        )
         == C.PERMISSION_DENIED
+    )
+    assert (
+        await code(owner.access.ListWorkspaceAccess(pb.ListWorkspaceAccessRequest(workspace="w2")))
+        == C.PERMISSION_DENIED
+    )
     # A Developer may see who has access (see_workspace_users) but not change it.
     r = await dev.access.ListWorkspaceAccess(pb.ListWorkspaceAccessRequest(workspace="w1"))
     assert [a.subject for a in r.access] == ["user:bob", "user:dev", "user:owner"]
-    assert await code(dev.access.RevokeWorkspaceAccess(pb.RevokeWorkspaceAccessRequest(
-        workspace="w1", subject="user:bob"))) == C.PERMISSION_DENIED
-    assert await code(owner.access.RevokeWorkspaceAccess(pb.RevokeWorkspaceAccessRequest(
-        workspace="w1", subject="user:bob"))) == C.OK
+    assert (
+        await code(
+            dev.access.RevokeWorkspaceAccess(pb.RevokeWorkspaceAccessRequest(workspace="w1", subject="user:bob"))
+        )
+        == C.PERMISSION_DENIED
+    )
+    assert (
+        await code(
+            owner.access.RevokeWorkspaceAccess(pb.RevokeWorkspaceAccessRequest(workspace="w1", subject="user:bob"))
+        )
+        == C.OK
+    )
     # A plain Member with no workspace role.
     bob = As.of(channel, "user:bob")
-    assert await code(bob.access.GrantWorkspaceAccess(pb.GrantWorkspaceAccessRequest(
-        workspace="w1", subject="user:bob", role="Owner"))) == C.PERMISSION_DENIED
+    assert (
+        await code(
+            bob.access.GrantWorkspaceAccess(
+                pb.GrantWorkspaceAccessRequest(workspace="w1", subject="user:bob", role="Owner")
+            )
+        )
+        == C.PERMISSION_DENIED
+    )
 
 
 async def test_r18_union_of_default_and_granted_role(app: App, channel) -> None:
     alice = await _setup(app, channel)
     await alice.workspaces.SetDefaultRole(pb.SetDefaultRoleRequest(workspace="w2", role="Viewer"))
-    await alice.access.GrantWorkspaceAccess(pb.GrantWorkspaceAccessRequest(workspace="w2", subject="user:bob",
-                                                                           role="Worker"))
+    await alice.access.GrantWorkspaceAccess(
+        pb.GrantWorkspaceAccessRequest(workspace="w2", subject="user:bob", role="Worker")
+    )
     assert await allowed(channel, "user:bob", "see_flows", workspace="w2")  # from the default
     assert await allowed(channel, "user:bob", "write_workers", workspace="w2")  # from the grant
 
@@ -97,12 +162,14 @@ async def test_list_access_pages(app: App, channel) -> None:
     alice = await _setup(app, channel)
     for i in range(5):
         await add_member(app, "acme", f"u{i}")
-        await alice.access.GrantWorkspaceAccess(pb.GrantWorkspaceAccessRequest(workspace="w2", subject=f"user:u{i}",
-                                                                               role="Viewer"))
+        await alice.access.GrantWorkspaceAccess(
+            pb.GrantWorkspaceAccessRequest(workspace="w2", subject=f"user:u{i}", role="Viewer")
+        )
     seen, token = [], ""
     while True:
-        r = await alice.access.ListWorkspaceAccess(pb.ListWorkspaceAccessRequest(workspace="w2", page_size=2,
-                                                                                 page_token=token))
+        r = await alice.access.ListWorkspaceAccess(
+            pb.ListWorkspaceAccessRequest(workspace="w2", page_size=2, page_token=token)
+        )
         seen += [a.subject for a in r.access]
         if not (token := r.next_page_token):
             break

@@ -43,12 +43,19 @@ async def test_shared_secret(running: App) -> None:
         for stub in (anonymous, wrong):
             e = await error(stub.authz.Check(_check()))
             assert e.code() == C.UNAUTHENTICATED
-            assert await code(stub.orgs.CreateOrganization(pb.CreateOrganizationRequest(
-                handle="acme", name="Acme", admin_user_id="alice"))) == C.UNAUTHENTICATED
+            assert (
+                await code(
+                    stub.orgs.CreateOrganization(
+                        pb.CreateOrganizationRequest(handle="acme", name="Acme", admin_user_id="alice")
+                    )
+                )
+                == C.UNAUTHENTICATED
+            )
             assert await code(stub.roles.ListScopes(pb.ListScopeCatalogRequest())) == C.UNAUTHENTICATED
         assert head(running) == 0
-        await good.orgs.CreateOrganization(pb.CreateOrganizationRequest(id="acme", handle="acme", name="Acme",
-                                                                        admin_user_id="alice"))
+        await good.orgs.CreateOrganization(
+            pb.CreateOrganizationRequest(id="acme", handle="acme", name="Acme", admin_user_id="alice")
+        )
         assert (await good.authz.Check(_check())).allowed
         # Health stays open for probes.
         health = health_pb2_grpc.HealthStub(ch)
@@ -81,7 +88,8 @@ async def test_actor_headers(app: App, channel: grpc.aio.Channel) -> None:
     assert await code(As.of(channel).orgs.GetOrganization(req)) == C.UNAUTHENTICATED
     for bad in ("alice", "user:", "user:a b", "group:x", "service_account:robot", "user:" + "x" * 129):
         e = await error(As.of(channel, bad).orgs.GetOrganization(req))
-        assert e.code() == C.INVALID_ARGUMENT and (e.details() or "").startswith("x-orgauthz-actor:"), bad
+        assert e.code() == C.INVALID_ARGUMENT, bad
+        assert (e.details() or "").startswith("x-orgauthz-actor:"), bad
     e = await error(As.of(channel, "user:alice", api_key="pnb_whatever").orgs.GetOrganization(req))
     assert e.code() == C.INVALID_ARGUMENT
     assert await code(As.of(channel, api_key="pnb_" + "x" * 300).orgs.GetOrganization(req)) == C.UNAUTHENTICATED
@@ -104,18 +112,65 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 
 def _ca(d: Path, name: str) -> None:
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2", "-subj", f"/CN={name}",
-             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-             cwd=d)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.pem",
+        "-days",
+        "2",
+        "-subj",
+        f"/CN={name}",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=d,
+    )
 
 
 def _leaf(d: Path, name: str, ca: str, ext: str) -> None:
     (d / f"{name}.ext").write_text(ext)
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
-             "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext", cwd=d)
+    _openssl(
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.csr",
+        "-subj",
+        f"/CN={name}",
+        cwd=d,
+    )
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        f"{ca}.pem",
+        "-CAkey",
+        f"{ca}.key",
+        "-CAcreateserial",
+        "-out",
+        f"{name}.pem",
+        "-days",
+        "2",
+        "-extfile",
+        f"{name}.ext",
+        cwd=d,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -128,7 +183,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
     _leaf(d, "server", "ca", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
     _leaf(d, "client", "ca", "extendedKeyUsage=clientAuth\n")
     _leaf(d, "rogue", "rogue-ca", "extendedKeyUsage=clientAuth\n")
-    yield Pki(d)
+    return Pki(d)
 
 
 def _tls_channel(port: int, pki: Pki, client: str | None) -> grpc.aio.Channel:
@@ -137,13 +192,19 @@ def _tls_channel(port: int, pki: Pki, client: str | None) -> grpc.aio.Channel:
         private_key=pki.read(f"{client}.key") if client else None,
         certificate_chain=pki.read(f"{client}.pem") if client else None,
     )
-    return grpc.aio.secure_channel(f"127.0.0.1:{port}", creds,
-                                   options=[("grpc.ssl_target_name_override", "localhost")])
+    return grpc.aio.secure_channel(f"127.0.0.1:{port}", creds, options=[("grpc.ssl_target_name_override", "localhost")])
 
 
 async def test_mtls(store_url: str, pki: Pki) -> None:
-    app = App(settings_for(store_url, insecure_dev=False, tls_cert=pki.dir / "server.pem",
-                           tls_key=pki.dir / "server.key", tls_client_ca=pki.dir / "ca.pem"))
+    app = App(
+        settings_for(
+            store_url,
+            insecure_dev=False,
+            tls_cert=pki.dir / "server.pem",
+            tls_key=pki.dir / "server.key",
+            tls_client_ca=pki.dir / "ca.pem",
+        )
+    )
     await app.start()
     try:
         async with _tls_channel(app.port, pki, "client") as ch:
@@ -160,8 +221,15 @@ async def test_mtls(store_url: str, pki: Pki) -> None:
 
 
 async def test_server_tls_without_client_ca_still_needs_the_secret(store_url: str, pki: Pki) -> None:
-    app = App(settings_for(store_url, insecure_dev=False, auth_token=TOKEN, tls_cert=pki.dir / "server.pem",
-                           tls_key=pki.dir / "server.key"))
+    app = App(
+        settings_for(
+            store_url,
+            insecure_dev=False,
+            auth_token=TOKEN,
+            tls_cert=pki.dir / "server.pem",
+            tls_key=pki.dir / "server.key",
+        )
+    )
     await app.start()
     try:
         async with _tls_channel(app.port, pki, None) as ch:

@@ -75,8 +75,9 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  
 
     def __init__(self, token: str | None) -> None:
         self._expected = f"Bearer {token}".encode() if token else None
-        self._message = ("missing or wrong caller credentials" if token
-                         else "no caller authentication is configured on this server")
+        self._message = (
+            "missing or wrong caller credentials" if token else "no caller authentication is configured on this server"
+        )
 
     def authenticated(self, metadata: Sequence[tuple[str, Any]] | None) -> bool:
         if self._expected is None:

@@ -19,8 +19,9 @@ from orgauthz.v1 import management_pb2_grpc as pb_grpc
 
 
 def access(g: WorkspaceGrant) -> pb.WorkspaceAccess:
-    return pb.WorkspaceAccess(workspace=g.workspace_id, subject=g.subject, role=g.role,
-                              create_time=timestamp(g.created_at))
+    return pb.WorkspaceAccess(
+        workspace=g.workspace_id, subject=g.subject, role=g.role, create_time=timestamp(g.created_at)
+    )
 
 
 def _subject(value: str) -> str:
@@ -33,40 +34,58 @@ class AccessServicer(pb_grpc.AccessServiceServicer):  # type: ignore[misc]  # ge
         self.m = management
 
     @rpc
-    async def GrantWorkspaceAccess(self, request: pb.GrantWorkspaceAccessRequest,
-                                   context: grpc.aio.ServicerContext) -> pb.GrantWorkspaceAccessResponse:
+    async def GrantWorkspaceAccess(
+        self, request: pb.GrantWorkspaceAccessRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GrantWorkspaceAccessResponse:
         actor = await resolve_actor(context, self.m)
-        g, rev = await svc.grant(self.m, actor, bounds.check_id("workspace", request.workspace),
-                                 _subject(request.subject), bounds.check_id("role", request.role))
+        g, rev = await svc.grant(
+            self.m,
+            actor,
+            bounds.check_id("workspace", request.workspace),
+            _subject(request.subject),
+            bounds.check_id("role", request.role),
+        )
         return pb.GrantWorkspaceAccessResponse(access=access(g), revision=rev)
 
     @rpc
-    async def ChangeWorkspaceAccess(self, request: pb.ChangeWorkspaceAccessRequest,
-                                    context: grpc.aio.ServicerContext) -> pb.ChangeWorkspaceAccessResponse:
+    async def ChangeWorkspaceAccess(
+        self, request: pb.ChangeWorkspaceAccessRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ChangeWorkspaceAccessResponse:
         actor = await resolve_actor(context, self.m)
-        g, rev = await svc.change(self.m, actor, bounds.check_id("workspace", request.workspace),
-                                  _subject(request.subject), bounds.check_id("role", request.role))
+        g, rev = await svc.change(
+            self.m,
+            actor,
+            bounds.check_id("workspace", request.workspace),
+            _subject(request.subject),
+            bounds.check_id("role", request.role),
+        )
         return pb.ChangeWorkspaceAccessResponse(access=access(g), revision=rev)
 
     @rpc
-    async def RevokeWorkspaceAccess(self, request: pb.RevokeWorkspaceAccessRequest,
-                                    context: grpc.aio.ServicerContext) -> pb.RevokeWorkspaceAccessResponse:
+    async def RevokeWorkspaceAccess(
+        self, request: pb.RevokeWorkspaceAccessRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RevokeWorkspaceAccessResponse:
         actor = await resolve_actor(context, self.m)
-        rev = await svc.revoke(self.m, actor, bounds.check_id("workspace", request.workspace),
-                               _subject(request.subject))
+        rev = await svc.revoke(
+            self.m, actor, bounds.check_id("workspace", request.workspace), _subject(request.subject)
+        )
         return pb.RevokeWorkspaceAccessResponse(revision=rev)
 
     @rpc
-    async def ListWorkspaceAccess(self, request: pb.ListWorkspaceAccessRequest,
-                                  context: grpc.aio.ServicerContext) -> pb.ListWorkspaceAccessResponse:
+    async def ListWorkspaceAccess(
+        self, request: pb.ListWorkspaceAccessRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListWorkspaceAccessResponse:
         actor = await resolve_actor(context, self.m)
         rows, after = await svc.list_access(
-            self.m, actor, bounds.check_id("workspace", request.workspace),
+            self.m,
+            actor,
+            bounds.check_id("workspace", request.workspace),
             page_size=bounds.check_page_size("page_size", request.page_size),
             after=bounds.decode_page_token("page_token", request.page_token),
         )
-        return pb.ListWorkspaceAccessResponse(access=[access(g) for g in rows],
-                                              next_page_token=bounds.encode_page_token(after) if after else "")
+        return pb.ListWorkspaceAccessResponse(
+            access=[access(g) for g in rows], next_page_token=bounds.encode_page_token(after) if after else ""
+        )
 
 
 @register(pb.DESCRIPTOR.services_by_name["AccessService"].full_name)

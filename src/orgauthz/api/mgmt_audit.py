@@ -34,7 +34,8 @@ def _time(field: str, request: Any) -> datetime | None:
     ts: Timestamp = getattr(request, field)
     if not (_MIN_SECONDS <= ts.seconds <= _MAX_SECONDS) or not (0 <= ts.nanos < 1_000_000_000):
         raise InvalidArgument(field, "must be a timestamp between years 1 and 9999")
-    return ts.ToDatetime(tzinfo=UTC)
+    value: datetime = ts.ToDatetime(tzinfo=UTC)
+    return value
 
 
 def _filter(request: pb.ListAuditEventsRequest) -> svc.AuditFilter:
@@ -45,16 +46,29 @@ def _filter(request: pb.ListAuditEventsRequest) -> svc.AuditFilter:
     if request.event and not _EVENT_RE.fullmatch(request.event):
         raise InvalidArgument("event", f"must be an event name of at most {EVENT_MAX} characters")
     workspace = bounds.check_optional_id("workspace", request.workspace)
-    return svc.AuditFilter(actor=actor, event=request.event, workspace=workspace,
-                           start=_time("start_time", request), end=_time("end_time", request))
+    return svc.AuditFilter(
+        actor=actor,
+        event=request.event,
+        workspace=workspace,
+        start=_time("start_time", request),
+        end=_time("end_time", request),
+    )
 
 
 def event(e: AuditEvent) -> pb.AuditEvent:
     details = Struct()
     details.update(e.details or {})
-    return pb.AuditEvent(id=e.id, organization=e.org_id, workspace=e.workspace_id or "", actor=e.actor,
-                         event=e.event, target=e.target, details=details, revision=e.revision,
-                         occur_time=timestamp(e.occurred_at))
+    return pb.AuditEvent(
+        id=e.id,
+        organization=e.org_id,
+        workspace=e.workspace_id or "",
+        actor=e.actor,
+        event=e.event,
+        target=e.target,
+        details=details,
+        revision=e.revision,
+        occur_time=timestamp(e.occurred_at),
+    )
 
 
 def _before(token: str) -> int:
@@ -71,15 +85,21 @@ class AuditServicer(pb_grpc.AuditServiceServicer):  # type: ignore[misc]  # gene
         self.m = management
 
     @rpc
-    async def ListAuditEvents(self, request: pb.ListAuditEventsRequest,
-                              context: grpc.aio.ServicerContext) -> pb.ListAuditEventsResponse:
+    async def ListAuditEvents(
+        self, request: pb.ListAuditEventsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAuditEventsResponse:
         actor = await resolve_actor(context, self.m)
         rows, resume = await svc.list_events(
-            self.m, actor, bounds.check_id("organization", request.organization), _filter(request),
-            page_size=bounds.check_page_size("page_size", request.page_size), before=_before(request.page_token),
+            self.m,
+            actor,
+            bounds.check_id("organization", request.organization),
+            _filter(request),
+            page_size=bounds.check_page_size("page_size", request.page_size),
+            before=_before(request.page_token),
         )
-        return pb.ListAuditEventsResponse(events=[event(e) for e in rows],
-                                          next_page_token=bounds.encode_page_token(str(resume)) if resume else "")
+        return pb.ListAuditEventsResponse(
+            events=[event(e) for e in rows], next_page_token=bounds.encode_page_token(str(resume)) if resume else ""
+        )
 
 
 @register(pb.DESCRIPTOR.services_by_name["AuditService"].full_name)

@@ -26,33 +26,46 @@ class MemberServicer(pb_grpc.MemberServiceServicer):  # type: ignore[misc]  # ge
         self.m = management
 
     @rpc
-    async def ListMembers(self, request: pb.ListMembersRequest,
-                          context: grpc.aio.ServicerContext) -> pb.ListMembersResponse:
+    async def ListMembers(
+        self, request: pb.ListMembersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListMembersResponse:
         actor = await resolve_actor(context, self.m)
         rows, after = await svc.list_members(
-            self.m, actor, bounds.check_id("organization", request.organization),
+            self.m,
+            actor,
+            bounds.check_id("organization", request.organization),
             page_size=bounds.check_page_size("page_size", request.page_size),
             after=bounds.decode_page_token("page_token", request.page_token),
         )
-        return pb.ListMembersResponse(members=[member(m) for m in rows],
-                                      next_page_token=bounds.encode_page_token(after) if after else "")
+        return pb.ListMembersResponse(
+            members=[member(m) for m in rows], next_page_token=bounds.encode_page_token(after) if after else ""
+        )
 
     @rpc
-    async def ChangeMemberRole(self, request: pb.ChangeMemberRoleRequest,
-                               context: grpc.aio.ServicerContext) -> pb.ChangeMemberRoleResponse:
+    async def ChangeMemberRole(
+        self, request: pb.ChangeMemberRoleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ChangeMemberRoleResponse:
         actor = await resolve_actor(context, self.m)
         m, rev = await svc.change_role(
-            self.m, actor, bounds.check_id("organization", request.organization),
-            bounds.check_id("user_id", request.user_id), bounds.check_id("role", request.role),
+            self.m,
+            actor,
+            bounds.check_id("organization", request.organization),
+            bounds.check_id("user_id", request.user_id),
+            bounds.check_id("role", request.role),
         )
         return pb.ChangeMemberRoleResponse(member=member(m), revision=rev)
 
     @rpc
-    async def RemoveMember(self, request: pb.RemoveMemberRequest,
-                           context: grpc.aio.ServicerContext) -> pb.RemoveMemberResponse:
+    async def RemoveMember(
+        self, request: pb.RemoveMemberRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RemoveMemberResponse:
         actor = await resolve_actor(context, self.m)
-        rev = await svc.remove_member(self.m, actor, bounds.check_id("organization", request.organization),
-                                      bounds.check_id("user_id", request.user_id))
+        rev = await svc.remove_member(
+            self.m,
+            actor,
+            bounds.check_id("organization", request.organization),
+            bounds.check_id("user_id", request.user_id),
+        )
         return pb.RemoveMemberResponse(revision=rev)
 
 

@@ -39,9 +39,14 @@ def _limits(m: pb.Limits) -> svc.Limits:
 
 def organization(o: Organization) -> pb.Organization:
     return pb.Organization(
-        id=o.id, handle=o.handle, name=o.name, revision=o.revision, create_time=timestamp(o.created_at),
-        limits=pb.Limits(max_members=o.max_members, max_service_accounts=o.max_service_accounts,
-                         max_workspaces=o.max_workspaces),
+        id=o.id,
+        handle=o.handle,
+        name=o.name,
+        revision=o.revision,
+        create_time=timestamp(o.created_at),
+        limits=pb.Limits(
+            max_members=o.max_members, max_service_accounts=o.max_service_accounts, max_workspaces=o.max_workspaces
+        ),
     )
 
 
@@ -50,11 +55,13 @@ class OrganizationServicer(pb_grpc.OrganizationServiceServicer):  # type: ignore
         self.m = management
 
     @rpc
-    async def CreateOrganization(self, request: pb.CreateOrganizationRequest,
-                                 context: grpc.aio.ServicerContext) -> pb.CreateOrganizationResponse:
+    async def CreateOrganization(
+        self, request: pb.CreateOrganizationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateOrganizationResponse:
         actor = await optional_actor(context, self.m)
         org, rev = await svc.create_organization(
-            self.m, actor,
+            self.m,
+            actor,
             org_id=bounds.check_optional_id("id", request.id),
             handle=bounds.check_handle("handle", request.handle),
             name=bounds.check_name("name", request.name),
@@ -65,15 +72,17 @@ class OrganizationServicer(pb_grpc.OrganizationServiceServicer):  # type: ignore
         return pb.CreateOrganizationResponse(organization=organization(org), revision=rev)
 
     @rpc
-    async def GetOrganization(self, request: pb.GetOrganizationRequest,
-                              context: grpc.aio.ServicerContext) -> pb.GetOrganizationResponse:
+    async def GetOrganization(
+        self, request: pb.GetOrganizationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetOrganizationResponse:
         actor = await resolve_actor(context, self.m)
         org = await svc.get_organization(self.m, actor, bounds.check_id("organization", request.organization))
         return pb.GetOrganizationResponse(organization=organization(org))
 
     @rpc
-    async def UpdateOrganizationLimits(self, request: pb.UpdateOrganizationLimitsRequest,
-                                       context: grpc.aio.ServicerContext) -> pb.UpdateOrganizationLimitsResponse:
+    async def UpdateOrganizationLimits(
+        self, request: pb.UpdateOrganizationLimitsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateOrganizationLimitsResponse:
         actor = await resolve_actor(context, self.m)
         org_id = bounds.check_id("organization", request.organization)
         org, rev = await svc.update_limits(self.m, actor, org_id, _limits(request.limits))

@@ -19,9 +19,18 @@ from orgauthz.v1 import management_pb2_grpc as pb_grpc
 
 
 def role(r: svc.RoleView) -> pb.Role:
-    return pb.Role(id=r.id, name=r.name, level=r.level, description=r.description, builtin=r.builtin,
-                   inherits=r.inherits, scopes=r.scopes, effective_scopes=r.effective_scopes,
-                   create_time=timestamp(r.created_at), update_time=timestamp(r.updated_at))
+    return pb.Role(
+        id=r.id,
+        name=r.name,
+        level=r.level,
+        description=r.description,
+        builtin=r.builtin,
+        inherits=r.inherits,
+        scopes=r.scopes,
+        effective_scopes=r.effective_scopes,
+        create_time=timestamp(r.created_at),
+        update_time=timestamp(r.updated_at),
+    )
 
 
 def _level(value: str, *, required: bool) -> str:
@@ -36,8 +45,10 @@ def _scopes(values: Any) -> list[str]:
 
 
 def _page(request: Any) -> dict[str, Any]:
-    return {"page_size": bounds.check_page_size("page_size", request.page_size),
-            "after": bounds.decode_page_token("page_token", request.page_token)}
+    return {
+        "page_size": bounds.check_page_size("page_size", request.page_size),
+        "after": bounds.decode_page_token("page_token", request.page_token),
+    }
 
 
 def _token(after: str) -> str:
@@ -51,15 +62,24 @@ class RoleServicer(pb_grpc.RoleServiceServicer):  # type: ignore[misc]  # genera
     @rpc
     async def ListRoles(self, request: pb.ListRolesRequest, context: grpc.aio.ServicerContext) -> pb.ListRolesResponse:
         actor = await resolve_actor(context, self.m)
-        rows, after = await svc.list_roles(self.m, actor, bounds.check_id("organization", request.organization),
-                                           level=_level(request.level, required=False), **_page(request))
+        rows, after = await svc.list_roles(
+            self.m,
+            actor,
+            bounds.check_id("organization", request.organization),
+            level=_level(request.level, required=False),
+            **_page(request),
+        )
         return pb.ListRolesResponse(roles=[role(r) for r in rows], next_page_token=_token(after))
 
     @rpc
-    async def CreateRole(self, request: pb.CreateRoleRequest, context: grpc.aio.ServicerContext) -> pb.CreateRoleResponse:
+    async def CreateRole(
+        self, request: pb.CreateRoleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateRoleResponse:
         actor = await resolve_actor(context, self.m)
         r, rev = await svc.create_role(
-            self.m, actor, bounds.check_id("organization", request.organization),
+            self.m,
+            actor,
+            bounds.check_id("organization", request.organization),
             role_id=bounds.check_optional_id("id", request.id),
             name=bounds.check_name("name", request.name),
             level=_level(request.level, required=True),
@@ -70,10 +90,14 @@ class RoleServicer(pb_grpc.RoleServiceServicer):  # type: ignore[misc]  # genera
         return pb.CreateRoleResponse(role=role(r), revision=rev)
 
     @rpc
-    async def UpdateRole(self, request: pb.UpdateRoleRequest, context: grpc.aio.ServicerContext) -> pb.UpdateRoleResponse:
+    async def UpdateRole(
+        self, request: pb.UpdateRoleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateRoleResponse:
         actor = await resolve_actor(context, self.m)
         r, rev = await svc.update_role(
-            self.m, actor, bounds.check_id("organization", request.organization),
+            self.m,
+            actor,
+            bounds.check_id("organization", request.organization),
             bounds.check_id("role", request.role),
             name=bounds.check_name("name", request.name),
             scopes=_scopes(request.scopes),
@@ -82,20 +106,26 @@ class RoleServicer(pb_grpc.RoleServiceServicer):  # type: ignore[misc]  # genera
         return pb.UpdateRoleResponse(role=role(r), revision=rev)
 
     @rpc
-    async def DeleteRole(self, request: pb.DeleteRoleRequest, context: grpc.aio.ServicerContext) -> pb.DeleteRoleResponse:
+    async def DeleteRole(
+        self, request: pb.DeleteRoleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteRoleResponse:
         actor = await resolve_actor(context, self.m)
-        rev = await svc.delete_role(self.m, actor, bounds.check_id("organization", request.organization),
-                                    bounds.check_id("role", request.role))
+        rev = await svc.delete_role(
+            self.m, actor, bounds.check_id("organization", request.organization), bounds.check_id("role", request.role)
+        )
         return pb.DeleteRoleResponse(revision=rev)
 
     @rpc
-    async def ListScopes(self, request: pb.ListScopeCatalogRequest,
-                         context: grpc.aio.ServicerContext) -> pb.ListScopeCatalogResponse:
-        rows, after = svc.list_scope_catalog(self.m.policy, level=_level(request.level, required=False),
-                                             **_page(request))
+    async def ListScopes(
+        self, request: pb.ListScopeCatalogRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListScopeCatalogResponse:
+        rows, after = svc.list_scope_catalog(
+            self.m.policy, level=_level(request.level, required=False), **_page(request)
+        )
         return pb.ListScopeCatalogResponse(
-            scopes=[pb.ScopeInfo(name=s.name, level=s.level, description=s.description, includes=s.includes)
-                    for s in rows],
+            scopes=[
+                pb.ScopeInfo(name=s.name, level=s.level, description=s.description, includes=s.includes) for s in rows
+            ],
             next_page_token=_token(after),
         )
 

@@ -19,8 +19,14 @@ from orgauthz.v1 import management_pb2_grpc as pb_grpc
 
 
 def workspace(w: Workspace) -> pb.Workspace:
-    return pb.Workspace(id=w.id, organization=w.org_id, handle=w.handle, name=w.name,
-                        default_role=w.default_role or "", create_time=timestamp(w.created_at))
+    return pb.Workspace(
+        id=w.id,
+        organization=w.org_id,
+        handle=w.handle,
+        name=w.name,
+        default_role=w.default_role or "",
+        create_time=timestamp(w.created_at),
+    )
 
 
 class WorkspaceServicer(pb_grpc.WorkspaceServiceServicer):  # type: ignore[misc]  # generated
@@ -28,11 +34,14 @@ class WorkspaceServicer(pb_grpc.WorkspaceServiceServicer):  # type: ignore[misc]
         self.m = management
 
     @rpc
-    async def CreateWorkspace(self, request: pb.CreateWorkspaceRequest,
-                              context: grpc.aio.ServicerContext) -> pb.CreateWorkspaceResponse:
+    async def CreateWorkspace(
+        self, request: pb.CreateWorkspaceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateWorkspaceResponse:
         actor = await resolve_actor(context, self.m)
         ws, rev = await svc.create_workspace(
-            self.m, actor, bounds.check_id("organization", request.organization),
+            self.m,
+            actor,
+            bounds.check_id("organization", request.organization),
             workspace_id=bounds.check_optional_id("id", request.id),
             handle=bounds.check_handle("handle", request.handle),
             name=bounds.check_name("name", request.name, required=False),
@@ -41,37 +50,48 @@ class WorkspaceServicer(pb_grpc.WorkspaceServiceServicer):  # type: ignore[misc]
         return pb.CreateWorkspaceResponse(workspace=workspace(ws), revision=rev)
 
     @rpc
-    async def ListWorkspaces(self, request: pb.ListWorkspacesRequest,
-                             context: grpc.aio.ServicerContext) -> pb.ListWorkspacesResponse:
+    async def ListWorkspaces(
+        self, request: pb.ListWorkspacesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListWorkspacesResponse:
         actor = await resolve_actor(context, self.m)
         rows, after = await svc.list_workspaces(
-            self.m, actor, bounds.check_id("organization", request.organization),
+            self.m,
+            actor,
+            bounds.check_id("organization", request.organization),
             page_size=bounds.check_page_size("page_size", request.page_size),
             after=bounds.decode_page_token("page_token", request.page_token),
         )
-        return pb.ListWorkspacesResponse(workspaces=[workspace(w) for w in rows],
-                                         next_page_token=bounds.encode_page_token(after) if after else "")
+        return pb.ListWorkspacesResponse(
+            workspaces=[workspace(w) for w in rows], next_page_token=bounds.encode_page_token(after) if after else ""
+        )
 
     @rpc
-    async def GetWorkspace(self, request: pb.GetWorkspaceRequest,
-                           context: grpc.aio.ServicerContext) -> pb.GetWorkspaceResponse:
+    async def GetWorkspace(
+        self, request: pb.GetWorkspaceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetWorkspaceResponse:
         actor = await resolve_actor(context, self.m)
         ws = await svc.get_workspace(self.m, actor, bounds.check_id("workspace", request.workspace))
         return pb.GetWorkspaceResponse(workspace=workspace(ws))
 
     @rpc
-    async def DeleteWorkspace(self, request: pb.DeleteWorkspaceRequest,
-                              context: grpc.aio.ServicerContext) -> pb.DeleteWorkspaceResponse:
+    async def DeleteWorkspace(
+        self, request: pb.DeleteWorkspaceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteWorkspaceResponse:
         actor = await resolve_actor(context, self.m)
         rev = await svc.delete_workspace(self.m, actor, bounds.check_id("workspace", request.workspace))
         return pb.DeleteWorkspaceResponse(revision=rev)
 
     @rpc
-    async def SetDefaultRole(self, request: pb.SetDefaultRoleRequest,
-                             context: grpc.aio.ServicerContext) -> pb.SetDefaultRoleResponse:
+    async def SetDefaultRole(
+        self, request: pb.SetDefaultRoleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetDefaultRoleResponse:
         actor = await resolve_actor(context, self.m)
-        ws, rev = await svc.set_default_role(self.m, actor, bounds.check_id("workspace", request.workspace),
-                                             bounds.check_optional_id("role", request.role))
+        ws, rev = await svc.set_default_role(
+            self.m,
+            actor,
+            bounds.check_id("workspace", request.workspace),
+            bounds.check_optional_id("role", request.role),
+        )
         return pb.SetDefaultRoleResponse(workspace=workspace(ws), revision=rev)
 
 

@@ -45,7 +45,9 @@ def _existing(w: Write, ws: Workspace, subject: str) -> WorkspaceGrant:
     return grant
 
 
-async def grant(mgmt: Management, actor: Actor, workspace_id: str, subject: str, role: str) -> tuple[WorkspaceGrant, int]:
+async def grant(
+    mgmt: Management, actor: Actor, workspace_id: str, subject: str, role: str
+) -> tuple[WorkspaceGrant, int]:
     """AlreadyExists when the subject already has a role here (use change);
     FailedPrecondition when it is not in the organization (R16)."""
     ws = await _authorized(mgmt, actor, workspace_id, _MANAGE)
@@ -59,18 +61,20 @@ async def grant(mgmt: Management, actor: Actor, workspace_id: str, subject: str,
             raise FailedPrecondition(f"{subject} is not a member or service account of the organization (R16)")
         if s.get(WorkspaceGrant, (workspace_id, subject)) is not None:
             raise AlreadyExists(f"{subject} already has access to workspace {workspace_id!r}")
-        row = WorkspaceGrant(workspace_id=workspace_id, subject=subject, org_id=ws.org_id, role=role,
-                             created_at=w.now)
+        row = WorkspaceGrant(workspace_id=workspace_id, subject=subject, org_id=ws.org_id, role=role, created_at=w.now)
         s.add(row)
         w.change.add.append(L.grant_line(subject, workspace_id, role))
-        Management.audit(w, actor, "orgauthz.workspace-access.granted", subject, workspace=workspace_id,
-                         details={"role": role})
+        Management.audit(
+            w, actor, "orgauthz.workspace-access.granted", subject, workspace=workspace_id, details={"role": role}
+        )
         return row
 
     return await mgmt.write(ws.org_id, "workspace-access.granted", body)
 
 
-async def change(mgmt: Management, actor: Actor, workspace_id: str, subject: str, role: str) -> tuple[WorkspaceGrant, int]:
+async def change(
+    mgmt: Management, actor: Actor, workspace_id: str, subject: str, role: str
+) -> tuple[WorkspaceGrant, int]:
     """NotFound when the subject has no access here."""
     ws = await _authorized(mgmt, actor, workspace_id, _MANAGE)
 
@@ -82,8 +86,14 @@ async def change(mgmt: Management, actor: Actor, workspace_id: str, subject: str
             w.change.remove.append(L.grant_line(subject, workspace_id, before))
             w.change.add.append(L.grant_line(subject, workspace_id, role))
             row.role = role
-        Management.audit(w, actor, "orgauthz.workspace-access.changed", subject, workspace=workspace_id,
-                         details={"from": before, "to": role})
+        Management.audit(
+            w,
+            actor,
+            "orgauthz.workspace-access.changed",
+            subject,
+            workspace=workspace_id,
+            details={"from": before, "to": role},
+        )
         return row
 
     return await mgmt.write(ws.org_id, "workspace-access.changed", body)
@@ -97,22 +107,24 @@ async def revoke(mgmt: Management, actor: Actor, workspace_id: str, subject: str
         row = _existing(w, ws, subject)
         w.change.remove.append(L.grant_line(subject, workspace_id, row.role))
         w.session.delete(row)
-        Management.audit(w, actor, "orgauthz.workspace-access.revoked", subject, workspace=workspace_id,
-                         details={"role": row.role})
+        Management.audit(
+            w, actor, "orgauthz.workspace-access.revoked", subject, workspace=workspace_id, details={"role": row.role}
+        )
 
     _, revision = await mgmt.write(ws.org_id, "workspace-access.revoked", body)
     return revision
 
 
-async def list_access(mgmt: Management, actor: Actor, workspace_id: str, *, page_size: int,
-                      after: str) -> tuple[list[WorkspaceGrant], str]:
+async def list_access(
+    mgmt: Management, actor: Actor, workspace_id: str, *, page_size: int, after: str
+) -> tuple[list[WorkspaceGrant], str]:
     """Ordered by subject. Needs update:workspace or see_workspace_users in the workspace."""
     await _authorized(mgmt, actor, workspace_id, "see_workspace_users")
     q = select(WorkspaceGrant).where(WorkspaceGrant.workspace_id == workspace_id)
     if after:
         q = q.where(WorkspaceGrant.subject > after)
-    rows: list[WorkspaceGrant] = await read_detached(mgmt, 
-        lambda s: list(s.scalars(q.order_by(WorkspaceGrant.subject).limit(page_size + 1)))
+    rows: list[WorkspaceGrant] = await read_detached(
+        mgmt, lambda s: list(s.scalars(q.order_by(WorkspaceGrant.subject).limit(page_size + 1)))
     )
     token = rows[page_size - 1].subject if len(rows) > page_size else ""
     return rows[:page_size], token

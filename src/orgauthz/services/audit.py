@@ -24,8 +24,9 @@ class AuditFilter:
     end: datetime | None = None
 
 
-async def list_events(mgmt: Management, actor: Actor, org_id: str, flt: AuditFilter, *, page_size: int,
-                      before: int) -> tuple[list[AuditEvent], int]:
+async def list_events(
+    mgmt: Management, actor: Actor, org_id: str, flt: AuditFilter, *, page_size: int, before: int
+) -> tuple[list[AuditEvent], int]:
     """One page of events with ``id < before`` (0: from the newest); returns the page and
     the id to resume before (0 at the end)."""
     await mgmt.require(actor, org_id, "read:audit_event")
@@ -42,8 +43,8 @@ async def list_events(mgmt: Management, actor: Actor, org_id: str, flt: AuditFil
         q = q.where(AuditEvent.occurred_at >= flt.start)
     if flt.end is not None:
         q = q.where(AuditEvent.occurred_at < flt.end)
-    rows: list[AuditEvent] = await read_detached(mgmt, 
-        lambda s: list(s.scalars(q.order_by(AuditEvent.id.desc()).limit(page_size + 1)))
+    rows: list[AuditEvent] = await read_detached(
+        mgmt, lambda s: list(s.scalars(q.order_by(AuditEvent.id.desc()).limit(page_size + 1)))
     )
     resume = int(rows[page_size - 1].id) if len(rows) > page_size else 0
     return rows[:page_size], resume

@@ -46,8 +46,7 @@ def _is_admin(s: Session, org_id: str, actor: Actor) -> bool:
 
 
 def _admins(s: Session, org_id: str) -> int:
-    q = select(func.count()).select_from(Membership).where(Membership.org_id == org_id,
-                                                            Membership.org_role == ADMIN)
+    q = select(func.count()).select_from(Membership).where(Membership.org_id == org_id, Membership.org_role == ADMIN)
     return int(s.scalar(q) or 0)
 
 
@@ -63,15 +62,20 @@ def _email(s: Session, user_id: str) -> str:
     return (user.email or "") if user else ""
 
 
-async def list_members(mgmt: Management, actor: Actor, org_id: str, *, page_size: int,
-                       after: str) -> tuple[list[MemberView], str]:
+async def list_members(
+    mgmt: Management, actor: Actor, org_id: str, *, page_size: int, after: str
+) -> tuple[list[MemberView], str]:
     """Ordered by user id. Needs read:account_membership."""
     await mgmt.require(actor, org_id, "read:account_membership")
-    q = (select(Membership.user_id, User.email, Membership.org_role, Membership.created_at)
-         .join(User, User.id == Membership.user_id).where(Membership.org_id == org_id))
+    q = (
+        select(Membership.user_id, User.email, Membership.org_role, Membership.created_at)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.org_id == org_id)
+    )
     if after:
         q = q.where(Membership.user_id > after)
-    rows = await read_detached(mgmt, lambda s: list(s.execute(q.order_by(Membership.user_id).limit(page_size + 1)).all()))
+    q = q.order_by(Membership.user_id).limit(page_size + 1)
+    rows = await read_detached(mgmt, lambda s: list(s.execute(q).all()))
     members = [MemberView(u, e or "", r, c) for u, e, r, c in rows]
     token = members[page_size - 1].user_id if len(members) > page_size else ""
     return members[:page_size], token
@@ -98,8 +102,7 @@ async def change_role(mgmt: Management, actor: Actor, org_id: str, user_id: str,
             w.change.remove.append(L.membership_lines(subject, org_id, before)[0])
             w.change.add.append(L.membership_lines(subject, org_id, role)[0])
             m.org_role = role
-        Management.audit(w, actor, "orgauthz.member.role-changed", subject,
-                         details={"from": before, "to": role})
+        Management.audit(w, actor, "orgauthz.member.role-changed", subject, details={"from": before, "to": role})
         return MemberView(user_id, _email(s, user_id), role, m.created_at)
 
     return await mgmt.write(org_id, "member.role-changed", body)
@@ -126,14 +129,24 @@ async def remove_member(mgmt: Management, actor: Actor, org_id: str, user_id: st
             if _admins(s, org_id) <= 1:
                 raise FailedPrecondition("the last Admin of an organization cannot be removed or leave (R3)")
         subject = f"user:{user_id}"
-        grants = list(s.execute(select(WorkspaceGrant.workspace_id, WorkspaceGrant.role).where(
-            WorkspaceGrant.org_id == org_id, WorkspaceGrant.subject == subject)).all())
+        grants = list(
+            s.execute(
+                select(WorkspaceGrant.workspace_id, WorkspaceGrant.role).where(
+                    WorkspaceGrant.org_id == org_id, WorkspaceGrant.subject == subject
+                )
+            ).all()
+        )
         s.execute(delete(WorkspaceGrant).where(WorkspaceGrant.org_id == org_id, WorkspaceGrant.subject == subject))
         w.change.remove.extend(L.membership_lines(subject, org_id, m.org_role))
         w.change.remove.extend(L.grant_line(subject, ws, role) for ws, role in grants)
         s.delete(m)
-        Management.audit(w, actor, "orgauthz.member.left" if leaving else "orgauthz.member.removed", subject,
-                         details={"role": m.org_role, "grants_removed": len(grants)})
+        Management.audit(
+            w,
+            actor,
+            "orgauthz.member.left" if leaving else "orgauthz.member.removed",
+            subject,
+            details={"role": m.org_role, "grants_removed": len(grants)},
+        )
 
     _, revision = await mgmt.write(org_id, "member.removed", body)
     return revision

@@ -47,8 +47,15 @@ class Limits:
 
 
 async def create_organization(
-    mgmt: Management, actor: Actor | None, *, org_id: str, handle: str, name: str,
-    admin_user_id: str, admin_email: str, limits: Limits,
+    mgmt: Management,
+    actor: Actor | None,
+    *,
+    org_id: str,
+    handle: str,
+    name: str,
+    admin_user_id: str,
+    admin_email: str,
+    limits: Limits,
 ) -> tuple[Organization, int]:
     """Creates the organization with ``admin_user_id`` as its Admin; returns it and the revision.
 
@@ -64,7 +71,11 @@ async def create_organization(
         if s.get(Organization, org_id) is not None:
             raise AlreadyExists(f"organization {org_id!r} already exists")
         org = Organization(
-            id=org_id, handle=handle, name=name, revision=0, created_at=w.now,
+            id=org_id,
+            handle=handle,
+            name=name,
+            revision=0,
+            created_at=w.now,
             max_members=limits.members or DEFAULT_LIMITS["members"],
             max_service_accounts=limits.service_accounts or DEFAULT_LIMITS["service_accounts"],
             max_workspaces=limits.workspaces or DEFAULT_LIMITS["workspaces"],
@@ -78,8 +89,13 @@ async def create_organization(
         s.flush()
         s.add(Membership(org_id=org_id, user_id=admin_user_id, org_role="Admin", created_at=w.now))
         w.change.add.extend(L.membership_lines(f"user:{admin_user_id}", org_id, "Admin"))
-        Management.audit(w, actor or PLATFORM, "orgauthz.organization.created", f"organization:{org_id}",
-                         details={"handle": handle, "admin": f"user:{admin_user_id}"})
+        Management.audit(
+            w,
+            actor or PLATFORM,
+            "orgauthz.organization.created",
+            f"organization:{org_id}",
+            details={"handle": handle, "admin": f"user:{admin_user_id}"},
+        )
         return org
 
     org, revision = await mgmt.write(org_id, "organization.created", body)
@@ -105,15 +121,22 @@ async def update_limits(mgmt: Management, actor: Actor, org_id: str, limits: Lim
         org = w.session.get(Organization, org_id)
         if org is None:
             raise NotFound(f"organization {org_id!r} not found")
-        old = {"members": org.max_members, "service_accounts": org.max_service_accounts,
-               "workspaces": org.max_workspaces}
+        old = {
+            "members": org.max_members,
+            "service_accounts": org.max_service_accounts,
+            "workspaces": org.max_workspaces,
+        }
         org.max_members = limits.members or org.max_members
         org.max_service_accounts = limits.service_accounts or org.max_service_accounts
         org.max_workspaces = limits.workspaces or org.max_workspaces
-        new = {"members": org.max_members, "service_accounts": org.max_service_accounts,
-               "workspaces": org.max_workspaces}
-        Management.audit(w, actor, "orgauthz.organization.limits-updated", f"organization:{org_id}",
-                         details={"from": old, "to": new})
+        new = {
+            "members": org.max_members,
+            "service_accounts": org.max_service_accounts,
+            "workspaces": org.max_workspaces,
+        }
+        Management.audit(
+            w, actor, "orgauthz.organization.limits-updated", f"organization:{org_id}", details={"from": old, "to": new}
+        )
         return org
 
     org, revision = await mgmt.write(org_id, "organization.limits-updated", body)

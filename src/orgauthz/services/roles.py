@@ -86,14 +86,21 @@ def check_scopes(policy: PolicySet, level: str, scopes: Sequence[str], *, inheri
     return sorted(set(scopes))
 
 
-def _view(policy: PolicySet, role: RoleDef, custom: dict[str, RoleDef], row: CustomRole | None = None,
-          name: str = "") -> RoleView:
+def _view(
+    policy: PolicySet, role: RoleDef, custom: dict[str, RoleDef], row: CustomRole | None = None, name: str = ""
+) -> RoleView:
     held = policy.held_scopes(role, custom)
     return RoleView(
-        id=role.name, name=name or role.name, level=role.level, description=role.description,
-        builtin=role.builtin, inherits=role.inherits, scopes=sorted(policy.expand_wildcard(role.scopes)),
+        id=role.name,
+        name=name or role.name,
+        level=role.level,
+        description=role.description,
+        builtin=role.builtin,
+        inherits=role.inherits,
+        scopes=sorted(policy.expand_wildcard(role.scopes)),
         effective_scopes=sorted(policy.effective_scopes(held)),
-        created_at=row.created_at if row else None, updated_at=row.updated_at if row else None,
+        created_at=row.created_at if row else None,
+        updated_at=row.updated_at if row else None,
     )
 
 
@@ -105,13 +112,14 @@ def custom_view(policy: PolicySet, row: CustomRole) -> RoleView:
 # -- reads ----------------------------------------------------------------------------------
 
 
-async def list_roles(mgmt: Management, actor: Actor, org_id: str, *, level: str, page_size: int,
-                     after: str) -> tuple[list[RoleView], str]:
+async def list_roles(
+    mgmt: Management, actor: Actor, org_id: str, *, level: str, page_size: int, after: str
+) -> tuple[list[RoleView], str]:
     """Built-in roles (key ``0:<name>``), then custom roles by id (``1:<id>``). Needs read:account_role."""
     await mgmt.require(actor, org_id, "read:account_role")
     policy = mgmt.policy
-    rows: list[CustomRole] = await read_detached(mgmt, 
-        lambda s: list(s.scalars(select(CustomRole).where(CustomRole.org_id == org_id).order_by(CustomRole.id)))
+    rows: list[CustomRole] = await read_detached(
+        mgmt, lambda s: list(s.scalars(select(CustomRole).where(CustomRole.org_id == org_id).order_by(CustomRole.id)))
     )
     custom = {r.id: custom_role_def(r) for r in rows}
     entries: list[tuple[str, RoleView]] = [
@@ -126,10 +134,14 @@ async def list_roles(mgmt: Management, actor: Actor, org_id: str, *, level: str,
 
 def list_scope_catalog(policy: PolicySet, *, level: str, page_size: int, after: str) -> tuple[list[ScopeView], str]:
     """Workspace scopes (key ``0:<name>``), then organization permissions (``1:<name>``)."""
-    entries = [(f"0:{s.name}", ScopeView(s.name, WORKSPACE, s.description, list(s.includes)))
-               for s in policy.workspace_scopes.values()]
-    entries += [(f"1:{s.name}", ScopeView(s.name, ORGANIZATION, s.description, list(s.includes)))
-                for s in policy.organization_permissions.values()]
+    entries = [
+        (f"0:{s.name}", ScopeView(s.name, WORKSPACE, s.description, list(s.includes)))
+        for s in policy.workspace_scopes.values()
+    ]
+    entries += [
+        (f"1:{s.name}", ScopeView(s.name, ORGANIZATION, s.description, list(s.includes)))
+        for s in policy.organization_permissions.values()
+    ]
     entries = sorted((k, v) for k, v in entries if (not level or v.level == level) and k > after)
     page = entries[:page_size]
     token = page[-1][0] if len(entries) > page_size else ""
@@ -140,8 +152,16 @@ def list_scope_catalog(policy: PolicySet, *, level: str, page_size: int, after: 
 
 
 async def create_role(
-    mgmt: Management, actor: Actor, org_id: str, *, role_id: str, name: str, level: str, inherits: str,
-    scopes: Sequence[str], description: str,
+    mgmt: Management,
+    actor: Actor,
+    org_id: str,
+    *,
+    role_id: str,
+    name: str,
+    level: str,
+    inherits: str,
+    scopes: Sequence[str],
+    description: str,
 ) -> tuple[RoleView, int]:
     """Needs create:account_role. InvalidArgument for a bad level, inheritance or scope."""
     policy = mgmt.policy
@@ -158,21 +178,36 @@ async def create_role(
     role_id = role_id or f"role-{secrets.token_hex(8)}"
 
     def body(w: Write) -> CustomRole:
-        row = CustomRole(id=role_id, org_id=org_id, name=name, level=level, inherits=inherits or None,
-                         scopes=own, description=description, created_at=w.now, updated_at=w.now)
+        row = CustomRole(
+            id=role_id,
+            org_id=org_id,
+            name=name,
+            level=level,
+            inherits=inherits or None,
+            scopes=own,
+            description=description,
+            created_at=w.now,
+            updated_at=w.now,
+        )
         w.session.add(row)
         w.session.flush()
         w.change.reload = True
-        Management.audit(w, actor, "orgauthz.role.created", f"role:{role_id}",
-                         details={"name": name, "level": level, "inherits": inherits, "scopes": own})
+        Management.audit(
+            w,
+            actor,
+            "orgauthz.role.created",
+            f"role:{role_id}",
+            details={"name": name, "level": level, "inherits": inherits, "scopes": own},
+        )
         return row
 
     row, revision = await mgmt.write(org_id, "role.created", body)
     return custom_view(policy, row), revision
 
 
-async def update_role(mgmt: Management, actor: Actor, org_id: str, role_id: str, *, name: str,
-                      scopes: Sequence[str], description: str) -> tuple[RoleView, int]:
+async def update_role(
+    mgmt: Management, actor: Actor, org_id: str, role_id: str, *, name: str, scopes: Sequence[str], description: str
+) -> tuple[RoleView, int]:
     """Replaces name, description and own scopes of a custom role. Needs update:account_role.
 
     Built-in roles are changed only in ``policies/`` (R23): InvalidArgument here.
@@ -191,8 +226,13 @@ async def update_role(mgmt: Management, actor: Actor, org_id: str, role_id: str,
         row.name, row.scopes, row.description, row.updated_at = name, own, description, w.now
         w.session.flush()
         w.change.reload = True
-        Management.audit(w, actor, "orgauthz.role.updated", f"role:{role_id}",
-                         details={"from": before, "to": {"name": name, "scopes": own}})
+        Management.audit(
+            w,
+            actor,
+            "orgauthz.role.updated",
+            f"role:{role_id}",
+            details={"from": before, "to": {"name": name, "scopes": own}},
+        )
         return row
 
     row, revision = await mgmt.write(org_id, "role.updated", body)
@@ -202,16 +242,36 @@ async def update_role(mgmt: Management, actor: Actor, org_id: str, role_id: str,
 def uses_of(s: Session, org_id: str, role_id: str) -> list[str]:
     """Where a role is referenced in the organization: what blocks its deletion (R22)."""
     checks = [
-        ("members", select(func.count()).select_from(Membership)
-         .where(Membership.org_id == org_id, Membership.org_role == role_id)),
-        ("service accounts", select(func.count()).select_from(ServiceAccount)
-         .where(ServiceAccount.org_id == org_id, ServiceAccount.org_role == role_id)),
-        ("workspace grants", select(func.count()).select_from(WorkspaceGrant)
-         .where(WorkspaceGrant.org_id == org_id, WorkspaceGrant.role == role_id)),
-        ("workspace default roles", select(func.count()).select_from(Workspace)
-         .where(Workspace.org_id == org_id, Workspace.default_role == role_id)),
-        ("pending invitations", select(func.count()).select_from(Invitation)
-         .where(Invitation.org_id == org_id, Invitation.org_role == role_id, Invitation.status == "pending")),
+        (
+            "members",
+            select(func.count())
+            .select_from(Membership)
+            .where(Membership.org_id == org_id, Membership.org_role == role_id),
+        ),
+        (
+            "service accounts",
+            select(func.count())
+            .select_from(ServiceAccount)
+            .where(ServiceAccount.org_id == org_id, ServiceAccount.org_role == role_id),
+        ),
+        (
+            "workspace grants",
+            select(func.count())
+            .select_from(WorkspaceGrant)
+            .where(WorkspaceGrant.org_id == org_id, WorkspaceGrant.role == role_id),
+        ),
+        (
+            "workspace default roles",
+            select(func.count())
+            .select_from(Workspace)
+            .where(Workspace.org_id == org_id, Workspace.default_role == role_id),
+        ),
+        (
+            "pending invitations",
+            select(func.count())
+            .select_from(Invitation)
+            .where(Invitation.org_id == org_id, Invitation.org_role == role_id, Invitation.status == "pending"),
+        ),
     ]
     return [f"{n} {what}" for what, q in checks if (n := int(s.scalar(q) or 0))]
 

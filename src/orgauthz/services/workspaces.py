@@ -41,8 +41,9 @@ def _locked_workspace(w: Write, ws: Workspace) -> Workspace:
     return row
 
 
-async def create_workspace(mgmt: Management, actor: Actor, org_id: str, *, workspace_id: str, handle: str,
-                           name: str, default_role: str) -> tuple[Workspace, int]:
+async def create_workspace(
+    mgmt: Management, actor: Actor, org_id: str, *, workspace_id: str, handle: str, name: str, default_role: str
+) -> tuple[Workspace, int]:
     """Needs create:workspace. LimitExceeded at ``max_workspaces``; AlreadyExists for a taken id or handle."""
     await mgmt.require(actor, org_id, "create:workspace")
     workspace_id = workspace_id or f"ws-{secrets.token_hex(8)}"
@@ -57,29 +58,42 @@ async def create_workspace(mgmt: Management, actor: Actor, org_id: str, *, works
         count = int(s.scalar(select(func.count()).select_from(Workspace).where(Workspace.org_id == org_id)) or 0)
         if count >= org.max_workspaces:
             raise LimitExceeded(f"the organization has reached its limit of {org.max_workspaces} workspaces")
-        ws = Workspace(id=workspace_id, org_id=org_id, handle=handle, name=name or handle,
-                       default_role=default_role or None, created_at=w.now)
+        ws = Workspace(
+            id=workspace_id,
+            org_id=org_id,
+            handle=handle,
+            name=name or handle,
+            default_role=default_role or None,
+            created_at=w.now,
+        )
         s.add(ws)
         s.flush()
         w.change.workspaces_added.append(workspace_id)
         if default_role:
             w.change.add.append(L.default_role_line(workspace_id, default_role))
-        Management.audit(w, actor, "orgauthz.workspace.created", f"workspace:{workspace_id}",
-                         workspace=workspace_id, details={"handle": handle, "default_role": default_role})
+        Management.audit(
+            w,
+            actor,
+            "orgauthz.workspace.created",
+            f"workspace:{workspace_id}",
+            workspace=workspace_id,
+            details={"handle": handle, "default_role": default_role},
+        )
         return ws
 
     return await mgmt.write(org_id, "workspace.created", body)
 
 
-async def list_workspaces(mgmt: Management, actor: Actor, org_id: str, *, page_size: int,
-                          after: str) -> tuple[list[Workspace], str]:
+async def list_workspaces(
+    mgmt: Management, actor: Actor, org_id: str, *, page_size: int, after: str
+) -> tuple[list[Workspace], str]:
     """Ordered by handle. Needs read:workspace."""
     await mgmt.require(actor, org_id, "read:workspace")
     q = select(Workspace).where(Workspace.org_id == org_id)
     if after:
         q = q.where(Workspace.handle > after)
-    rows: list[Workspace] = await read_detached(mgmt, 
-        lambda s: list(s.scalars(q.order_by(Workspace.handle).limit(page_size + 1)))
+    rows: list[Workspace] = await read_detached(
+        mgmt, lambda s: list(s.scalars(q.order_by(Workspace.handle).limit(page_size + 1)))
     )
     token = rows[page_size - 1].handle if len(rows) > page_size else ""
     return rows[:page_size], token
@@ -100,16 +114,25 @@ async def delete_workspace(mgmt: Management, actor: Actor, workspace_id: str) ->
     def body(w: Write) -> None:
         s = w.session
         row = _locked_workspace(w, ws)
-        grants = list(s.execute(select(WorkspaceGrant.subject, WorkspaceGrant.role)
-                                .where(WorkspaceGrant.workspace_id == workspace_id)).all())
+        grants = list(
+            s.execute(
+                select(WorkspaceGrant.subject, WorkspaceGrant.role).where(WorkspaceGrant.workspace_id == workspace_id)
+            ).all()
+        )
         s.execute(delete(WorkspaceGrant).where(WorkspaceGrant.workspace_id == workspace_id))
         w.change.remove.extend(L.grant_line(sub, workspace_id, role) for sub, role in grants)
         if row.default_role:
             w.change.remove.append(L.default_role_line(workspace_id, row.default_role))
         s.delete(row)
         w.change.workspaces_removed.append(workspace_id)
-        Management.audit(w, actor, "orgauthz.workspace.deleted", f"workspace:{workspace_id}",
-                         workspace=workspace_id, details={"handle": row.handle, "grants_removed": len(grants)})
+        Management.audit(
+            w,
+            actor,
+            "orgauthz.workspace.deleted",
+            f"workspace:{workspace_id}",
+            workspace=workspace_id,
+            details={"handle": row.handle, "grants_removed": len(grants)},
+        )
 
     _, revision = await mgmt.write(ws.org_id, "workspace.deleted", body)
     return revision
@@ -121,8 +144,9 @@ async def set_default_role(mgmt: Management, actor: Actor, workspace_id: str, ro
     Needs update:workspace, or manage_workspace_default_role in this workspace.
     """
     ws = await find_workspace(mgmt, actor, workspace_id)
-    await mgmt.require_any(actor, ws.org_id, [("update:workspace", ""),
-                                              ("manage_workspace_default_role", workspace_id)])
+    await mgmt.require_any(
+        actor, ws.org_id, [("update:workspace", ""), ("manage_workspace_default_role", workspace_id)]
+    )
 
     def body(w: Write) -> Workspace:
         row = _locked_workspace(w, ws)
@@ -134,8 +158,14 @@ async def set_default_role(mgmt: Management, actor: Actor, workspace_id: str, ro
         if role:
             w.change.add.append(L.default_role_line(workspace_id, role))
         row.default_role = role or None
-        Management.audit(w, actor, "orgauthz.workspace.default-role-set", f"workspace:{workspace_id}",
-                         workspace=workspace_id, details={"from": before, "to": role})
+        Management.audit(
+            w,
+            actor,
+            "orgauthz.workspace.default-role-set",
+            f"workspace:{workspace_id}",
+            workspace=workspace_id,
+            details={"from": before, "to": role},
+        )
         return row
 
     return await mgmt.write(ws.org_id, "workspace.default-role-set", body)
