@@ -1,0 +1,140 @@
+"""The Redis tier and the feed's reload, in process against real redis-server and PostgreSQL.
+
+- Redis entries are keyed by the organization's revision: a change makes them unreachable.
+- Redis failure is a counted miss: the engine answers, never an allow from nowhere.
+- A replica far behind, or facing a gap in the revisions, re-reads the index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import delete
+
+from orgauthz.cache.redis import RedisDecisionCache, RedisLink, policy_digest
+from orgauthz.engine.authorizer import Decision, EngineAuthorizer
+from orgauthz.engine.engine import Engine, Target
+from orgauthz.engine.feed import ChangeFeed
+from orgauthz.engine.redis_authorizer import RedisCachingAuthorizer
+from orgauthz.store.db import Database
+from orgauthz.store.models import Change
+from tests.replicas.harness import ORG, Writer
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+
+class Counting:
+    """The engine's authorizer, counting how often it is asked."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.inner = EngineAuthorizer(engine)
+        self.calls = 0
+
+    async def check(self, subject: str, target: Target | None, scope: str, *, explain: bool) -> Decision:
+        self.calls += 1
+        return await self.inner.check(subject, target, scope, explain=explain)
+
+
+@pytest.fixture
+async def engine(replica_db, policy):
+    url, _ = replica_db
+    db = Database(url)
+    eng = Engine(policy, db)
+    await eng.start()
+    yield eng
+    db.dispose()
+
+
+async def test_s3_redis_entries_are_keyed_by_the_organizations_revision(engine, redis, policy, replica_db) -> None:
+    link = RedisLink(redis.url)
+    shared = RedisDecisionCache(link, digest=policy_digest(policy))
+    counting = Counting(engine)
+    tier = RedisCachingAuthorizer(counting, engine, shared, lookup="always")
+    feed = ChangeFeed(engine)
+    writer = Writer(replica_db[0], "", None)
+    target = engine.resolve(workspace="w0")
+    try:
+        await writer.set_role("u1", "w0", None, "Viewer")
+        await feed.poll()
+        assert (await tier.check("user:u1", target, "see_flows", explain=False)).allowed
+        assert not (await tier.check("user:u2", target, "see_flows", explain=False)).allowed  # denials too
+        await shared.flush()
+        calls = counting.calls
+        assert (await tier.check("user:u1", target, "see_flows", explain=False)).allowed
+        assert not (await tier.check("user:u2", target, "see_flows", explain=False)).allowed
+        assert counting.calls == calls and shared.hits == 2  # both answered by Redis
+        await writer.set_role("u1", "w0", "Viewer", None)  # revoke: a new organization revision
+        await feed.poll()
+        assert not (await tier.check("user:u1", target, "see_flows", explain=False)).allowed
+        assert counting.calls == calls + 1
+    finally:
+        writer.close()
+        await shared.close()
+        await link.close()
+
+
+async def test_s3_redis_down_is_a_counted_miss_never_an_allow(engine, redis, policy) -> None:
+    link = RedisLink(redis.url, timeout_s=0.2, probe_interval_s=0.1)
+    shared = RedisDecisionCache(link, digest=policy_digest(policy))
+    tier = RedisCachingAuthorizer(EngineAuthorizer(engine), engine, shared, lookup="always")
+    target = engine.resolve(workspace="o0")
+    try:
+        redis.stop()
+        assert (await tier.check("user:zed", target, "see_flows", explain=False)).allowed
+        assert not (await tier.check("user:zed", target, "manage_flows", explain=False)).allowed
+        assert not link.healthy and link.errors >= 1 and shared.failures == 2
+        redis.start()
+        for _ in range(100):
+            if link.healthy:
+                break
+            await asyncio.sleep(0.05)
+        assert link.healthy  # reconnected by the probe
+        assert not (await tier.check("user:zed", target, "manage_flows", explain=False)).allowed
+        await shared.flush()
+        assert shared.writes >= 1
+    finally:
+        await shared.close()
+        await link.close()
+
+
+async def test_s3_far_behind_replica_rereads_the_index(engine, replica_db) -> None:
+    url, _ = replica_db
+    feed = ChangeFeed(engine, batch=4, reload_after=5)
+    writer = Writer(url, "", None)
+    target = engine.resolve(workspace="w1")
+    try:
+        assert await engine.ensure_loaded(ORG)
+        role = None
+        for i in range(12):
+            nxt = "Developer" if i % 2 == 0 else None
+            await writer.set_role("u3", "w1", role, nxt)
+            role = nxt
+        await writer.set_role("u3", "w1", role, "Viewer")
+        await feed.poll()
+        assert engine.reloads == 1 and not engine.loaded(ORG)
+        assert await engine.ensure_loaded(ORG)
+        assert engine.decide("user:u3", target, "see_flows")
+        assert not engine.decide("user:u3", target, "manage_flows")
+    finally:
+        writer.close()
+
+
+async def test_s3_gap_in_revisions_rereads_the_index(engine, replica_db) -> None:
+    url, _ = replica_db
+    feed = ChangeFeed(engine)
+    writer = Writer(url, "", None)
+    target = engine.resolve(workspace="w2")
+    try:
+        assert await engine.ensure_loaded(ORG)
+        first = await writer.set_role("u4", "w2", None, "Developer")
+        await writer.set_role("u4", "w2", "Developer", "Viewer")
+        with writer.db.write(ORG, "test.prune") as w:  # changes pruned under the replica
+            w.session.execute(delete(Change).where(Change.revision == first))
+        await feed.poll()
+        assert engine.reloads == 1
+        assert await engine.ensure_loaded(ORG)
+        assert engine.decide("user:u4", target, "see_flows")
+        assert not engine.decide("user:u4", target, "manage_flows")
+    finally:
+        writer.close()
