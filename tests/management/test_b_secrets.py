@@ -35,14 +35,20 @@ def test_r12_new_keys_are_well_formed_random_and_masked() -> None:
     keys = {sec.new_api_key() for _ in range(100)}
     assert len(keys) == 100
     for key in keys:
-        assert key.startswith("pnb_") and sec.parse_api_key(key) is not None
+        assert key.startswith("pnb_")
+        assert sec.parse_api_key(key) is not None
         masked = sec.mask(key)
-        assert masked == f"pnb_{key[4:6]}…{key[-2:]}" and key not in masked
+        assert masked == f"pnb_{key[4:6]}…{key[-2:]}"
+        assert key not in masked
 
 
 def test_r5_tokens_are_random_and_stored_only_as_a_digest() -> None:
     token = sec.new_token()
-    assert sec.is_token(token) and not sec.is_token(token + "x") and not sec.is_token("")
+    assert sec.is_token(token)
+    assert not sec.is_token(token + "x")
+    assert not sec.is_token("")
     stored = sec.digest(token)
-    assert len(stored) == 64 and token not in stored
-    assert sec.same_digest(stored, token) and not sec.same_digest(stored, sec.new_token())
+    assert len(stored) == 64
+    assert token not in stored
+    assert sec.same_digest(stored, token)
+    assert not sec.same_digest(stored, sec.new_token())

@@ -30,7 +30,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from orgauthz.config import Settings
-from orgauthz.store.db import Database, as_utc, utcnow
+from orgauthz.store.db import Database, utcnow
 from orgauthz.store.models import Outbox
 
 log = logging.getLogger(__name__)
@@ -188,10 +188,3 @@ class OutboxSender:
                          .values(attempts=attempts, last_error=error,
                                  next_attempt_at=utcnow() + timedelta(seconds=delay)))
 
-
-def pending(session: Session) -> list[Outbox]:
-    """Rows not yet delivered, oldest first (for tests and operators)."""
-    rows = list(session.scalars(select(Outbox).where(Outbox.sent_at.is_(None)).order_by(Outbox.id)))
-    for r in rows:
-        r.next_attempt_at = as_utc(r.next_attempt_at)
-    return rows

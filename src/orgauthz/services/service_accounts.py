@@ -240,7 +240,8 @@ async def delete_service_account(mgmt: Management, actor: Actor, org_id: str, sa
         grants = list(s.execute(select(WorkspaceGrant.workspace_id, WorkspaceGrant.role)
                                 .where(WorkspaceGrant.subject == subject, WorkspaceGrant.org_id == org_id)).all())
         s.execute(delete(WorkspaceGrant).where(WorkspaceGrant.subject == subject, WorkspaceGrant.org_id == org_id))
-        keys = s.execute(delete(ApiKey).where(ApiKey.service_account_id == sa_id)).rowcount
+        keys = len(list(s.scalars(select(ApiKey.id).where(ApiKey.service_account_id == sa_id))))
+        s.execute(delete(ApiKey).where(ApiKey.service_account_id == sa_id))
         w.change.remove.extend(L.grant_line(subject, ws, role) for ws, role in grants)
         w.change.remove.extend(L.membership_lines(subject, org_id, sa.org_role))
         s.delete(sa)
