@@ -1,0 +1,23 @@
+# orgauthz: the gRPC authorization sidecar. Build: docker build -t orgauthz .
+FROM python:3.12-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+
+COPY pyproject.toml README.md ./
+COPY src ./src
+COPY policies ./policies
+RUN pip install . && useradd --system --uid 10001 orgauthz
+
+USER orgauthz
+ENV ORGAUTHZ_POLICY_DIR=/app/policies \
+    ORGAUTHZ_LISTEN=0.0.0.0:50051 \
+    ORGAUTHZ_METRICS_LISTEN=0.0.0.0:9464
+EXPOSE 50051 9464
+
+# SERVING once the policies and the store's index are loaded (grpc.health.v1).
+HEALTHCHECK --interval=5s --timeout=3s --start-period=20s --retries=5 \
+  CMD ["python", "-c", "import grpc,sys; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; ch=grpc.insecure_channel('127.0.0.1:50051'); sys.exit(0 if g.HealthStub(ch).Check(h.HealthCheckRequest(), timeout=2).status == h.HealthCheckResponse.SERVING else 1)"]
+
+ENTRYPOINT ["orgauthz"]
+CMD ["serve"]
