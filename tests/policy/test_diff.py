@@ -45,10 +45,12 @@ def test_r20_scope_added_to_viewer_is_granted_to_every_role_inheriting_it(
     for role, parent in (("Runner", "Viewer"), ("Developer", "Viewer"), ("Owner", "Viewer")):
         assert granted[role] == f"granted: +see_audit_trail (via {parent})", out
     assert granted["Admin"] == "granted: +see_audit_trail"  # R2a: `*` takes every new scope
-    assert "Worker" not in granted and "Member" not in granted
+    assert "Worker" not in granted
+    assert "Member" not in granted
     assert "+ workspace scope see_audit_trail" in out
     # The fixture's custom role inheriting Runner (policies/tests/r22_custom_roles.yaml) follows it (R22).
-    assert "r22-deployer" in out and "inherits Runner): +see_audit_trail" in out
+    assert "r22-deployer" in out
+    assert "inherits Runner): +see_audit_trail" in out
     assert "GRANTS ACCESS" in out
 
 
@@ -70,7 +72,8 @@ def test_removal_only_exits_0_and_says_so(catalog: Path, tmp_path: Path, capsys:
     edit(catalog / "roles.yaml", "      - write_events\n", "")
     assert main(["policy", "diff", str(base), str(catalog)]) == 0
     out = capsys.readouterr().out
-    assert "removed: -write_events" in out and "removed: -write_events (via Developer)" in out
+    assert "removed: -write_events" in out
+    assert "removed: -write_events (via Developer)" in out
     assert "Removes access only" in out
 
 

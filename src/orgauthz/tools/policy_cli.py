@@ -105,5 +105,7 @@ def add_commands(subparsers: Any) -> None:
     where.add_argument("--database-url", help="build the engine from this store (SQLAlchemy URL)")
     explain.add_argument("--policy-dir", type=Path, help="policies directory, with --database-url (default policies/)")
     explain.add_argument("--auth-token", default="", help="shared secret, if the server requires one")
+    explain.add_argument("--min-revision", type=int, default=0, help="with --server: never answer from an older "
+                                                                     "revision (the one a write returned)")
     explain.add_argument("--timeout", type=float, default=5.0, help="seconds, with --server (default 5)")
     explain.set_defaults(func=cmd_explain)

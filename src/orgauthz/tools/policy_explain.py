@@ -56,7 +56,7 @@ def _ask_server(opts: argparse.Namespace, policy: PolicySet) -> tuple[bool, list
     from orgauthz.v1 import authorization_pb2 as pb
     from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
 
-    req = pb.CheckRequest(subject=opts.subject, scope=opts.scope, explain=True)
+    req = pb.CheckRequest(subject=opts.subject, scope=opts.scope, explain=True, min_revision=opts.min_revision)
     if opts.organization:
         req.organization = opts.target
     else:
