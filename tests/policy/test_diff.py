@@ -17,8 +17,11 @@ NEW_SCOPE = """  see_audit_trail:
 
 def _add_scope_to_viewer(catalog: Path) -> None:
     edit(catalog / "scopes.yaml", "\norganization_permissions:\n", NEW_SCOPE + "\norganization_permissions:\n")
-    edit(catalog / "roles.yaml", "      - see_workspace_settings\n  Runner:\n",
-         "      - see_workspace_settings\n      - see_audit_trail\n  Runner:\n")
+    edit(
+        catalog / "roles.yaml",
+        "      - see_workspace_settings\n  Runner:\n",
+        "      - see_workspace_settings\n      - see_audit_trail\n  Runner:\n",
+    )
 
 
 def _granted(out: str) -> dict[str, str]:
@@ -77,15 +80,20 @@ def test_removal_only_exits_0_and_says_so(catalog: Path, tmp_path: Path, capsys:
     assert "Removes access only" in out
 
 
-def test_git_refs_compare_committed_policies(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                             monkeypatch: pytest.MonkeyPatch, catalog: Path) -> None:
+def test_git_refs_compare_committed_policies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, catalog: Path
+) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
     subprocess.run(["cp", "-r", str(catalog), str(repo / "policies")], check=True)
 
     def git(*args: str) -> None:
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.test", *args], cwd=repo,
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.test", *args],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+        )
 
     git("init", "-q")
     git("add", "policies")
@@ -104,8 +112,11 @@ def test_model_change_reports_the_decisions_it_changes(
 ) -> None:
     base = tmp_path / "base"
     subprocess.run(["cp", "-r", str(catalog), str(base)], check=True)
-    edit(catalog / "model.conf", '(keyMatch(r.sub, "user:*") && g(r.sub, "member", r.org) && g3(r.dom, p.sub))',
-         '(g(r.sub, "member", r.org) && g3(r.dom, p.sub))')
+    edit(
+        catalog / "model.conf",
+        '(keyMatch(r.sub, "user:*") && g(r.sub, "member", r.org) && g3(r.dom, p.sub))',
+        '(g(r.sub, "member", r.org) && g3(r.dom, p.sub))',
+    )
     assert main(["policy", "diff", str(base), str(catalog)]) == 1
     out = capsys.readouterr().out
     assert "model.conf changed" in out

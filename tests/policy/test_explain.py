@@ -47,8 +47,9 @@ def test_allow_through_a_custom_role_names_the_built_in_it_inherits(
 ) -> None:
     code, out = explain(capsys, "service_account:ci-bot", "acme-prod", "run_deployments", "--database-url", demo_url)
     assert code == 0
-    assert "  - workspace role acme-deployer; custom role, inherits Runner; run_deployments inherited from Runner" \
-        in out, out
+    assert (
+        "  - workspace role acme-deployer; custom role, inherits Runner; run_deployments inherited from Runner" in out
+    ), out
 
 
 def test_allow_by_organization_admin(demo_url: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,27 +75,31 @@ def test_deny_for_a_service_account_mentions_r17(demo_url: str, capsys: pytest.C
 
 
 def test_organization_deny_names_admin(demo_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = explain(capsys, "user:bob", "acme", "update:account_membership", "--organization",
-                        "--database-url", demo_url)
+    code, out = explain(
+        capsys, "user:bob", "acme", "update:account_membership", "--organization", "--database-url", demo_url
+    )
     assert code == 1
     assert "  - organization role Member does not grant update:account_membership" in out
     assert "  - nearest: organization role Admin grants update:account_membership" in out
 
 
-async def test_against_a_server_explain_uses_check(app: App, policy: PolicySet,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+async def test_against_a_server_explain_uses_check(
+    app: App, policy: PolicySet, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert app.db is not None
     rev = str(seed(app.db, policy, DEMO))
     server = f"127.0.0.1:{app.port}"
     # The command uses a blocking channel: run it off the event loop the server runs on.
-    code = await asyncio.to_thread(main, ["explain", "user:bob", "acme-prod", "see_flows", "--server", server,
-                                                  "--min-revision", rev])
+    code = await asyncio.to_thread(
+        main, ["explain", "user:bob", "acme-prod", "see_flows", "--server", server, "--min-revision", rev]
+    )
     out = capsys.readouterr().out.splitlines()
     assert code == 0
     assert "  - workspace role Developer; inherited from Viewer" in out, out
     assert "  - default workspace role Viewer" in out
-    code = await asyncio.to_thread(main, ["explain", "user:carol", "acme-prod", "manage_flows", "--server", server,
-                                                  "--min-revision", rev])
+    code = await asyncio.to_thread(
+        main, ["explain", "user:carol", "acme-prod", "manage_flows", "--server", server, "--min-revision", rev]
+    )
     out = capsys.readouterr().out.splitlines()
     assert code == 1
     assert "  - nearest: workspace role Developer grants manage_flows" in out, out

@@ -18,37 +18,86 @@ def test_shipped_catalog_is_clean(capsys: pytest.CaptureFixture[str]) -> None:
 
 # (id, file, old text, new text, offset of the bad line from the edit, expected message)
 BREAKS = [
-    ("R21 unknown scope in a role", "roles.yaml", "      - see_webhooks\n", "      - see_webhookz\n", 0,
-     "role 'Viewer' names unknown scope 'see_webhookz'"),
-    ("R21 include cycle", "scopes.yaml", "    includes: [see_automations]\n",
-     "    includes: [see_automations, manage_automations]\n", 0, "scope includes form a cycle"),
-    ("R20 inheritance cycle", "roles.yaml", "    inherits: Viewer\n", "    inherits: Owner\n", 0,
-     "role inheritance forms a cycle"),
-    ("R20 unknown inherited role", "roles.yaml", "    inherits: Runner\n", "    inherits: Runer\n", 0,
-     "role 'Developer' inherits unknown role 'Runer'"),
-    ("R11 Member inherits Admin", "roles.yaml",
-     "    description: A collaborator; sees the organization, works where given access.\n",
-     "    description: A collaborator; sees the organization, works where given access.\n    inherits: Admin\n", 1,
-     "R11: Member inherits Admin"),
-    ("R8 Member may change member roles", "roles.yaml", "      - read:account_role\n",
-     "      - read:account_role\n      - update:account_membership\n", 1,
-     "R8: only Admin may hold update:account_membership"),
-    ("R16 Runner manages workspace access", "roles.yaml", "      - run_deployments\n",
-     "      - run_deployments\n      - manage_workspace_users\n", 1, "R16: only Owner"),
+    (
+        "R21 unknown scope in a role",
+        "roles.yaml",
+        "      - see_webhooks\n",
+        "      - see_webhookz\n",
+        0,
+        "role 'Viewer' names unknown scope 'see_webhookz'",
+    ),
+    (
+        "R21 include cycle",
+        "scopes.yaml",
+        "    includes: [see_automations]\n",
+        "    includes: [see_automations, manage_automations]\n",
+        0,
+        "scope includes form a cycle",
+    ),
+    (
+        "R20 inheritance cycle",
+        "roles.yaml",
+        "    inherits: Viewer\n",
+        "    inherits: Owner\n",
+        0,
+        "role inheritance forms a cycle",
+    ),
+    (
+        "R20 unknown inherited role",
+        "roles.yaml",
+        "    inherits: Runner\n",
+        "    inherits: Runer\n",
+        0,
+        "role 'Developer' inherits unknown role 'Runer'",
+    ),
+    (
+        "R11 Member inherits Admin",
+        "roles.yaml",
+        "    description: A collaborator; sees the organization, works where given access.\n",
+        "    description: A collaborator; sees the organization, works where given access.\n    inherits: Admin\n",
+        1,
+        "R11: Member inherits Admin",
+    ),
+    (
+        "R8 Member may change member roles",
+        "roles.yaml",
+        "      - read:account_role\n",
+        "      - read:account_role\n      - update:account_membership\n",
+        1,
+        "R8: only Admin may hold update:account_membership",
+    ),
+    (
+        "R16 Runner manages workspace access",
+        "roles.yaml",
+        "      - run_deployments\n",
+        "      - run_deployments\n      - manage_workspace_users\n",
+        1,
+        "R16: only Owner",
+    ),
     ("duplicate role", "roles.yaml", "  Worker:\n", "  Owner:\n", 0, "duplicate key 'Owner'"),
-    ("misspelt key", "roles.yaml", "    inherits: Developer\n", "    inherit: Developer\n", 0,
-     "'Owner' has unknown key 'inherit'"),
-    ("R17 matcher gives service accounts the default role", "model.conf",
-     '(keyMatch(r.sub, "user:*") && g(r.sub, "member", r.org) && g3(r.dom, p.sub))',
-     '(g(r.sub, "member", r.org) && g3(r.dom, p.sub))', 0,
-     "the matcher grants service_account:bot"),
+    (
+        "misspelt key",
+        "roles.yaml",
+        "    inherits: Developer\n",
+        "    inherit: Developer\n",
+        0,
+        "'Owner' has unknown key 'inherit'",
+    ),
+    (
+        "R17 matcher gives service accounts the default role",
+        "model.conf",
+        '(keyMatch(r.sub, "user:*") && g(r.sub, "member", r.org) && g3(r.dom, p.sub))',
+        '(g(r.sub, "member", r.org) && g3(r.dom, p.sub))',
+        0,
+        "the matcher grants service_account:bot",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("file", "old", "new", "offset", "message"),
-                         [pytest.param(*b[1:], id=b[0]) for b in BREAKS])
-def test_seeded_break_fails_lint_at_its_line(catalog: Path, capsys: pytest.CaptureFixture[str], file: str, old: str,
-                                             new: str, offset: int, message: str) -> None:
+@pytest.mark.parametrize(("file", "old", "new", "offset", "message"), [pytest.param(*b[1:], id=b[0]) for b in BREAKS])
+def test_seeded_break_fails_lint_at_its_line(
+    catalog: Path, capsys: pytest.CaptureFixture[str], file: str, old: str, new: str, offset: int, message: str
+) -> None:
     line = edit(catalog / file, old, new) + offset
     assert main(["policy", "lint", str(catalog)]) == 1
     out = capsys.readouterr().out

@@ -14,7 +14,8 @@ from tests.policy.conftest import edit
 
 async def test_shipped_suite_passes_on_the_engine_and_through_grpc() -> None:
     report = await run_suite(DEFAULT_POLICY_DIR)
-    assert report.errors == [] and report.failures == [], report.lines()
+    assert report.errors == [], report.lines()
+    assert report.failures == [], report.lines()
     assert report.paths == PATHS == ("engine", "grpc")
     covered = " ".join(p.read_text() for p in (DEFAULT_POLICY_DIR / "tests").glob("*.yaml"))
     for rule in ("R2a", "R8", "R11", "R16", "R17", "R18", "R19", "R20", "R21", "R22"):
@@ -32,21 +33,29 @@ def test_wrong_expectation_fails_naming_file_and_case(catalog: Path, capsys: pyt
     out = capsys.readouterr().out
     name = "case 'never a service account'"
     for path in ("engine", "grpc", "grpc BatchCheck"):
-        assert f"r17_r18_default_role.yaml: {name} [{path}]: service_account:bot in workspace r17-runners: " \
-               "expected allow run_deployments, got deny" in out, out
+        assert (
+            f"r17_r18_default_role.yaml: {name} [{path}]: service_account:bot in workspace r17-runners: "
+            "expected allow run_deployments, got deny" in out
+        ), out
     assert "1 file(s), 7 case(s)" in out
     assert "3 failure(s)" in out
 
 
-def test_wrong_scope_set_fails_with_what_is_extra_and_missing(catalog: Path,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrong_scope_set_fails_with_what_is_extra_and_missing(
+    catalog: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     suite = catalog / "tests" / "r21_included_scopes.yaml"
-    edit(suite, "    scopes: [manage_blocks, manage_secret_blocks, see_blocks, see_secret_blocks]\n",
-         "    scopes: [manage_blocks, manage_secret_blocks, see_blocks]\n")
+    edit(
+        suite,
+        "    scopes: [manage_blocks, manage_secret_blocks, see_blocks, see_secret_blocks]\n",
+        "    scopes: [manage_blocks, manage_secret_blocks, see_blocks]\n",
+    )
     assert main(["policy", "test", str(catalog), "--file", str(suite), "--path", "grpc"]) == 1
     out = capsys.readouterr().out
-    assert ("case 'manage_secret_blocks brings manage_blocks, see_secret_blocks and see_blocks with it' [grpc]: "
-            "ListScopes(user:sec, workspace r21-ws): unexpected ['see_secret_blocks'], missing []") in out, out
+    assert (
+        "case 'manage_secret_blocks brings manage_blocks, see_secret_blocks and see_blocks with it' [grpc]: "
+        "ListScopes(user:sec, workspace r21-ws): unexpected ['see_secret_blocks'], missing []"
+    ) in out, out
 
 
 def test_a_test_file_naming_an_unknown_scope_is_an_error_naming_the_case(
@@ -56,5 +65,6 @@ def test_a_test_file_naming_an_unknown_scope_is_an_error_naming_the_case(
     edit(suite, "    deny: [see_flows, manage_flows, manage_variables]\n", "    deny: [fly_rockets]\n")
     assert main(["policy", "test", str(catalog), "--file", str(suite)]) == 1
     out = capsys.readouterr().out
-    assert "case 'including is one-way — seeing never grants managing': deny: unknown workspace scope " \
-           "'fly_rockets'" in out, out
+    assert (
+        "case 'including is one-way — seeing never grants managing': deny: unknown workspace scope 'fly_rockets'" in out
+    ), out

@@ -55,8 +55,14 @@ def cmd_test(opts: argparse.Namespace) -> int:
 def cmd_diff(opts: argparse.Namespace) -> int:
     from orgauthz.tools.policy_diff import run_diff
 
-    return run_diff(opts.base, opts.head, policy_path=opts.policy_path, fmt=opts.format,
-                    database_url=opts.database_url, out=sys.stdout)
+    return run_diff(
+        opts.base,
+        opts.head,
+        policy_path=opts.policy_path,
+        fmt=opts.format,
+        database_url=opts.database_url,
+        out=sys.stdout,
+    )
 
 
 def cmd_explain(opts: argparse.Namespace) -> int:
@@ -74,28 +80,40 @@ def add_commands(subparsers: Any) -> None:
     lint.add_argument("directory", nargs="?", help="policies directory (default policies/)")
     lint.set_defaults(func=cmd_lint)
 
-    test = sub.add_parser("test", help="run the policy tests in DIR/tests/ on the engine and over gRPC; "
-                                       "exit 0 all pass, 1 a failure")
+    test = sub.add_parser(
+        "test", help="run the policy tests in DIR/tests/ on the engine and over gRPC; exit 0 all pass, 1 a failure"
+    )
     test.add_argument("directory", nargs="?", help="policies directory (default policies/)")
     test.add_argument("--file", action="append", default=[], help="run only this test file (repeatable)")
-    test.add_argument("--path", action="append", choices=["engine", "grpc"], default=[],
-                      help="run only this path (default both)")
+    test.add_argument(
+        "--path", action="append", choices=["engine", "grpc"], default=[], help="run only this path (default both)"
+    )
     test.add_argument("-v", "--verbose", action="store_true", help="list every case")
     test.set_defaults(func=cmd_test)
 
-    diff = sub.add_parser("diff", help="effective scopes each built-in role gains or loses between BASE and HEAD; "
-                                       "exit 0 nothing granted, 1 something granted")
+    diff = sub.add_parser(
+        "diff",
+        help="effective scopes each built-in role gains or loses between BASE and HEAD; "
+        "exit 0 nothing granted, 1 something granted",
+    )
     diff.add_argument("base", help="git ref (origin/main) or policies directory")
     diff.add_argument("head", nargs="?", default="", help="git ref or directory (default: policies/ as it is now)")
     diff.add_argument("--format", choices=["text", "markdown"], default="text", help="markdown: a pull-request comment")
-    diff.add_argument("--policy-path", default="policies",
-                      help="where the policies live in the git tree (default policies)")
-    diff.add_argument("--database-url", default="",
-                      help="also list the custom roles in this store that inherit a changed built-in role")
+    diff.add_argument(
+        "--policy-path", default="policies", help="where the policies live in the git tree (default policies)"
+    )
+    diff.add_argument(
+        "--database-url",
+        default="",
+        help="also list the custom roles in this store that inherit a changed built-in role",
+    )
     diff.set_defaults(func=cmd_diff)
 
-    explain = subparsers.add_parser("explain", help="why a subject may or may not use a scope: every granting path, "
-                                                    "or the missing piece; exit 0 allowed, 1 denied, 2 error")
+    explain = subparsers.add_parser(
+        "explain",
+        help="why a subject may or may not use a scope: every granting path, "
+        "or the missing piece; exit 0 allowed, 1 denied, 2 error",
+    )
     explain.add_argument("subject", help="user:<id> or service_account:<id>")
     explain.add_argument("target", help="workspace id (or organization id with --organization)")
     explain.add_argument("scope", help="workspace scope (see_flows) or organization permission (create:invitation)")
@@ -105,7 +123,11 @@ def add_commands(subparsers: Any) -> None:
     where.add_argument("--database-url", help="build the engine from this store (SQLAlchemy URL)")
     explain.add_argument("--policy-dir", type=Path, help="policies directory, with --database-url (default policies/)")
     explain.add_argument("--auth-token", default="", help="shared secret, if the server requires one")
-    explain.add_argument("--min-revision", type=int, default=0, help="with --server: never answer from an older "
-                                                                     "revision (the one a write returned)")
+    explain.add_argument(
+        "--min-revision",
+        type=int,
+        default=0,
+        help="with --server: never answer from an older revision (the one a write returned)",
+    )
     explain.add_argument("--timeout", type=float, default=5.0, help="seconds, with --server (default 5)")
     explain.set_defaults(func=cmd_explain)

@@ -61,7 +61,7 @@ def materialize(spec: str, policy_path: str, into: Path) -> tuple[Path, str]:
     if f"{policy_path}/roles.yaml" not in listed:
         raise DiffError(f"{spec}: no {policy_path}/roles.yaml in that commit")
     for name in listed:
-        rel = name[len(policy_path) + 1:]
+        rel = name[len(policy_path) + 1 :]
         if rel in POLICY_FILES or (rel.startswith("tests/") and rel.endswith((".yaml", ".yml"))):
             target = into / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -151,8 +151,9 @@ def compare(base: PolicySet, head: PolicySet, base_label: str, head_label: str) 
     return diff
 
 
-def _origin(policy: PolicySet, role: str, scope: str, eff_b: dict[str, frozenset[str]],
-            eff_h: dict[str, frozenset[str]]) -> str:
+def _origin(
+    policy: PolicySet, role: str, scope: str, eff_b: dict[str, frozenset[str]], eff_h: dict[str, frozenset[str]]
+) -> str:
     """The highest ancestor of ``role`` whose change in ``scope`` it merely inherits ("" if its own)."""
     origin, current = "", policy.roles.get(role)
     gained = scope in eff_h.get(role, frozenset())
@@ -169,8 +170,10 @@ def _origin(policy: PolicySet, role: str, scope: str, eff_b: dict[str, frozenset
 
 def _catalog(base: PolicySet, head: PolicySet) -> list[str]:
     out: list[str] = []
-    for kind, b, h in (("workspace scope", base.workspace_scopes, head.workspace_scopes),
-                       ("organization permission", base.organization_permissions, head.organization_permissions)):
+    for kind, b, h in (
+        ("workspace scope", base.workspace_scopes, head.workspace_scopes),
+        ("organization permission", base.organization_permissions, head.organization_permissions),
+    ):
         for name in sorted(set(h) - set(b)):
             out.append(f"+ {kind} {name}: {h[name].description}")
         for name in sorted(set(b) - set(h)):
@@ -183,8 +186,10 @@ def _catalog(base: PolicySet, head: PolicySet) -> list[str]:
                 out.append(f"~ {name} includes {' '.join(parts)}")
     for name in sorted(set(base.roles) & set(head.roles)):
         if base.roles[name].inherits != head.roles[name].inherits:
-            out.append(f"~ role {name} inherits {base.roles[name].inherits or '(nothing)'} -> "
-                       f"{head.roles[name].inherits or '(nothing)'}")
+            out.append(
+                f"~ role {name} inherits {base.roles[name].inherits or '(nothing)'} -> "
+                f"{head.roles[name].inherits or '(nothing)'}"
+            )
     return out
 
 
@@ -203,17 +208,22 @@ def _probe_changes(base: PolicySet, head: PolicySet) -> tuple[list[str], bool]:
     org_roles, grants, defaults = probe_facts()
 
     def decisions(policy: PolicySet) -> set[tuple[str, str, str]]:
-        snap = L.OrgSnapshot(org_id=PROBE_ORG, revision=1, workspaces=defaults,
-                             members={s[5:]: r for s, r in org_roles.items() if s.startswith("user:")},
-                             service_accounts={s[16:]: r for s, r in org_roles.items()
-                                               if s.startswith("service_account:")},
-                             grants=list(grants))
+        snap = L.OrgSnapshot(
+            org_id=PROBE_ORG,
+            revision=1,
+            workspaces=defaults,
+            members={s[5:]: r for s, r in org_roles.items() if s.startswith("user:")},
+            service_accounts={s[16:]: r for s, r in org_roles.items() if s.startswith("service_account:")},
+            grants=list(grants),
+        )
         enforcer = new_enforcer(policy.model_text, L.all_lines(policy, [snap]))
         org_dom = L.org_domain(PROBE_ORG)
         out = set()
         for subject in [*org_roles, "user:outsider"]:
-            for dom, catalog in ((org_dom, policy.organization_permissions),
-                                 *((L.ws_domain(ws), policy.workspace_scopes) for ws in defaults)):
+            for dom, catalog in (
+                (org_dom, policy.organization_permissions),
+                *((L.ws_domain(ws), policy.workspace_scopes) for ws in defaults),
+            ):
                 out |= {(subject, dom, s) for s in catalog if enforcer.enforce(subject, org_dom, dom, s)}
         return out
 
@@ -243,9 +253,14 @@ def fixture_custom_roles(directory: Path) -> Iterator[tuple[str, RoleDef]]:
 
 
 def _custom_def(raw: dict[str, Any]) -> RoleDef:
-    return RoleDef(name=str(raw.get("id", "")), level=str(raw.get("level", WORKSPACE)),
-                   description=str(raw.get("name", "")), scopes=tuple(raw.get("scopes") or ()),
-                   inherits=str(raw.get("inherits") or ""), builtin=False)
+    return RoleDef(
+        name=str(raw.get("id", "")),
+        level=str(raw.get("level", WORKSPACE)),
+        description=str(raw.get("name", "")),
+        scopes=tuple(raw.get("scopes") or ()),
+        inherits=str(raw.get("inherits") or ""),
+        builtin=False,
+    )
 
 
 def store_custom_roles(database_url: str, inherits: list[str]) -> Iterator[tuple[str, RoleDef]]:
@@ -259,16 +274,22 @@ def store_custom_roles(database_url: str, inherits: list[str]) -> Iterator[tuple
     db = Database(database_url)
     try:
         with db.read() as s:
-            rows = list(s.scalars(select(CustomRole).where(CustomRole.inherits.in_(inherits))
-                                  .order_by(CustomRole.org_id, CustomRole.id)))
+            rows = list(
+                s.scalars(
+                    select(CustomRole)
+                    .where(CustomRole.inherits.in_(inherits))
+                    .order_by(CustomRole.org_id, CustomRole.id)
+                )
+            )
             found = [(f"organization {r.org_id}", custom_role_def(r)) for r in rows]
     finally:
         db.dispose()
     yield from found
 
 
-def custom_changes(base: PolicySet, head: PolicySet, roles: Iterator[tuple[str, RoleDef]],
-                   changed: list[str]) -> list[CustomChange]:
+def custom_changes(
+    base: PolicySet, head: PolicySet, roles: Iterator[tuple[str, RoleDef]], changed: list[str]
+) -> list[CustomChange]:
     out: list[CustomChange] = []
     for where, role in roles:
         if role.inherits not in changed:
@@ -309,8 +330,10 @@ def render_text(diff: Diff) -> str:
     else:
         out.append("  none among the policy test fixtures")
     if diff.changed_builtins:
-        out.append(f"  Custom roles live in the store: every custom role inheriting {', '.join(diff.changed_builtins)} "
-                   "follows the change above (R22); --database-url lists them.")
+        out.append(
+            f"  Custom roles live in the store: every custom role inheriting {', '.join(diff.changed_builtins)} "
+            "follows the change above (R22); --database-url lists them."
+        )
     if diff.model_changed:
         out += ["", "model.conf changed; decisions on the probe organization:"]
         out += [f"  {line}" for line in diff.model_changes] or ["  no decision changed"]
@@ -332,8 +355,16 @@ def render_markdown(diff: Diff) -> str:
     else:
         out += ["No built-in role's effective scopes change.", ""]
     if diff.catalog:
-        out += ["<details><summary>Catalog changes</summary>", "", "```diff", *diff.catalog, "```", "",
-                "</details>", ""]
+        out += [
+            "<details><summary>Catalog changes</summary>",
+            "",
+            "```diff",
+            *diff.catalog,
+            "```",
+            "",
+            "</details>",
+            "",
+        ]
     if diff.custom:
         out += ["Custom roles inheriting a changed built-in role:", ""]
         for cc in diff.custom:
@@ -341,11 +372,19 @@ def render_markdown(diff: Diff) -> str:
             out.append(f"- `{cc.role}` ({cc.where}, inherits {cc.inherits}): {' '.join(parts)}")
         out.append("")
     if diff.changed_builtins:
-        out += [f"Custom roles in the store inheriting {', '.join(diff.changed_builtins)} follow these changes (R22).",
-                ""]
+        out += [
+            f"Custom roles in the store inheriting {', '.join(diff.changed_builtins)} follow these changes (R22).",
+            "",
+        ]
     if diff.model_changed:
-        out += ["`model.conf` changed. Decisions that changed on the probe organization:", "", "```diff",
-                *(diff.model_changes or ["(none)"]), "```", ""]
+        out += [
+            "`model.conf` changed. Decisions that changed on the probe organization:",
+            "",
+            "```diff",
+            *(diff.model_changes or ["(none)"]),
+            "```",
+            "",
+        ]
     return "\n".join(out)
 
 
@@ -357,8 +396,9 @@ def _verdict(diff: Diff) -> str:
     return "No effective change: nothing is granted or removed (exit 0)"
 
 
-def run_diff(base: str, head: str, *, policy_path: str = "policies", fmt: str = "text",
-             database_url: str = "", out: TextIO) -> int:
+def run_diff(
+    base: str, head: str, *, policy_path: str = "policies", fmt: str = "text", database_url: str = "", out: TextIO
+) -> int:
     """Prints the report; returns the exit code (0 nothing granted, 1 granted, 2 error)."""
     import sys
 

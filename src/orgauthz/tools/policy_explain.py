@@ -111,21 +111,25 @@ async def _ask_database(opts: argparse.Namespace, policy: PolicySet) -> tuple[bo
     try:
         engine = Engine(policy, db)
         await engine.start()
-        target = engine.resolve(workspace="" if opts.organization else opts.target,
-                                organization=opts.target if opts.organization else "")
+        target = engine.resolve(
+            workspace="" if opts.organization else opts.target, organization=opts.target if opts.organization else ""
+        )
         if target is None or not await engine.ensure_loaded(target.org_id):
             return False, [f"no such {level}: a plain deny"]
         if not engine.decide(opts.subject, target, opts.scope):
-            return False, [*engine.explain(opts.subject, target, opts.scope),
-                           f"decided at revision {engine.applied} from {_safe_url(opts.database_url)}"]
+            return False, [
+                *engine.explain(opts.subject, target, opts.scope),
+                f"decided at revision {engine.applied} from {_safe_url(opts.database_url)}",
+            ]
         lines = []
         for path in engine.grant_paths(opts.subject, target, opts.scope):
             notes = []
             if path.custom:
                 notes.append(f"custom role{', inherits ' + _inherits(engine, target.org_id, path.role)}")
             if path.source != path.role:
-                notes.append(f"{opts.scope if not path.included_by else path.included_by[0]} "
-                             f"inherited from {path.source}")
+                notes.append(
+                    f"{opts.scope if not path.included_by else path.included_by[0]} inherited from {path.source}"
+                )
             lines.append(path.reason() + (f"; {'; '.join(notes)}" if notes else ""))
         lines.append(f"decided at revision {engine.applied} from {_safe_url(opts.database_url)}")
         return True, lines

@@ -45,8 +45,15 @@ OWNER_ONLY: Final = ("manage_workspace_users", "manage_workspace_default_role")
 # R20: what each rung of the ladder adds, at the least.
 LADDER_MUST_HOLD: Final = {
     "Runner": ("run_deployments",),
-    "Developer": ("run_flows", "manage_flows", "manage_deployments", "manage_work_pools", "manage_blocks",
-                  "manage_secret_blocks", "manage_automations"),
+    "Developer": (
+        "run_flows",
+        "manage_flows",
+        "manage_deployments",
+        "manage_work_pools",
+        "manage_blocks",
+        "manage_secret_blocks",
+        "manage_automations",
+    ),
     "Owner": ("manage_workspace_users", "manage_workspace_default_role", "manage_workspace_settings"),
 }
 _WS_SCOPE_NAME: Final = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
@@ -81,8 +88,9 @@ def lint(directory: Path) -> list[Finding]:
         policy = parse_policy(directory)
     except PolicyError as exc:
         return [Finding(display_path(exc.file or directory), exc.line, _bare(exc))]
-    found = [Finding(display_path(e.file or directory / "roles.yaml"), e.line, _bare(e))
-             for e in policy_findings(policy)]
+    found = [
+        Finding(display_path(e.file or directory / "roles.yaml"), e.line, _bare(e)) for e in policy_findings(policy)
+    ]
     if found:
         return sorted(found)
     found = _rules(policy)
@@ -169,8 +177,7 @@ def _pairs(node: yaml.MappingNode, at: Callable[[yaml.Node, str], None]) -> Iter
             at(key, "keys must be plain names")
             continue
         if key.value in seen:
-            at(key, f"duplicate key {key.value!r} (first at line {seen[key.value]}); "
-                    "YAML keeps only the last one")
+            at(key, f"duplicate key {key.value!r} (first at line {seen[key.value]}); YAML keeps only the last one")
             continue
         seen[key.value] = key.start_mark.line + 1
         yield key, value
@@ -214,20 +221,28 @@ def _rules(policy: PolicySet) -> list[Finding]:
             chain.append(role.inherits)
             role = policy.roles[role.inherits]
         if "Admin" in chain:
-            at(f"role:{name}/inherits", f"R11: {name} inherits Admin; service accounts hold {name}, "
-                                        "so this makes them Admins")
+            at(
+                f"role:{name}/inherits",
+                f"R11: {name} inherits Admin; service accounts hold {name}, so this makes them Admins",
+            )
         elif eff[name] >= eff["Admin"]:
-            at(f"role:{name}", f"R11: {name} holds everything Admin holds; service accounts hold {name}, "
-                               "so this makes them Admins")
+            at(
+                f"role:{name}",
+                f"R11: {name} holds everything Admin holds; service accounts hold {name}, so this makes them Admins",
+            )
         for perm in ADMIN_ONLY:
             if perm in eff[name]:
-                at(_scope_key(policy, name, perm),
-                   f"R8: only Admin may hold {perm} (it makes someone an Admin); {name} does")
+                at(
+                    _scope_key(policy, name, perm),
+                    f"R8: only Admin may hold {perm} (it makes someone an Admin); {name} does",
+                )
     for name in ws_roles:
         for scope in OWNER_ONLY:
             if name != "Owner" and scope in eff[name]:
-                at(_scope_key(policy, name, scope), f"R16: only Owner (and organization Admins) may hold {scope}; "
-                                                    f"{name} does")
+                at(
+                    _scope_key(policy, name, scope),
+                    f"R16: only Owner (and organization Admins) may hold {scope}; {name} does",
+                )
     for name, needed in LADDER_MUST_HOLD.items():
         lacking = sorted(s for s in needed if s in policy.workspace_scopes and s not in eff[name])
         if lacking:
@@ -261,8 +276,13 @@ def _scope_key(policy: PolicySet, role: str, scope: str) -> str:
 
 # -- 4. model.conf ---------------------------------------------------------------------
 
-_SECTIONS: Final = {"r": "request_definition", "p": "policy_definition", "g": "role_definition",
-                    "e": "policy_effect", "m": "matchers"}
+_SECTIONS: Final = {
+    "r": "request_definition",
+    "p": "policy_definition",
+    "g": "role_definition",
+    "e": "policy_effect",
+    "m": "matchers",
+}
 
 
 def _model(policy: PolicySet) -> list[Finding]:
@@ -273,8 +293,11 @@ def _model(policy: PolicySet) -> list[Finding]:
     try:
         model.load_model_from_text(text)
     except Exception as exc:  # Casbin raises bare RuntimeError and friends
-        return [Finding(path, _line_of(text, str(exc).split(" = ")[0].split()[-1]) or 1,
-                        f"Casbin cannot load the model: {exc}")]
+        return [
+            Finding(
+                path, _line_of(text, str(exc).split(" = ")[0].split()[-1]) or 1, f"Casbin cannot load the model: {exc}"
+            )
+        ]
     out: list[Finding] = []
     for sec, title in _SECTIONS.items():
         if sec not in model.model:
@@ -312,10 +335,19 @@ _WS_DEFAULT, _WS_CLOSED = "ws-default-viewer", "ws-no-default"
 
 def probe_facts() -> tuple[dict[str, str], list[tuple[str, str, str]], dict[str, str | None]]:
     """(subject -> organization role, workspace grants, workspace -> default role)."""
-    org_roles = {"user:admin": "Admin", "user:member": "Member", "user:worker-user": "Member",
-                 "user:owner": "Member", "service_account:bot": "Member"}
-    grants = [(_WS_DEFAULT, "service_account:bot", "Worker"), (_WS_CLOSED, "user:owner", "Owner"),
-              (_WS_CLOSED, "user:worker-user", "Worker"), (_WS_DEFAULT, "user:worker-user", "Runner")]
+    org_roles = {
+        "user:admin": "Admin",
+        "user:member": "Member",
+        "user:worker-user": "Member",
+        "user:owner": "Member",
+        "service_account:bot": "Member",
+    }
+    grants = [
+        (_WS_DEFAULT, "service_account:bot", "Worker"),
+        (_WS_CLOSED, "user:owner", "Owner"),
+        (_WS_CLOSED, "user:worker-user", "Worker"),
+        (_WS_DEFAULT, "user:worker-user", "Runner"),
+    ]
     defaults: dict[str, str | None] = {_WS_DEFAULT: "Viewer", _WS_CLOSED: None}
     return org_roles, grants, defaults
 
@@ -344,27 +376,38 @@ def probe_mismatches(policy: PolicySet) -> list[str]:
     from orgauthz.engine.enforcer import new_enforcer  # engine imports stay out of plain lint paths
 
     org_roles, grants, defaults = probe_facts()
-    snap = L.OrgSnapshot(org_id=PROBE_ORG, revision=1, workspaces=defaults,
-                         members={s.removeprefix("user:"): r for s, r in org_roles.items() if s.startswith("user:")},
-                         service_accounts={s.removeprefix("service_account:"): r for s, r in org_roles.items()
-                                           if s.startswith("service_account:")},
-                         grants=[(ws, s, r) for ws, s, r in grants])
+    snap = L.OrgSnapshot(
+        org_id=PROBE_ORG,
+        revision=1,
+        workspaces=defaults,
+        members={s.removeprefix("user:"): r for s, r in org_roles.items() if s.startswith("user:")},
+        service_accounts={
+            s.removeprefix("service_account:"): r for s, r in org_roles.items() if s.startswith("service_account:")
+        },
+        grants=[(ws, s, r) for ws, s, r in grants],
+    )
     enforcer = new_enforcer(policy.model_text, L.all_lines(policy, [snap]))
     org_dom = L.org_domain(PROBE_ORG)
     out: list[str] = []
     for subject in [*org_roles, "user:outsider"]:
-        for domain, catalog in ((org_dom, policy.organization_permissions),
-                                *((L.ws_domain(ws), policy.workspace_scopes) for ws in defaults)):
+        for domain, catalog in (
+            (org_dom, policy.organization_permissions),
+            *((L.ws_domain(ws), policy.workspace_scopes) for ws in defaults),
+        ):
             want = expected_scopes(policy, subject, domain)
             got = {s for s in catalog if enforcer.enforce(subject, org_dom, domain, s)}
             extra, lacking = sorted(got - want), sorted(want - got)
             where = f"{subject} in {domain}"
             if extra:
-                out.append(f"the matcher grants {where} {_short(extra)}, which the SPEC does not "
-                           f"({_rule_hint(subject, domain)})")
+                out.append(
+                    f"the matcher grants {where} {_short(extra)}, which the SPEC does not "
+                    f"({_rule_hint(subject, domain)})"
+                )
             if lacking:
-                out.append(f"the matcher denies {where} {_short(lacking)}, which the SPEC grants "
-                           f"({_rule_hint(subject, domain)})")
+                out.append(
+                    f"the matcher denies {where} {_short(lacking)}, which the SPEC grants "
+                    f"({_rule_hint(subject, domain)})"
+                )
     return out
 
 

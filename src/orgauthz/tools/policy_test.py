@@ -40,8 +40,18 @@ from orgauthz.errors import OrgAuthzError
 from orgauthz.tools.policy_lint import display_path
 
 PATHS: Final = ("engine", "grpc")
-_CASE_KEYS: Final = {"name", "rule", "note", "subject", "workspace", "organization", "allow", "deny", "scopes",
-                     "because"}
+_CASE_KEYS: Final = {
+    "name",
+    "rule",
+    "note",
+    "subject",
+    "workspace",
+    "organization",
+    "allow",
+    "deny",
+    "scopes",
+    "because",
+}
 _FILE_KEYS: Final = {"name", "description", "organization", "organizations", "cases"}
 
 
@@ -106,8 +116,10 @@ class Report:
         verdict = f"{len(self.failures)} failure(s)" if self.failures else "all passed"
         if self.errors:
             verdict += f", {len(self.errors)} file(s) could not run"
-        out.append(f"policy tests: {self.files} file(s), {self.cases} case(s), {self.checks} check(s) "
-                   f"on {len(self.paths)} path(s) ({', '.join(self.paths)}): {verdict}")
+        out.append(
+            f"policy tests: {self.files} file(s), {self.cases} case(s), {self.checks} check(s) "
+            f"on {len(self.paths)} path(s) ({', '.join(self.paths)}): {verdict}"
+        )
         return out
 
 
@@ -186,8 +198,17 @@ def _case(shown: str, index: int, raw: Any, policy: PolicySet) -> Case:
     both = set(allow) & set(deny)
     if both:
         raise TestFileError(f"{label}: {sorted(both)} both allowed and denied")
-    return Case(file=shown, name=name, subject=subject, workspace=workspace, organization=organization,
-                allow=allow, deny=deny, scopes=scopes, because=because)
+    return Case(
+        file=shown,
+        name=name,
+        subject=subject,
+        workspace=workspace,
+        organization=organization,
+        allow=allow,
+        deny=deny,
+        scopes=scopes,
+        because=because,
+    )
 
 
 # -- the two paths -------------------------------------------------------------------------
@@ -241,8 +262,7 @@ class EnginePath:
         target = await self._target(case)
         if target is None:
             return False, ["no such workspace or organization"]
-        return (self.engine.decide(case.subject, target, scope),
-                self.engine.explain(case.subject, target, scope))
+        return (self.engine.decide(case.subject, target, scope), self.engine.explain(case.subject, target, scope))
 
     async def scopes(self, case: Case) -> list[str]:
         target = await self._target(case)
@@ -262,9 +282,16 @@ class GrpcPath:
         from orgauthz.config import Settings
 
         # Explicit values: nothing from ORGAUTHZ_* variables (a shared Redis, a token) may leak in.
-        options: dict[str, Any] = {"listen": "127.0.0.1:0", "metrics_listen": "", "database_url": database_url,
-                                   "insecure_dev": True, "auth_token": "", "redis_url": "",
-                                   "policy_dir": policy_dir, "migrate": False}
+        options: dict[str, Any] = {
+            "listen": "127.0.0.1:0",
+            "metrics_listen": "",
+            "database_url": database_url,
+            "insecure_dev": True,
+            "auth_token": "",
+            "redis_url": "",
+            "policy_dir": policy_dir,
+            "migrate": False,
+        }
         self.app = App(Settings(**options))
         self.channel: Any = None
         self.stub: Any = None
@@ -300,8 +327,10 @@ class GrpcPath:
         explained = await self.stub.Check(self._request(case, scope, explain=True), timeout=10)
         answers = {cold.allowed, warm.allowed, explained.allowed}
         if len(answers) > 1:
-            raise AssertionError(f"Check answered {cold.allowed} cold, {warm.allowed} from the cache and "
-                                 f"{explained.allowed} with explain for {scope}")
+            raise AssertionError(
+                f"Check answered {cold.allowed} cold, {warm.allowed} from the cache and "
+                f"{explained.allowed} with explain for {scope}"
+            )
         return bool(cold.allowed), list(explained.reasons)
 
     async def scopes(self, case: Case) -> list[str]:
@@ -322,7 +351,8 @@ class GrpcPath:
         for i in range(0, len(items), 1000):
             chunk = items[i : i + 1000]
             resp = await self.stub.BatchCheck(
-                pb.BatchCheckRequest(items=[self._request(c, s) for c, s in chunk]), timeout=30)
+                pb.BatchCheckRequest(items=[self._request(c, s) for c, s in chunk]), timeout=30
+            )
             out += [bool(r.allowed) for r in resp.results]
         return out
 
@@ -347,28 +377,34 @@ async def run_cases(path: DecisionPath, test: TestFile) -> list[str]:
                 continue
             if got != want:
                 why = "; ".join(reasons) or "no reasons given"
-                failures.append(f"{label}: {case.subject} in {case.where}: expected {_verdict(want)} {scope}, "
-                                f"got {_verdict(got)} ({why})")
+                failures.append(
+                    f"{label}: {case.subject} in {case.where}: expected {_verdict(want)} {scope}, "
+                    f"got {_verdict(got)} ({why})"
+                )
                 continue
             lacking = [b for b in case.because if not any(b in r for r in reasons)]
             if lacking:
-                failures.append(f"{label}: {case.subject} {scope} in {case.where}: reasons {reasons} "
-                                f"do not mention {lacking}")
+                failures.append(
+                    f"{label}: {case.subject} {scope} in {case.where}: reasons {reasons} do not mention {lacking}"
+                )
         if case.scopes is not None:
             got_scopes = tuple(await path.scopes(case))
             if got_scopes != case.scopes:
                 extra = sorted(set(got_scopes) - set(case.scopes))
                 missing = sorted(set(case.scopes) - set(got_scopes))
-                failures.append(f"{label}: ListScopes({case.subject}, {case.where}): "
-                                f"unexpected {extra}, missing {missing}")
+                failures.append(
+                    f"{label}: ListScopes({case.subject}, {case.where}): unexpected {extra}, missing {missing}"
+                )
     items = [(case, scope) for case in test.cases for scope, _ in case.checks()]
     answers = await path.batch(items) if items else None
     if answers is not None:
         for (case, scope), got in zip(items, answers, strict=True):
             want = scope in case.allow
             if got != want:
-                failures.append(f"{case.file}: case {case.name!r} [{path.name} BatchCheck]: {case.subject} in "
-                                f"{case.where}: expected {_verdict(want)} {scope}, got {_verdict(got)}")
+                failures.append(
+                    f"{case.file}: case {case.name!r} [{path.name} BatchCheck]: {case.subject} in "
+                    f"{case.where}: expected {_verdict(want)} {scope}, got {_verdict(got)}"
+                )
     return failures
 
 
@@ -414,8 +450,9 @@ def find_test_files(directory: Path) -> list[Path]:
     return sorted((directory / "tests").glob("*.yaml")) + sorted((directory / "tests").glob("*.yml"))
 
 
-async def run_suite(directory: Path, *, files: list[Path] | None = None,
-                    paths: list[str] | tuple[str, ...] = ()) -> Report:
+async def run_suite(
+    directory: Path, *, files: list[Path] | None = None, paths: list[str] | tuple[str, ...] = ()
+) -> Report:
     """Runs the test files (default: every ``DIR/tests/*.yaml``) on the chosen paths (default both)."""
     chosen = tuple(p for p in PATHS if p in paths) or PATHS
     report = Report(paths=chosen)
@@ -437,6 +474,7 @@ async def run_suite(directory: Path, *, files: list[Path] | None = None,
             report.checks += sum(len(c.allow) + len(c.deny) + (c.scopes is not None) for c in test.cases)
             report.failures += failures
             failed = {f.split(" [", 1)[0] for f in failures}
-            report.passed_cases += [f"{c.file}: case {c.name!r}" for c in test.cases
-                                    if f"{c.file}: case {c.name!r}" not in failed]
+            report.passed_cases += [
+                f"{c.file}: case {c.name!r}" for c in test.cases if f"{c.file}: case {c.name!r}" not in failed
+            ]
     return report
