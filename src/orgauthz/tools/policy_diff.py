@@ -127,7 +127,8 @@ class Diff:
 
     @property
     def changed_builtins(self) -> list[str]:
-        return [r.role for r in self.roles if r.added or r.removed]
+        """Changed built-in roles a custom role may inherit (never Admin: R11, the importer refuses it)."""
+        return [r.role for r in self.roles if (r.added or r.removed) and r.role != "Admin"]
 
 
 def compare(base: PolicySet, head: PolicySet, base_label: str, head_label: str) -> Diff:
