@@ -222,8 +222,10 @@ class Writer:
     ``Management.write`` would record, followed by the pub/sub nudge unless ``publish`` is off."""
 
     def __init__(self, database_url: str, redis_url: str, channel: grpc.aio.Channel | None, *,
-                 publish: bool = True) -> None:
+                 publish: bool = True, org: str = ORG, actor: str = ADMIN) -> None:
         self.db = Database(database_url)
+        self.org = org
+        self.actor = actor
         self.redis_url = redis_url
         self.publish = publish
         self.access = mpb_grpc.AccessServiceStub(channel) if channel is not None else None
@@ -254,7 +256,7 @@ class Writer:
 
     async def _via_api(self, user: str, ws: str, before: str | None, role: str | None) -> int:
         assert self.access is not None
-        md = [("x-orgauthz-actor", ADMIN)]
+        md = [("x-orgauthz-actor", self.actor)]
         subject = f"user:{user}"
         if role is None:
             r = await self.access.RevokeWorkspaceAccess(
@@ -269,14 +271,14 @@ class Writer:
 
     def _via_store(self, user: str, ws: str, before: str | None, role: str | None) -> int:
         subject = f"user:{user}"
-        with self.db.write(ORG, "workspace_access.set") as w:
+        with self.db.write(self.org, "workspace_access.set") as w:
             row = w.session.get(WorkspaceGrant, (ws, subject))
             if row is not None:
                 w.change.remove.append(L.grant_line(subject, ws, row.role))
                 w.session.delete(row)
                 w.session.flush()
             if role is not None:
-                w.session.add(WorkspaceGrant(workspace_id=ws, subject=subject, org_id=ORG, role=role,
+                w.session.add(WorkspaceGrant(workspace_id=ws, subject=subject, org_id=self.org, role=role,
                                              created_at=w.now))
                 w.change.add.append(L.grant_line(subject, ws, role))
             return w.revision
@@ -290,7 +292,7 @@ class Writer:
     def stored_roles(self) -> dict[tuple[str, str], str]:
         with self.db.read() as s:
             rows = s.execute(select(WorkspaceGrant.subject, WorkspaceGrant.workspace_id, WorkspaceGrant.role)
-                             .where(WorkspaceGrant.org_id == ORG)).all()
+                             .where(WorkspaceGrant.org_id == self.org)).all()
         return {(sub.removeprefix("user:"), ws): role for sub, ws, role in rows}
 
 
