@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     from orgauthz.tools.policy_cli import add_commands as add_policy_commands  # policy lint|test|diff, explain
 
     add_policy_commands(sub)
+    from orgauthz.admin_cli import add_commands as add_admin_commands  # org bootstrap, service-account, invite
+
+    add_admin_commands(sub)
     return parser
 
 
