@@ -38,18 +38,54 @@ class ImportResult:
     revision: int
 
 
+def _items(parent: dict[str, Any], key: str, at: str) -> list[dict[str, Any]]:
+    """``parent[key]`` as a list of mappings (absent: empty), or InvalidArgument naming the path."""
+    value = parent.get(key) or []
+    if not isinstance(value, list):
+        raise InvalidArgument(f"{at}.{key}", "must be a list")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise InvalidArgument(f"{at}.{key}[{i}]", "must be a mapping")
+    return value
+
+
+def _unique(seen: dict[str, set[Any]], kind: str, value: Any, field: str) -> None:
+    """Ids the store keeps unique must be unique in the document too, so nothing is half-written."""
+    if value in seen.setdefault(kind, set()):
+        raise InvalidArgument(field, "is used twice in the document")
+    seen[kind].add(value)
+
+
+def _check_limits(org: dict[str, Any], at: str) -> None:
+    limits = org.get("limits") or {}
+    if not isinstance(limits, dict):
+        raise InvalidArgument(f"{at}.limits", "must be a mapping")
+    for key, value in limits.items():
+        if key not in DEFAULT_LIMITS:
+            raise InvalidArgument(f"{at}.limits.{key}", f"must be one of {', '.join(DEFAULT_LIMITS)}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**31 - 1:
+            raise InvalidArgument(f"{at}.limits.{key}", "must be a whole number, at least 0")
+
+
 def _roles(policy: PolicySet, custom: dict[str, str], level: str) -> set[str]:
     return {r.name for r in policy.builtin_roles(level)} | {k for k, v in custom.items() if v == level}
 
 
-def _check_org(policy: PolicySet, org: dict[str, Any], at: str) -> None:  # noqa: C901  # one pass over the document
-    bounds.check_id(f"{at}.id", str(org.get("id", "")))
-    bounds.check_handle(f"{at}.handle", str(org.get("handle", "")))
+def _check_org(  # noqa: C901  # one pass over the document
+    policy: PolicySet, org: dict[str, Any], at: str, seen: dict[str, set[Any]]
+) -> None:
+    org_id = bounds.check_id(f"{at}.id", str(org.get("id", "")))
+    _unique(seen, "organization", org_id, f"{at}.id")
+    _unique(seen, "organization handle", bounds.check_handle(f"{at}.handle", str(org.get("handle", ""))),
+            f"{at}.handle")
     bounds.check_name(f"{at}.name", str(org.get("name", "")))
+    _check_limits(org, at)
     custom: dict[str, str] = {}
-    for j, role in enumerate(org.get("custom_roles") or []):
+    for j, role in enumerate(_items(org, "custom_roles", at)):
         p = f"{at}.custom_roles[{j}]"
         rid = bounds.check_id(f"{p}.id", str(role.get("id", "")))
+        _unique(seen, "custom role", rid, f"{p}.id")
+        _unique(seen, "custom role name", (org_id, str(role.get("name", rid))), f"{p}.name")
         if rid in policy.roles:
             raise InvalidArgument(f"{p}.id", "must not be a built-in role name")
         level = role.get("level", WORKSPACE)
@@ -59,36 +95,47 @@ def _check_org(policy: PolicySet, org: dict[str, Any], at: str) -> None:  # noqa
         if inherits and (inherits not in policy.roles or policy.roles[inherits].level != level
                          or inherits == "Admin"):
             raise InvalidArgument(f"{p}.inherits", f"must be a built-in {level} role other than Admin")
-        for k, scope in enumerate(role.get("scopes") or []):
+        scopes = role.get("scopes") or []
+        if not isinstance(scopes, list):
+            raise InvalidArgument(f"{p}.scopes", "must be a list")
+        for k, scope in enumerate(scopes):
             if not policy.is_scope(level, str(scope)):
                 raise InvalidArgument(f"{p}.scopes[{k}]", f"unknown {level} scope {scope!r}")
         custom[rid] = level
     org_roles = _roles(policy, custom, ORGANIZATION)
     ws_roles = _roles(policy, custom, WORKSPACE)
     subjects: set[str] = set()
-    for j, m in enumerate(org.get("members") or []):
+    for j, m in enumerate(_items(org, "members", at)):
         p = f"{at}.members[{j}]"
-        subjects.add("user:" + bounds.check_id(f"{p}.user", str(m.get("user", ""))))
+        user = bounds.check_id(f"{p}.user", str(m.get("user", "")))
+        _unique(seen, "member", (org_id, user), f"{p}.user")
+        subjects.add("user:" + user)
         if m.get("email"):
             bounds.check_email(f"{p}.email", str(m["email"]))
         if m.get("role", "Member") not in org_roles:
             raise InvalidArgument(f"{p}.role", "must be Admin, Member or an organization custom role")
-    for j, sa in enumerate(org.get("service_accounts") or []):
+    for j, sa in enumerate(_items(org, "service_accounts", at)):
         p = f"{at}.service_accounts[{j}]"
-        subjects.add("service_account:" + bounds.check_id(f"{p}.id", str(sa.get("id", ""))))
-        bounds.check_name(f"{p}.name", str(sa.get("name", sa.get("id", ""))))
+        sa_id = bounds.check_id(f"{p}.id", str(sa.get("id", "")))
+        _unique(seen, "service account", sa_id, f"{p}.id")
+        subjects.add("service_account:" + sa_id)
+        name = bounds.check_name(f"{p}.name", str(sa.get("name", sa.get("id", ""))))
+        _unique(seen, "service account name", (org_id, name), f"{p}.name")
         role = sa.get("role", "Member")
         if role == "Admin" or role not in org_roles:
             raise InvalidArgument(f"{p}.role", "must be Member or an organization custom role, never Admin (R11)")
-    for j, ws in enumerate(org.get("workspaces") or []):
+    for j, ws in enumerate(_items(org, "workspaces", at)):
         p = f"{at}.workspaces[{j}]"
-        bounds.check_id(f"{p}.id", str(ws.get("id", "")))
-        bounds.check_handle(f"{p}.handle", str(ws.get("handle", "")))
+        ws_id = bounds.check_id(f"{p}.id", str(ws.get("id", "")))
+        _unique(seen, "workspace", ws_id, f"{p}.id")
+        handle = bounds.check_handle(f"{p}.handle", str(ws.get("handle", "")))
+        _unique(seen, "workspace handle", (org_id, handle), f"{p}.handle")
         if ws.get("default_role") and ws["default_role"] not in ws_roles:
             raise InvalidArgument(f"{p}.default_role", "must be a workspace role or empty (No Access)")
-        for k, g in enumerate(ws.get("access") or []):
+        for k, g in enumerate(_items(ws, "access", p)):
             q = f"{p}.access[{k}]"
             bounds.check_subject(f"{q}.subject", str(g.get("subject", "")))
+            _unique(seen, "grant", (ws_id, g["subject"]), f"{q}.subject")
             if g["subject"] not in subjects:
                 raise InvalidArgument(f"{q}.subject", "must be a member or service account of the organization (R16)")
             if g.get("role") not in ws_roles:
@@ -99,10 +146,11 @@ def import_document(db: Database, policy: PolicySet, doc: dict[str, Any]) -> Imp
     orgs = doc.get("organizations")
     if not isinstance(orgs, list) or not orgs:
         raise InvalidArgument("organizations", "must be a non-empty list")
+    seen: dict[str, set[Any]] = {}
     for i, org in enumerate(orgs):
         if not isinstance(org, dict):
             raise InvalidArgument(f"organizations[{i}]", "must be a mapping")
-        _check_org(policy, org, f"organizations[{i}]")
+        _check_org(policy, org, f"organizations[{i}]", seen)
     revision = 0
     for org in orgs:
         revision = _replace_org(db, org)

@@ -1,0 +1,480 @@
+"""The store's contract, one suite for SQLite and PostgreSQL (the ``db`` fixture runs both).
+
+What the engine and the replicas rely on: an import reads back as written; every write
+commits exactly one revision, strictly increasing and contiguous, also when writers race;
+a write that fails leaves no trace; the change record can be read in order and filtered;
+uniqueness violations are AlreadyExists; a bad import document is refused by path, whole.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from orgauthz.domain.lines import OrgSnapshot
+from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, RoleDef
+from orgauthz.errors import AlreadyExists, InvalidArgument
+from orgauthz.store import snapshots
+from orgauthz.store.db import Database
+from orgauthz.store.importer import import_document
+from orgauthz.store.models import Change, Organization, User, Workspace
+
+ACME: dict[str, Any] = {
+    "id": "acme",
+    "handle": "acme",
+    "name": "Acme Inc.",
+    "limits": {"members": 50, "service_accounts": 10, "workspaces": 20},
+    "members": [
+        {"user": "alice", "email": "Alice@Acme.test", "role": "Admin"},
+        {"user": "bob", "role": "Member"},
+        {"user": "carol", "role": "acme-auditor"},
+    ],
+    "service_accounts": [
+        {"id": "ci-bot", "name": "CI bot", "role": "Member"},
+        {"id": "audit-bot", "name": "Audit bot", "role": "acme-auditor"},
+    ],
+    "custom_roles": [
+        {
+            "id": "acme-deployer",
+            "name": "Deployer",
+            "level": "workspace",
+            "inherits": "Runner",
+            "scopes": ["manage_deployments", "see_secret_blocks"],
+        },
+        {
+            "id": "acme-auditor",
+            "name": "Auditor",
+            "level": "organization",
+            "inherits": "Member",
+            "scopes": ["read:audit_event"],
+        },
+        {"id": "acme-bare", "name": "Bare", "level": "workspace", "scopes": []},
+    ],
+    "workspaces": [
+        {
+            "id": "acme-prod",
+            "handle": "production",
+            "name": "Production",
+            "default_role": "Viewer",
+            "access": [
+                {"subject": "user:bob", "role": "Developer"},
+                {"subject": "service_account:ci-bot", "role": "acme-deployer"},
+            ],
+        },
+        {"id": "acme-sandbox", "handle": "sandbox", "access": [{"subject": "user:carol", "role": "Owner"}]},
+        {"id": "acme-vault", "handle": "vault", "default_role": "acme-bare"},
+    ],
+}
+GLOBEX: dict[str, Any] = {
+    "id": "globex",
+    "handle": "globex",
+    "name": "Globex",
+    "members": [{"user": "bob", "role": "Admin"}],
+    "workspaces": [{"id": "gx-main", "handle": "main"}],
+}
+
+
+def doc(*orgs: dict[str, Any]) -> dict[str, Any]:
+    return {"organizations": [copy.deepcopy(o) for o in orgs]}
+
+
+def expected_snapshot(org: dict[str, Any]) -> OrgSnapshot:
+    """What ``load_org`` must return for an imported organization (revision aside)."""
+    return OrgSnapshot(
+        org_id=org["id"],
+        revision=0,
+        workspaces={w["id"]: w.get("default_role") for w in org.get("workspaces", [])},
+        members={m["user"]: m.get("role", "Member") for m in org.get("members", [])},
+        service_accounts={a["id"]: a.get("role", "Member") for a in org.get("service_accounts", [])},
+        grants=sorted(
+            (w["id"], g["subject"], g["role"]) for w in org.get("workspaces", []) for g in w.get("access", [])
+        ),
+        custom_roles={
+            r["id"]: RoleDef(
+                name=r["id"],
+                level=ORGANIZATION if r["level"] == ORGANIZATION else WORKSPACE,
+                description=r.get("description") or r["name"],
+                scopes=tuple(r["scopes"]),
+                inherits=r.get("inherits", ""),
+                builtin=False,
+            )
+            for r in org.get("custom_roles", [])
+        },
+    )
+
+
+def loaded(db: Database, org_id: str) -> tuple[OrgSnapshot, int]:
+    got = snapshots.load_org(db, org_id)
+    assert got is not None
+    snap, org_rev = got
+    snap.grants = sorted(snap.grants)
+    return snap, org_rev
+
+
+def revisions(db: Database) -> list[int]:
+    return [e.revision for e in snapshots.changes_since(db, 0, limit=100_000)]
+
+
+def touch(db: Database, org_id: str, kind: str = "test.touched", **change: Any) -> int:
+    """A minimal write: renames the organization; returns the revision it committed."""
+    with db.write(org_id, kind) as w:
+        w.session.execute(update(Organization).where(Organization.id == org_id).values(name=f"r{w.revision}"))
+        for key, value in change.items():
+            setattr(w.change, key, value)
+        return w.revision
+
+
+# -- import round trip -------------------------------------------------------------------------
+
+
+def test_import_round_trip(db: Database, policy: PolicySet) -> None:
+    result = import_document(db, policy, doc(ACME, GLOBEX))
+    assert result.organizations == 2
+    assert result.revision == 2
+    for org, rev in ((ACME, 1), (GLOBEX, 2)):
+        snap, org_rev = loaded(db, org["id"])
+        want = expected_snapshot(org)
+        assert org_rev == rev
+        assert snap.revision == 2  # read at the store's head
+        assert (snap.workspaces, snap.members, snap.service_accounts, snap.grants, snap.custom_roles) == (
+            want.workspaces,
+            want.members,
+            want.service_accounts,
+            want.grants,
+            want.custom_roles,
+        )
+    assert snapshots.load_org(db, "no-such-org") is None
+    with db.read() as s:
+        assert s.scalar(select(User.email).where(User.id == "alice")) == "alice@acme.test"
+        org = s.get(Organization, "acme")
+        assert org is not None
+        assert (org.handle, org.name, org.max_members, org.max_service_accounts, org.max_workspaces) == (
+            "acme",
+            "Acme Inc.",
+            50,
+            10,
+            20,
+        )
+
+
+def test_reimport_replaces_the_organization_and_records_what_changed(db: Database, policy: PolicySet) -> None:
+    import_document(db, policy, doc(ACME, GLOBEX))
+    changed = copy.deepcopy(ACME)
+    changed["workspaces"] = [changed["workspaces"][0], {"id": "acme-new", "handle": "new", "default_role": "Runner"}]
+    changed["members"] = changed["members"][:2]
+    changed["workspaces"][0]["access"] = [{"subject": "user:bob", "role": "Viewer"}]
+    changed["custom_roles"] = [r for r in changed["custom_roles"] if r["id"] != "acme-bare"]
+    rev = import_document(db, policy, doc(changed)).revision
+    assert rev == 3
+    snap, org_rev = loaded(db, "acme")
+    want = expected_snapshot(changed)
+    assert org_rev == 3
+    assert (snap.workspaces, snap.members, snap.grants, snap.custom_roles) == (
+        want.workspaces,
+        want.members,
+        want.grants,
+        want.custom_roles,
+    )
+    entry = snapshots.changes_since(db, 2)[0]
+    assert (entry.revision, entry.change.org_id, entry.change.kind) == (3, "acme", "organization.imported")
+    assert entry.change.reload
+    assert sorted(entry.change.workspaces_added) == ["acme-new", "acme-prod"]
+    assert sorted(entry.change.workspaces_removed) == ["acme-sandbox", "acme-vault"]
+    # The other organization is untouched.
+    assert loaded(db, "globex")[1] == 2
+    index = snapshots.load_index(db)
+    assert index.workspace_org == {"acme-prod": "acme", "acme-new": "acme", "gx-main": "globex"}
+
+
+# -- revisions ---------------------------------------------------------------------------------
+
+
+def test_revisions_strictly_increase_and_are_contiguous(db: Database, policy: PolicySet) -> None:
+    assert snapshots.head_revision(db) == 0
+    assert revisions(db) == []
+    import_document(db, policy, doc(ACME, GLOBEX))
+    got = [touch(db, "acme"), touch(db, "globex"), touch(db, "acme")]
+    assert got == [3, 4, 5]
+    assert revisions(db) == [1, 2, 3, 4, 5]
+    assert snapshots.head_revision(db) == 5
+    index = snapshots.load_index(db)
+    # An organization's revision is the last change that touched it.
+    assert index.org_revision == {"acme": 5, "globex": 4}
+    assert index.revision == 5
+
+
+def test_changes_since_orders_and_filters(db: Database, policy: PolicySet) -> None:
+    import_document(db, policy, doc(ACME, GLOBEX))  # 1 acme, 2 globex
+    line = ("g", "user:bob", "role:Owner", "ws:acme-prod")
+    touch(db, "acme", "access.granted", add=[line])  # 3
+    touch(db, "globex", "x.y")  # 4
+    touch(db, "acme", "access.revoked", remove=[line])  # 5
+    touch(db, "acme", "workspace.deleted", workspaces_removed=["acme-vault"])  # 6
+
+    assert [e.revision for e in snapshots.changes_since(db, 0)] == [1, 2, 3, 4, 5, 6]
+    assert [e.revision for e in snapshots.changes_since(db, 3)] == [4, 5, 6]
+    assert [e.revision for e in snapshots.changes_since(db, 1, upto=4)] == [2, 3, 4]
+    assert [e.revision for e in snapshots.changes_since(db, 0, org_id="acme")] == [1, 3, 5, 6]
+    assert [e.revision for e in snapshots.changes_since(db, 1, upto=5, org_id="acme")] == [3, 5]
+    assert [e.revision for e in snapshots.changes_since(db, 0, limit=2)] == [1, 2]
+    assert [e.revision for e in snapshots.changes_since(db, 2, limit=2)] == [3, 4]
+    assert snapshots.changes_since(db, 6) == []
+    assert snapshots.changes_since(db, 0, org_id="nobody") == []
+    by_rev = {e.revision: e.change for e in snapshots.changes_since(db, 0)}
+    # The payload reads back as written: lines as tuples, kinds, workspace ownership.
+    assert (by_rev[3].kind, by_rev[3].add, by_rev[3].remove) == ("access.granted", [line], [])
+    assert (by_rev[5].kind, by_rev[5].add, by_rev[5].remove) == ("access.revoked", [], [line])
+    assert by_rev[6].workspaces_removed == ["acme-vault"]
+    assert not by_rev[4].reload
+    assert by_rev[4].org_id == "globex"
+
+
+def test_load_index(db: Database, policy: PolicySet) -> None:
+    empty = snapshots.load_index(db)
+    assert (empty.revision, empty.workspace_org, empty.org_revision) == (0, {}, {})
+    import_document(db, policy, doc(ACME, GLOBEX))
+    index = snapshots.load_index(db)
+    assert index.revision == 2
+    assert index.workspace_org == {
+        "acme-prod": "acme",
+        "acme-sandbox": "acme",
+        "acme-vault": "acme",
+        "gx-main": "globex",
+    }
+    assert index.org_revision == {"acme": 1, "globex": 2}
+
+
+def test_orgs_of_subject(db: Database, policy: PolicySet) -> None:
+    import_document(db, policy, doc(ACME, GLOBEX))
+    assert snapshots.orgs_of_subject(db, "user", "bob") == ["acme", "globex"]
+    assert snapshots.orgs_of_subject(db, "user", "alice") == ["acme"]
+    assert snapshots.orgs_of_subject(db, "service_account", "ci-bot") == ["acme"]
+    assert snapshots.orgs_of_subject(db, "service_account", "bob") == []
+    assert snapshots.orgs_of_subject(db, "user", "nobody") == []
+
+
+# -- atomicity -----------------------------------------------------------------------------------
+
+
+def _counts(db: Database) -> tuple[int, int, int]:
+    with db.read() as s:
+        return (
+            int(s.scalar(select(func.count()).select_from(Change)) or 0),
+            int(s.scalar(select(func.count()).select_from(Organization)) or 0),
+            int(s.scalar(select(func.count()).select_from(Workspace)) or 0),
+        )
+
+
+class Boom(Exception):
+    pass
+
+
+def test_a_write_that_raises_commits_nothing(db: Database, policy: PolicySet) -> None:
+    import_document(db, policy, doc(ACME))
+    before = _counts(db)
+
+    def failing_write() -> None:
+        with db.write("acme", "test.failed") as w:
+            w.session.execute(update(Organization).where(Organization.id == "acme").values(name="changed"))
+            w.session.add(Workspace(id="half-made", org_id="acme", handle="half", name="half", created_at=w.now))
+            w.session.flush()
+            w.change.add = [("g", "user:bob", "role:Owner", "ws:half-made")]
+            raise Boom
+
+    with pytest.raises(Boom):
+        failing_write()
+    assert _counts(db) == before
+    assert revisions(db) == [1]
+    with db.read() as s:
+        org = s.get(Organization, "acme")
+        assert org is not None
+        assert (org.name, org.revision) == ("Acme Inc.", 1)
+    # The next write takes the revision the failed one would have had.
+    assert touch(db, "acme") == 2
+
+
+def test_a_unique_violation_is_already_exists_and_commits_nothing(db: Database, policy: PolicySet) -> None:
+    import_document(db, policy, doc(ACME, GLOBEX))
+    before = _counts(db)
+
+    def add_workspace(ws_id: str, handle: str, *, flush: bool) -> None:
+        with db.write("globex", "test.duplicate") as w:
+            w.session.add(Workspace(id=ws_id, org_id="globex", handle=handle, name="x", created_at=w.now))
+            if flush:  # raised inside the body, or at commit
+                w.session.flush()
+
+    def take_handle() -> None:
+        with db.write("globex", "test.duplicate") as w:
+            w.session.execute(update(Organization).where(Organization.id == "globex").values(handle="acme"))
+
+    with pytest.raises(AlreadyExists):
+        add_workspace("acme-prod", "other", flush=True)  # id of another organization's workspace
+    with pytest.raises(AlreadyExists):
+        add_workspace("gx-2", "main", flush=False)  # handle taken in this organization
+    with pytest.raises(AlreadyExists):
+        take_handle()
+    assert _counts(db) == before
+    assert revisions(db) == [1, 2]
+
+
+def test_concurrent_writers_get_distinct_contiguous_revisions(db: Database, policy: PolicySet) -> None:
+    import_document(db, policy, doc(ACME, GLOBEX))
+    threads, per_thread = 6, 5
+    got: list[list[int]] = [[] for _ in range(threads)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(threads)
+
+    def writer(i: int) -> None:
+        try:
+            start.wait()
+            for _ in range(per_thread):
+                got[i].append(touch(db, "acme" if i % 2 else "globex", f"test.t{i}"))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    pool = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(120)
+    assert not errors, errors
+    every = sorted(r for rs in got for r in rs)
+    assert every == list(range(3, 3 + threads * per_thread))
+    for rs in got:  # each writer saw its own revisions increase
+        assert rs == sorted(rs)
+    assert revisions(db) == list(range(1, 3 + threads * per_thread))
+    kinds = {e.revision: e.change.kind for e in snapshots.changes_since(db, 2, limit=1000)}
+    for i, rs in enumerate(got):
+        assert {kinds[r] for r in rs} == {f"test.t{i}"}
+    index = snapshots.load_index(db)
+    assert index.org_revision["acme"] == max(r for i, rs in enumerate(got) if i % 2 for r in rs)
+    assert index.org_revision["globex"] == max(r for i, rs in enumerate(got) if not i % 2 for r in rs)
+
+
+# -- the importer refuses bad documents, whole ---------------------------------------------------
+
+
+def _set(path: str, value: Any) -> dict[str, Any]:
+    """ACME and GLOBEX with one value replaced at ``path`` (dotted, [i] for list items)."""
+    document = doc(ACME, GLOBEX)
+    node: Any = document
+    parts = path.replace("[", ".[").split(".")
+    for part in parts[:-1]:
+        node = node[int(part[1:-1])] if part.startswith("[") else node.setdefault(part, {})
+    last = parts[-1]
+    if last.startswith("["):
+        node[int(last[1:-1])] = value
+    else:
+        node[last] = value
+    return document
+
+
+BAD_DOCUMENTS = [
+    # (what to change, new value, the path the error names)
+    ("organizations", [], "organizations"),
+    ("organizations", "acme", "organizations"),
+    ("organizations[1]", "globex", "organizations[1]"),
+    ("organizations[1].id", "glo bex", "organizations[1].id"),
+    ("organizations[0].id", "", "organizations[0].id"),
+    ("organizations[0].handle", "Acme!", "organizations[0].handle"),
+    ("organizations[0].name", "", "organizations[0].name"),
+    ("organizations[0].custom_roles[0].id", "Viewer", "organizations[0].custom_roles[0].id"),
+    ("organizations[0].custom_roles[0].level", "galaxy", "organizations[0].custom_roles[0].level"),
+    ("organizations[0].custom_roles[1].inherits", "Admin", "organizations[0].custom_roles[1].inherits"),
+    ("organizations[0].custom_roles[0].inherits", "Member", "organizations[0].custom_roles[0].inherits"),
+    ("organizations[0].custom_roles[0].scopes", ["see_flows", "fly"], "organizations[0].custom_roles[0].scopes[1]"),
+    ("organizations[0].custom_roles[1].scopes", ["see_flows"], "organizations[0].custom_roles[1].scopes[0]"),
+    ("organizations[0].members[1].user", "b ob", "organizations[0].members[1].user"),
+    ("organizations[0].members[0].email", "not-an-email", "organizations[0].members[0].email"),
+    ("organizations[0].members[1].role", "Owner", "organizations[0].members[1].role"),
+    ("organizations[0].members[1].role", "acme-deployer", "organizations[0].members[1].role"),
+    ("organizations[0].service_accounts[0].role", "Admin", "organizations[0].service_accounts[0].role"),
+    ("organizations[0].service_accounts[0].id", "ci bot", "organizations[0].service_accounts[0].id"),
+    ("organizations[0].workspaces[1].id", "x" * 129, "organizations[0].workspaces[1].id"),
+    ("organizations[0].workspaces[1].handle", "Sand Box", "organizations[0].workspaces[1].handle"),
+    ("organizations[0].workspaces[0].default_role", "Member", "organizations[0].workspaces[0].default_role"),
+    ("organizations[0].workspaces[0].default_role", "acme-auditor", "organizations[0].workspaces[0].default_role"),
+    (
+        "organizations[0].workspaces[0].access[0].subject",
+        "user:zed",
+        "organizations[0].workspaces[0].access[0].subject",
+    ),
+    ("organizations[0].workspaces[0].access[0].subject", "bob", "organizations[0].workspaces[0].access[0].subject"),
+    ("organizations[0].workspaces[0].access[0].role", "Admin", "organizations[0].workspaces[0].access[0].role"),
+    ("organizations[0].workspaces[0].access[0].role", "acme-auditor", "organizations[0].workspaces[0].access[0].role"),
+    # R16: a member of another organization in the same document is still an outsider here.
+    (
+        "organizations[1].workspaces[0].access",
+        [{"subject": "user:alice", "role": "Viewer"}],
+        "organizations[1].workspaces[0].access[0].subject",
+    ),
+]
+
+
+def _refusals(db: Database, policy: PolicySet, table: list[tuple[str, Any, str]]) -> list[Any]:
+    """Imports each bad document; returns the cases not refused with their own path."""
+    wrong = []
+    for path, value, named in table:
+        try:
+            import_document(db, policy, _set(path, value))
+        except InvalidArgument as exc:
+            if exc.field != named:
+                wrong.append((path, value, named, exc.field))
+        except Exception as exc:  # reported as a wrong answer, with its type
+            wrong.append((path, value, named, repr(exc)))
+        else:
+            wrong.append((path, value, named, "accepted"))
+    return wrong
+
+
+# One database per backend for the whole table: the checks run before any write.
+def test_importer_rejects_a_bad_document_naming_the_path_and_writes_nothing(db: Database, policy: PolicySet) -> None:
+    assert _refusals(db, policy, BAD_DOCUMENTS) == []
+    assert _counts(db) == (0, 0, 0)
+
+
+MALFORMED = [
+    # Shapes YAML allows but the format does not: refused by path, never a crash.
+    ("organizations[0].members", "alice", "organizations[0].members"),
+    ("organizations[0].members[0]", "alice", "organizations[0].members[0]"),
+    ("organizations[0].workspaces[0]", ["acme-prod"], "organizations[0].workspaces[0]"),
+    ("organizations[0].workspaces[0].access[0]", "user:bob", "organizations[0].workspaces[0].access[0]"),
+    ("organizations[0].custom_roles[0].scopes", "see_flows", "organizations[0].custom_roles[0].scopes"),
+    ("organizations[0].limits", {"members": "many"}, "organizations[0].limits.members"),
+    ("organizations[0].limits", {"members": -1}, "organizations[0].limits.members"),
+]
+
+
+def test_importer_rejects_malformed_shapes_naming_the_path(db: Database, policy: PolicySet) -> None:
+    assert _refusals(db, policy, MALFORMED) == []
+    assert _counts(db) == (0, 0, 0)
+
+
+DUPLICATES = [
+    # Ids the store keeps unique, repeated inside one document: refused before anything is written.
+    ("organizations[1].id", "acme", "organizations[1].id"),
+    ("organizations[1].handle", "acme", "organizations[1].handle"),
+    ("organizations[1].workspaces[0].id", "acme-prod", "organizations[1].workspaces[0].id"),
+    ("organizations[0].workspaces[1].handle", "production", "organizations[0].workspaces[1].handle"),
+    ("organizations[0].service_accounts[1].id", "ci-bot", "organizations[0].service_accounts[1].id"),
+    ("organizations[0].custom_roles[2].id", "acme-deployer", "organizations[0].custom_roles[2].id"),
+]
+
+
+def test_importer_rejects_duplicates_within_the_document_and_writes_nothing(db: Database, policy: PolicySet) -> None:
+    assert _refusals(db, policy, DUPLICATES) == []
+    assert _counts(db) == (0, 0, 0)
+
+
+def test_importer_collision_with_another_organization_is_already_exists(db: Database, policy: PolicySet) -> None:
+    import_document(db, policy, doc(ACME))
+    thief = copy.deepcopy(GLOBEX)
+    thief["workspaces"] = [{"id": "acme-prod", "handle": "stolen"}]
+    with pytest.raises(AlreadyExists):
+        import_document(db, policy, doc(thief))
+    assert revisions(db) == [1]
+    assert snapshots.load_index(db).workspace_org == {"acme-prod": "acme", "acme-sandbox": "acme", "acme-vault": "acme"}
