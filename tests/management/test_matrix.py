@@ -10,8 +10,9 @@ for this module. The organization ``acme`` has:
 - ``ci``    a service account (Member role, Developer in the workspaces), acting with its own
   API key in ``x-orgauthz-api-key`` (R11, R14);
 
-``eve`` is the Admin of another organization, ``other``; the anonymous caller sends no
-shared secret (but asserts ``user:ada``, to show that asserting an actor is not enough).
+``eve`` is the Admin of another organization, ``other``. The anonymous caller sends no shared
+secret (but asserts ``user:ada``, to show that asserting an actor is not enough). ``pam``, who
+holds a custom role that manages people, is for the R8 table at the end.
 
 Every cell acts on resources of ``acme``. Cells that change or delete something get their
 own resources (a fresh workspace, member, invitation, role or service account), prepared by
@@ -149,19 +150,19 @@ class World:
 
     # Resources for one cell, made by the Admin.
 
-    async def invitation(self, email: str = "") -> tuple[str, str, str]:
-        """A pending Member invitation: (id, token, email)."""
+    async def invitation(self, email: str = "", role: str = "Member") -> tuple[str, str, str]:
+        """A pending invitation: (id, token, email)."""
         email = email or f"{self.fresh('invitee')}@example.test"
         r = await self.admin("InvitationService.CreateInvitations", ipb.CreateInvitationsRequest(
-            organization="acme", emails=[email], org_role="Member"))
+            organization="acme", emails=[email], org_role=role))
         result = r.results[0]
         assert result.outcome == ipb.INVITATION_OUTCOME_INVITED, result
         return result.invitation.id, result.token, email
 
-    async def member(self) -> str:
-        """A new Member of acme, joined through an invitation."""
+    async def member(self, role: str = "Member") -> str:
+        """A new member of acme with ``role``, joined through an invitation."""
         user = self.fresh("user")
-        _, token, email = await self.invitation(f"{user}@example.test")
+        _, token, email = await self.invitation(f"{user}@example.test", role)
         self.metadata[user] = [("authorization", f"Bearer {TOKEN}"), ("x-orgauthz-actor", f"user:{user}")]
         await self.call(user, "InvitationService.AcceptInvitation",
                         ipb.AcceptInvitationRequest(token=token, email=email))
@@ -224,6 +225,13 @@ async def _build(app: App, channel: grpc.aio.Channel) -> World:
     await w.admin("RoleService.CreateRole", mpb.CreateRoleRequest(
         organization="acme", id="auditor", name="Auditor", level="organization", inherits="Member",
         scopes=["read:audit_event"]))
+    await w.admin("RoleService.CreateRole", mpb.CreateRoleRequest(
+        organization="acme", id="people-manager", name="People manager", level="organization", inherits="Member",
+        scopes=["create:invitation", "read:invitation", "update:account_membership", "delete:account_membership"]))
+    w.metadata["delegate"] = [*caller, ("x-orgauthz-actor", "user:pam")]
+    _, token, email = await w.invitation("pam@acme.test", role="people-manager")
+    await w.call("delegate", "InvitationService.AcceptInvitation",
+                 ipb.AcceptInvitationRequest(token=token, email=email))
     await w.invitation("pending@example.test")
     return w
 
@@ -422,3 +430,54 @@ async def test_permission_matrix(world: World, rpc: str, actor: str, expected: g
         # The outsider joined acme; take them out again so the other cells keep seeing an outsider.
         await world.admin("MemberService.RemoveMember", mpb.RemoveMemberRequest(
             organization="acme", user_id=world.metadata[actor][1][1].partition(":")[2]))
+
+
+# -- R8: the Admin role is given and taken only by Admins -------------------------------------
+#
+# ``pam`` holds a custom organization role with every people-managing permission
+# (create:invitation, update:account_membership, delete:account_membership): she manages
+# Members, but anything that makes or touches an Admin stays with Admins.
+
+
+async def _invite_as(w: World, role: str) -> Any:
+    return ipb.CreateInvitationsRequest(organization="acme", emails=[f"{w.fresh('r8')}@example.test"], org_role=role)
+
+
+async def _change(w: World, before: str, after: str) -> Any:
+    return mpb.ChangeMemberRoleRequest(organization="acme", user_id=await w.member(before), role=after)
+
+
+async def _remove(w: World, role: str) -> Any:
+    return mpb.RemoveMemberRequest(organization="acme", user_id=await w.member(role))
+
+
+# case: (rpc, request, Admin, people manager)
+R8_CASES: dict[str, tuple[str, Prepare, C, C]] = {
+    "invite as Member": ("InvitationService.CreateInvitations", lambda w: _invite_as(w, "Member"), OK, OK),
+    "invite as Admin": ("InvitationService.CreateInvitations", lambda w: _invite_as(w, "Admin"), OK, DENIED),
+    "give a Member a custom role": ("MemberService.ChangeMemberRole", lambda w: _change(w, "Member", "auditor"),
+                                    OK, OK),
+    "make a Member an Admin": ("MemberService.ChangeMemberRole", lambda w: _change(w, "Member", "Admin"), OK, DENIED),
+    "demote an Admin": ("MemberService.ChangeMemberRole", lambda w: _change(w, "Admin", "Member"), OK, DENIED),
+    "remove a Member": ("MemberService.RemoveMember", lambda w: _remove(w, "Member"), OK, OK),
+    "remove an Admin": ("MemberService.RemoveMember", lambda w: _remove(w, "Admin"), OK, DENIED),
+}
+R8_CELLS = [(case, actor, expected) for case, (_, _, *row) in R8_CASES.items()
+            for actor, expected in zip(("admin", "delegate"), row, strict=True)]
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize(("case", "actor", "expected"), R8_CELLS, ids=[f"{c}-{a}" for c, a, _ in R8_CELLS])
+async def test_r8_only_admins_give_or_touch_the_admin_role(world: World, case: str, actor: str,
+                                                           expected: grpc.StatusCode) -> None:
+    rpc, prepare, *_ = R8_CASES[case]
+    request = await prepare(world)
+    before = world.revision()
+    try:
+        await world.call(actor, rpc, request)
+        got, details = OK, ""
+    except grpc.aio.AioRpcError as exc:
+        got, details = exc.code(), exc.details() or ""
+    assert got == expected, f"{case} as {actor}: expected {expected.name}, got {got.name} ({details})"
+    if got != OK:
+        assert world.revision() == before
