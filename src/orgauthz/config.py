@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     tls_client_ca: Path | None = Field(None, description="CA (PEM) for client certificates: enables mTLS")
     invitation_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="Invitation expiry (R5)")
     # Invitation email (R9): with smtp_host set, invitations go out through the outbox.
+    secret_key: str = Field("", description="Seals queued invitation email at rest; required with smtp_host")
     smtp_host: str = Field("", description="SMTP server for invitation email; empty: tokens are returned")
     smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port (587 with STARTTLS, 465 with SSL)")
     smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS")

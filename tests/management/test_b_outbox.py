@@ -58,7 +58,7 @@ def smtp_port() -> int:
 
 @pytest.fixture
 async def mail_app(store_url: str, smtp_port: int, policy) -> AsyncIterator[App]:
-    app = App(settings_for(store_url, smtp_host="127.0.0.1", smtp_port=smtp_port, smtp_sender="orgauthz@acme.test",
+    app = App(settings_for(store_url, smtp_host="127.0.0.1", secret_key="outbox-test-key", smtp_port=smtp_port, smtp_sender="orgauthz@acme.test",
                            outbox_poll_interval_s=0.05, outbox_retry_base_s=0.05, outbox_retry_max_s=0.2))
     await app.start()
     await app.feed.wait_for(seed(app.db, policy, {"organizations": [ORG]}), 10)
@@ -124,6 +124,15 @@ async def test_r9_mail_server_down_loses_nothing_and_delivers_once(mail_app: App
     finally:
         server.stop()
     assert sorted(m["To"] for m in inbox.messages) == ["dan@example.com", "erin@example.com"]
+    # While they waited, the queued bodies were sealed: the delivered links' tokens never
+    # appeared in the table.
+    tokens = [LINK.search(m.get_payload(decode=True).decode()).group(1) for m in inbox.messages]
+    assert all(t not in str(x.body) and "token=" not in str(x.body) for t in tokens for x in pending)
+
+
+def test_r9_a_server_with_smtp_needs_a_secret_key(store_url: str) -> None:
+    with pytest.raises(ValueError, match="SECRET_KEY"):
+        asyncio.run(App(settings_for(store_url, smtp_host="127.0.0.1", smtp_port=free_port())).start())
 
 
 def test_r9_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:

@@ -88,6 +88,9 @@ class App:
         authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(
             AuthorizationServicer(self.decisions, self.metrics, KeyAuthenticator(self.management)), server
         )
+        if s.smtp_host and not s.secret_key:
+            raise ValueError("ORGAUTHZ_SECRET_KEY (secret_key) is required when SMTP is configured: "
+                             "it seals queued invitation email, whose links hold one-time tokens")
         if s.smtp_host:
             self.outbox = OutboxSender(db, s)
         registry.load_all()

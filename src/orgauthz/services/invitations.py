@@ -154,7 +154,7 @@ def _issue(mgmt: Management, w: Write, org: Organization, row: Invitation) -> st
         return token
     subject, body = outbox.invitation_mail(mgmt.settings, org_name=org.name, role=row.org_role, token=token,
                                            expires_at=as_utc(row.expires_at))
-    outbox.enqueue(w.session, kind=outbox.INVITATION, recipient=row.email, subject=subject, body=body,
+    outbox.enqueue(w.session, mgmt.settings, kind=outbox.INVITATION, recipient=row.email, subject=subject, body=body,
                    now=w.now)
     return ""
 

@@ -30,6 +30,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from orgauthz.config import Settings
+from orgauthz.services import secrets as sec
 from orgauthz.store.db import Database, utcnow
 from orgauthz.store.models import Outbox
 
@@ -41,10 +42,11 @@ LEASE = timedelta(seconds=120)  # a claimed row is not taken by another sender t
 BATCH = 50
 
 
-def enqueue(session: Session, *, kind: str, recipient: str, subject: str, body: str,
+def enqueue(session: Session, settings: Settings, *, kind: str, recipient: str, subject: str, body: str,
             now: datetime) -> None:
-    """Adds one mail to the outbox in the caller's transaction, due at once."""
-    session.add(Outbox(kind=kind, recipient=recipient, subject=subject, body=body, attempts=0,
+    """Adds one mail to the outbox in the caller's transaction, due at once; the body is sealed."""
+    session.add(Outbox(kind=kind, recipient=recipient, subject=subject,
+                       body=sec.seal(settings.secret_key, body), attempts=0,
                        next_attempt_at=now, sent_at=None, last_error=None))
 
 
@@ -122,7 +124,7 @@ class OutboxSender:
         for row in rows:
             try:
                 await asyncio.to_thread(self._deliver, row)
-            except (OSError, smtplib.SMTPException) as exc:
+            except (OSError, smtplib.SMTPException, ValueError) as exc:
                 self.failures += 1
                 await asyncio.to_thread(self._failed, row, f"{type(exc).__name__}: {exc}"[:500])
                 log.warning("outbox: mail %d not delivered (attempt %d): %s", row.id, row.attempts + 1,
@@ -160,7 +162,7 @@ class OutboxSender:
         msg["From"] = s.smtp_sender
         msg["To"] = row.recipient
         msg["Subject"] = row.subject
-        msg.set_content(row.body)
+        msg.set_content(sec.unseal(s.secret_key, row.body))
         smtp: smtplib.SMTP
         if s.smtp_ssl:
             smtp = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=30,

@@ -7,16 +7,21 @@ with :func:`hmac.compare_digest`, so nothing about a near miss leaks through tim
 
 API keys look like Prefect's: ``pnb_`` (a service account key, "b" for bot) followed by a
 random body. Reads only ever show :func:`mask` of a key. Nothing here logs; callers must
-never put a key or token in a log line or an error message.
+never put a key or token in a log line or an error message. Queued invitation email, which
+must carry its token until the mail server takes it, is stored sealed (:func:`seal`, Fernet
+with a key derived from ``settings.secret_key``), so a database dump shows no token.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
 import secrets
 from typing import Final
+
+from cryptography.fernet import Fernet, InvalidToken
 
 API_KEY_PREFIX: Final = "pnb_"
 API_KEY_BODY_BYTES: Final = 30  # 40 URL-safe characters, 240 bits
@@ -63,6 +68,25 @@ def parse_api_key(value: str) -> str | None:
 def is_token(value: str) -> bool:
     """Whether ``value`` has the shape of an invitation token (43 URL-safe characters)."""
     return len(value) <= SECRET_MAX and _TOKEN_RE.fullmatch(value) is not None
+
+
+def _fernet(secret_key: str) -> Fernet:
+    if not secret_key:
+        raise ValueError("secret_key is required to seal queued mail")
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(secret_key.encode("utf-8")).digest()))
+
+
+def seal(secret_key: str, text: str) -> str:
+    """Encrypts ``text`` (a queued email holding a one-time link) for storage at rest."""
+    return _fernet(secret_key).encrypt(text.encode("utf-8")).decode("ascii")
+
+
+def unseal(secret_key: str, sealed: str) -> str:
+    """The text :func:`seal` encrypted; ValueError when the key is not the one that sealed it."""
+    try:
+        return _fernet(secret_key).decrypt(sealed.encode("ascii")).decode("utf-8")
+    except InvalidToken:
+        raise ValueError("queued mail was sealed with another secret key") from None
 
 
 def mask(api_key: str) -> str:
