@@ -50,19 +50,36 @@ def dataset(orgs: int = 40, workspaces: int = 8, users: int = 60, seed: int = 1)
         wss = []
         for w in range(workspaces):
             grants = rng.sample(members[1:], users // 3)
-            wss.append({"id": f"o{o}w{w}", "handle": f"w{w}", "default_role": "Viewer" if w % 5 == 0 else None,
-                        "access": [{"subject": f"user:{m}", "role": rng.choice(ROLES)} for m in grants]})
-        out.append({"id": f"o{o}", "handle": f"o{o}", "name": f"Org {o}",
-                    "limits": {"members": users + 10, "workspaces": workspaces + 10},
-                    "members": [{"user": m, "role": "Admin" if i == 0 else "Member"} for i, m in enumerate(members)],
-                    "workspaces": wss})
+            wss.append(
+                {
+                    "id": f"o{o}w{w}",
+                    "handle": f"w{w}",
+                    "default_role": "Viewer" if w % 5 == 0 else None,
+                    "access": [{"subject": f"user:{m}", "role": rng.choice(ROLES)} for m in grants],
+                }
+            )
+        out.append(
+            {
+                "id": f"o{o}",
+                "handle": f"o{o}",
+                "name": f"Org {o}",
+                "limits": {"members": users + 10, "workspaces": workspaces + 10},
+                "members": [{"user": m, "role": "Admin" if i == 0 else "Member"} for i, m in enumerate(members)],
+                "workspaces": wss,
+            }
+        )
     return {"organizations": out}
 
 
 def questions(orgs: int = 40, workspaces: int = 8, users: int = 60) -> list[pb.CheckRequest]:
     """Every distinct question of the data set, shuffled (cold runs never repeat one)."""
-    qs = [pb.CheckRequest(subject=f"user:o{o}u{u}", workspace=f"o{o}w{w}", scope=s)
-          for o in range(orgs) for w in range(workspaces) for u in range(users) for s in SCOPES]
+    qs = [
+        pb.CheckRequest(subject=f"user:o{o}u{u}", workspace=f"o{o}w{w}", scope=s)
+        for o in range(orgs)
+        for w in range(workspaces)
+        for u in range(users)
+        for s in SCOPES
+    ]
     random.Random(2).shuffle(qs)
     return qs
 
@@ -147,8 +164,11 @@ async def micro_costs(db_url: str, redis_url: str, qs: list[pb.CheckRequest]) ->
         engine.decide(subject, target, scope)
     engine_us = (time.perf_counter() - t) / len(targets) * 1e6
     db.dispose()
-    return {"redis_hget_us": round(redis_us, 1), "engine_decide_cold_us": round(engine_us, 1),
-            "org_load_ms": round(load_ms, 2)}
+    return {
+        "redis_hget_us": round(redis_us, 1),
+        "engine_decide_cold_us": round(engine_us, 1),
+        "org_load_ms": round(load_ms, 2),
+    }
 
 
 async def propagation(db_url: str, a: Any, b: Any, writes: int) -> list[float]:
@@ -222,8 +242,9 @@ async def main(seconds: float, writes: int) -> dict[str, Any]:
         qs = questions()
 
         noop_port = free_port()
-        noop = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.replicas", "--noop", str(noop_port),
-                                                    stdout=asyncio.subprocess.PIPE)
+        noop = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.replicas", "--noop", str(noop_port), stdout=asyncio.subprocess.PIPE
+        )
         assert noop.stdout is not None
         await noop.stdout.readline()
         a = Replica("a", url, redis.url, work)
@@ -246,8 +267,12 @@ async def main(seconds: float, writes: int) -> dict[str, Any]:
             results["fresh_replica_cold"] = await rate(c.address, qs[2000:], seconds, cycle=False)
             results["tiers_fresh_replica"] = tier_counts(c)
             lat = await propagation(url, a, b, writes)
-            results["propagation_ms"] = {"p50": pct(lat, 50), "p99": pct(lat, 99), "max": round(max(lat), 2),
-                                         "n": len(lat)}
+            results["propagation_ms"] = {
+                "p50": pct(lat, 50),
+                "p99": pct(lat, 99),
+                "max": round(max(lat), 2),
+                "n": len(lat),
+            }
             results["micro"] = await micro_costs(url, redis.url, qs)
         finally:
             for r in (a, b, c):

@@ -49,16 +49,23 @@ ROLES: list[str | None] = [None, "Viewer", "Developer"]
 SCOPES = {"see_flows": {"Viewer", "Developer"}, "manage_flows": {"Developer"}}
 
 SEED = {
-    "organizations": [{
-        "id": ORG, "handle": ORG, "name": "Acme",
-        "limits": {"members": 100, "workspaces": 10},
-        "members": [{"user": "admin", "role": "Admin"}, *({"user": u, "role": "Member"} for u in USERS)],
-        "workspaces": [{"id": w, "handle": w} for w in WORKSPACES],
-    }, {
-        "id": "other", "handle": "other", "name": "Other",
-        "members": [{"user": "zed", "role": "Member"}],
-        "workspaces": [{"id": "o0", "handle": "o0", "access": [{"subject": "user:zed", "role": "Viewer"}]}],
-    }],
+    "organizations": [
+        {
+            "id": ORG,
+            "handle": ORG,
+            "name": "Acme",
+            "limits": {"members": 100, "workspaces": 10},
+            "members": [{"user": "admin", "role": "Admin"}, *({"user": u, "role": "Member"} for u in USERS)],
+            "workspaces": [{"id": w, "handle": w} for w in WORKSPACES],
+        },
+        {
+            "id": "other",
+            "handle": "other",
+            "name": "Other",
+            "members": [{"user": "zed", "role": "Member"}],
+            "workspaces": [{"id": "o0", "handle": "o0", "access": [{"subject": "user:zed", "role": "Viewer"}]}],
+        },
+    ],
 }
 
 
@@ -93,8 +100,17 @@ class Replica:
         return self.log_dir / f"{self.name}.log"
 
     def start(self, timeout: float = 60.0) -> None:
-        cmd = [*_orgauthz_command(), "serve", "--database-url", self.database_url, "--listen", self.address,
-               "--metrics-listen", f"127.0.0.1:{self.metrics_port}", "--insecure-dev"]
+        cmd = [
+            *_orgauthz_command(),
+            "serve",
+            "--database-url",
+            self.database_url,
+            "--listen",
+            self.address,
+            "--metrics-listen",
+            f"127.0.0.1:{self.metrics_port}",
+            "--insecure-dev",
+        ]
         if self.redis_url:
             cmd += ["--redis-url", self.redis_url]
         env = {**os.environ, "ORGAUTHZ_POLL_INTERVAL_S": "0.2", "ORGAUTHZ_MIGRATE": "false", **self.env}
@@ -113,8 +129,7 @@ class Replica:
     def health(self, service: str) -> str:
         try:
             with grpc.insecure_channel(self.address) as ch:
-                resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service),
-                                                            timeout=1.0)
+                resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
         except grpc.RpcError as exc:
             return exc.code().name
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status))
@@ -138,7 +153,7 @@ class Replica:
 
     def metrics(self) -> str:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310  # fixed local URL
+        with urllib.request.urlopen(url, timeout=5) as resp:  # fixed local URL
             return str(resp.read().decode())
 
     def metric(self, name: str, **labels: str) -> float:
@@ -156,8 +171,8 @@ class Replica:
             return "(no log)"
 
 
-async def wait_health(replica: Replica, service: str, status: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_health(replica: Replica, service: str, status: str, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if await asyncio.to_thread(replica.health, service) == status:
             return
@@ -221,8 +236,16 @@ class Writer:
     (UNIMPLEMENTED otherwise), else straight into the store with the change lines
     ``Management.write`` would record, followed by the pub/sub nudge unless ``publish`` is off."""
 
-    def __init__(self, database_url: str, redis_url: str, channel: grpc.aio.Channel | None, *,
-                 publish: bool = True, org: str = ORG, actor: str = ADMIN) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        redis_url: str,
+        channel: grpc.aio.Channel | None,
+        *,
+        publish: bool = True,
+        org: str = ORG,
+        actor: str = ADMIN,
+    ) -> None:
         self.db = Database(database_url)
         self.org = org
         self.actor = actor
@@ -260,13 +283,16 @@ class Writer:
         subject = f"user:{user}"
         if role is None:
             r = await self.access.RevokeWorkspaceAccess(
-                mpb.RevokeWorkspaceAccessRequest(workspace=ws, subject=subject), metadata=md, timeout=10)
+                mpb.RevokeWorkspaceAccessRequest(workspace=ws, subject=subject), metadata=md, timeout=10
+            )
         elif before is None:
             r = await self.access.GrantWorkspaceAccess(
-                mpb.GrantWorkspaceAccessRequest(workspace=ws, subject=subject, role=role), metadata=md, timeout=10)
+                mpb.GrantWorkspaceAccessRequest(workspace=ws, subject=subject, role=role), metadata=md, timeout=10
+            )
         else:
             r = await self.access.ChangeWorkspaceAccess(
-                mpb.ChangeWorkspaceAccessRequest(workspace=ws, subject=subject, role=role), metadata=md, timeout=10)
+                mpb.ChangeWorkspaceAccessRequest(workspace=ws, subject=subject, role=role), metadata=md, timeout=10
+            )
         return int(r.revision)
 
     def _via_store(self, user: str, ws: str, before: str | None, role: str | None) -> int:
@@ -278,8 +304,9 @@ class Writer:
                 w.session.delete(row)
                 w.session.flush()
             if role is not None:
-                w.session.add(WorkspaceGrant(workspace_id=ws, subject=subject, org_id=self.org, role=role,
-                                             created_at=w.now))
+                w.session.add(
+                    WorkspaceGrant(workspace_id=ws, subject=subject, org_id=self.org, role=role, created_at=w.now)
+                )
                 w.change.add.append(L.grant_line(subject, ws, role))
             return w.revision
 
@@ -291,8 +318,11 @@ class Writer:
 
     def stored_roles(self) -> dict[tuple[str, str], str]:
         with self.db.read() as s:
-            rows = s.execute(select(WorkspaceGrant.subject, WorkspaceGrant.workspace_id, WorkspaceGrant.role)
-                             .where(WorkspaceGrant.org_id == self.org)).all()
+            rows = s.execute(
+                select(WorkspaceGrant.subject, WorkspaceGrant.workspace_id, WorkspaceGrant.role).where(
+                    WorkspaceGrant.org_id == self.org
+                )
+            ).all()
         return {(sub.removeprefix("user:"), ws): role for sub, ws, role in rows}
 
 
@@ -330,8 +360,8 @@ class Stream:
         """One Check, recorded for the oracle; None when the replica could not answer."""
         try:
             r = await self.stub(replica).Check(
-                pb.CheckRequest(subject=f"user:{user}", workspace=ws, scope=scope, min_revision=min_revision),
-                timeout=5)
+                pb.CheckRequest(subject=f"user:{user}", workspace=ws, scope=scope, min_revision=min_revision), timeout=5
+            )
         except grpc.aio.AioRpcError as exc:
             name = f"{replica.name}:{exc.code().name}"
             self.rpc_errors[name] = self.rpc_errors.get(name, 0) + 1
@@ -348,10 +378,10 @@ class Stream:
         self.oracle.record(user, ws, rev, role)
         return user, ws, rev
 
-    async def follow(self, user: str, ws: str, rev: int, timeout: float = 15.0) -> None:
+    async def follow(self, user: str, ws: str, rev: int, within: float = 15.0) -> None:
         """Checks B (no min_revision) until it answers at ``rev`` or later; records the latency."""
         start = time.perf_counter()
-        while time.perf_counter() - start < timeout:
+        while time.perf_counter() - start < within:
             a = await self.check(self.b, user, ws, "see_flows")
             if a is not None and a.revision >= rev:
                 self.propagation_ms.append((time.perf_counter() - start) * 1000)
@@ -373,14 +403,14 @@ class Stream:
         n = 0
         while not stop.is_set():
             min_rev = self.followed if n % 2 else 0
-            a = await self.check(self.b, rng.choice(USERS), rng.choice(WORKSPACES), rng.choice(list(SCOPES)),
-                                 min_rev)
+            a = await self.check(self.b, rng.choice(USERS), rng.choice(WORKSPACES), rng.choice(list(SCOPES)), min_rev)
             n += 1
             await asyncio.sleep(0 if a is not None else 0.05)
         return n
 
-    async def run(self, writes: int, *, hook: Callable[[int], Awaitable[None]] | None = None,
-                  follow: bool = True) -> int:
+    async def run(
+        self, writes: int, *, hook: Callable[[int], Awaitable[None]] | None = None, follow: bool = True
+    ) -> int:
         """``writes`` acknowledged writes; ``hook(i)`` runs before the i-th. Returns background checks."""
         rng = random.Random(self.seed)
         stop = asyncio.Event()
@@ -401,9 +431,11 @@ class Stream:
     def verify(self, label: str) -> None:
         stale, wrong = self.oracle.wrong()
         n = len(self.oracle.answers)
-        print(f"\n[{label}] writes via {self.writer.via}: {len(self.propagation_ms)} followed, "
-              f"{n} answers checked, {len(stale)} stale allows, {len(wrong)} other wrong, "
-              f"rpc errors {self.rpc_errors or 'none'}")
+        print(
+            f"\n[{label}] writes via {self.writer.via}: {len(self.propagation_ms)} followed, "
+            f"{n} answers checked, {len(stale)} stale allows, {len(wrong)} other wrong, "
+            f"rpc errors {self.rpc_errors or 'none'}"
+        )
         if self.propagation_ms:
             print(f"[{label}] propagation to the other replica: {summary(self.propagation_ms)}")
         assert not stale, f"stale allows: {stale[:5]}"

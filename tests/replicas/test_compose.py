@@ -18,8 +18,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_compose_file_is_valid_with_two_replicas_and_health_checks() -> None:
     binary = shutil.which("docker-compose")
     assert binary, "docker-compose not found: apt-get install -y docker-compose (.ci/run installs it)"
-    out = subprocess.run([binary, "-f", str(ROOT / "docker-compose.yml"), "config"], capture_output=True,
-                         text=True, cwd=ROOT, check=False)
+    out = subprocess.run(
+        [binary, "-f", str(ROOT / "docker-compose.yml"), "config"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     services = yaml.safe_load(out.stdout)["services"]
     assert {"postgres", "redis", "orgauthz-1", "orgauthz-2"} <= set(services)
@@ -32,4 +37,5 @@ def test_compose_file_is_valid_with_two_replicas_and_health_checks() -> None:
         assert services[name]["build"]
     assert "orgauthz-1" in services["orgauthz-2"]["depends_on"]  # one replica migrates, then the other starts
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "ENTRYPOINT" in dockerfile and "ORGAUTHZ_POLICY_DIR" in dockerfile
+    assert "ENTRYPOINT" in dockerfile
+    assert "ORGAUTHZ_POLICY_DIR" in dockerfile

@@ -107,8 +107,10 @@ async def test_s3_postgres_stopped_and_restarted(own_pg, redis, replicas) -> Non
         finally:
             await stream.close()
             writer.close()
-    print(f"[postgres stopped and restarted] {refused} writes refused UNAVAILABLE while down, none written; "
-          f"database errors counted on b: {b.metric('orgauthz_dependency_errors_total', dependency='database'):.0f}")
+    print(
+        f"[postgres stopped and restarted] {refused} writes refused UNAVAILABLE while down, none written; "
+        f"database errors counted on b: {b.metric('orgauthz_dependency_errors_total', dependency='database'):.0f}"
+    )
     assert refused == 10
     assert b.metric("orgauthz_dependency_errors_total", dependency="database") > 0
 
@@ -140,7 +142,10 @@ async def test_s3_replica_killed_and_restarted(replica_db, redis, replicas) -> N
             writer.close()
     stream.verify("replica killed and restarted")
     stream.assert_store_matches()
-    assert b.starts == 2 and len(missed) == 10
-    print(f"[replica killed and restarted] after restart b: redis hits "
-          f"{b.metric('orgauthz_cache_total', tier='redis', result='hit'):.0f}, "
-          f"org loads {b.metric('orgauthz_org_loads'):.0f}")
+    assert b.starts == 2
+    assert len(missed) == 10
+    print(
+        f"[replica killed and restarted] after restart b: redis hits "
+        f"{b.metric('orgauthz_cache_total', tier='redis', result='hit'):.0f}, "
+        f"org loads {b.metric('orgauthz_org_loads'):.0f}"
+    )

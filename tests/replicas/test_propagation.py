@@ -30,14 +30,17 @@ async def test_s3_no_stale_allow_across_replicas_and_every_revoke_propagates(rep
             await stream.close()
             writer.close()
     stream.verify("two replicas")
-    print(f"[two replicas] {background} background checks on b; b cache: "
-          f"memory hits {b.metric('orgauthz_cache_total', tier='memory', result='hit'):.0f}, "
-          f"redis hits {b.metric('orgauthz_cache_total', tier='redis', result='hit'):.0f}, "
-          f"redis skipped {b.metric('orgauthz_cache_total', tier='redis', result='skipped'):.0f}")
+    print(
+        f"[two replicas] {background} background checks on b; b cache: "
+        f"memory hits {b.metric('orgauthz_cache_total', tier='memory', result='hit'):.0f}, "
+        f"redis hits {b.metric('orgauthz_cache_total', tier='redis', result='hit'):.0f}, "
+        f"redis skipped {b.metric('orgauthz_cache_total', tier='redis', result='skipped'):.0f}"
+    )
     assert len(stream.propagation_ms) == 150
     stream.assert_store_matches()
     assert b.metric("orgauthz_feed_lag_revisions") == 0
-    assert b.health("orgauthz.v1.Cache") == "SERVING" and b.health("orgauthz.v1.Store") == "SERVING"
+    assert b.health("orgauthz.v1.Cache") == "SERVING"
+    assert b.health("orgauthz.v1.Store") == "SERVING"
 
 
 async def test_s3_read_rpcs_honour_min_revision_and_fail_retryably_when_ahead(replica_db, redis, replicas) -> None:
@@ -47,29 +50,42 @@ async def test_s3_read_rpcs_honour_min_revision_and_fail_retryably_when_ahead(re
     async with grpc.aio.insecure_channel(b.address) as ch:
         stub = pb_grpc.AuthorizationServiceStub(ch)
         calls = {
-            "Check": stub.Check(pb.CheckRequest(subject="user:u1", workspace="w0", scope="see_flows",
-                                                min_revision=ahead)),
-            "BatchCheck": stub.BatchCheck(pb.BatchCheckRequest(
-                items=[pb.CheckRequest(subject="user:u1", workspace="w0", scope="see_flows")], min_revision=ahead)),
-            "ListScopes": stub.ListScopes(pb.ListScopesRequest(subject="user:u1", workspace="w0",
-                                                               min_revision=ahead)),
+            "Check": stub.Check(
+                pb.CheckRequest(subject="user:u1", workspace="w0", scope="see_flows", min_revision=ahead)
+            ),
+            "BatchCheck": stub.BatchCheck(
+                pb.BatchCheckRequest(
+                    items=[pb.CheckRequest(subject="user:u1", workspace="w0", scope="see_flows")], min_revision=ahead
+                )
+            ),
+            "ListScopes": stub.ListScopes(pb.ListScopesRequest(subject="user:u1", workspace="w0", min_revision=ahead)),
             "ListAccessibleWorkspaces": stub.ListAccessibleWorkspaces(
-                pb.ListAccessibleWorkspacesRequest(subject="user:u1", min_revision=ahead)),
+                pb.ListAccessibleWorkspacesRequest(subject="user:u1", min_revision=ahead)
+            ),
         }
         for name, call in calls.items():
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await call
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE, name
-            assert "retry" in (err.value.details() or "") and str(ahead) in (err.value.details() or ""), name
+            details = err.value.details() or ""
+            assert "retry" in details, name
+            assert str(ahead) in details, name
         # At or below the replica's revision, each answers and says which revision it reflects.
-        r = await stub.Check(pb.CheckRequest(subject="user:zed", workspace="o0", scope="see_flows",
-                                             min_revision=base))
-        assert r.allowed and r.revision >= base
-        batch = await stub.BatchCheck(pb.BatchCheckRequest(
-            items=[pb.CheckRequest(subject="user:zed", workspace="o0", scope="see_flows")], min_revision=base))
-        assert batch.results[0].allowed and batch.results[0].revision >= base
+        r = await stub.Check(pb.CheckRequest(subject="user:zed", workspace="o0", scope="see_flows", min_revision=base))
+        assert r.allowed
+        assert r.revision >= base
+        batch = await stub.BatchCheck(
+            pb.BatchCheckRequest(
+                items=[pb.CheckRequest(subject="user:zed", workspace="o0", scope="see_flows")], min_revision=base
+            )
+        )
+        assert batch.results[0].allowed
+        assert batch.results[0].revision >= base
         scopes = await stub.ListScopes(pb.ListScopesRequest(subject="user:zed", workspace="o0", min_revision=base))
-        assert "see_flows" in scopes.scopes and scopes.revision >= base
+        assert "see_flows" in scopes.scopes
+        assert scopes.revision >= base
         listed = await stub.ListAccessibleWorkspaces(
-            pb.ListAccessibleWorkspacesRequest(subject="user:zed", min_revision=base))
-        assert [w.workspace for w in listed.workspaces] == ["o0"] and listed.revision >= base
+            pb.ListAccessibleWorkspacesRequest(subject="user:zed", min_revision=base)
+        )
+        assert [w.workspace for w in listed.workspaces] == ["o0"]
+        assert listed.revision >= base

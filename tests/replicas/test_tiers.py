@@ -63,7 +63,8 @@ async def test_s3_redis_entries_are_keyed_by_the_organizations_revision(engine, 
         calls = counting.calls
         assert (await tier.check("user:u1", target, "see_flows", explain=False)).allowed
         assert not (await tier.check("user:u2", target, "see_flows", explain=False)).allowed
-        assert counting.calls == calls and shared.hits == 2  # both answered by Redis
+        assert counting.calls == calls
+        assert shared.hits == 2
         await writer.set_role("u1", "w0", "Viewer", None)  # revoke: a new organization revision
         await feed.poll()
         assert not (await tier.check("user:u1", target, "see_flows", explain=False)).allowed
@@ -83,7 +84,9 @@ async def test_s3_redis_down_is_a_counted_miss_never_an_allow(engine, redis, pol
         redis.stop()
         assert (await tier.check("user:zed", target, "see_flows", explain=False)).allowed
         assert not (await tier.check("user:zed", target, "manage_flows", explain=False)).allowed
-        assert not link.healthy and link.errors >= 1 and shared.failures == 2
+        assert not link.healthy
+        assert link.errors >= 1
+        assert shared.failures == 2
         redis.start()
         for _ in range(100):
             if link.healthy:
@@ -112,7 +115,8 @@ async def test_s3_far_behind_replica_rereads_the_index(engine, replica_db) -> No
             role = nxt
         await writer.set_role("u3", "w1", role, "Viewer")
         await feed.poll()
-        assert engine.reloads == 1 and not engine.loaded(ORG)
+        assert engine.reloads == 1
+        assert not engine.loaded(ORG)
         assert await engine.ensure_loaded(ORG)
         assert engine.decide("user:u3", target, "see_flows")
         assert not engine.decide("user:u3", target, "manage_flows")

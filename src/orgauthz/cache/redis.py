@@ -113,8 +113,9 @@ class RedisLink:
 class RedisDecisionCache:
     """Decisions shared by replicas. ``get`` returns None on a miss, and on any failure."""
 
-    def __init__(self, link: RedisLink, *, digest: str, ttl_s: int = 600, flush_delay_s: float = 0.002,
-                 max_pending: int = 50_000) -> None:
+    def __init__(
+        self, link: RedisLink, *, digest: str, ttl_s: int = 600, flush_delay_s: float = 0.002, max_pending: int = 50_000
+    ) -> None:
         self.link = link
         self.digest = digest
         self.ttl_s = ttl_s

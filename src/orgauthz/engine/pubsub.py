@@ -27,8 +27,7 @@ CHANNEL = "orgauthz:changes"
 class ChangeNotifier:
     """Publishes committed revisions and turns other replicas' messages into nudges."""
 
-    def __init__(self, link: RedisLink, feed: ChangeFeed, *, channel: str = CHANNEL,
-                 retry_s: float = 0.5) -> None:
+    def __init__(self, link: RedisLink, feed: ChangeFeed, *, channel: str = CHANNEL, retry_s: float = 0.5) -> None:
         self.link = link
         self.feed = feed
         self.channel = channel

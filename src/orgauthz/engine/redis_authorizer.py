@@ -29,8 +29,9 @@ Lookup = Literal["unloaded", "always"]
 
 
 class RedisCachingAuthorizer:
-    def __init__(self, inner: Authorizer, engine: Engine, cache: RedisDecisionCache, *,
-                 lookup: Lookup = "unloaded") -> None:
+    def __init__(
+        self, inner: Authorizer, engine: Engine, cache: RedisDecisionCache, *, lookup: Lookup = "unloaded"
+    ) -> None:
         self.inner = inner
         self.engine = engine
         self.cache = cache

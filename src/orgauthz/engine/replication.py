@@ -30,15 +30,17 @@ class Replication:
     notifier: ChangeNotifier | None = None
 
     @classmethod
-    def build(cls, settings: Settings, engine: Engine, feed: ChangeFeed,
-              memory: MemoryCache) -> tuple[Replication, Authorizer]:
+    def build(
+        cls, settings: Settings, engine: Engine, feed: ChangeFeed, memory: MemoryCache
+    ) -> tuple[Replication, Authorizer]:
         """The replication parts and the composed decision path."""
         inner: Authorizer = EngineAuthorizer(engine)
         rep = cls(feed=feed, memory=memory)
         if settings.redis_url:
             rep.link = RedisLink(settings.redis_url, timeout_s=settings.redis_timeout_s)
-            rep.shared = RedisDecisionCache(rep.link, digest=policy_digest(engine.policy),
-                                            ttl_s=settings.redis_cache_ttl_s)
+            rep.shared = RedisDecisionCache(
+                rep.link, digest=policy_digest(engine.policy), ttl_s=settings.redis_cache_ttl_s
+            )
             rep.redis_tier = inner = RedisCachingAuthorizer(
                 inner, engine, rep.shared, lookup="always" if settings.redis_lookup == "always" else "unloaded"
             )
@@ -79,12 +81,14 @@ class Replication:
             ("memory", "miss"): self.memory.misses,
         }
         if self.shared is not None and self.redis_tier is not None:
-            counts.update({
-                ("redis", "hit"): self.shared.hits,
-                ("redis", "miss"): self.shared.misses,
-                ("redis", "error"): self.shared.failures,
-                ("redis", "skipped"): self.redis_tier.skipped,
-            })
+            counts.update(
+                {
+                    ("redis", "hit"): self.shared.hits,
+                    ("redis", "miss"): self.shared.misses,
+                    ("redis", "error"): self.shared.failures,
+                    ("redis", "skipped"): self.redis_tier.skipped,
+                }
+            )
         return counts
 
     def error_counts(self) -> dict[str, int]:
