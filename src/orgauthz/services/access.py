@@ -13,7 +13,6 @@ from orgauthz.domain import lines as L
 from orgauthz.domain.policy import WORKSPACE
 from orgauthz.errors import AlreadyExists, FailedPrecondition, NotFound
 from orgauthz.services.context import Actor, Management
-from orgauthz.services.organizations import read_detached
 from orgauthz.services.roles import check_role
 from orgauthz.services.workspaces import find_workspace
 from orgauthz.store.db import Write
@@ -123,8 +122,8 @@ async def list_access(
     q = select(WorkspaceGrant).where(WorkspaceGrant.workspace_id == workspace_id)
     if after:
         q = q.where(WorkspaceGrant.subject > after)
-    rows: list[WorkspaceGrant] = await read_detached(
-        mgmt, lambda s: list(s.scalars(q.order_by(WorkspaceGrant.subject).limit(page_size + 1)))
+    rows: list[WorkspaceGrant] = await mgmt.read(
+        lambda s: list(s.scalars(q.order_by(WorkspaceGrant.subject).limit(page_size + 1)))
     )
     token = rows[page_size - 1].subject if len(rows) > page_size else ""
     return rows[:page_size], token

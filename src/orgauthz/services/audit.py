@@ -9,7 +9,6 @@ from datetime import datetime
 from sqlalchemy import select
 
 from orgauthz.services.context import Actor, Management
-from orgauthz.services.organizations import read_detached
 from orgauthz.store.models import AuditEvent
 
 
@@ -43,8 +42,8 @@ async def list_events(
         q = q.where(AuditEvent.occurred_at >= flt.start)
     if flt.end is not None:
         q = q.where(AuditEvent.occurred_at < flt.end)
-    rows: list[AuditEvent] = await read_detached(
-        mgmt, lambda s: list(s.scalars(q.order_by(AuditEvent.id.desc()).limit(page_size + 1)))
+    rows: list[AuditEvent] = await mgmt.read(
+        lambda s: list(s.scalars(q.order_by(AuditEvent.id.desc()).limit(page_size + 1)))
     )
     resume = int(rows[page_size - 1].id) if len(rows) > page_size else 0
     return rows[:page_size], resume

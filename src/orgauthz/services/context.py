@@ -9,6 +9,7 @@ NotFound, never PermissionDenied, so nothing of another organization is confirme
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,11 +20,12 @@ from orgauthz.domain import lines as L
 from orgauthz.domain.policy import PolicySet
 from orgauthz.engine.engine import Engine, Target
 from orgauthz.engine.feed import ChangeFeed
-from orgauthz.errors import NotFound, PermissionDenied
-from orgauthz.store.db import Database, Write
+from orgauthz.errors import NotFound, PermissionDenied, Unavailable
+from orgauthz.store.db import ChangeSet, Database, Write
 from orgauthz.store.models import AuditEvent
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -108,14 +110,22 @@ class Management:
         reflects it at once (SPEC §3).
         """
 
-        def run() -> tuple[T, int]:
+        def run() -> tuple[T, int, ChangeSet]:
             with self.db.write(org_id, kind) as w:
                 out = body(w)
-                return out, w.revision
+                return out, w.revision, w.change
 
-        result, revision = await asyncio.to_thread(run)
+        result, revision, change = await asyncio.to_thread(run)
         self.feed.committed(revision)  # other replicas are nudged (Redis pub/sub) before this one polls
-        await self.feed.poll()
+        try:
+            await self.feed.poll()
+        except Unavailable:
+            # Committed, but the database went away before this replica read it back. The
+            # write is reported as done (it is); when nothing lies between, apply it directly
+            # so this replica still reflects it; otherwise the feed catches up when it can.
+            if self.engine.applied == revision - 1:
+                self.engine.apply(revision, change)
+            log.warning("revision %d committed; this replica applies it when the database returns", revision)
         return result, revision
 
     async def read(self, body: Callable[[Any], T]) -> T:

@@ -22,7 +22,6 @@ from orgauthz.domain import lines as L
 from orgauthz.domain.policy import ORGANIZATION
 from orgauthz.errors import FailedPrecondition, NotFound, PermissionDenied
 from orgauthz.services.context import Actor, Management
-from orgauthz.services.organizations import read_detached
 from orgauthz.services.roles import check_role
 from orgauthz.store.db import Write
 from orgauthz.store.models import Membership, User, WorkspaceGrant
@@ -75,7 +74,7 @@ async def list_members(
     if after:
         q = q.where(Membership.user_id > after)
     q = q.order_by(Membership.user_id).limit(page_size + 1)
-    rows = await read_detached(mgmt, lambda s: list(s.execute(q).all()))
+    rows = await mgmt.read(lambda s: list(s.execute(q).all()))
     members = [MemberView(u, e or "", r, c) for u, e, r, c in rows]
     token = members[page_size - 1].user_id if len(members) > page_size else ""
     return members[:page_size], token

@@ -8,11 +8,9 @@ account. Reading needs ``read:account``, changing limits ``update:account``.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy.orm import Session
 
 from orgauthz.domain import lines as L
 from orgauthz.errors import AlreadyExists, NotFound, PermissionDenied
@@ -23,18 +21,6 @@ from orgauthz.store.models import Membership, Organization, User
 
 PLATFORM = Actor(subject="platform")
 T = TypeVar("T")
-
-
-async def read_detached(mgmt: Management, body: Callable[[Session], T]) -> T:
-    """Like :meth:`Management.read`, but the rows it returns stay readable afterwards
-    (they are detached before the read's rollback would expire them)."""
-
-    def run(s: Session) -> T:
-        out = body(s)
-        s.expunge_all()
-        return out
-
-    return await mgmt.read(run)
 
 
 @dataclass(frozen=True)
@@ -106,7 +92,7 @@ async def create_organization(
 async def get_organization(mgmt: Management, actor: Actor, org_id: str) -> Organization:
     """Needs ``read:account``; NotFound outside the organization."""
     await mgmt.require(actor, org_id, "read:account")
-    org = await read_detached(mgmt, lambda s: s.get(Organization, org_id))
+    org: Organization | None = await mgmt.read(lambda s: s.get(Organization, org_id))
     if org is None:
         raise NotFound(f"organization {org_id!r} not found")
     return org

@@ -25,7 +25,6 @@ from orgauthz.domain import bounds
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, RoleDef
 from orgauthz.errors import FailedPrecondition, InvalidArgument, NotFound
 from orgauthz.services.context import Actor, Management
-from orgauthz.services.organizations import read_detached
 from orgauthz.store.db import Write
 from orgauthz.store.models import (
     CustomRole,
@@ -118,8 +117,8 @@ async def list_roles(
     """Built-in roles (key ``0:<name>``), then custom roles by id (``1:<id>``). Needs read:account_role."""
     await mgmt.require(actor, org_id, "read:account_role")
     policy = mgmt.policy
-    rows: list[CustomRole] = await read_detached(
-        mgmt, lambda s: list(s.scalars(select(CustomRole).where(CustomRole.org_id == org_id).order_by(CustomRole.id)))
+    rows: list[CustomRole] = await mgmt.read(
+        lambda s: list(s.scalars(select(CustomRole).where(CustomRole.org_id == org_id).order_by(CustomRole.id)))
     )
     custom = {r.id: custom_role_def(r) for r in rows}
     entries: list[tuple[str, RoleView]] = [

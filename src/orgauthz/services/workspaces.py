@@ -15,7 +15,6 @@ from orgauthz.domain import lines as L
 from orgauthz.domain.policy import WORKSPACE
 from orgauthz.errors import LimitExceeded, NotFound
 from orgauthz.services.context import Actor, Management
-from orgauthz.services.organizations import read_detached
 from orgauthz.services.roles import check_role
 from orgauthz.store.db import Write
 from orgauthz.store.models import Organization, Workspace, WorkspaceGrant
@@ -23,7 +22,7 @@ from orgauthz.store.models import Organization, Workspace, WorkspaceGrant
 
 async def find_workspace(mgmt: Management, actor: Actor, workspace_id: str) -> Workspace:
     """The workspace, if the actor belongs to its organization; NotFound otherwise."""
-    ws = await read_detached(mgmt, lambda s: s.get(Workspace, workspace_id))
+    ws: Workspace | None = await mgmt.read(lambda s: s.get(Workspace, workspace_id))
     if ws is None:
         raise NotFound(f"workspace {workspace_id!r} not found")
     try:
@@ -92,8 +91,8 @@ async def list_workspaces(
     q = select(Workspace).where(Workspace.org_id == org_id)
     if after:
         q = q.where(Workspace.handle > after)
-    rows: list[Workspace] = await read_detached(
-        mgmt, lambda s: list(s.scalars(q.order_by(Workspace.handle).limit(page_size + 1)))
+    rows: list[Workspace] = await mgmt.read(
+        lambda s: list(s.scalars(q.order_by(Workspace.handle).limit(page_size + 1)))
     )
     token = rows[page_size - 1].handle if len(rows) > page_size else ""
     return rows[:page_size], token

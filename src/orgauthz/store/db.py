@@ -138,15 +138,19 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only session on one consistent snapshot. Raises Unavailable."""
+        """A session on one consistent snapshot, for reads. Raises Unavailable.
+
+        Rows loaded through it stay readable after the block (they are detached, not expired).
+        """
         try:
             with self._sessions() as session:
                 if not self.is_sqlite:
                     session.connection(
                         execution_options={"isolation_level": "REPEATABLE READ"}
                     )
+                # Closing (not rolling back) ends the snapshot and leaves the loaded rows
+                # usable, detached, by the caller.
                 yield session
-                session.rollback()
         except (OperationalError, DBAPIError) as exc:
             if isinstance(exc, IntegrityError):
                 raise
