@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup run test lint typecheck generate check-generated policy-check bench clean
+.PHONY: setup run test lint typecheck generate check-generated policy-check bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,14 @@ generate: setup
 
 check-generated: setup
 	$(BIN)/python -m orgauthz.tools.generate --check
+
+## Benchmarks (SPEC §5): the large data set on PostgreSQL (127.0.0.1:5432), scaling curve,
+## bench/results/latest.json and docs/benchmarks.md. `make bench ARGS=--quick`: small, SQLite, < 2 min.
+bench: setup
+	$(BIN)/python -m bench.run $(ARGS)
+
+bench-quick: setup
+	$(BIN)/python -m bench.run --quick $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info orgauthz-demo.db

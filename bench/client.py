@@ -1,0 +1,199 @@
+"""The load generator: one process, ``grpc.aio``, N calls in flight; the same client for every server.
+
+Reads a JSON job on stdin, prints a JSON result on stdout. Modes:
+
+- ``check``: Check requests cycled from ``requests`` (``[subject, workspace, scope]``), closed
+  loop with ``concurrency`` calls in flight for ``duration`` seconds; or open loop at ``rate``
+  calls/s (latency percentiles at a fixed load);
+- ``batch``: BatchCheck of ``batch`` items taken in turn from ``requests``;
+- ``once``: each request once, in order, ``concurrency`` in flight (cold-cache passes, warm-up);
+- ``write``: grant then revoke through ``AccessService`` (``writes``: ``[actor, workspace,
+  subject, role, scope]``); after each write, a Check with ``min_revision`` on the same server
+  must show it. Latency is from the write call to the answer showing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import sys
+import time
+from typing import Any
+
+import grpc
+
+from orgauthz.v1 import authorization_pb2 as pb
+from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
+from orgauthz.v1 import management_pb2 as mpb
+from orgauthz.v1 import management_pb2_grpc as mpb_grpc
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """p50/p90/p99/p999 in milliseconds."""
+    if not samples:
+        return {}
+    s = sorted(samples)
+    pick = lambda q: s[min(len(s) - 1, int(q * len(s)))] * 1000  # noqa: E731
+    return {"p50_ms": round(pick(0.5), 3), "p90_ms": round(pick(0.9), 3), "p99_ms": round(pick(0.99), 3),
+            "p999_ms": round(pick(0.999), 3), "max_ms": round(s[-1] * 1000, 3), "n": len(s)}
+
+
+def _req(r: list[str]) -> pb.CheckRequest:
+    return pb.CheckRequest(subject=r[0], workspace=r[1], scope=r[2])
+
+
+async def closed_loop(call: Any, msgs: list[Any], concurrency: int, duration: float,
+                      meta: Any) -> dict[str, Any]:
+    it = itertools.cycle(msgs)
+    count = errors = 0
+    lat: list[float] = []
+    deadline = time.perf_counter() + duration
+
+    async def worker() -> None:
+        nonlocal count, errors
+        while time.perf_counter() < deadline:
+            msg = next(it)
+            t = time.perf_counter()
+            try:
+                await call(msg, metadata=meta)
+            except grpc.RpcError:
+                errors += 1
+            lat.append(time.perf_counter() - t)
+            count += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    el = time.perf_counter() - t0
+    return {"calls": count, "errors": errors, "seconds": round(el, 3), "rate": round(count / el, 1),
+            **percentiles(lat)}
+
+
+async def open_loop(call: Any, msgs: list[Any], rate: float, duration: float, meta: Any,
+                    max_in_flight: int = 256) -> dict[str, Any]:
+    """Sends at a fixed rate; latency counts from the scheduled send time."""
+    it = itertools.cycle(msgs)
+    lat: list[float] = []
+    errors = 0
+    sem = asyncio.Semaphore(max_in_flight)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(msg: Any, scheduled: float) -> None:
+        nonlocal errors
+        try:
+            await call(msg, metadata=meta)
+        except grpc.RpcError:
+            errors += 1
+        finally:
+            sem.release()
+        lat.append(time.perf_counter() - scheduled)
+
+    t0 = time.perf_counter()
+    n = int(rate * duration)
+    for i in range(n):
+        scheduled = t0 + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await sem.acquire()
+        task = asyncio.create_task(one(next(it), scheduled))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    await asyncio.gather(*tasks)
+    el = time.perf_counter() - t0
+    return {"calls": n, "errors": errors, "seconds": round(el, 3), "rate": round(n / el, 1),
+            "target_rate": rate, **percentiles(lat)}
+
+
+async def once(call: Any, msgs: list[Any], concurrency: int, meta: Any) -> dict[str, Any]:
+    queue = iter(msgs)
+    lat: list[float] = []
+    errors = 0
+
+    async def worker() -> None:
+        nonlocal errors
+        for msg in queue:
+            t = time.perf_counter()
+            try:
+                await call(msg, metadata=meta)
+            except grpc.RpcError:
+                errors += 1
+            lat.append(time.perf_counter() - t)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    el = time.perf_counter() - t0
+    return {"calls": len(lat), "errors": errors, "seconds": round(el, 3), "rate": round(len(lat) / el, 1),
+            **percentiles(lat)}
+
+
+async def writes(channel: grpc.aio.Channel, job: dict[str, Any], token_meta: list[tuple[str, str]]) -> dict[str, Any]:
+    access = mpb_grpc.AccessServiceStub(channel)
+    authz = pb_grpc.AuthorizationServiceStub(channel)
+    grant_lat: list[float] = []
+    revoke_lat: list[float] = []
+    commit_lat: list[float] = []
+    invisible = errors = 0
+
+    async def visible(subject: str, ws: str, scope: str, rev: int, expect: bool, t0: float,
+                      out: list[float]) -> None:
+        nonlocal invisible
+        r = await authz.Check(pb.CheckRequest(subject=subject, workspace=ws, scope=scope, min_revision=rev),
+                              metadata=token_meta)
+        out.append(time.perf_counter() - t0)
+        if r.allowed != expect:
+            invisible += 1
+
+    for actor, ws, subject, role, scope in job["writes"]:
+        meta = [*token_meta, ("x-orgauthz-actor", actor)]
+        try:
+            t0 = time.perf_counter()
+            g = await access.GrantWorkspaceAccess(
+                mpb.GrantWorkspaceAccessRequest(workspace=ws, subject=subject, role=role), metadata=meta)
+            commit_lat.append(time.perf_counter() - t0)
+            await visible(subject, ws, scope, g.revision, True, t0, grant_lat)
+            t0 = time.perf_counter()
+            rv = await access.RevokeWorkspaceAccess(
+                mpb.RevokeWorkspaceAccessRequest(workspace=ws, subject=subject), metadata=meta)
+            commit_lat.append(time.perf_counter() - t0)
+            await visible(subject, ws, scope, rv.revision, False, t0, revoke_lat)
+        except grpc.RpcError as exc:
+            errors += 1
+            if errors <= 3:
+                print(f"write error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+    both = grant_lat + revoke_lat
+    return {"writes": len(both), "errors": errors, "not_visible": invisible,
+            "visible": percentiles(both), "grant": percentiles(grant_lat), "revoke": percentiles(revoke_lat),
+            "commit": percentiles(commit_lat)}
+
+
+async def run(job: dict[str, Any]) -> dict[str, Any]:
+    meta = [("authorization", f"Bearer {job['token']}")] if job.get("token") else []
+    async with grpc.aio.insecure_channel(job["target"]) as channel:
+        await asyncio.wait_for(channel.channel_ready(), 30)
+        if job["mode"] == "write":
+            return await writes(channel, job, meta)
+        stub = pb_grpc.AuthorizationServiceStub(channel)
+        if job["mode"] == "batch":
+            reqs = [_req(r) for r in job["requests"]]
+            size = job["batch"]
+            msgs = [pb.BatchCheckRequest(items=reqs[i : i + size]) for i in range(0, len(reqs) - size + 1, size)]
+            out = await closed_loop(stub.BatchCheck, msgs, job["concurrency"], job["duration"], meta)
+            out["decisions_per_s"] = round(out["rate"] * size, 1)
+            return out
+        msgs = [_req(r) for r in job["requests"]]
+        if job["mode"] == "once":
+            return await once(stub.Check, msgs, job["concurrency"], meta)
+        if job.get("rate"):
+            return await open_loop(stub.Check, msgs, job["rate"], job["duration"], meta)
+        return await closed_loop(stub.Check, msgs, job["concurrency"], job["duration"], meta)
+
+
+def main() -> int:
+    job = json.load(sys.stdin)
+    print(json.dumps(asyncio.run(run(job))), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,193 @@
+"""Turns a ``bench/results/*.json`` into the SPEC §5 table, the plots and ``docs/benchmarks.md``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTES = Path(__file__).with_name("NOTES.md")  # profiles' conclusions, kept by hand
+
+
+def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(measure, measured, target, met?)"""
+    def met(ok: bool | None) -> str:
+        return "n/a" if ok is None else ("yes" if ok else "**no**")
+
+    ra = r["ratios"]
+    e = r["engine_vs_casbin"]
+    s = r["server"]
+    out = [
+        ("engine vs plain casbin.Enforcer (decisions/s)",
+         f"{ra['engine_vs_casbin']}x ({e['mismatches']} mismatches / {e['requests']})", ">= 10x, 0 mismatches",
+         met(ra["engine_vs_casbin"] >= 10 and e["mismatches"] == 0)),
+        ("gRPC Check, cache warm, vs no-op server",
+         f"{ra['check_warm_vs_noop']}x ({s['check_warm']['rate']:.0f} vs {r['noop']['rate']:.0f}/s)", ">= 0.8x",
+         met(ra["check_warm_vs_noop"] >= 0.8)),
+        ("gRPC Check, cache cold, vs no-op server",
+         f"{ra['check_cold_vs_noop']}x ({s['check_cold']['rate']:.0f}/s)", ">= 0.5x",
+         met(ra["check_cold_vs_noop"] >= 0.5)),
+        ("BatchCheck(100), cache warm", f"{r['batch100_decisions_per_s']:,.0f} decisions/s", ">= 100,000/s",
+         met(r["batch100_decisions_per_s"] >= 100_000)),
+        ("BatchCheck(100), cache cold", f"{s['batch100_cold']['decisions_per_s']:,.0f} decisions/s", "(no target)",
+         "n/a"),
+    ]
+    big = r["mode"] == "full"
+    out.append(("start to SERVING" + (" (large, PostgreSQL)" if big else " (small, SQLite)"),
+                f"{r['startup_s']} s", "<= 10 s", met(r["startup_s"] <= 10) if big else "n/a"))
+    out.append(("RSS after mixed workload" + (" (large, all orgs loaded)" if big else ""),
+                f"{r['rss_mib']} MiB", "<= 1024 MiB", met(r["rss_mib"] <= 1024) if big else "n/a"))
+    w = s["writes"]
+    out.append(("grant/revoke visible on the same replica, p99",
+                f"{r['write_visible_p99_ms']} ms (p50 {w['visible'].get('p50_ms')} ms, "
+                f"{w['not_visible']} not visible, {w['errors']} errors)", "<= 20 ms",
+                met(r["write_visible_p99_ms"] is not None and r["write_visible_p99_ms"] <= 20
+                    and w["not_visible"] == 0)))
+    prop = r.get("propagation_p99_ms")
+    out.append(("visible on another replica, p99", f"{prop} ms" if prop is not None else f"not measured "
+                f"({r.get('propagation_note')})", "<= 100 ms", met(None if prop is None else prop <= 100)))
+    return out
+
+
+def table(r: dict[str, Any]) -> str:
+    lines = ["| measure | measured | target | met? |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows(r)]
+    return "\n".join(lines)
+
+
+def plots(r: dict[str, Any], outdir: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    made = []
+    s, n = r["server"], r["noop"]
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    names = ["no-op server", "Check warm", "Check cold"]
+    vals = [n["rate"], s["check_warm"]["rate"], s["check_cold"]["rate"]]
+    ax[0].bar(names, vals, color=["#999", "#2a7", "#e83"])
+    ax[0].set_ylabel("calls/s (32 in flight, loopback)")
+    ax[0].set_title("gRPC Check vs the transport ceiling")
+    lat = s["latency_at_half"]
+    ks = ["p50_ms", "p90_ms", "p99_ms", "p999_ms"]
+    ax[1].bar([k[:-3] for k in ks], [lat.get(k, 0) for k in ks], color="#37c")
+    ax[1].set_ylabel("ms")
+    ax[1].set_title(f"Check latency at 50% of max ({lat.get('target_rate', 0):.0f}/s)")
+    fig.tight_layout()
+    fig.savefig(outdir / "throughput.png", dpi=90)
+    plt.close(fig)
+    made.append("throughput.png")
+    sc = r.get("scaling")
+    per_org = r["engine_vs_casbin"].get("per_org", [])
+    if sc or per_org:
+        fig, ax = plt.subplots(1, 3, figsize=(14, 4))
+        if sc:
+            g = [x["grants"] for x in sc]
+            ax[0].plot(g, [x["rss_all_loaded_mib"] for x in sc], "o-", label="RSS, all orgs loaded (MiB)")
+            ax[0].plot(g, [x["rss_start_mib"] for x in sc], "o--", label="RSS at SERVING (MiB)")
+            ax[0].set_xscale("log")
+            ax[0].set_xlabel("workspace grants")
+            ax[0].legend()
+            ax[0].set_title("memory vs grants")
+            ax[1].plot(g, [x["startup_s"] for x in sc], "o-", label="start to SERVING (s)")
+            ax[1].plot(g, [x["check_cold_p50_ms"] for x in sc], "o-", label="Check cold p50 (ms), largest org")
+            ax[1].set_xscale("log")
+            ax[1].set_xlabel("workspace grants")
+            ax[1].legend()
+            ax[1].set_title("start-up and latency vs grants")
+        if per_org:
+            pts = sorted(per_org, key=lambda x: x["grants"])
+            ax[2].plot([x["grants"] for x in pts], [x["engine_us"] for x in pts], "o-", label="decision (us)")
+            ax[2].plot([x["grants"] for x in pts], [x["build_s"] * 1000 for x in pts], "s-", label="build (ms)")
+            ax[2].set_xscale("log")
+            ax[2].set_yscale("log")
+            ax[2].set_xlabel("grants in the organization")
+            ax[2].legend()
+            ax[2].set_title("engine vs organization size")
+        fig.tight_layout()
+        fig.savefig(outdir / "scaling.png", dpi=90)
+        plt.close(fig)
+        made.append("scaling.png")
+    return made
+
+
+def write(r: dict[str, Any], path: Path) -> None:
+    images = plots(r, path.parent / "img" / "benchmarks")
+    m = r["machine"]
+    d = r["dataset"]
+    s = r["server"]
+    e = r["engine_vs_casbin"]
+    parts = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`python -m bench.run`) from `bench/results/latest.json`; do not edit by "
+        "hand (the profiling notes below come from `bench/NOTES.md`).",
+        "",
+        f"Run {r['started']} on **{m['cpu']}, {m['cores']} cores, {m['memory_mib']:,} MiB**, Python "
+        f"{m['python']}, grpcio {m['grpcio']}, pycasbin {m['pycasbin']} ({m['platform']}). Load average "
+        f"{m['load_avg_at_start']} at start, {r['load_avg_at_end']} at the end: other work shared the machine, "
+        "so every target is a ratio measured side by side in the same run.",
+        "",
+        f"Data set `{d['name']}` (seed {d['seed']}) on {r['database']}: {d['organizations']:,} organizations, "
+        f"{d['workspaces']:,} workspaces, {d['users']:,} users ({d['memberships']:,} memberships), "
+        f"{d['grants']:,} workspace grants, {d['service_accounts']:,} service accounts, {d['custom_roles']} "
+        f"custom roles, default roles on {d['default_roles']:,} workspaces. Zipf-skewed: the largest organization "
+        f"has {d['largest_org_members']:,} members, {d['largest_org_workspaces']:,} workspaces and "
+        f"{d['largest_org_grants']:,} grants; the median one {d['median_org_grants']} grants.",
+        "",
+        "## SPEC §5",
+        "",
+        table(r),
+        "",
+    ]
+    parts += [f"![{i}](img/benchmarks/{i})" for i in images]
+    lat = s["latency_at_half"]
+    parts += [
+        "",
+        "## Details",
+        "",
+        f"- Plain casbin: {e['method']} {e['requests']:,} requests: casbin {e['casbin_us']} µs, engine "
+        f"{e['engine_us']} µs per decision.",
+        f"- No-op server: {r['noop']['rate']:.0f} Check/s; BatchCheck(100) "
+        f"{r['noop']['batch100']['decisions_per_s']:,.0f} items/s.",
+        f"- Check warm: {s['check_warm']['rate']:.0f}/s (p50 {s['check_warm'].get('p50_ms')} ms, p99 "
+        f"{s['check_warm'].get('p99_ms')} ms at 32 in flight). Cold (every request distinct, organizations "
+        f"loaded): {s['check_cold']['rate']:.0f}/s.",
+        f"- Latency at 50% of the maximum warm rate ({lat.get('target_rate', 0):.0f}/s, open loop): p50 "
+        f"{lat.get('p50_ms')} ms, p90 {lat.get('p90_ms')} ms, p99 {lat.get('p99_ms')} ms, p999 {lat.get('p999_ms')} ms.",
+        f"- Writes (AccessService grant then revoke, then Check with `min_revision` on the same server, under "
+        f"that Check load): {s['writes']['writes']} writes, visible p50 {s['writes']['visible'].get('p50_ms')} ms, "
+        f"p99 {s['writes']['visible'].get('p99_ms')} ms; commit alone p99 {s['writes']['commit'].get('p99_ms')} ms.",
+        f"- Loading the sampled organizations on first use: {s['sample_load_s']} s; the mixed workload that "
+        f"touches every organization: {s['mixed'].get('load_all_s')} s.",
+        f"- Data set load: {r['dataset_load']}.",
+    ]
+    if r.get("scaling"):
+        parts += ["", "## Scaling", "", "| data set | grants | largest org grants | start to SERVING | RSS at SERVING "
+                  "| RSS all orgs loaded | load all orgs | Check cold p50 / p99 (largest org, 1 in flight) |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for x in r["scaling"]:
+            parts.append(f"| {x['dataset']} | {x['grants']:,} | {x['largest_org_grants']:,} | {x['startup_s']} s | "
+                         f"{x['rss_start_mib']} MiB | {x['rss_all_loaded_mib']} MiB | {x['load_all_orgs_s']} s | "
+                         f"{x['check_cold_p50_ms']} / {x['check_cold_p99_ms']} ms |")
+    per_org = e.get("per_org", [])
+    if per_org:
+        parts += ["", "Engine vs organization size (build = snapshot lines to OrgEnforcer):", "",
+                  "| org | grants | members | build | decision |", "|---|---|---|---|---|"]
+        for x in sorted(per_org, key=lambda x: -x["grants"])[:8]:
+            parts.append(f"| {x['org']} | {x['grants']:,} | {x['members']:,} | {x['build_s'] * 1000:.1f} ms | "
+                         f"{x['engine_us']} µs |")
+    if NOTES.exists():
+        parts += ["", NOTES.read_text().strip()]
+    path.write_text("\n".join(parts) + "\n")
+
+
+if __name__ == "__main__":
+    res = json.loads(Path(sys.argv[1]).read_text())
+    print(table(res))
+    if len(sys.argv) > 2:
+        write(res, Path(sys.argv[2]))

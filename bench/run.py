@@ -1,0 +1,467 @@
+"""``make bench``: every SPEC §5 measurement, side by side in one run, one process tree.
+
+Phases (progress on stderr): data set; plain ``casbin.Enforcer`` vs the orgauthz engine
+(in this process); the no-op ``grpc.aio`` server; the full server (start-up to SERVING,
+cache-cold and cache-warm Check, BatchCheck of 100, latency at 50% of the maximum rate,
+grant/revoke visibility under load, RSS after a mixed workload); the scaling curve (full
+run only). Servers and the load client each run in their own process (``bench/servers.py``,
+``bench/client.py``). Writes ``bench/results/latest.json`` and regenerates
+``docs/benchmarks.md``.
+
+    python -m bench.run            # large data set on PostgreSQL, scaling curve
+    python -m bench.run --quick    # small data set on SQLite, under 2 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bench import generate, report
+from bench.servers import TOKEN
+from orgauthz.domain import lines as L
+from orgauthz.domain.policy import PolicySet, load_policy
+from orgauthz.engine.enforcer import OrgEnforcer, new_enforcer
+from orgauthz.store import snapshots
+from orgauthz.store.db import Database
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+DATA = ROOT / "bench" / ".data"
+PY = sys.executable
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+CASBIN_MAX_MEMBERS = 800  # plain casbin's first request in an organization is quadratic in its size
+
+
+def say(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = 0
+    with contextlib.suppress(OSError):
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+    import casbin  # noqa: F401
+
+    from importlib.metadata import version
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_mib": mem, "python": platform.python_version(),
+            "platform": platform.platform(), "grpcio": version("grpcio"), "pycasbin": version("pycasbin"),
+            "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+# -- data sets ------------------------------------------------------------------------
+
+
+def pg_url(name: str) -> str | None:
+    """A database on the machine's PostgreSQL, or None when there is none."""
+    import psycopg
+
+    try:
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True,
+                             connect_timeout=3) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError:
+        return None
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+def ensure_dataset(url: str, p: generate.Plan, policy: PolicySet, marker: Path) -> dict[str, Any]:
+    """Loads the data set unless ``marker`` says this exact one is already there."""
+    want = json.dumps(generate.summary(p), sort_keys=True)
+    if marker.exists() and marker.read_text() == want:
+        say(f"data set {p.shape.name} already loaded ({url.split('@')[-1]})")
+        return {"load_s": None, "reused": True}
+    if url.startswith("postgresql"):
+        import psycopg
+
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+    else:
+        Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+    say(f"loading data set {p.shape.name} into {url.split('@')[-1]} ...")
+    db = Database(url)
+    try:
+        out = generate.load(db, policy, p)
+    finally:
+        db.dispose()
+    marker.write_text(want)
+    say(f"loaded in {out['load_s']} s")
+    return {**out, "reused": False}
+
+
+# -- requests -------------------------------------------------------------------------
+
+
+def sample_orgs(p: generate.Plan, quick: bool) -> list[str]:
+    n = p.shape.orgs
+    if quick or n <= 40:
+        return [f"o{i:04d}" for i in range(n)]
+    picks = {0, 1, 2, 3, 5, 8, 13, 20, 30, 50, 80, 130, 200, 300, 450, 600, 750, 900, n - 1}
+    rng = random.Random(7)
+    picks |= set(rng.sample(range(n), 20))
+    return [f"o{i:04d}" for i in sorted(picks)]
+
+
+def requests_for(snap: L.OrgSnapshot, policy: PolicySet, rng: random.Random, n: int,
+                 outsiders: list[str]) -> list[tuple[str, str, str]]:
+    """Checks as a platform would ask them: mostly members, some service accounts and outsiders."""
+    users = [f"user:{u}" for u in snap.members]
+    sas = [f"service_account:{a}" for a in snap.service_accounts]
+    grants = snap.grants
+    wss = list(snap.workspaces)
+    scopes = sorted(policy.workspace_scopes)
+    out = []
+    for _ in range(n):
+        x = rng.random()
+        if x < 0.5 and grants:
+            ws, subject, _ = rng.choice(grants)  # someone with a role there
+        else:
+            ws = rng.choice(wss)
+            subject = (rng.choice(sas) if sas and x < 0.6 else rng.choice(outsiders) if x < 0.65
+                       else rng.choice(users))
+        out.append((subject, ws, rng.choice(scopes)))
+    return out
+
+
+def write_plan(snaps: list[L.OrgSnapshot], n: int) -> list[list[str]]:
+    """Grant/revoke pairs that each flip one decision: a Member with no role in a workspace
+    without a default role gets Viewer (``see_flows`` allowed), then loses it."""
+    out = []
+    for snap in snaps:
+        admins = [u for u, r in snap.members.items() if r == "Admin"]
+        granted = {(w, s) for w, s, _ in snap.grants}
+        plain = [w for w, d in snap.workspaces.items() if not d]
+        if not admins or not plain:
+            continue
+        members = [u for u, r in snap.members.items() if r == "Member"]
+        for ws in plain[:3]:
+            for u in members:
+                if (ws, f"user:{u}") not in granted and u not in admins:
+                    out.append([f"user:{admins[0]}", ws, f"user:{u}", "Viewer", "see_flows"])
+                    break
+    return (out * (n // max(1, len(out)) + 1))[:n] if out else []
+
+
+# -- processes ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def server(kind: str, *args: str) -> Iterator[tuple[subprocess.Popen[str], int, float]]:
+    """Starts a server process; yields it, its port and seconds from spawn to SERVING."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([PY, "-m", "bench.servers", kind, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"{kind} server did not start: {line!r}")
+        port = int(line.split()[1])
+        if kind == "app":
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+                health = health_pb2_grpc.HealthStub(ch)
+                while health.Check(health_pb2.HealthCheckRequest(service=""), timeout=30).status != 1:
+                    time.sleep(0.01)
+        yield proc, port, time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def client(port: int, mode: str, **job: Any) -> dict[str, Any]:
+    job.update(target=f"127.0.0.1:{port}", mode=mode, token=TOKEN)
+    out = subprocess.run([PY, "-m", "bench.client"], cwd=ROOT, input=json.dumps(job), capture_output=True,
+                         text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"client failed: {out.stderr[-2000:]}")
+    if out.stderr.strip():
+        say(out.stderr.strip()[-500:])
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def client_background(port: int, mode: str, **job: Any) -> subprocess.Popen[str]:
+    job.update(target=f"127.0.0.1:{port}", mode=mode, token=TOKEN)
+    proc = subprocess.Popen([PY, "-m", "bench.client"], cwd=ROOT, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(job))
+    proc.stdin.close()
+    return proc
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def load_avg() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+# -- phases ---------------------------------------------------------------------------
+
+
+def engine_vs_casbin(policy: PolicySet, snaps: dict[str, L.OrgSnapshot], reqs: dict[str, list[Any]],
+                     per_org: int) -> dict[str, Any]:
+    """Same requests, same lines: plain casbin.Enforcer per organization vs OrgEnforcer."""
+    include = L.include_lines(policy)
+    casbin_s = engine_s = 0.0
+    n = mismatches = 0
+    orgs_compared: list[str] = []
+    by_org: list[dict[str, Any]] = []
+    for org, snap in snaps.items():
+        t = time.perf_counter()
+        eng = OrgEnforcer(policy, L.org_domain(org), snap.policy_lines(policy), include, list(snap.access_lines()))
+        build = time.perf_counter() - t
+        rs = [(s, L.ws_domain(w), o) for s, w, o in reqs[org][:per_org]]
+        t = time.perf_counter()
+        mine = [eng.enforce(s, d, o) for s, d, o in rs]
+        e_s = time.perf_counter() - t
+        by_org.append({"org": org, "grants": len(snap.grants), "members": len(snap.members),
+                       "build_s": round(build, 4), "engine_us": round(e_s / len(rs) * 1e6, 2)})
+        if len(snap.members) > CASBIN_MAX_MEMBERS:
+            continue
+        plain = new_enforcer(policy.model_text, L.all_lines(policy, [snap]))
+        odom = L.org_domain(org)
+        for s, d, o in rs[:50]:  # builds Casbin's per-domain role managers (not timed)
+            plain.enforce(s, odom, d, o)
+        for s, d, o in rs:
+            plain.enforce(s, odom, d, o)
+        t = time.perf_counter()
+        theirs = [plain.enforce(s, odom, d, o) for s, d, o in rs]
+        c_s = time.perf_counter() - t
+        t = time.perf_counter()
+        mine = [eng.enforce(s, d, o) for s, d, o in rs]
+        e_s = time.perf_counter() - t
+        mismatches += sum(a != b for a, b in zip(mine, theirs, strict=True))
+        casbin_s += c_s
+        engine_s += e_s
+        n += len(rs)
+        orgs_compared.append(org)
+    return {
+        "requests": n, "organizations": len(orgs_compared), "mismatches": mismatches,
+        "casbin_us": round(casbin_s / n * 1e6, 2), "engine_us": round(engine_s / n * 1e6, 2),
+        "ratio": round(casbin_s / engine_s, 1),
+        "allowed_fraction": None,
+        "method": (f"one plain casbin.Enforcer per organization (new_enforcer(policy.model_text, "
+                   f"all_lines(policy, [org]))) for the {len(orgs_compared)} sampled organizations with at "
+                   f"most {CASBIN_MAX_MEMBERS} members; its role managers warmed before timing. Larger "
+                   "organizations are left out of the comparison: pycasbin builds a domain's role manager "
+                   "on first use with a quadratic add_link pass (20 s at 2,629 members)."),
+        "per_org": by_org,
+    }
+
+
+def full_server(url: str, orgs: list[str], snaps: dict[str, L.OrgSnapshot], reqs: dict[str, list[Any]],
+                quick: bool, all_orgs: list[str], policy: PolicySet) -> dict[str, Any]:
+    dur = 4.0 if quick else 8.0
+    out: dict[str, Any] = {}
+    flat = [list(r) for org in orgs for r in reqs[org]]
+    rng = random.Random(3)
+    rng.shuffle(flat)
+    seen: set[tuple[str, ...]] = set()
+    distinct = [r for r in flat if tuple(r) not in seen and not seen.add(tuple(r))]  # type: ignore[func-returns-value]
+    warm = distinct[:2000]
+    cold = distinct[2000:]
+    with server("app", "--database-url", url) as (proc, port, startup):
+        out["startup_s"] = round(startup, 2)
+        say(f"server SERVING in {startup:.2f} s (RSS {rss_mib(proc.pid)} MiB); loading sampled organizations")
+        first = [next(list(r) for r in reqs[o]) for o in orgs]
+        t = time.perf_counter()
+        client(port, "once", requests=first, concurrency=1)
+        out["sample_load_s"] = round(time.perf_counter() - t, 2)
+        say(f"cold-cache Check: {len(cold)} distinct requests, 32 in flight (load {load_avg()})")
+        out["check_cold"] = client(port, "once", requests=cold, concurrency=32)
+        say(f"  {out['check_cold']['rate']:.0f}/s")
+        client(port, "once", requests=warm, concurrency=32)
+        say(f"warm-cache Check, {dur:.0f} s, 32 in flight (load {load_avg()})")
+        out["check_warm"] = client(port, "check", requests=warm, concurrency=32, duration=dur)
+        say(f"  {out['check_warm']['rate']:.0f}/s")
+        say("BatchCheck of 100 (cache warm), 8 in flight")
+        out["batch100"] = client(port, "batch", requests=warm, batch=100, concurrency=8, duration=dur)
+        say(f"  {out['batch100']['decisions_per_s']:.0f} decisions/s")
+        say("BatchCheck of 100 (cache cold), 8 in flight")
+        out["batch100_cold"] = client(port, "batch", requests=cold[:20000], batch=100, concurrency=8,
+                                      duration=min(dur, 3.0))
+        say(f"  {out['batch100_cold']['decisions_per_s']:.0f} decisions/s (repeats after one pass)")
+        half = round(out["check_warm"]["rate"] * 0.5)
+        say(f"latency at 50% of the maximum rate: {half}/s open loop")
+        out["latency_at_half"] = client(port, "check", requests=warm, rate=half, duration=dur)
+        say(f"  p50 {out['latency_at_half'].get('p50_ms')} ms, p99 {out['latency_at_half'].get('p99_ms')} ms")
+        writes = write_plan([snaps[o] for o in orgs], 60 if quick else 200)
+        say(f"grant/revoke visibility: {len(writes)} pairs under a Check load of {half}/s")
+        load = client_background(port, "check", requests=warm, rate=half, duration=dur * 3)
+        out["writes"] = client(port, "write", writes=writes)
+        assert load.stdout is not None
+        out["writes"]["check_load"] = json.loads(load.stdout.read() or "{}")
+        load.wait()
+        say(f"  visible p50 {out['writes']['visible'].get('p50_ms')} ms, "
+            f"p99 {out['writes']['visible'].get('p99_ms')} ms, not visible: {out['writes']['not_visible']}")
+        say(f"mixed workload over all {len(all_orgs)} organizations (loads each one)")
+        mixed = [[f"user:u{random.Random(i).randrange(10**5):06d}", f"w{i % 10_000:05d}", "see_flows"]
+                 for i in range(2000)]
+        t = time.perf_counter()
+        out["mixed"] = client(port, "once", requests=[*mixed, *cold[:5000]], concurrency=8)
+        out["mixed"]["load_all_s"] = round(time.perf_counter() - t, 2)
+        out["rss_mib"] = rss_mib(proc.pid)
+        say(f"  RSS after mixed workload: {out['rss_mib']} MiB")
+    return out
+
+
+def noop_server(reqs: list[list[str]], quick: bool) -> dict[str, Any]:
+    dur = 4.0 if quick else 8.0
+    with server("noop") as (_proc, port, _):
+        say(f"no-op grpc.aio server: Check, {dur:.0f} s, 32 in flight (load {load_avg()})")
+        res = client(port, "check", requests=reqs, concurrency=32, duration=dur)
+        say(f"  {res['rate']:.0f}/s")
+        res["batch100"] = client(port, "batch", requests=reqs, batch=100, concurrency=8, duration=dur / 2)
+    return res
+
+
+def scaling(policy: PolicySet) -> list[dict[str, Any]]:
+    """Start-up, memory and Check latency vs grants (SQLite files, one per size)."""
+    out = []
+    for name in ("small", "medium", "large"):
+        p = generate.plan(generate.shape_named(name))
+        url = f"sqlite:///{DATA / (name + '.db')}"
+        ensure_dataset(url, p, policy, DATA / f"{name}.sqlite.loaded")
+        db = Database(url)
+        snap, _ = snapshots.load_org(db, "o0000")  # type: ignore[misc]
+        db.dispose()
+        rng = random.Random(11)
+        reqs = [list(r) for r in requests_for(snap, policy, rng, 3000, ["user:nobody"])]
+        with server("app", "--database-url", url) as (proc, port, startup):
+            rss0 = rss_mib(proc.pid)
+            client(port, "once", requests=reqs[:1], concurrency=1)
+            lat = client(port, "once", requests=reqs[1:], concurrency=1)
+            every = [[f"user:u000000", f"w{i:05d}", "see_flows"] for i in range(p.shape.workspaces)]
+            t = time.perf_counter()
+            client(port, "once", requests=every, concurrency=8)
+            out.append({"dataset": name, "grants": sum(p.grants), "largest_org_grants": max(p.grants),
+                        "startup_s": round(startup, 2), "rss_start_mib": rss0,
+                        "rss_all_loaded_mib": rss_mib(proc.pid), "load_all_orgs_s": round(time.perf_counter() - t, 2),
+                        "check_cold_p50_ms": lat.get("p50_ms"), "check_cold_p99_ms": lat.get("p99_ms")})
+        say(f"scaling {name}: {out[-1]}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small data set on SQLite; no scaling curve")
+    ap.add_argument("--no-scaling", action="store_true")
+    ap.add_argument("--out", type=Path, help="default: bench/results/latest.json (quick: quick.json)")
+    ap.add_argument("--docs", type=Path, help="default: docs/benchmarks.md (quick: not written)")
+    opts = ap.parse_args(argv)
+    if opts.out is None:
+        opts.out = RESULTS / ("quick.json" if opts.quick else "latest.json")
+    if opts.docs is None and not opts.quick:
+        opts.docs = ROOT / "docs" / "benchmarks.md"
+    t_start = time.perf_counter()
+    policy = load_policy()
+    res: dict[str, Any] = {"machine": machine(), "mode": "quick" if opts.quick else "full",
+                           "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    say(f"machine: {res['machine']['cpu']}, {res['machine']['cores']} cores, load {load_avg()}")
+    DATA.mkdir(parents=True, exist_ok=True)
+    tmp = None
+    if opts.quick:
+        p = generate.plan(generate.shape_named("small"))
+        tmp = tempfile.TemporaryDirectory(prefix="orgauthz-bench-")
+        url = f"sqlite:///{tmp.name}/small.db"
+        res["dataset_load"] = ensure_dataset(url, p, policy, Path(tmp.name) / "marker")
+        res["database"] = "sqlite"
+    else:
+        p = generate.plan(generate.shape_named("large"))
+        url = pg_url("orgauthz_bench_large") or ""
+        if not url:
+            raise SystemExit("PostgreSQL on 127.0.0.1:5432 (user postgres, trust) is required for the full run")
+        res["dataset_load"] = ensure_dataset(url, p, policy, DATA / "large.postgresql.loaded")
+        res["database"] = "postgresql"
+    res["dataset"] = generate.summary(p)
+    orgs = sample_orgs(p, opts.quick)
+    db = Database(url)
+    snaps = {o: snapshots.load_org(db, o)[0] for o in orgs}  # type: ignore[index]
+    db.dispose()
+    rng = random.Random(5)
+    outsiders = [f"user:u{rng.randrange(p.shape.users):06d}" for _ in range(50)] + ["user:nobody"]
+    per_org = max(300, 20000 // len(orgs))
+    reqs = {o: requests_for(snaps[o], policy, rng, per_org, outsiders) for o in orgs}
+
+    say(f"engine vs plain casbin.Enforcer on {len(orgs)} sampled organizations")
+    res["engine_vs_casbin"] = engine_vs_casbin(policy, snaps, reqs, 300 if opts.quick else 400)
+    e = res["engine_vs_casbin"]
+    say(f"  casbin {e['casbin_us']} us, engine {e['engine_us']} us: {e['ratio']}x, mismatches {e['mismatches']}")
+    warm_sample = [list(r) for o in orgs for r in reqs[o][:50]][:2000]
+    res["noop"] = noop_server(warm_sample, opts.quick)
+    res["server"] = full_server(url, orgs, snaps, reqs, opts.quick, [f"o{i:04d}" for i in range(p.shape.orgs)],
+                                policy)
+    if not opts.quick and not opts.no_scaling:
+        say("scaling curve: small (10k grants), medium (100k), large (1M) on SQLite")
+        res["scaling"] = scaling(policy)
+    replicas = RESULTS / "replicas.json"
+    prop: Any = None
+    prop_note = "bench/replicas.py has not produced bench/results/replicas.json"
+    if replicas.exists():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            rj = json.loads(replicas.read_text())
+            prop = rj.get("propagation_p99_ms", (rj.get("propagation_ms") or {}).get("p99"))
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(replicas.stat().st_mtime))
+            prop_note = f"from bench/results/replicas.json (bench/replicas.py, written {when})"
+    s = res["server"]
+    res["ratios"] = {
+        "engine_vs_casbin": e["ratio"],
+        "check_warm_vs_noop": round(s["check_warm"]["rate"] / res["noop"]["rate"], 3),
+        "check_cold_vs_noop": round(s["check_cold"]["rate"] / res["noop"]["rate"], 3),
+    }
+    res["batch100_decisions_per_s"] = s["batch100"]["decisions_per_s"]
+    res["startup_large_s"] = s["startup_s"] if not opts.quick else None
+    res["rss_large_mib"] = s["rss_mib"] if not opts.quick else None
+    res["startup_s"] = s["startup_s"]
+    res["rss_mib"] = s["rss_mib"]
+    res["write_visible_p99_ms"] = s["writes"]["visible"].get("p99_ms")
+    res["propagation_p99_ms"] = prop
+    res["propagation_note"] = prop_note
+    res["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    res["elapsed_s"] = round(time.perf_counter() - t_start, 1)
+    opts.out.parent.mkdir(parents=True, exist_ok=True)
+    opts.out.write_text(json.dumps(res, indent=2) + "\n")
+    table = report.table(res)
+    if opts.docs is not None:
+        report.write(res, opts.docs)
+    print(table)
+    say(f"done in {res['elapsed_s']} s; wrote {opts.out} {opts.docs or ''}")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

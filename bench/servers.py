@@ -1,0 +1,82 @@
+"""The servers the benchmark runs, each in its own process; each prints ``PORT <n>`` when listening.
+
+``python -m bench.servers noop``: a ``grpc.aio`` server with orgauthz's ``AuthorizationService``
+messages that answers every Check "denied" and every BatchCheck with one result per item,
+doing nothing else: the transport ceiling on this machine.
+
+``python -m bench.servers app --database-url URL``: the full orgauthz server (:class:`App`),
+shared-secret authentication, no metrics port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from typing import Any
+
+import grpc
+
+from orgauthz.v1 import authorization_pb2 as pb
+from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
+
+TOKEN = "bench-secret-token"  # noqa: S105  # a fixed secret for a loopback benchmark
+
+
+class NoopServicer(pb_grpc.AuthorizationServiceServicer):  # type: ignore[misc]  # generated
+    async def Check(self, request: pb.CheckRequest, context: Any) -> pb.CheckResponse:  # noqa: N802
+        return pb.CheckResponse(allowed=False, revision=1)
+
+    async def BatchCheck(self, request: pb.BatchCheckRequest, context: Any) -> pb.BatchCheckResponse:  # noqa: N802
+        return pb.BatchCheckResponse(results=[pb.CheckResponse(allowed=False, revision=1) for _ in request.items])
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def noop() -> None:
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    pb_grpc.add_AuthorizationServiceServicer_to_server(NoopServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(f"PORT {port}", flush=True)
+    await _until_signalled()
+    await server.stop(0.5)
+
+
+async def app(database_url: str, cache_entries: int) -> None:
+    from orgauthz.api.server import App
+    from orgauthz.config import Settings
+
+    settings = Settings(listen="127.0.0.1:0", metrics_listen="", database_url=database_url,
+                        auth_token=TOKEN, cache_max_entries=cache_entries, log_level="WARNING")
+    a = App(settings)
+    await a.start()
+    print(f"PORT {a.port}", flush=True)
+    await _until_signalled()
+    await a.stop(0.5)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kind", choices=["noop", "app"])
+    ap.add_argument("--database-url", default="")
+    ap.add_argument("--cache-entries", type=int, default=1_000_000)
+    opts = ap.parse_args()
+    if opts.kind == "noop":
+        asyncio.run(noop())
+    else:
+        import logging
+
+        logging.basicConfig(level=logging.WARNING)
+        asyncio.run(app(opts.database_url, opts.cache_entries))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
