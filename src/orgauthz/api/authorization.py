@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Any
 
 import grpc
@@ -23,27 +24,42 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):  # type: igno
         self.metrics = metrics
         self.authenticator = authenticator
 
+    # Check and BatchCheck time themselves with perf_counter rather than Metrics.timed: the
+    # context manager costs more than the cached decision it would time.
     @rpc
     async def Check(self, request: pb.CheckRequest, context: grpc.aio.ServicerContext) -> pb.CheckResponse:
-        with self.metrics.timed("Check"):
+        start = perf_counter()
+        try:
             d = await self.decisions.check(_question(request), request.min_revision)
+        finally:
+            self.metrics.observe("Check", perf_counter() - start)
         self.metrics.decided(d.allowed)
-        return pb.CheckResponse(allowed=d.allowed, revision=d.revision, reasons=d.reasons)
+        if d.reasons:
+            return pb.CheckResponse(allowed=d.allowed, revision=d.revision, reasons=d.reasons)
+        return pb.CheckResponse(allowed=d.allowed, revision=d.revision)
 
     @rpc
     async def BatchCheck(
         self, request: pb.BatchCheckRequest, context: grpc.aio.ServicerContext
     ) -> pb.BatchCheckResponse:
-        with self.metrics.timed("BatchCheck"):
+        start = perf_counter()
+        try:
             results = await self.decisions.batch(
                 [_question(i) for i in request.items], request.min_revision
             )
+        finally:
+            self.metrics.observe("BatchCheck", perf_counter() - start)
+        response = pb.BatchCheckResponse()
+        add = response.results.add
+        allowed = 0
         for d in results:
-            self.metrics.decided(d.allowed)
-        return pb.BatchCheckResponse(
-            results=[pb.CheckResponse(allowed=d.allowed, revision=d.revision, reasons=d.reasons)
-                     for d in results]
-        )
+            allowed += d.allowed
+            if d.reasons:
+                add(allowed=d.allowed, revision=d.revision, reasons=d.reasons)
+            else:
+                add(allowed=d.allowed, revision=d.revision)
+        self.metrics.decided_many(allowed, len(results) - allowed)
+        return response
 
     @rpc
     async def ListScopes(

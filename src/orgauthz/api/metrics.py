@@ -50,6 +50,20 @@ class Metrics:
     def decided(self, allowed: bool) -> None:
         (self._allow if allowed else self._deny).inc()
 
+    def decided_many(self, allowed: int, denied: int) -> None:
+        """Counts a batch's decisions with two increments instead of one per item."""
+        if allowed:
+            self._allow.inc(allowed)
+        if denied:
+            self._deny.inc(denied)
+
+    def observe(self, method: str, seconds: float) -> None:
+        """Records one call's latency (what :meth:`timed` does, without a context manager)."""
+        child = self._latency_children.get(method)
+        if child is None:
+            child = self._latency_children[method] = self.latency.labels(method)
+        child.observe(seconds)
+
     @contextmanager
     def timed(self, method: str) -> Iterator[None]:
         child = self._latency_children.get(method)

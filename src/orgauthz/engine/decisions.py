@@ -21,6 +21,9 @@ from orgauthz.errors import InvalidArgument
 from orgauthz.store import snapshots
 
 
+_VALID_MAX = 100_000  # remembered valid questions; forgotten all at once when full
+
+
 @dataclass(frozen=True, slots=True)
 class Question:
     subject: str
@@ -37,6 +40,10 @@ class Decisions:
         self.authorizer = authorizer
         self.feed = feed
         self.min_revision_wait = min_revision_wait
+        # Questions already found valid against this policy: validation is a pure function
+        # of the four strings, and a platform asks the same ones again and again.
+        self._valid: set[tuple[str, str, str, str]] = set()
+        self._valid_policy = engine.policy
 
     async def at_least(self, revision: int) -> None:
         if revision and self.engine.applied < revision:
@@ -59,6 +66,16 @@ class Decisions:
         raise InvalidArgument(f"{prefix}workspace", "a workspace or an organization is required")
 
     def validate(self, q: Question, field: str = "") -> None:
+        key = (q.subject, q.workspace, q.organization, q.scope)
+        if key in self._valid and self.engine.policy is self._valid_policy:
+            return
+        self._validate(q, field)
+        if self.engine.policy is not self._valid_policy or len(self._valid) >= _VALID_MAX:
+            self._valid = set()
+            self._valid_policy = self.engine.policy
+        self._valid.add(key)
+
+    def _validate(self, q: Question, field: str) -> None:
         prefix = f"{field}." if field else ""
         bounds.check_subject(f"{prefix}subject", q.subject)
         level = self.target_level(q.workspace, q.organization, field)
