@@ -72,6 +72,7 @@ class Engine:
         self._orgs: OrderedDict[str, _Org] = OrderedDict()
         self._loading: dict[str, asyncio.Future[None]] = {}
         self._include_lines = L.include_lines(policy)
+        self._ws_targets: dict[str, Target] = {}
         self._custom_roles: dict[str, dict[str, RoleDef]] = {}  # org -> its custom roles, for explain
         self.loads = 0
         self.evictions = 0
@@ -112,6 +113,7 @@ class Engine:
             self._apply_to(state, org, change)
             state.synced_to = revision
         for ws in change.workspaces_removed:
+            self._ws_targets.pop(ws, None)
             self.workspace_org.pop(ws, None)
             self.org_workspaces.get(org, set()).discard(ws)
         if change.kind == "organization.deleted":
@@ -203,7 +205,14 @@ class Engine:
         """The target's organization and domain; None when it names nothing (a deny)."""
         if workspace:
             org = self.workspace_org.get(workspace)
-            return Target(org, L.ws_domain(workspace), WORKSPACE) if org else None
+            if not org:
+                return None
+            # Targets are immutable: one per workspace is reused while it stays in its
+            # organization (a hot path: every Check and every BatchCheck item resolves).
+            target = self._ws_targets.get(workspace)
+            if target is None or target.org_id != org:
+                target = self._ws_targets[workspace] = Target(org, L.ws_domain(workspace), WORKSPACE)
+            return target
         if organization in self.org_revision:
             return Target(organization, L.org_domain(organization), ORGANIZATION)
         return None
