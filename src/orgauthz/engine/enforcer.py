@@ -193,7 +193,7 @@ class OrgEnforcer:
         match = self._matcher
         if match is not None:
             org = self.org_domain
-            for line in lines:
+            for line in lines:  # noqa: SIM110  # a loop: no generator object per decision
                 if match(subject, org, domain, scope, *line):
                     return True
             return False
