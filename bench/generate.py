@@ -161,7 +161,7 @@ def organizations(p: Plan, policy: PolicySet) -> Iterator[dict[str, Any]]:
         cr_start += p.custom_roles[i]
 
 
-def _organization(p: Plan, i: int, ws_start: int, sa_start: int, cr_start: int,  # noqa: PLR0913
+def _organization(p: Plan, i: int, ws_start: int, sa_start: int, cr_start: int,
                   ws_scopes: list[str], org_perms: list[str]) -> dict[str, Any]:
     rng = random.Random(f"{p.seed}:org:{i}")
     oid = f"o{i:04d}"
@@ -217,7 +217,8 @@ def _organization(p: Plan, i: int, ws_start: int, sa_start: int, cr_start: int, 
             "custom_roles": custom, "members": members, "service_accounts": sas, "workspaces": workspaces}
 
 
-def load(db: Database, policy: PolicySet, p: Plan, *, progress: bool = True, chunk_grants: int = 50_000) -> dict[str, Any]:
+def load(db: Database, policy: PolicySet, p: Plan, *, progress: bool = True,
+         chunk_grants: int = 50_000) -> dict[str, Any]:
     """Writes the data set into ``db`` (migrated here); returns counts and timings."""
     t0 = time.perf_counter()
     db.migrate()

@@ -61,9 +61,9 @@ def machine() -> dict[str, Any]:
     mem = 0
     with contextlib.suppress(OSError):
         mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
-    import casbin  # noqa: F401
-
     from importlib.metadata import version
+
+    import casbin  # noqa: F401
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_mib": mem, "python": platform.python_version(),
             "platform": platform.platform(), "grpcio": version("grpcio"), "pycasbin": version("pycasbin"),
             "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
@@ -195,15 +195,28 @@ def server(kind: str, *args: str) -> Iterator[tuple[subprocess.Popen[str], int, 
             proc.wait()
 
 
-def client(port: int, mode: str, **job: Any) -> dict[str, Any]:
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def client(port: int, mode: str, pid: int = 0, **job: Any) -> dict[str, Any]:
+    """Runs one client job; with ``pid``, adds the server's CPU time per call."""
     job.update(target=f"127.0.0.1:{port}", mode=mode, token=TOKEN)
+    cpu0 = cpu_s(pid) if pid else 0.0
     out = subprocess.run([PY, "-m", "bench.client"], cwd=ROOT, input=json.dumps(job), capture_output=True,
                          text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"client failed: {out.stderr[-2000:]}")
     if out.stderr.strip():
         say(out.stderr.strip()[-500:])
-    return json.loads(out.stdout)  # type: ignore[no-any-return]
+    res: dict[str, Any] = json.loads(out.stdout)
+    if pid and res.get("calls"):
+        used = cpu_s(pid) - cpu0
+        res["server_cpu_us_per_call"] = round(used / res["calls"] * 1e6, 1)
+        res["server_cpu_busy"] = round(used / res["seconds"], 2)  # cores the server kept busy
+    return res
 
 
 def client_background(port: int, mode: str, **job: Any) -> subprocess.Popen[str]:
@@ -282,7 +295,7 @@ def engine_vs_casbin(policy: PolicySet, snaps: dict[str, L.OrgSnapshot], reqs: d
 
 
 def full_server(url: str, orgs: list[str], snaps: dict[str, L.OrgSnapshot], reqs: dict[str, list[Any]],
-                quick: bool, all_orgs: list[str], policy: PolicySet) -> dict[str, Any]:
+                quick: bool, all_orgs: list[str], n_workspaces: int) -> dict[str, Any]:
     dur = 4.0 if quick else 8.0
     out: dict[str, Any] = {}
     flat = [list(r) for org in orgs for r in reqs[org]]
@@ -300,14 +313,14 @@ def full_server(url: str, orgs: list[str], snaps: dict[str, L.OrgSnapshot], reqs
         client(port, "once", requests=first, concurrency=1)
         out["sample_load_s"] = round(time.perf_counter() - t, 2)
         say(f"cold-cache Check: {len(cold)} distinct requests, 32 in flight (load {load_avg()})")
-        out["check_cold"] = client(port, "once", requests=cold, concurrency=32)
-        say(f"  {out['check_cold']['rate']:.0f}/s")
+        out["check_cold"] = client(port, "once", pid=proc.pid, requests=cold, concurrency=32)
+        say(f"  {out['check_cold']['rate']:.0f}/s, server CPU {out['check_cold']['server_cpu_us_per_call']} us/call")
         client(port, "once", requests=warm, concurrency=32)
         say(f"warm-cache Check, {dur:.0f} s, 32 in flight (load {load_avg()})")
-        out["check_warm"] = client(port, "check", requests=warm, concurrency=32, duration=dur)
-        say(f"  {out['check_warm']['rate']:.0f}/s")
+        out["check_warm"] = client(port, "check", pid=proc.pid, requests=warm, concurrency=32, duration=dur)
+        say(f"  {out['check_warm']['rate']:.0f}/s, server CPU {out['check_warm']['server_cpu_us_per_call']} us/call")
         say("BatchCheck of 100 (cache warm), 8 in flight")
-        out["batch100"] = client(port, "batch", requests=warm, batch=100, concurrency=8, duration=dur)
+        out["batch100"] = client(port, "batch", pid=proc.pid, requests=warm, batch=100, concurrency=8, duration=dur)
         say(f"  {out['batch100']['decisions_per_s']:.0f} decisions/s")
         say("BatchCheck of 100 (cache cold), 8 in flight")
         out["batch100_cold"] = client(port, "batch", requests=cold[:20000], batch=100, concurrency=8,
@@ -327,8 +340,9 @@ def full_server(url: str, orgs: list[str], snaps: dict[str, L.OrgSnapshot], reqs
         say(f"  visible p50 {out['writes']['visible'].get('p50_ms')} ms, "
             f"p99 {out['writes']['visible'].get('p99_ms')} ms, not visible: {out['writes']['not_visible']}")
         say(f"mixed workload over all {len(all_orgs)} organizations (loads each one)")
-        mixed = [[f"user:u{random.Random(i).randrange(10**5):06d}", f"w{i % 10_000:05d}", "see_flows"]
-                 for i in range(2000)]
+        pick = random.Random(9)
+        mixed = [[f"user:u{pick.randrange(10**5):06d}", f"w{i:05d}", pick.choice(("see_flows", "run_deployments"))]
+                 for i in range(n_workspaces)]
         t = time.perf_counter()
         out["mixed"] = client(port, "once", requests=[*mixed, *cold[:5000]], concurrency=8)
         out["mixed"]["load_all_s"] = round(time.perf_counter() - t, 2)
@@ -339,11 +353,11 @@ def full_server(url: str, orgs: list[str], snaps: dict[str, L.OrgSnapshot], reqs
 
 def noop_server(reqs: list[list[str]], quick: bool) -> dict[str, Any]:
     dur = 4.0 if quick else 8.0
-    with server("noop") as (_proc, port, _):
+    with server("noop") as (proc, port, _):
         say(f"no-op grpc.aio server: Check, {dur:.0f} s, 32 in flight (load {load_avg()})")
-        res = client(port, "check", requests=reqs, concurrency=32, duration=dur)
-        say(f"  {res['rate']:.0f}/s")
-        res["batch100"] = client(port, "batch", requests=reqs, batch=100, concurrency=8, duration=dur / 2)
+        res = client(port, "check", pid=proc.pid, requests=reqs, concurrency=32, duration=dur)
+        say(f"  {res['rate']:.0f}/s, server CPU {res['server_cpu_us_per_call']} us/call")
+        res["batch100"] = client(port, "batch", pid=proc.pid, requests=reqs, batch=100, concurrency=8, duration=dur / 2)
     return res
 
 
@@ -363,7 +377,7 @@ def scaling(policy: PolicySet) -> list[dict[str, Any]]:
             rss0 = rss_mib(proc.pid)
             client(port, "once", requests=reqs[:1], concurrency=1)
             lat = client(port, "once", requests=reqs[1:], concurrency=1)
-            every = [[f"user:u000000", f"w{i:05d}", "see_flows"] for i in range(p.shape.workspaces)]
+            every = [["user:u000000", f"w{i:05d}", "see_flows"] for i in range(p.shape.workspaces)]
             t = time.perf_counter()
             client(port, "once", requests=every, concurrency=8)
             out.append({"dataset": name, "grants": sum(p.grants), "largest_org_grants": max(p.grants),
@@ -422,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     warm_sample = [list(r) for o in orgs for r in reqs[o][:50]][:2000]
     res["noop"] = noop_server(warm_sample, opts.quick)
     res["server"] = full_server(url, orgs, snaps, reqs, opts.quick, [f"o{i:04d}" for i in range(p.shape.orgs)],
-                                policy)
+                                p.shape.workspaces)
     if not opts.quick and not opts.no_scaling:
         say("scaling curve: small (10k grants), medium (100k), large (1M) on SQLite")
         res["scaling"] = scaling(policy)
@@ -440,6 +454,11 @@ def main(argv: list[str] | None = None) -> int:
         "engine_vs_casbin": e["ratio"],
         "check_warm_vs_noop": round(s["check_warm"]["rate"] / res["noop"]["rate"], 3),
         "check_cold_vs_noop": round(s["check_cold"]["rate"] / res["noop"]["rate"], 3),
+        # Server-side view: the no-op server's CPU per call over the full server's.
+        "server_cpu_warm_vs_noop": round(res["noop"]["server_cpu_us_per_call"]
+                                         / s["check_warm"]["server_cpu_us_per_call"], 3),
+        "server_cpu_cold_vs_noop": round(res["noop"]["server_cpu_us_per_call"]
+                                         / s["check_cold"]["server_cpu_us_per_call"], 3),
     }
     res["batch100_decisions_per_s"] = s["batch100"]["decisions_per_s"]
     res["startup_large_s"] = s["startup_s"] if not opts.quick else None

@@ -24,10 +24,10 @@ TOKEN = "bench-secret-token"  # noqa: S105  # a fixed secret for a loopback benc
 
 
 class NoopServicer(pb_grpc.AuthorizationServiceServicer):  # type: ignore[misc]  # generated
-    async def Check(self, request: pb.CheckRequest, context: Any) -> pb.CheckResponse:  # noqa: N802
+    async def Check(self, request: pb.CheckRequest, context: Any) -> pb.CheckResponse:
         return pb.CheckResponse(allowed=False, revision=1)
 
-    async def BatchCheck(self, request: pb.BatchCheckRequest, context: Any) -> pb.BatchCheckResponse:  # noqa: N802
+    async def BatchCheck(self, request: pb.BatchCheckRequest, context: Any) -> pb.BatchCheckResponse:
         return pb.BatchCheckResponse(results=[pb.CheckResponse(allowed=False, revision=1) for _ in request.items])
 
 
@@ -39,8 +39,13 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
-async def noop() -> None:
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+async def noop(auth: bool = False) -> None:
+    interceptors = []
+    if auth:  # the same caller authentication the full server runs, to price it
+        from orgauthz.api.auth import CallerAuthInterceptor
+
+        interceptors.append(CallerAuthInterceptor(TOKEN))
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], interceptors=interceptors)
     pb_grpc.add_AuthorizationServiceServicer_to_server(NoopServicer(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -66,10 +71,16 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("kind", choices=["noop", "app"])
     ap.add_argument("--database-url", default="")
+    ap.add_argument("--auth", action="store_true", help="noop: with the caller authentication interceptor")
+    ap.add_argument("--switch-interval", type=float, default=0.0, help="sys.setswitchinterval (experiments)")
     ap.add_argument("--cache-entries", type=int, default=1_000_000)
     opts = ap.parse_args()
+    if opts.switch_interval:
+        import sys
+
+        sys.setswitchinterval(opts.switch_interval)
     if opts.kind == "noop":
-        asyncio.run(noop())
+        asyncio.run(noop(opts.auth))
     else:
         import logging
 

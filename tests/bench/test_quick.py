@@ -1,0 +1,33 @@
+"""``make bench ARGS=--quick`` runs end to end (a smoke test: no timing thresholds)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_quick_benchmark_runs_and_engine_matches_plain_casbin(tmp_path: Path) -> None:
+    out = tmp_path / "quick.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    for key in ("engine_vs_casbin", "check_warm_vs_noop", "check_cold_vs_noop"):
+        assert r["ratios"][key] > 0
+    assert r["engine_vs_casbin"]["mismatches"] == 0
+    assert r["engine_vs_casbin"]["requests"] > 0
+    writes = r["server"]["writes"]
+    assert writes["errors"] == 0
+    assert writes["not_visible"] == 0
+    for key in ("machine", "batch100_decisions_per_s", "write_visible_p99_ms", "propagation_p99_ms"):
+        assert key in r
+    assert "| measure |" in proc.stdout
