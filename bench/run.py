@@ -94,9 +94,11 @@ def ensure_dataset(url: str, p: generate.Plan, policy: PolicySet, marker: Path) 
         return {"load_s": None, "reused": True}
     if url.startswith("postgresql"):
         import psycopg
+        from sqlalchemy.engine import make_url
 
-        name = url.rsplit("/", 1)[1]
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as conn:
+        u = make_url(url)
+        name = u.database
+        with psycopg.connect(host=u.host, port=u.port, user=u.username, dbname="postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{name}"')
     else:
@@ -395,6 +397,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="default: bench/results/latest.json (quick: quick.json)")
     ap.add_argument("--docs", type=Path, help="default: docs/benchmarks.md (quick: not written)")
     opts = ap.parse_args(argv)
+    with contextlib.ExitStack() as stack:
+        return run(opts, stack)
+
+
+def run(opts: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     if opts.out is None:
         opts.out = RESULTS / ("quick.json" if opts.quick else "latest.json")
     if opts.docs is None and not opts.quick:
@@ -415,9 +422,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         p = generate.plan(generate.shape_named("large"))
         url = pg_url("orgauthz_bench_large") or ""
+        marker = DATA / "large.postgresql.loaded"
         if not url:
-            raise SystemExit("PostgreSQL on 127.0.0.1:5432 (user postgres, trust) is required for the full run")
-        res["dataset_load"] = ensure_dataset(url, p, policy, DATA / "large.postgresql.loaded")
+            # No PostgreSQL on 127.0.0.1:5432: a throw-away cluster, loaded afresh.
+            from tests.support.services import pg_cluster
+
+            cluster = stack.enter_context(pg_cluster())
+            cluster.psql("CREATE DATABASE orgauthz_bench_large")
+            url = cluster.url("orgauthz_bench_large")
+            marker = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "marker"
+            say(f"no PostgreSQL on 127.0.0.1:5432: throw-away cluster on port {cluster.port}")
+        res["dataset_load"] = ensure_dataset(url, p, policy, marker)
         res["database"] = "postgresql"
     res["dataset"] = generate.summary(p)
     orgs = sample_orgs(p, opts.quick)
