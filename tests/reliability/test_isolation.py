@@ -35,8 +35,8 @@ from orgauthz.v1 import invitations_pb2 as ipb
 from orgauthz.v1 import management_pb2 as mpb
 from orgauthz.v1 import service_accounts_pb2 as spb
 from tests.reliability.support import (
-    C,
     MANAGEMENT,
+    C,
     OrgWorld,
     Rpc,
     actor,
