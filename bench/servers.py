@@ -54,7 +54,7 @@ async def noop(auth: bool = False) -> None:
     await server.stop(0.5)
 
 
-async def app(database_url: str, cache_entries: int) -> None:
+async def app(database_url: str, cache_entries: int, gc_freeze: bool = False) -> None:
     from orgauthz.api.server import App
     from orgauthz.config import Settings
 
@@ -62,6 +62,10 @@ async def app(database_url: str, cache_entries: int) -> None:
                         auth_token=TOKEN, cache_max_entries=cache_entries, log_level="WARNING")
     a = App(settings)
     await a.start()
+    if gc_freeze:
+        import gc
+
+        gc.freeze()
     print(f"PORT {a.port}", flush=True)
     await _until_signalled()
     await a.stop(0.5)
@@ -72,6 +76,7 @@ def main() -> int:
     ap.add_argument("kind", choices=["noop", "app"])
     ap.add_argument("--database-url", default="")
     ap.add_argument("--auth", action="store_true", help="noop: with the caller authentication interceptor")
+    ap.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after start-up (experiments)")
     ap.add_argument("--switch-interval", type=float, default=0.0, help="sys.setswitchinterval (experiments)")
     ap.add_argument("--cache-entries", type=int, default=1_000_000)
     opts = ap.parse_args()
@@ -85,7 +90,7 @@ def main() -> int:
         import logging
 
         logging.basicConfig(level=logging.WARNING)
-        asyncio.run(app(opts.database_url, opts.cache_entries))
+        asyncio.run(app(opts.database_url, opts.cache_entries, opts.gc_freeze))
     return 0
 
 
