@@ -147,6 +147,12 @@ def write(r: dict[str, Any], path: Path) -> None:
         f"has {d['largest_org_members']:,} members, {d['largest_org_workspaces']:,} workspaces and "
         f"{d['largest_org_grants']:,} grants; the median one {d['median_org_grants']} grants.",
         "",
+        "Run it: `make bench` (this page; needs PostgreSQL on 127.0.0.1:5432 with trust auth for user "
+        "`postgres`, else it starts a throw-away cluster; the large data set is loaded once and reused), "
+        "`make bench ARGS=--quick` (small data set on SQLite, under 2 minutes, writes "
+        "`bench/results/quick.json` only), `python -m bench.generate large --database-url URL` (the data set "
+        "alone), `python -m bench.profile warm|cold|batch|write` (py-spy of the server under one workload).",
+        "",
         "## SPEC §5",
         "",
         table(r),
