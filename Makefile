@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup run test lint typecheck generate check-generated policy-check bench bench-quick clean
+.PHONY: setup run test lint typecheck generate check-generated policy-check bench bench-quick clean soak
 
 setup: $(STAMP)
 
@@ -21,6 +21,12 @@ run: setup
 ## Set up and run the whole test suite (starts its own PostgreSQL and Redis).
 test: setup check-generated
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+## Soak (not part of `make test`): a mixed workload on two replicas (PostgreSQL + Redis);
+## fails on any error, wrong answer, or resident memory growth above 5% after warm-up.
+SOAK_SECONDS ?= 300
+soak: setup
+	$(BIN)/python -m bench.soak --seconds $(SOAK_SECONDS)
 
 lint: setup
 	$(BIN)/ruff check src tests bench

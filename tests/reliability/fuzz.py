@@ -19,18 +19,92 @@ from tests.reliability.support import OrgWorld
 F = FieldDescriptor
 
 HOSTILE_TEXT = [
-    "", " ", "\x00", "a\x00b", "\t\n", "\x1b[31m", "\x7f", "\u200b", "\ufeff", "\u202e", "é", "💥" * 70,
-    "x" * 129, "x" * 257, "h" * 65, "n" * 201, "d" * 1001, "e" * 255 + "@x.test", "y" * 20_000,
-    "a" * 64 + "@" + "b" * 200 + ".test", "user:", ":", "user:a b", "user:" + "u" * 128, "user:" + "u" * 129,
-    "service_account:", "team:x", "role:Admin", "org:x", "ws:x", "*", "Admin", "admin", "Member", "Owner",
-    "../..", "' OR '1'='1", "%s%s%n", "${jndi:x}", "null", "None", "0", "-1",
-    "pnb_", "pnb_" + "A" * 40, "pnb_" + "A" * 39 + "!", "pnb_" + "A" * 300, "PNB_" + "A" * 40,
-    "A" * 43, "A" * 42 + "!", "A" * 44, "AAAA====", "%%%", "MDo=",  # token and page-token look-alikes
-    "see_flows", "SEE_FLOWS", "create:invitation", "a:b:c", "x@y", "@", "a@", "@b", "a@b@c",
+    "",
+    " ",
+    "\x00",
+    "a\x00b",
+    "\t\n",
+    "\x1b[31m",
+    "\x7f",
+    "\u200b",
+    "\ufeff",
+    "\u202e",
+    "é",
+    "💥" * 70,
+    "x" * 129,
+    "x" * 257,
+    "h" * 65,
+    "n" * 201,
+    "d" * 1001,
+    "e" * 255 + "@x.test",
+    "y" * 20_000,
+    "a" * 64 + "@" + "b" * 200 + ".test",
+    "user:",
+    ":",
+    "user:a b",
+    "user:" + "u" * 128,
+    "user:" + "u" * 129,
+    "service_account:",
+    "team:x",
+    "role:Admin",
+    "org:x",
+    "ws:x",
+    "*",
+    "Admin",
+    "admin",
+    "Member",
+    "Owner",
+    "../..",
+    "' OR '1'='1",
+    "%s%s%n",
+    "${jndi:x}",
+    "null",
+    "None",
+    "0",
+    "-1",
+    "pnb_",
+    "pnb_" + "A" * 40,
+    "pnb_" + "A" * 39 + "!",
+    "pnb_" + "A" * 300,
+    "PNB_" + "A" * 40,
+    "A" * 43,
+    "A" * 42 + "!",
+    "A" * 44,
+    "AAAA====",
+    "%%%",
+    "MDo=",  # token and page-token look-alikes
+    "see_flows",
+    "SEE_FLOWS",
+    "create:invitation",
+    "a:b:c",
+    "x@y",
+    "@",
+    "a@",
+    "@b",
+    "a@b@c",
 ]
 
-_UINT32 = [0, 1, 59, 60, 99, 100, 101, 999, 1000, 1001, 172_800, 172_801, 7_776_000, 7_776_001,
-           1_000_000, 1_000_001, 2**31 - 1, 2**31, 2**32 - 1]
+_UINT32 = [
+    0,
+    1,
+    59,
+    60,
+    99,
+    100,
+    101,
+    999,
+    1000,
+    1001,
+    172_800,
+    172_801,
+    7_776_000,
+    7_776_001,
+    1_000_000,
+    1_000_001,
+    2**31 - 1,
+    2**31,
+    2**32 - 1,
+]
 _UINT64 = [*_UINT32, 315_360_000, 315_360_001, 2**53, 2**63 - 1, 2**63, 2**64 - 1]
 _INT = [0, 1, -1, -(2**31), 2**31 - 1]
 
@@ -42,8 +116,21 @@ def text_values(world: dict[str, OrgWorld]) -> st.SearchStrategy[str]:
         real += w.ids() + w.subjects + list(w.invitation_emails.values())
         real += list(w.service_accounts.values()) + list(w.invitations.values())
         real += [k[:-1] + ("A" if k[-1] != "A" else "B") for k in w.service_accounts.values()]  # one char off
-    real += ["Viewer", "Runner", "Developer", "Owner", "Worker", "Member", "Admin", "workspace", "organization",
-             "pending", "orgauthz.member.removed", "platform", "x@example.test"]
+    real += [
+        "Viewer",
+        "Runner",
+        "Developer",
+        "Owner",
+        "Worker",
+        "Member",
+        "Admin",
+        "workspace",
+        "organization",
+        "pending",
+        "orgauthz.member.removed",
+        "platform",
+        "x@example.test",
+    ]
     return st.one_of(
         st.sampled_from(HOSTILE_TEXT),
         st.sampled_from(real),
@@ -58,8 +145,16 @@ def plausible(name: str, world: dict[str, OrgWorld]) -> list[str]:
     """Values a field of this name takes in a well-formed request, from both organizations."""
     ws = [x for w in world.values() for x in w.workspaces]
     subjects = [x for w in world.values() for x in w.subjects]
-    roles = ["Viewer", "Runner", "Developer", "Owner", "Worker", "Member", "Admin",
-             *(x for w in world.values() for x in w.roles)]
+    roles = [
+        "Viewer",
+        "Runner",
+        "Developer",
+        "Owner",
+        "Worker",
+        "Member",
+        "Admin",
+        *(x for w in world.values() for x in w.roles),
+    ]
     table: list[tuple[str, list[str]]] = [
         ("page_token", ["MDo=", "MTp4", "YS1hZG1pbg==", "c2VlX2Zsb3dz"]),
         ("organization", list(world)),
@@ -104,7 +199,7 @@ def _scalar(f: FieldDescriptor, world: dict[str, OrgWorld]) -> st.SearchStrategy
     if t in (F.TYPE_INT32, F.TYPE_SINT32, F.TYPE_SFIXED32):
         return st.one_of(st.sampled_from(_INT), st.integers(-(2**31), 2**31 - 1))
     if t in (F.TYPE_INT64, F.TYPE_SINT64, F.TYPE_SFIXED64):
-        return st.one_of(st.sampled_from(_INT + [-(2**63), 2**63 - 1]), st.integers(-(2**63), 2**63 - 1))
+        return st.one_of(st.sampled_from([*_INT, -(2**63), 2**63 - 1]), st.integers(-(2**63), 2**63 - 1))
     if t in (F.TYPE_DOUBLE, F.TYPE_FLOAT):
         return st.floats(allow_nan=True, allow_infinity=True, width=32 if t == F.TYPE_FLOAT else 64)
     if t == F.TYPE_ENUM:
@@ -114,9 +209,22 @@ def _scalar(f: FieldDescriptor, world: dict[str, OrgWorld]) -> st.SearchStrategy
 
 
 def _timestamp() -> st.SearchStrategy[dict[str, int]]:
-    seconds = st.one_of(st.sampled_from([0, -1, -62_135_596_801, -62_135_596_800, 253_402_300_799,
-                                         253_402_300_800, 2**63 - 1, -(2**63), 1_700_000_000]),
-                        st.integers(-(2**63), 2**63 - 1))
+    seconds = st.one_of(
+        st.sampled_from(
+            [
+                0,
+                -1,
+                -62_135_596_801,
+                -62_135_596_800,
+                253_402_300_799,
+                253_402_300_800,
+                2**63 - 1,
+                -(2**63),
+                1_700_000_000,
+            ]
+        ),
+        st.integers(-(2**63), 2**63 - 1),
+    )
     nanos = st.one_of(st.sampled_from([0, -1, 999_999_999, 1_000_000_000]), st.integers(-(2**31), 2**31 - 1))
     return st.fixed_dictionaries({"seconds": seconds, "nanos": nanos})
 
@@ -155,8 +263,9 @@ def _hostile(f: FieldDescriptor, world: dict[str, OrgWorld], depth: int) -> st.S
     return one
 
 
-def message(desc: Descriptor, world: dict[str, OrgWorld], depth: int = 0,
-            hostile: bool = True) -> st.SearchStrategy[dict[str, Any]]:
+def message(
+    desc: Descriptor, world: dict[str, OrgWorld], depth: int = 0, hostile: bool = True
+) -> st.SearchStrategy[dict[str, Any]]:
     """A dict of field name -> value (absent key: the field is not set).
 
     Half the messages are hostile throughout; the other half are well-formed but for one
@@ -211,5 +320,6 @@ def has_min_revision(values: dict[str, Any]) -> bool:
     """Whether a request asks for a revision (SPEC §3 lets such a read fail UNAVAILABLE when ahead)."""
     if values.get("min_revision"):
         return True
-    return any(isinstance(v, list) and any(isinstance(i, dict) and i.get("min_revision") for i in v)
-               for v in values.values())
+    return any(
+        isinstance(v, list) and any(isinstance(i, dict) and i.get("min_revision") for i in v) for v in values.values()
+    )

@@ -17,7 +17,9 @@ POLICIES = Path(__file__).resolve().parents[2] / "policies"
 ADMIN, MEMBER = "Admin", "Member"
 
 
-def _load() -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, dict[str, object]], dict[str, dict[str, object]]]:
+def _load() -> tuple[
+    dict[str, list[str]], dict[str, list[str]], dict[str, dict[str, object]], dict[str, dict[str, object]]
+]:
     scopes = yaml.safe_load((POLICIES / "scopes.yaml").read_text())
     roles = yaml.safe_load((POLICIES / "roles.yaml").read_text())
     ws = {k: list((v or {}).get("includes") or []) for k, v in scopes["workspace_scopes"].items()}
@@ -120,11 +122,14 @@ class OrgModel:
 
     def may_manage_access(self, actor: str, workspace: str) -> bool:
         """R16: organization Admins (update:workspace) and the workspace's Owners."""
-        return "update:workspace" in self.permissions(actor) or "manage_workspace_users" in self.scopes(actor, workspace)
+        return "update:workspace" in self.permissions(actor) or "manage_workspace_users" in self.scopes(
+            actor, workspace
+        )
 
     def may_set_default(self, actor: str, workspace: str) -> bool:
-        return ("update:workspace" in self.permissions(actor)
-                or "manage_workspace_default_role" in self.scopes(actor, workspace))
+        return "update:workspace" in self.permissions(actor) or "manage_workspace_default_role" in self.scopes(
+            actor, workspace
+        )
 
     def may_invite(self, actor: str, role: str) -> bool:
         """R8: only Admins invite Admins; R10: members plus pending within the limit."""

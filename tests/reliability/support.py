@@ -28,8 +28,18 @@ SCALE = max(1, int(os.environ.get("ORGAUTHZ_TEST_SCALE", "1")))
 C = grpc.StatusCode
 
 # The statuses SPEC §2/§4 documents for a request a caller may send.
-DOCUMENTED = frozenset({C.OK, C.INVALID_ARGUMENT, C.NOT_FOUND, C.PERMISSION_DENIED, C.UNAUTHENTICATED,
-                        C.FAILED_PRECONDITION, C.ALREADY_EXISTS, C.RESOURCE_EXHAUSTED})
+DOCUMENTED = frozenset(
+    {
+        C.OK,
+        C.INVALID_ARGUMENT,
+        C.NOT_FOUND,
+        C.PERMISSION_DENIED,
+        C.UNAUTHENTICATED,
+        C.FAILED_PRECONDITION,
+        C.ALREADY_EXISTS,
+        C.RESOURCE_EXHAUSTED,
+    }
+)
 
 
 def scaled(n: int) -> int:
@@ -86,11 +96,19 @@ class Outcome:
     response: Any = None
 
 
-async def call(channel: grpc.aio.Channel, rpc: Rpc, request: Any, metadata: Sequence[tuple[str, str]] = (),
-               timeout: float = 10.0) -> Outcome:
+async def call(
+    channel: grpc.aio.Channel,
+    rpc: Rpc,
+    request: Any,
+    metadata: Sequence[tuple[str, str]] = (),
+    timeout: float = 10.0,  # noqa: ASYNC109  # the gRPC deadline, not a wait
+) -> Outcome:
     """Calls ``rpc`` by path; a hang shows as DEADLINE_EXCEEDED (never a documented status)."""
-    method = channel.unary_unary(rpc.path, request_serializer=lambda m: m.SerializeToString(),
-                                 response_deserializer=rpc.response_class().FromString)
+    method = channel.unary_unary(
+        rpc.path,
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=rpc.response_class().FromString,
+    )
     try:
         resp = await method(request, metadata=tuple(metadata), timeout=timeout)
     except grpc.aio.AioRpcError as exc:
@@ -144,7 +162,9 @@ def key(api_key: str) -> list[tuple[str, str]]:
 def org_doc(o: str) -> dict[str, Any]:
     """One organization in the ``orgauthz import`` format; every id is prefixed by ``o``."""
     return {
-        "id": o, "handle": o, "name": f"Org {o}",
+        "id": o,
+        "handle": o,
+        "name": f"Org {o}",
         "limits": {"members": 50, "service_accounts": 10, "workspaces": 10},
         "members": [
             {"user": f"{o}-admin", "email": f"admin@{o}.test", "role": "Admin"},
@@ -154,18 +174,33 @@ def org_doc(o: str) -> dict[str, Any]:
             {"user": f"{o}-manager", "email": f"manager@{o}.test", "role": f"{o}-orgrole"},
         ],
         "custom_roles": [
-            {"id": f"{o}-wsrole", "name": "Deployer", "level": "workspace", "inherits": "Viewer",
-             "scopes": ["run_deployments"]},
-            {"id": f"{o}-orgrole", "name": "People manager", "level": "organization", "inherits": "Member",
-             "scopes": ["create:invitation", "read:invitation", "update:account_membership"]},
+            {
+                "id": f"{o}-wsrole",
+                "name": "Deployer",
+                "level": "workspace",
+                "inherits": "Viewer",
+                "scopes": ["run_deployments"],
+            },
+            {
+                "id": f"{o}-orgrole",
+                "name": "People manager",
+                "level": "organization",
+                "inherits": "Member",
+                "scopes": ["create:invitation", "read:invitation", "update:account_membership"],
+            },
             {"id": f"{o}-unused", "name": "Unused", "level": "workspace", "scopes": ["see_flows"]},
         ],
         "workspaces": [
-            {"id": f"{o}-ws1", "handle": "prod", "default_role": "Viewer",
-             "access": [{"subject": f"user:{o}-owner", "role": "Owner"},
-                        {"subject": f"user:{o}-member", "role": "Developer"}]},
-            {"id": f"{o}-ws2", "handle": "staging",
-             "access": [{"subject": f"user:{o}-member", "role": f"{o}-wsrole"}]},
+            {
+                "id": f"{o}-ws1",
+                "handle": "prod",
+                "default_role": "Viewer",
+                "access": [
+                    {"subject": f"user:{o}-owner", "role": "Owner"},
+                    {"subject": f"user:{o}-member", "role": "Developer"},
+                ],
+            },
+            {"id": f"{o}-ws2", "handle": "staging", "access": [{"subject": f"user:{o}-member", "role": f"{o}-wsrole"}]},
         ],
     }
 
@@ -191,8 +226,12 @@ class OrgWorld:
         return [self.id, *self.users, *self.workspaces, *self.roles, *self.service_accounts, *self.invitations]
 
 
-async def build_world(app: Any, channel: grpc.aio.Channel, policy: Any, orgs: Sequence[str] = ("a", "b"),
-                      ) -> dict[str, OrgWorld]:
+async def build_world(
+    app: Any,
+    channel: grpc.aio.Channel,
+    policy: Any,
+    orgs: Sequence[str] = ("a", "b"),
+) -> dict[str, OrgWorld]:
     """Seeds each organization, then creates a service account with a key and two pending
     invitations through the API (so the keys and tokens are real)."""
     from orgauthz.store.importer import import_document
@@ -207,14 +246,22 @@ async def build_world(app: Any, channel: grpc.aio.Channel, policy: Any, orgs: Se
     sas, invites = spbg.ServiceAccountServiceStub(channel), ipbg.InvitationServiceStub(channel)
     for o in orgs:
         doc = org_doc(o)
-        w = OrgWorld(id=o, users=[m["user"] for m in doc["members"]], workspaces=[x["id"] for x in doc["workspaces"]],
-                     roles=[r["id"] for r in doc["custom_roles"]])
+        w = OrgWorld(
+            id=o,
+            users=[m["user"] for m in doc["members"]],
+            workspaces=[x["id"] for x in doc["workspaces"]],
+            roles=[r["id"] for r in doc["custom_roles"]],
+        )
         for name in ("bot", "ci"):
-            r = await sas.CreateServiceAccount(spb.CreateServiceAccountRequest(
-                organization=o, id=f"{o}-sa-{name}", name=name), metadata=actor(f"{o}-admin"))
+            r = await sas.CreateServiceAccount(
+                spb.CreateServiceAccountRequest(organization=o, id=f"{o}-sa-{name}", name=name),
+                metadata=actor(f"{o}-admin"),
+            )
             w.service_accounts[r.service_account.id] = r.api_key
-        r2 = await invites.CreateInvitations(ipb.CreateInvitationsRequest(
-            organization=o, emails=[f"new1@{o}.test", f"new2@{o}.test"]), metadata=actor(f"{o}-admin"))
+        r2 = await invites.CreateInvitations(
+            ipb.CreateInvitationsRequest(organization=o, emails=[f"new1@{o}.test", f"new2@{o}.test"]),
+            metadata=actor(f"{o}-admin"),
+        )
         for res in r2.results:
             w.invitations[res.invitation.id] = res.token
             w.invitation_emails[res.invitation.id] = res.invitation.email

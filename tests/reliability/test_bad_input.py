@@ -37,8 +37,10 @@ CODES: Counter[str] = Counter()
 @pytest.fixture(scope="module", autouse=True)
 def _report() -> Iterator[None]:
     yield
-    print(f"\n[bad input] {sum(TRIED.values())} requests over {len(TRIED)} RPCs (x databases); "
-          f"statuses: {dict(CODES.most_common())}")
+    print(
+        f"\n[bad input] {sum(TRIED.values())} requests over {len(TRIED)} RPCs (x databases); "
+        f"statuses: {dict(CODES.most_common())}"
+    )
 
 
 @pytest.fixture
@@ -61,9 +63,15 @@ def metadata(world: dict[str, OrgWorld]) -> st.SearchStrategy[list[tuple[str, st
     printable = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=300)
     users = [f"user:{u}" for u in a.users] + ["user:nobody", "user:b-admin"]
     keys = [*a.service_accounts.values(), "pnb_" + "A" * 40, "pnb_x", "pnb_" + "A" * 300]
-    valid = st.sampled_from([[("x-orgauthz-actor", "user:a-admin")], [("x-orgauthz-actor", "user:a-member")],
-                             [("x-orgauthz-actor", "user:a-owner")], [("x-orgauthz-actor", "user:a-manager")],
-                             [("x-orgauthz-api-key", a.service_accounts["a-sa-bot"])]])
+    valid = st.sampled_from(
+        [
+            [("x-orgauthz-actor", "user:a-admin")],
+            [("x-orgauthz-actor", "user:a-member")],
+            [("x-orgauthz-actor", "user:a-owner")],
+            [("x-orgauthz-actor", "user:a-manager")],
+            [("x-orgauthz-api-key", a.service_accounts["a-sa-bot"])],
+        ]
+    )
     hostile = st.one_of(
         st.just([]),
         st.sampled_from(users).map(lambda u: [("x-orgauthz-actor", u)]),
@@ -71,9 +79,11 @@ def metadata(world: dict[str, OrgWorld]) -> st.SearchStrategy[list[tuple[str, st
         printable.map(lambda v: [("x-orgauthz-actor", v)]),
         printable.map(lambda v: [("x-orgauthz-api-key", v)]),
         st.tuples(st.sampled_from(users), st.sampled_from(keys)).map(
-            lambda t: [("x-orgauthz-actor", t[0]), ("x-orgauthz-api-key", t[1])]),
+            lambda t: [("x-orgauthz-actor", t[0]), ("x-orgauthz-api-key", t[1])]
+        ),
         st.sampled_from(["service_account:a-sa-bot", "user", "user:", "platform", "user:a-admin,user:b-admin"]).map(
-            lambda u: [("x-orgauthz-actor", u)]),
+            lambda u: [("x-orgauthz-actor", u)]
+        ),
     )
     return st.integers(0, 9).flatmap(lambda k: valid if k < 6 else hostile)
 
@@ -82,12 +92,16 @@ def acceptable(code: grpc.StatusCode, values: dict[str, object]) -> bool:
     return code in DOCUMENTED or (code == C.UNAVAILABLE and fuzz.has_min_revision(values))
 
 
-@settings(max_examples=scaled(10), deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large])
+@settings(
+    max_examples=scaled(10),
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(data=st.data())
 async def test_s4_any_request_gets_a_documented_status_and_a_refused_one_changes_nothing(
-        app: App, channel: grpc.aio.Channel, world: dict[str, OrgWorld], data: DataObject) -> None:
+    app: App, channel: grpc.aio.Channel, world: dict[str, OrgWorld], data: DataObject
+) -> None:
     """Each example sends one generated request to every RPC, in a generated order."""
     assert app.db is not None
     for rpc in data.draw(st.permutations(RPCS), label="order"):
@@ -99,7 +113,7 @@ async def test_s4_any_request_gets_a_documented_status_and_a_refused_one_changes
         TRIED[rpc.short] += 1
         CODES[out.code.name] += 1
         assert acceptable(out.code, values), f"{rpc.short} answered {out.code.name}: {out.details!r}"
-        assert "Traceback" not in out.details and "sqlalchemy" not in out.details.lower(), out.details
+        assert "Traceback" not in out.details and "sqlalchemy" not in out.details.lower(), out.details  # noqa: PT018  # one invariant, two words for it
         if out.code != C.OK:
             assert fingerprint(app.db) == before, f"{rpc.short} refused with {out.code.name} but changed the store"
 
@@ -118,8 +132,9 @@ def _padded(size: int) -> bytes:
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # gRPC's limit; the store plays no part
-async def test_s4_messages_above_max_message_bytes_are_refused(app: App, channel: grpc.aio.Channel,
-                                                               world: dict[str, OrgWorld]) -> None:
+async def test_s4_messages_above_max_message_bytes_are_refused(
+    app: App, channel: grpc.aio.Channel, world: dict[str, OrgWorld]
+) -> None:
     assert app.db is not None
     before = fingerprint(app.db)
     for rpc in RPCS:
@@ -131,22 +146,28 @@ async def test_s4_messages_above_max_message_bytes_are_refused(app: App, channel
         # A padded request under the limit is parsed (the unknown field ignored) and answered.
         method_ok = channel.unary_unary(rpc.path, response_deserializer=rpc.response_class().FromString)
         try:
-            await method_ok(_padded(MAX_MESSAGE - 1024), metadata=(("x-orgauthz-actor", "user:a-admin"),),
-                            timeout=15)
+            await method_ok(_padded(MAX_MESSAGE - 1024), metadata=(("x-orgauthz-actor", "user:a-admin"),), timeout=15)
         except grpc.aio.AioRpcError as exc:
-            assert exc.code() in DOCUMENTED, (rpc.short, exc.code(), exc.details())
+            assert exc.code() in DOCUMENTED, (rpc.short, exc.code(), exc.details())  # noqa: PT017  # any refusal is fine if documented
         TRIED[rpc.short] += 1
     assert fingerprint(app.db) == before
     check = next(r for r in RPCS if r.short == "AuthorizationService.Check")
-    ok = await call(channel, check, check.request_class()(subject="user:a-admin", workspace="a-ws1",
-                                                          scope="see_flows"))
-    assert ok.code == C.OK and ok.response.allowed
+    ok = await call(channel, check, check.request_class()(subject="user:a-admin", workspace="a-ws1", scope="see_flows"))
+    assert ok.code == C.OK
+    assert ok.response.allowed
 
 
 def test_every_service_and_rpc_is_enumerated() -> None:
     services = {r.service for r in RPCS}
-    assert {"orgauthz.v1.AuthorizationService", "orgauthz.v1.OrganizationService", "orgauthz.v1.WorkspaceService",
-            "orgauthz.v1.MemberService", "orgauthz.v1.AccessService", "orgauthz.v1.RoleService",
-            "orgauthz.v1.AuditService", "orgauthz.v1.InvitationService",
-            "orgauthz.v1.ServiceAccountService"} <= services
+    assert {
+        "orgauthz.v1.AuthorizationService",
+        "orgauthz.v1.OrganizationService",
+        "orgauthz.v1.WorkspaceService",
+        "orgauthz.v1.MemberService",
+        "orgauthz.v1.AccessService",
+        "orgauthz.v1.RoleService",
+        "orgauthz.v1.AuditService",
+        "orgauthz.v1.InvitationService",
+        "orgauthz.v1.ServiceAccountService",
+    } <= services
     assert len(RPCS) >= 38

@@ -48,8 +48,16 @@ from tests.reliability.model import ADMIN, ORG_PERMISSIONS, WS_SCOPES, CustomRol
 from tests.reliability.support import scaled
 
 C = grpc.StatusCode
-SAMPLE_SCOPES = ["see_flows", "run_deployments", "manage_flows", "see_secret_blocks", "write_workers",
-                 "see_workspace_users", "manage_workspace_users", "manage_workspace_default_role"]
+SAMPLE_SCOPES = [
+    "see_flows",
+    "run_deployments",
+    "manage_flows",
+    "see_secret_blocks",
+    "write_workers",
+    "see_workspace_users",
+    "manage_workspace_users",
+    "manage_workspace_default_role",
+]
 STATS: Counter[str] = Counter()
 _orgs = itertools.count()
 
@@ -91,20 +99,48 @@ class Escalation(RuleBasedStateMachine):
         self.org = o
         self.ws = [f"{o}-ws1", f"{o}-ws2"]
         self.mgr, self.cw = f"{o}-mgr", f"{o}-cw"
-        doc = {"id": o, "handle": o, "name": o, "limits": {"members": 10, "service_accounts": 3, "workspaces": 5},
-               "members": [{"user": f"{o}-root", "role": ADMIN}, {"user": f"{o}-adm2", "role": ADMIN},
-                           {"user": f"{o}-mem", "role": "Member"}, {"user": f"{o}-own", "role": "Member"},
-                           {"user": f"{o}-mgr", "role": self.mgr}],
-               "custom_roles": [
-                   {"id": self.mgr, "name": "Manager", "level": "organization", "inherits": "Member",
-                    "scopes": ["create:invitation", "read:invitation", "update:account_membership",
-                               "delete:account_membership", "create:service_account", "update:service_account",
-                               "delete:service_account", "read:service_account"]},
-                   {"id": self.cw, "name": "Deployer", "level": "workspace", "inherits": "Viewer",
-                    "scopes": ["run_deployments"]}],
-               "workspaces": [{"id": self.ws[0], "handle": "one",
-                               "access": [{"subject": f"user:{o}-own", "role": "Owner"}]},
-                              {"id": self.ws[1], "handle": "two", "default_role": "Viewer"}]}
+        doc = {
+            "id": o,
+            "handle": o,
+            "name": o,
+            "limits": {"members": 10, "service_accounts": 3, "workspaces": 5},
+            "members": [
+                {"user": f"{o}-root", "role": ADMIN},
+                {"user": f"{o}-adm2", "role": ADMIN},
+                {"user": f"{o}-mem", "role": "Member"},
+                {"user": f"{o}-own", "role": "Member"},
+                {"user": f"{o}-mgr", "role": self.mgr},
+            ],
+            "custom_roles": [
+                {
+                    "id": self.mgr,
+                    "name": "Manager",
+                    "level": "organization",
+                    "inherits": "Member",
+                    "scopes": [
+                        "create:invitation",
+                        "read:invitation",
+                        "update:account_membership",
+                        "delete:account_membership",
+                        "create:service_account",
+                        "update:service_account",
+                        "delete:service_account",
+                        "read:service_account",
+                    ],
+                },
+                {
+                    "id": self.cw,
+                    "name": "Deployer",
+                    "level": "workspace",
+                    "inherits": "Viewer",
+                    "scopes": ["run_deployments"],
+                },
+            ],
+            "workspaces": [
+                {"id": self.ws[0], "handle": "one", "access": [{"subject": f"user:{o}-own", "role": "Owner"}]},
+                {"id": self.ws[1], "handle": "two", "default_role": "Viewer"},
+            ],
+        }
         app = self.server.app
         rev = import_document(app.db, app.management.policy, {"organizations": [doc]}).revision
         self.server.run(app.feed.wait_for(rev, 10))
@@ -112,10 +148,14 @@ class Escalation(RuleBasedStateMachine):
             members={m["user"]: m["role"] for m in doc["members"]},  # type: ignore[index]
             workspaces={self.ws[0]: "", self.ws[1]: "Viewer"},
             grants={(self.ws[0], f"user:{o}-own"): "Owner"},
-            custom={self.mgr: CustomRole("organization", "Member", list(doc["custom_roles"][0]["scopes"])),  # type: ignore[index]
-                    self.cw: CustomRole("workspace", "Viewer", ["run_deployments"])},
-            max_members=10, max_service_accounts=3)
-        self.users = list(self.model.members) + ["outsider"]
+            custom={
+                self.mgr: CustomRole("organization", "Member", list(doc["custom_roles"][0]["scopes"])),  # type: ignore[index]
+                self.cw: CustomRole("workspace", "Viewer", ["run_deployments"]),
+            },
+            max_members=10,
+            max_service_accounts=3,
+        )
+        self.users = [*list(self.model.members), "outsider"]
         self.sas: list[str] = []
         self.retired_keys: list[str] = []
         self.ever_admin = set(self.model.admins())
@@ -145,11 +185,13 @@ class Escalation(RuleBasedStateMachine):
             resp = fn(req, metadata=self.md(actor), timeout=20)
             ok = True
         except grpc.RpcError as exc:
-            assert exc.code() not in (C.INTERNAL, C.UNKNOWN, C.DEADLINE_EXCEEDED), (what, exc.details())
+            assert exc.code() not in (C.INTERNAL, C.UNKNOWN, C.DEADLINE_EXCEEDED), (what, exc.details())  # noqa: PT017  # the status of a refusal, not the refusal itself
             resp, ok = exc, False
         STATS[f"{what} {'allowed' if ok else 'refused'}"] += 1
         detail = "" if ok else f" ({resp.code().name}: {resp.details()})"
-        assert ok == expected, f"{what} by {actor}: server {'allowed' if ok else 'refused'}{detail}, model says {expected}"
+        assert ok == expected, (
+            f"{what} by {actor}: server {'allowed' if ok else 'refused'}{detail}, model says {expected}"
+        )
         return resp if ok else None
 
     def org_roles(self) -> list[str]:
@@ -163,13 +205,23 @@ class Escalation(RuleBasedStateMachine):
         role = data.draw(st.sampled_from(self.org_roles()), "role")
         self.n += 1
         user = f"{self.org}-u{self.n}"
-        r = self.call("invite", self.inv.CreateInvitations, ipb.CreateInvitationsRequest(
-            organization=self.org, emails=[f"{user}@x.test"], org_role=role), actor, self.model.may_invite(actor, role))
+        r = self.call(
+            "invite",
+            self.inv.CreateInvitations,
+            ipb.CreateInvitationsRequest(organization=self.org, emails=[f"{user}@x.test"], org_role=role),
+            actor,
+            self.model.may_invite(actor, role),
+        )
         if r is None:
             return
         token = r.results[0].token
-        self.call("accept", self.inv.AcceptInvitation, ipb.AcceptInvitationRequest(
-            token=token, user_id=user, email=f"{user}@X.test"), f"user:{user}", True)
+        self.call(
+            "accept",
+            self.inv.AcceptInvitation,
+            ipb.AcceptInvitationRequest(token=token, user_id=user, email=f"{user}@X.test"),
+            f"user:{user}",
+            True,
+        )
         self.model.members[user] = role
         self.users.append(user)
         if role == ADMIN:
@@ -182,8 +234,13 @@ class Escalation(RuleBasedStateMachine):
         user = data.draw(st.sampled_from(self.users), "user")
         role = data.draw(st.sampled_from(self.org_roles()), "role")
         expected = self.model.may_change_role(actor, user, role)
-        self.call("change role", self.mem.ChangeMemberRole, mpb.ChangeMemberRoleRequest(
-            organization=self.org, user_id=user, role=role), actor, expected)
+        self.call(
+            "change role",
+            self.mem.ChangeMemberRole,
+            mpb.ChangeMemberRoleRequest(organization=self.org, user_id=user, role=role),
+            actor,
+            expected,
+        )
         if expected:
             if role == ADMIN and self.model.members[user] != ADMIN:
                 assert self.model.is_admin(actor)
@@ -200,18 +257,33 @@ class Escalation(RuleBasedStateMachine):
         held = (ws, subject) in self.model.grants
         if not held:
             expected = may and self.model.in_org(subject)
-            self.call("grant", self.acc.GrantWorkspaceAccess, mpb.GrantWorkspaceAccessRequest(
-                workspace=ws, subject=subject, role=role), actor, expected)
+            self.call(
+                "grant",
+                self.acc.GrantWorkspaceAccess,
+                mpb.GrantWorkspaceAccessRequest(workspace=ws, subject=subject, role=role),
+                actor,
+                expected,
+            )
             if expected:
                 self.model.grants[(ws, subject)] = role
         elif data.draw(st.booleans(), "revoke"):
-            self.call("revoke", self.acc.RevokeWorkspaceAccess, mpb.RevokeWorkspaceAccessRequest(
-                workspace=ws, subject=subject), actor, may)
+            self.call(
+                "revoke",
+                self.acc.RevokeWorkspaceAccess,
+                mpb.RevokeWorkspaceAccessRequest(workspace=ws, subject=subject),
+                actor,
+                may,
+            )
             if may:
                 del self.model.grants[(ws, subject)]
         else:
-            self.call("change access", self.acc.ChangeWorkspaceAccess, mpb.ChangeWorkspaceAccessRequest(
-                workspace=ws, subject=subject, role=role), actor, may)
+            self.call(
+                "change access",
+                self.acc.ChangeWorkspaceAccess,
+                mpb.ChangeWorkspaceAccessRequest(workspace=ws, subject=subject, role=role),
+                actor,
+                may,
+            )
             if may:
                 self.model.grants[(ws, subject)] = role
 
@@ -221,8 +293,13 @@ class Escalation(RuleBasedStateMachine):
         ws = data.draw(st.sampled_from(self.ws), "workspace")
         role = data.draw(st.sampled_from(["", "Viewer", "Runner", "Owner", self.cw]), "role")
         expected = self.model.may_set_default(actor, ws)
-        self.call("set default role", self.wss.SetDefaultRole, mpb.SetDefaultRoleRequest(workspace=ws, role=role),
-                  actor, expected)
+        self.call(
+            "set default role",
+            self.wss.SetDefaultRole,
+            mpb.SetDefaultRoleRequest(workspace=ws, role=role),
+            actor,
+            expected,
+        )
         if expected:
             self.model.workspaces[ws] = role
 
@@ -232,10 +309,18 @@ class Escalation(RuleBasedStateMachine):
         role = data.draw(st.sampled_from(self.org_roles()), "role")
         self.n += 1
         sa = f"{self.org}-sa{self.n}"
-        expected = ("create:service_account" in self.model.permissions(actor) and role != ADMIN
-                    and len(self.model.service_accounts) < self.model.max_service_accounts)
-        r = self.call("create service account", self.sa.CreateServiceAccount, spb.CreateServiceAccountRequest(
-            organization=self.org, id=sa, name=sa, org_role=role), actor, expected)
+        expected = (
+            "create:service_account" in self.model.permissions(actor)
+            and role != ADMIN
+            and len(self.model.service_accounts) < self.model.max_service_accounts
+        )
+        r = self.call(
+            "create service account",
+            self.sa.CreateServiceAccount,
+            spb.CreateServiceAccountRequest(organization=self.org, id=sa, name=sa, org_role=role),
+            actor,
+            expected,
+        )
         if r is not None:
             self.model.service_accounts[sa] = role
             self.model.keys[sa] = r.api_key
@@ -248,8 +333,13 @@ class Escalation(RuleBasedStateMachine):
         actor = data.draw(st.sampled_from(self.subjects()), "actor")
         sa = data.draw(st.sampled_from(self.sas), "service account")
         expected = "update:service_account" in self.model.permissions(actor) and sa in self.model.service_accounts
-        r = self.call("rotate key", self.sa.RotateServiceAccountKey, spb.RotateServiceAccountKeyRequest(
-            organization=self.org, id=sa), actor, expected)
+        r = self.call(
+            "rotate key",
+            self.sa.RotateServiceAccountKey,
+            spb.RotateServiceAccountKeyRequest(organization=self.org, id=sa),
+            actor,
+            expected,
+        )
         if r is not None:
             self.retired_keys.append(self.model.keys[sa])
             self.last_key[sa] = self.model.keys[sa] = r.api_key
@@ -261,8 +351,16 @@ class Escalation(RuleBasedStateMachine):
         actor = data.draw(st.sampled_from(self.subjects()), "actor")
         sa = data.draw(st.sampled_from(self.sas), "service account")
         expected = "delete:service_account" in self.model.permissions(actor) and sa in self.model.service_accounts
-        if self.call("delete service account", self.sa.DeleteServiceAccount, spb.DeleteServiceAccountRequest(
-                organization=self.org, id=sa), actor, expected) is not None:
+        if (
+            self.call(
+                "delete service account",
+                self.sa.DeleteServiceAccount,
+                spb.DeleteServiceAccountRequest(organization=self.org, id=sa),
+                actor,
+                expected,
+            )
+            is not None
+        ):
             self.retired_keys.append(self.model.keys[sa])
             self.last_key[sa] = self.model.keys[sa]
             self.model.delete_service_account(sa)
@@ -272,8 +370,13 @@ class Escalation(RuleBasedStateMachine):
         actor = data.draw(st.sampled_from(self.subjects()), "actor")
         user = data.draw(st.one_of(st.sampled_from(self.users), st.just(actor.partition(":")[2])), "user")
         expected = self.model.may_remove(actor, user)
-        self.call("remove member", self.mem.RemoveMember, mpb.RemoveMemberRequest(organization=self.org, user_id=user),
-                  actor, expected)
+        self.call(
+            "remove member",
+            self.mem.RemoveMember,
+            mpb.RemoveMemberRequest(organization=self.org, user_id=user),
+            actor,
+            expected,
+        )
         if expected:
             self.model.remove(user)
 
@@ -285,22 +388,34 @@ class Escalation(RuleBasedStateMachine):
         pool = sorted(ORG_PERMISSIONS) if level == "organization" else sorted(WS_SCOPES)
         scopes = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=5, unique=True), "scopes")
         expected = "update:account_role" in self.model.permissions(actor)
-        self.call("update role", self.roles.UpdateRole, mpb.UpdateRoleRequest(
-            organization=self.org, role=role, name=f"r{self.n}", scopes=scopes), actor, expected)
+        self.call(
+            "update role",
+            self.roles.UpdateRole,
+            mpb.UpdateRoleRequest(organization=self.org, role=role, name=f"r{self.n}", scopes=scopes),
+            actor,
+            expected,
+        )
         if expected:
             self.model.custom[role].scopes = sorted(scopes)
 
     @rule(data=st.data())
     def create_custom_role(self, data: st.DataObject) -> None:
         actor = data.draw(st.sampled_from(self.subjects()), "actor")
-        scopes = data.draw(st.lists(st.sampled_from(sorted(ORG_PERMISSIONS)), min_size=1, max_size=6, unique=True),
-                           "scopes")
+        scopes = data.draw(
+            st.lists(st.sampled_from(sorted(ORG_PERMISSIONS)), min_size=1, max_size=6, unique=True), "scopes"
+        )
         self.n += 1
         rid = f"{self.org}-role{self.n}"
         expected = "create:account_role" in self.model.permissions(actor)
-        self.call("create role", self.roles.CreateRole, mpb.CreateRoleRequest(
-            organization=self.org, id=rid, name=rid, level="organization", inherits="Member", scopes=scopes),
-            actor, expected)
+        self.call(
+            "create role",
+            self.roles.CreateRole,
+            mpb.CreateRoleRequest(
+                organization=self.org, id=rid, name=rid, level="organization", inherits="Member", scopes=scopes
+            ),
+            actor,
+            expected,
+        )
         if expected:
             self.model.custom[rid] = CustomRole("organization", "Member", sorted(scopes))
 
@@ -310,13 +425,22 @@ class Escalation(RuleBasedStateMachine):
     def store_matches_model(self) -> None:
         app = self.server.app
         with app.db.read() as s:
-            members = dict(s.execute(select(Membership.user_id, Membership.org_role)
-                                     .where(Membership.org_id == self.org)).all())
-            sas = dict(s.execute(select(ServiceAccount.id, ServiceAccount.org_role)
-                                 .where(ServiceAccount.org_id == self.org)).all())
-            grants = {(w, sub): r for w, sub, r in s.execute(
-                select(WorkspaceGrant.workspace_id, WorkspaceGrant.subject, WorkspaceGrant.role)
-                .where(WorkspaceGrant.org_id == self.org)).all()}
+            members = dict(
+                s.execute(select(Membership.user_id, Membership.org_role).where(Membership.org_id == self.org)).all()
+            )
+            sas = dict(
+                s.execute(
+                    select(ServiceAccount.id, ServiceAccount.org_role).where(ServiceAccount.org_id == self.org)
+                ).all()
+            )
+            grants = {
+                (w, sub): r
+                for w, sub, r in s.execute(
+                    select(WorkspaceGrant.workspace_id, WorkspaceGrant.subject, WorkspaceGrant.role).where(
+                        WorkspaceGrant.org_id == self.org
+                    )
+                ).all()
+            }
         assert members == self.model.members
         assert sas == self.model.service_accounts
         assert ADMIN not in sas.values()  # R11
@@ -338,11 +462,14 @@ class Escalation(RuleBasedStateMachine):
                 expected.append(perm in self.model.permissions(subject))
         got = []
         for i in range(0, len(items), 1000):
-            r = self.authz.BatchCheck(apb.BatchCheckRequest(items=items[i:i + 1000]), timeout=20)
+            r = self.authz.BatchCheck(apb.BatchCheckRequest(items=items[i : i + 1000]), timeout=20)
             got += [x.allowed for x in r.results]
         STATS["decisions checked"] += len(items)
-        wrong = [(items[i].subject, items[i].workspace or items[i].organization, items[i].scope, got[i])
-                 for i in range(len(items)) if got[i] != expected[i]]
+        wrong = [
+            (items[i].subject, items[i].workspace or items[i].organization, items[i].scope, got[i])
+            for i in range(len(items))
+            if got[i] != expected[i]
+        ]
         assert not wrong, f"decisions differ from the model (subject, target, scope, server): {wrong[:8]}"
 
     @invariant()
@@ -365,9 +492,18 @@ def test_no_sequence_of_calls_escalates_privileges(server: ServerThread) -> None
 
     Machine.server = server
     Machine.last_key = {}
-    run_state_machine_as_test(Machine, settings=settings(
-        max_examples=scaled(25), stateful_step_count=25, deadline=None, database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
-    print(f"\n[escalation] {STATS['sequences']} operation sequences, "
-          f"{sum(v for k, v in STATS.items() if k.endswith(('allowed', 'refused')))} operations, "
-          f"{STATS['decisions checked']} decisions compared with the model: {dict(sorted(STATS.items()))}")
+    run_state_machine_as_test(
+        Machine,
+        settings=settings(
+            max_examples=scaled(25),
+            stateful_step_count=25,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
+    print(
+        f"\n[escalation] {STATS['sequences']} operation sequences, "
+        f"{sum(v for k, v in STATS.items() if k.endswith(('allowed', 'refused')))} operations, "
+        f"{STATS['decisions checked']} decisions compared with the model: {dict(sorted(STATS.items()))}"
+    )

@@ -42,10 +42,17 @@ from tests.support.services import PgCluster, free_port
 
 C = grpc.StatusCode
 _n = itertools.count()
-ORG = {"id": "acme", "handle": "acme", "name": "Acme", "limits": {"members": 500, "workspaces": 5},
-       "members": [{"user": "admin", "email": "admin@acme.test", "role": "Admin"},
-                   *({"user": f"u{i}", "role": "Member"} for i in range(30))],
-       "workspaces": [{"id": f"w{i}", "handle": f"w{i}"} for i in range(3)]}
+ORG = {
+    "id": "acme",
+    "handle": "acme",
+    "name": "Acme",
+    "limits": {"members": 500, "workspaces": 5},
+    "members": [
+        {"user": "admin", "email": "admin@acme.test", "role": "Admin"},
+        *({"user": f"u{i}", "role": "Member"} for i in range(30)),
+    ],
+    "workspaces": [{"id": f"w{i}", "handle": f"w{i}"} for i in range(3)],
+}
 ROLE_SCOPES = {None: set(), "Viewer": {"see_flows"}, "Developer": {"see_flows", "manage_flows"}}
 
 
@@ -77,8 +84,18 @@ async def test_r9_smtp_stopped_mid_workload_loses_no_invitation(pg_db: str) -> N
     port, box = free_port(), Mailbox()
     smtp = Controller(box, hostname="127.0.0.1", port=port)
     smtp.start()
-    app = App(settings_for(pg_db, migrate=False, smtp_host="127.0.0.1", smtp_port=port, secret_key="k" * 32,
-                           outbox_poll_interval_s=0.1, outbox_retry_base_s=0.1, outbox_retry_max_s=0.5))
+    app = App(
+        settings_for(
+            pg_db,
+            migrate=False,
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            secret_key="k" * 32,
+            outbox_poll_interval_s=0.1,
+            outbox_retry_base_s=0.1,
+            outbox_retry_max_s=0.5,
+        )
+    )
     await app.start()
     sent: list[str] = []
     try:
@@ -91,9 +108,11 @@ async def test_r9_smtp_stopped_mid_workload_loses_no_invitation(pg_db: str) -> N
                     smtp = Controller(box, hostname="127.0.0.1", port=port)
                     smtp.start()
                 email = f"new{i}@example.test"
-                r = await stub.CreateInvitations(ipb.CreateInvitationsRequest(organization="acme", emails=[email]),
-                                                 metadata=actor("admin"))
-                assert r.results[0].outcome == ipb.INVITATION_OUTCOME_INVITED and not r.results[0].token
+                r = await stub.CreateInvitations(
+                    ipb.CreateInvitationsRequest(organization="acme", emails=[email]), metadata=actor("admin")
+                )
+                assert r.results[0].outcome == ipb.INVITATION_OUTCOME_INVITED
+                assert not r.results[0].token
                 sent.append(email)
                 await asyncio.sleep(0.05)
             for _ in range(200):
@@ -107,8 +126,10 @@ async def test_r9_smtp_stopped_mid_workload_loses_no_invitation(pg_db: str) -> N
             unsent = s.scalars(select(Outbox.id).where(Outbox.sent_at.is_(None))).all()
             failures = max(s.scalars(select(Outbox.attempts)).all())
         assert not unsent
-        print(f"\n[faults] SMTP stopped for 10 of 30 invitations: all 30 delivered after restart "
-              f"({len(delivered)} messages, at most {failures} attempts for one mail)")
+        print(
+            f"\n[faults] SMTP stopped for 10 of 30 invitations: all 30 delivered after restart "
+            f"({len(delivered)} messages, at most {failures} attempts for one mail)"
+        )
         assert failures >= 1
     finally:
         smtp.stop()
@@ -118,7 +139,7 @@ async def test_r9_smtp_stopped_mid_workload_loses_no_invitation(pg_db: str) -> N
 # -- SIGKILL mid-write ------------------------------------------------------------------------
 
 
-async def test_s3_writing_replica_killed_mid_write_loses_no_acknowledged_write(pg_db: str, redis, replicas) -> None:
+async def test_s3_writing_replica_killed_mid_write_loses_no_acknowledged_write(pg_db: str, redis, replicas) -> None:  # noqa: F811  # the imported fixture
     a: Replica = replicas("a", pg_db, redis.url)
     b: Replica = replicas("b", pg_db, redis.url)
     acked: dict[tuple[str, str], str | None] = {}  # the last acknowledged role per key
@@ -136,14 +157,21 @@ async def test_s3_writing_replica_killed_mid_write_loses_no_acknowledged_write(p
             md, subject = actor("admin"), f"user:{user}"
             try:
                 if role is None:
-                    r = await acc.RevokeWorkspaceAccess(mpb.RevokeWorkspaceAccessRequest(
-                        workspace=ws, subject=subject), metadata=md, timeout=5)
+                    r = await acc.RevokeWorkspaceAccess(
+                        mpb.RevokeWorkspaceAccessRequest(workspace=ws, subject=subject), metadata=md, timeout=5
+                    )
                 elif before is None:
-                    r = await acc.GrantWorkspaceAccess(mpb.GrantWorkspaceAccessRequest(
-                        workspace=ws, subject=subject, role=role), metadata=md, timeout=5)
+                    r = await acc.GrantWorkspaceAccess(
+                        mpb.GrantWorkspaceAccessRequest(workspace=ws, subject=subject, role=role),
+                        metadata=md,
+                        timeout=5,
+                    )
                 else:
-                    r = await acc.ChangeWorkspaceAccess(mpb.ChangeWorkspaceAccessRequest(
-                        workspace=ws, subject=subject, role=role), metadata=md, timeout=5)
+                    r = await acc.ChangeWorkspaceAccess(
+                        mpb.ChangeWorkspaceAccessRequest(workspace=ws, subject=subject, role=role),
+                        metadata=md,
+                        timeout=5,
+                    )
             except grpc.aio.AioRpcError:
                 unknown[(user, ws)] = role  # the replica died under this call: outcome unknown
                 return
@@ -158,13 +186,20 @@ async def test_s3_writing_replica_killed_mid_write_loses_no_acknowledged_write(p
     db = __import__("orgauthz.store.db", fromlist=["Database"]).Database(pg_db)
     try:
         with db.read() as s:
-            stored = {(sub.removeprefix("user:"), ws): role for ws, sub, role in s.execute(
-                select(WorkspaceGrant.workspace_id, WorkspaceGrant.subject, WorkspaceGrant.role)).all()}
+            stored = {
+                (sub.removeprefix("user:"), ws): role
+                for ws, sub, role in s.execute(
+                    select(WorkspaceGrant.workspace_id, WorkspaceGrant.subject, WorkspaceGrant.role)
+                ).all()
+            }
     finally:
         db.dispose()
     # Every acknowledged write is there; the one in flight is either wholly there or not at all.
-    lost = [(k, role, stored.get(k)) for k, role in acked.items()
-            if stored.get(k) != role and not (k in unknown and stored.get(k) == unknown[k])]
+    lost = [
+        (k, role, stored.get(k))
+        for k, role in acked.items()
+        if stored.get(k) != role and not (k in unknown and stored.get(k) == unknown[k])
+    ]
     assert not lost, f"acknowledged writes lost: {lost[:5]}"
     extra = [k for k in stored if k not in acked and k not in unknown]
     assert not extra, f"unacknowledged writes appeared: {extra[:5]}"
@@ -178,12 +213,16 @@ async def test_s3_writing_replica_killed_mid_write_loses_no_acknowledged_write(p
                 for ws in ("w0", "w1", "w2"):
                     role = stored.get((f"u{i}", ws))
                     for scope in ("see_flows", "manage_flows"):
-                        r = await authz.Check(apb.CheckRequest(subject=f"user:u{i}", workspace=ws, scope=scope,
-                                                               min_revision=head), timeout=10)
+                        r = await authz.Check(
+                            apb.CheckRequest(subject=f"user:u{i}", workspace=ws, scope=scope, min_revision=head),
+                            timeout=10,
+                        )
                         wrong += r.allowed != (scope in ROLE_SCOPES[role])
             assert wrong == 0, f"{replica.name}: {wrong} decisions differ from the store"
-    print(f"\n[faults] writing replica SIGKILLed with 6 writers in flight: {len(acked)} keys acknowledged "
-          f"(head revision {head}), {len(unknown)} writes cut off, 0 lost; 180 Checks on each replica agree")
+    print(
+        f"\n[faults] writing replica SIGKILLed with 6 writers in flight: {len(acked)} keys acknowledged "
+        f"(head revision {head}), {len(unknown)} writes cut off, 0 lost; 180 Checks on each replica agree"
+    )
 
 
 # -- a slow database --------------------------------------------------------------------------
@@ -246,8 +285,9 @@ async def test_s3_slow_database_loses_nothing_and_decisions_stay_right(slow_app:
             nonlocal checks
             for (user, ws), role in roles.items():
                 for scope in ("see_flows", "manage_flows"):
-                    r = await authz.Check(apb.CheckRequest(subject=f"user:{user}", workspace=ws, scope=scope),
-                                          timeout=10)
+                    r = await authz.Check(
+                        apb.CheckRequest(subject=f"user:{user}", workspace=ws, scope=scope), timeout=10
+                    )
                     assert r.allowed == (scope in ROLE_SCOPES[role]), (user, ws, scope, role)
                     checks += 1
 
@@ -259,27 +299,41 @@ async def test_s3_slow_database_loses_nothing_and_decisions_stay_right(slow_app:
                 role = rng.choice([r for r in ("Viewer", "Developer", None) if r != before])
                 md, subject = actor("admin"), f"user:{user}"
                 if role is None:
-                    await acc.RevokeWorkspaceAccess(mpb.RevokeWorkspaceAccessRequest(workspace=ws, subject=subject),
-                                                    metadata=md, timeout=30)
+                    await acc.RevokeWorkspaceAccess(
+                        mpb.RevokeWorkspaceAccessRequest(workspace=ws, subject=subject), metadata=md, timeout=30
+                    )
                 elif before is None:
-                    await acc.GrantWorkspaceAccess(mpb.GrantWorkspaceAccessRequest(
-                        workspace=ws, subject=subject, role=role), metadata=md, timeout=30)
+                    await acc.GrantWorkspaceAccess(
+                        mpb.GrantWorkspaceAccessRequest(workspace=ws, subject=subject, role=role),
+                        metadata=md,
+                        timeout=30,
+                    )
                 else:
-                    await acc.ChangeWorkspaceAccess(mpb.ChangeWorkspaceAccessRequest(
-                        workspace=ws, subject=subject, role=role), metadata=md, timeout=30)
+                    await acc.ChangeWorkspaceAccess(
+                        mpb.ChangeWorkspaceAccessRequest(workspace=ws, subject=subject, role=role),
+                        metadata=md,
+                        timeout=30,
+                    )
                 roles[(user, ws)] = role
                 await verify()  # answered from memory, whatever the database's pace
-            print(f"[faults] {phase} (+{delay * 1000:.0f} ms a packet): 6 writes acknowledged; store health "
-                  f"{'SERVING' if app.replication.store_ok else 'NOT_SERVING'}")
+            print(
+                f"[faults] {phase} (+{delay * 1000:.0f} ms a packet): 6 writes acknowledged; store health "
+                f"{'SERVING' if app.replication.store_ok else 'NOT_SERVING'}"
+            )
     assert app.db is not None
     db = app.db
 
     def read() -> dict[tuple[str, str], str]:  # in a thread: the proxy runs on this event loop
         with db.read() as s:
-            return {(sub.removeprefix("user:"), ws): role for ws, sub, role in s.execute(
-                select(WorkspaceGrant.workspace_id, WorkspaceGrant.subject, WorkspaceGrant.role)).all()}
+            return {
+                (sub.removeprefix("user:"), ws): role
+                for ws, sub, role in s.execute(
+                    select(WorkspaceGrant.workspace_id, WorkspaceGrant.subject, WorkspaceGrant.role)
+                ).all()
+            }
 
     stored = await asyncio.to_thread(read)
     assert stored == {k: v for k, v in roles.items() if v is not None}
-    assert app.replication is not None and app.replication.store_ok
+    assert app.replication is not None
+    assert app.replication.store_ok
     print(f"[faults] slow database: {proxy.delayed} packets delayed, 24 writes, 0 lost, {checks} Checks, 0 wrong")

@@ -56,11 +56,23 @@ def b_rows(app: App) -> dict[str, list[str]]:
     with app.db.engine.connect() as conn:
         for table in sorted(inspect(conn).get_table_names()):
             cols = {c["name"] for c in inspect(conn).get_columns(table)}
-            where = ("org_id = 'b'" if "org_id" in cols else "id = 'b'" if table == "organizations"
-                     else "id LIKE 'b-%'" if table == "users" else None)
+            where = (
+                "org_id = 'b'"
+                if "org_id" in cols
+                else "id = 'b'"
+                if table == "organizations"
+                else "id LIKE 'b-%'"
+                if table == "users"
+                else None
+            )
             if where:
-                out[table] = sorted(repr(tuple(r)) for r in conn.execute(text(f'SELECT * FROM "{table}" WHERE {where}')))
-    assert out["workspaces"] and out["memberships"] and out["api_keys"] and out["invitations"]
+                out[table] = sorted(
+                    repr(tuple(r)) for r in conn.execute(text(f'SELECT * FROM "{table}" WHERE {where}'))
+                )
+    assert out["workspaces"]
+    assert out["memberships"]
+    assert out["api_keys"]
+    assert out["invitations"]
     return out
 
 
@@ -87,10 +99,13 @@ async def listed_by_b(channel: grpc.aio.Channel, world: OrgWorld) -> dict[str, l
         "role": [r.id for r in roles.roles if not r.builtin],
         "service_account": [s.id for s in sas.service_accounts],
         "invitation": [i.id for i in inv.invitations],
-        "subject": sorted({a.subject for a in access.access} | {f"service_account:{s.id}" for s in sas.service_accounts}),
+        "subject": sorted(
+            {a.subject for a in access.access} | {f"service_account:{s.id}" for s in sas.service_accounts}
+        ),
         "email": [i.email for i in inv.invitations] + [m.email for m in members.members],
     }
-    assert set(out["workspace"]) == set(world.workspaces) and set(out["invitation"]) == set(world.invitations)
+    assert set(out["workspace"]) == set(world.workspaces)
+    assert set(out["invitation"]) == set(world.invitations)
     return out
 
 
@@ -110,9 +125,13 @@ def candidates(rpc: Rpc, field: str, b: dict[str, list[str]]) -> list[str]:
     if field in ("email", "emails"):
         return b["email"][:2]
     if field == "id":
-        return {"ServiceAccountService": b["service_account"], "InvitationService": b["invitation"],
-                "WorkspaceService": b["workspace"], "RoleService": b["role"],
-                "OrganizationService": b["organization"]}.get(svc, [])
+        return {
+            "ServiceAccountService": b["service_account"],
+            "InvitationService": b["invitation"],
+            "WorkspaceService": b["workspace"],
+            "RoleService": b["role"],
+            "OrganizationService": b["organization"],
+        }.get(svc, [])
     return []
 
 
@@ -133,13 +152,29 @@ def twin(value: str) -> str:
 def base_request(rpc: Rpc) -> dict[str, Any]:
     """A well-formed request of organization A for ``rpc``: only the field under test will name B."""
     svc = rpc.service.rpartition(".")[2]
-    role = {"AccessService": "Viewer", "MemberService": "Member", "RoleService": "a-wsrole",
-            "WorkspaceService": "Viewer"}.get(svc, "Member")
+    role = {
+        "AccessService": "Viewer",
+        "MemberService": "Member",
+        "RoleService": "a-wsrole",
+        "WorkspaceService": "Viewer",
+    }.get(svc, "Member")
     values: dict[str, Any] = {
-        "organization": "a", "workspace": "a-ws1", "user_id": "a-member", "subject": "user:a-member",
-        "role": role, "org_role": "Member", "default_role": "", "inherits": "", "level": "workspace",
-        "name": "iso-name", "handle": "iso-handle", "scopes": ["see_flows"], "emails": ["iso@a.test"],
-        "email": "iso@a.test", "admin_user_id": "a-admin", "id": "",
+        "organization": "a",
+        "workspace": "a-ws1",
+        "user_id": "a-member",
+        "subject": "user:a-member",
+        "role": role,
+        "org_role": "Member",
+        "default_role": "",
+        "inherits": "",
+        "level": "workspace",
+        "name": "iso-name",
+        "handle": "iso-handle",
+        "scopes": ["see_flows"],
+        "emails": ["iso@a.test"],
+        "email": "iso@a.test",
+        "admin_user_id": "a-admin",
+        "id": "",
     }
     fields = rpc.input.fields_by_name
     out = {k: v for k, v in values.items() if k in fields}
@@ -163,8 +198,13 @@ def make(rpc: Rpc, values: dict[str, Any]) -> Any:
 
 
 def actors(world: dict[str, OrgWorld]) -> dict[str, list[tuple[str, str]]]:
-    return {"A Admin": actor("a-admin"), "A Member": actor("a-member"), "A Owner": actor("a-owner"),
-            "A custom role": actor("a-manager"), "A service account": key(world["a"].service_accounts["a-sa-bot"])}
+    return {
+        "A Admin": actor("a-admin"),
+        "A Member": actor("a-member"),
+        "A Owner": actor("a-owner"),
+        "A custom role": actor("a-manager"),
+        "A service account": key(world["a"].service_accounts["a-sa-bot"]),
+    }
 
 
 @pytest.fixture
@@ -172,8 +212,9 @@ async def world(app: App, channel: grpc.aio.Channel, policy: PolicySet) -> dict[
     return await build_world(app, channel, policy)
 
 
-async def test_s2_an_actor_of_a_learns_and_changes_nothing_of_b(app: App, channel: grpc.aio.Channel,
-                                                                world: dict[str, OrgWorld]) -> None:
+async def test_s2_an_actor_of_a_learns_and_changes_nothing_of_b(
+    app: App, channel: grpc.aio.Channel, world: dict[str, OrgWorld]
+) -> None:
     STATS.clear()
     b = await listed_by_b(channel, world["b"])
     b_values = {v for vs in b.values() for v in vs if v != "b"}
@@ -197,18 +238,22 @@ async def test_s2_an_actor_of_a_learns_and_changes_nothing_of_b(app: App, channe
                         continue
                     assert got.code == ref.code, f"{where}: {got.code.name} vs {ref.code.name} for a missing id"
                     assert got.details.replace(value, "<id>") == ref.details.replace(other, "<id>"), (
-                        f"{where}: {got.details!r} vs {ref.details!r}")
+                        f"{where}: {got.details!r} vs {ref.details!r}"
+                    )
                     if got.code == C.OK:
                         shown = str(got.response)
                         leaked = [v for v in b_values if v != value and v in shown]
                         assert not leaked, f"{where} answered with B's {leaked}"
     assert b_rows(app) == before
-    print(f"\n[isolation] {STATS['pairs']} call pairs (B's id vs an id that exists nowhere) by 5 actors of A "
-          f"over {len(MANAGEMENT)} management RPCs: {dict(STATS)}; B's rows unchanged")
+    print(
+        f"\n[isolation] {STATS['pairs']} call pairs (B's id vs an id that exists nowhere) by 5 actors of A "
+        f"over {len(MANAGEMENT)} management RPCs: {dict(STATS)}; B's rows unchanged"
+    )
 
 
-async def test_s2_decisions_for_a_subjects_in_b_are_plain_denies(app: App, channel: grpc.aio.Channel,
-                                                                 world: dict[str, OrgWorld], policy: PolicySet) -> None:
+async def test_s2_decisions_for_a_subjects_in_b_are_plain_denies(
+    app: App, channel: grpc.aio.Channel, world: dict[str, OrgWorld], policy: PolicySet
+) -> None:
     rpcs = {r.short: r for r in all_rpcs()}
     a_subjects = world["a"].subjects
     scopes = sorted(policy.workspace_scopes)[:8]
@@ -216,22 +261,37 @@ async def test_s2_decisions_for_a_subjects_in_b_are_plain_denies(app: App, chann
     for subject in a_subjects:
         for ws in world["b"].workspaces:
             for scope in scopes:
-                real = await call(channel, rpcs["AuthorizationService.Check"],
-                                  apb.CheckRequest(subject=subject, workspace=ws, scope=scope))
-                fake = await call(channel, rpcs["AuthorizationService.Check"],
-                                  apb.CheckRequest(subject=subject, workspace=twin(ws), scope=scope))
+                real = await call(
+                    channel,
+                    rpcs["AuthorizationService.Check"],
+                    apb.CheckRequest(subject=subject, workspace=ws, scope=scope),
+                )
+                fake = await call(
+                    channel,
+                    rpcs["AuthorizationService.Check"],
+                    apb.CheckRequest(subject=subject, workspace=twin(ws), scope=scope),
+                )
                 assert real.code == fake.code == C.OK
-                assert not real.response.allowed and not fake.response.allowed, (subject, ws, scope)
+                assert not real.response.allowed and not fake.response.allowed, (subject, ws, scope)  # noqa: PT018  # one answer, both fields
                 assert real.response == fake.response  # same revision too: nothing tells them apart
                 n += 1
-            listed = await call(channel, rpcs["AuthorizationService.ListScopes"],
-                                apb.ListScopesRequest(subject=subject, workspace=ws))
-            assert listed.code == C.OK and list(listed.response.scopes) == []
-        perm = await call(channel, rpcs["AuthorizationService.Check"],
-                          apb.CheckRequest(subject=subject, organization="b", scope="read:account"))
-        assert perm.code == C.OK and not perm.response.allowed
-        where = await call(channel, rpcs["AuthorizationService.ListAccessibleWorkspaces"],
-                           apb.ListAccessibleWorkspacesRequest(subject=subject))
+            listed = await call(
+                channel, rpcs["AuthorizationService.ListScopes"], apb.ListScopesRequest(subject=subject, workspace=ws)
+            )
+            assert listed.code == C.OK
+            assert list(listed.response.scopes) == []
+        perm = await call(
+            channel,
+            rpcs["AuthorizationService.Check"],
+            apb.CheckRequest(subject=subject, organization="b", scope="read:account"),
+        )
+        assert perm.code == C.OK
+        assert not perm.response.allowed
+        where = await call(
+            channel,
+            rpcs["AuthorizationService.ListAccessibleWorkspaces"],
+            apb.ListAccessibleWorkspacesRequest(subject=subject),
+        )
         assert where.code == C.OK
         assert not {w.workspace for w in where.response.workspaces} & set(world["b"].workspaces)
     print(f"\n[isolation] {n} Checks of A's subjects on B's workspaces: all denied, same as on missing workspaces")

@@ -78,10 +78,17 @@ async def pair(pg: PgCluster) -> AsyncIterator[Pair]:
 
 
 def org(o: str, *, members: int = 50) -> dict[str, Any]:
-    return {"id": o, "handle": o, "name": o, "limits": {"members": members, "service_accounts": 5, "workspaces": 5},
-            "members": [{"user": f"{o}-admin", "email": f"admin@{o}.test", "role": "Admin"},
-                        {"user": f"{o}-bob", "email": f"bob@{o}.test", "role": "Member"}],
-            "workspaces": [{"id": f"{o}-ws", "handle": "ws"}]}
+    return {
+        "id": o,
+        "handle": o,
+        "name": o,
+        "limits": {"members": members, "service_accounts": 5, "workspaces": 5},
+        "members": [
+            {"user": f"{o}-admin", "email": f"admin@{o}.test", "role": "Admin"},
+            {"user": f"{o}-bob", "email": f"bob@{o}.test", "role": "Member"},
+        ],
+        "workspaces": [{"id": f"{o}-ws", "handle": "ws"}],
+    }
 
 
 async def outcome(call: Any) -> tuple[grpc.StatusCode, Any]:
@@ -95,13 +102,21 @@ async def test_r6_concurrent_accepts_of_one_invitation_exactly_one_wins(pair: Pa
     for r in range(ROUNDS):
         o = f"acc{r}"
         await pair.seed(policy, org(o))
-        inv = await pair.stub(ipbg.InvitationServiceStub, 0).CreateInvitations(ipb.CreateInvitationsRequest(
-            organization=o, emails=[f"new@{o}.test"]), metadata=actor(f"{o}-admin"))
+        inv = await pair.stub(ipbg.InvitationServiceStub, 0).CreateInvitations(
+            ipb.CreateInvitationsRequest(organization=o, emails=[f"new@{o}.test"]), metadata=actor(f"{o}-admin")
+        )
         token = inv.results[0].token
         users = [f"{o}-claim{i}" for i in range(6)]  # six users presenting one token and the invited address
-        results = await asyncio.gather(*(outcome(pair.stub(ipbg.InvitationServiceStub, i).AcceptInvitation(
-            ipb.AcceptInvitationRequest(token=token, user_id=u, email=f"NEW@{o}.test"), metadata=actor(u)))
-            for i, u in enumerate(users)))
+        results = await asyncio.gather(
+            *(
+                outcome(
+                    pair.stub(ipbg.InvitationServiceStub, i).AcceptInvitation(
+                        ipb.AcceptInvitationRequest(token=token, user_id=u, email=f"NEW@{o}.test"), metadata=actor(u)
+                    )
+                )
+                for i, u in enumerate(users)
+            )
+        )
         codes = [c for c, _ in results]
         assert codes.count(C.OK) == 1, codes
         assert set(codes) <= {C.OK, C.FAILED_PRECONDITION, C.NOT_FOUND, C.PERMISSION_DENIED}, codes
@@ -120,16 +135,25 @@ async def test_r10_concurrent_invites_at_the_member_limit_never_exceed_it(pair: 
         o = f"lim{r}"
         free = 1 + r % 3
         await pair.seed(policy, org(o, members=2 + free))
-        calls = [pair.stub(ipbg.InvitationServiceStub, i).CreateInvitations(ipb.CreateInvitationsRequest(
-            organization=o, emails=[f"p{i}@{o}.test"] + ([f"q{i}@{o}.test"] if i % 3 == 0 else [])),
-            metadata=actor(f"{o}-admin")) for i in range(8)]
+        calls = [
+            pair.stub(ipbg.InvitationServiceStub, i).CreateInvitations(
+                ipb.CreateInvitationsRequest(
+                    organization=o, emails=[f"p{i}@{o}.test"] + ([f"q{i}@{o}.test"] if i % 3 == 0 else [])
+                ),
+                metadata=actor(f"{o}-admin"),
+            )
+            for i in range(8)
+        ]
         results = await asyncio.gather(*(outcome(c) for c in calls))
         assert {c for c, _ in results} <= {C.OK, C.RESOURCE_EXHAUSTED}, results
         invited = sum(len(x.results) for c, x in results if c == C.OK)
         with pair.apps[0].db.read() as s:
             members = s.scalar(select(func.count()).select_from(Membership).where(Membership.org_id == o))
-            pending = s.scalar(select(func.count()).select_from(Invitation).where(
-                Invitation.org_id == o, Invitation.status == "pending"))
+            pending = s.scalar(
+                select(func.count())
+                .select_from(Invitation)
+                .where(Invitation.org_id == o, Invitation.status == "pending")
+            )
         assert members + pending <= 2 + free, (members, pending, free)
         assert pending == invited  # every acknowledged invitation is stored, nothing else
         assert invited >= 1  # the first one to commit always fits
@@ -151,36 +175,47 @@ async def test_concurrent_grant_change_revoke_last_committed_write_wins(pair: Pa
             kind = rng.choice(["grant", "change", "revoke"])
             md = actor(f"{o}-admin")
             if kind == "grant":
-                call = acc.GrantWorkspaceAccess(mpb.GrantWorkspaceAccessRequest(workspace=ws, subject=subject,
-                                                                                role=role), metadata=md)
+                call = acc.GrantWorkspaceAccess(
+                    mpb.GrantWorkspaceAccessRequest(workspace=ws, subject=subject, role=role), metadata=md
+                )
             elif kind == "change":
-                call = acc.ChangeWorkspaceAccess(mpb.ChangeWorkspaceAccessRequest(workspace=ws, subject=subject,
-                                                                                  role=role), metadata=md)
+                call = acc.ChangeWorkspaceAccess(
+                    mpb.ChangeWorkspaceAccessRequest(workspace=ws, subject=subject, role=role), metadata=md
+                )
             else:
-                call = acc.RevokeWorkspaceAccess(mpb.RevokeWorkspaceAccessRequest(workspace=ws, subject=subject),
-                                                 metadata=md)
+                call = acc.RevokeWorkspaceAccess(
+                    mpb.RevokeWorkspaceAccessRequest(workspace=ws, subject=subject), metadata=md
+                )
             ops.append((kind, None if kind == "revoke" else role, call))
         results = await asyncio.gather(*(outcome(c) for _, _, c in ops))
         assert {c for c, _ in results} <= {C.OK, C.ALREADY_EXISTS, C.NOT_FOUND}, results
-        committed = sorted((int(x.revision), role) for (_, role, _), (c, x) in zip(ops, results, strict=True)
-                           if c == C.OK)
+        committed = sorted(
+            (int(x.revision), role) for (_, role, _), (c, x) in zip(ops, results, strict=True) if c == C.OK
+        )
         expected = committed[-1][1] if committed else None
         head = committed[-1][0] if committed else 0
         with pair.apps[0].db.read() as s:
-            stored = s.scalar(select(WorkspaceGrant.role).where(WorkspaceGrant.workspace_id == ws,
-                                                                WorkspaceGrant.subject == subject))
+            stored = s.scalar(
+                select(WorkspaceGrant.role).where(WorkspaceGrant.workspace_id == ws, WorkspaceGrant.subject == subject)
+            )
         assert stored == expected, (committed, stored)
         for i in range(2):
             authz = pair.stub(apbg.AuthorizationServiceStub, i)
-            for scope, holders in (("see_flows", {"Viewer", "Developer", "Runner"}),
-                                   ("run_deployments", {"Developer", "Runner"}), ("manage_flows", {"Developer"})):
-                resp = await authz.Check(apb.CheckRequest(subject=subject, workspace=ws, scope=scope,
-                                                          min_revision=head))
+            for scope, holders in (
+                ("see_flows", {"Viewer", "Developer", "Runner"}),
+                ("run_deployments", {"Developer", "Runner"}),
+                ("manage_flows", {"Developer"}),
+            ):
+                resp = await authz.Check(
+                    apb.CheckRequest(subject=subject, workspace=ws, scope=scope, min_revision=head)
+                )
                 assert resp.allowed == (expected in holders), (i, scope, expected, committed)
                 checks += 1
         STATS["grant races"] += 1
-    print(f"[races] {ROUNDS} rounds of 8 concurrent grant/change/revoke: the last committed write won; "
-          f"{checks} Checks on both servers agreed")
+    print(
+        f"[races] {ROUNDS} rounds of 8 concurrent grant/change/revoke: the last committed write won; "
+        f"{checks} Checks on both servers agreed"
+    )
 
 
 async def test_r13_rotation_while_the_old_key_is_in_use(pair: Pair, policy: PolicySet) -> None:
@@ -189,14 +224,21 @@ async def test_r13_rotation_while_the_old_key_is_in_use(pair: Pair, policy: Poli
         o = f"rot{r}"
         await pair.seed(policy, org(o))
         sas = pair.stub(spbg.ServiceAccountServiceStub, 0)
-        created = await sas.CreateServiceAccount(spb.CreateServiceAccountRequest(
-            organization=o, id=f"{o}-bot", name="bot"), metadata=actor(f"{o}-admin"))
+        created = await sas.CreateServiceAccount(
+            spb.CreateServiceAccountRequest(organization=o, id=f"{o}-bot", name="bot"), metadata=actor(f"{o}-admin")
+        )
         old = created.api_key
         rotated_at: list[float] = []
         uses: list[tuple[float, float, grpc.StatusCode]] = []
         stop = asyncio.Event()
 
-        async def use(i: int, old: str = old) -> None:
+        async def use(
+            i: int,
+            old: str = old,
+            o: str = o,
+            stop: asyncio.Event = stop,
+            uses: list[tuple[float, float, grpc.StatusCode]] = uses,
+        ) -> None:
             authz = pair.stub(apbg.AuthorizationServiceStub, i)
             mgmt = pair.stub(spbg.ServiceAccountServiceStub, i)
             while not stop.is_set():
@@ -204,14 +246,18 @@ async def test_r13_rotation_while_the_old_key_is_in_use(pair: Pair, policy: Poli
                 if i % 2:
                     c, _ = await outcome(authz.Authenticate(apb.AuthenticateRequest(api_key=old)))
                 else:  # the old key acting as the service account itself
-                    c, _ = await outcome(mgmt.ListServiceAccounts(spb.ListServiceAccountsRequest(organization=o),
-                                                                  metadata=(("x-orgauthz-api-key", old),)))
+                    c, _ = await outcome(
+                        mgmt.ListServiceAccounts(
+                            spb.ListServiceAccountsRequest(organization=o), metadata=(("x-orgauthz-api-key", old),)
+                        )
+                    )
                 uses.append((start, time.monotonic(), c))
 
         users = [asyncio.create_task(use(i)) for i in range(4)]
         await asyncio.sleep(0.05)
         rot = await pair.stub(spbg.ServiceAccountServiceStub, r).RotateServiceAccountKey(
-            spb.RotateServiceAccountKeyRequest(organization=o, id=f"{o}-bot"), metadata=actor(f"{o}-admin"))
+            spb.RotateServiceAccountKeyRequest(organization=o, id=f"{o}-bot"), metadata=actor(f"{o}-admin")
+        )
         rotated_at.append(time.monotonic())
         await asyncio.sleep(0.1)
         stop.set()
@@ -225,7 +271,8 @@ async def test_r13_rotation_while_the_old_key_is_in_use(pair: Pair, policy: Poli
         late_uses += len(after)
         for i in range(2):
             r2 = await pair.stub(apbg.AuthorizationServiceStub, i).Authenticate(
-                apb.AuthenticateRequest(api_key=rot.api_key))
+                apb.AuthenticateRequest(api_key=rot.api_key)
+            )
             assert r2.service_account == f"{o}-bot"
         STATS["rotation races"] += 1
     print(f"[races] {ROUNDS} rotations under load: {late_uses} uses of the old key after rotation, all refused")
