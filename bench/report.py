@@ -60,6 +60,11 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def _load_text(d: dict[str, Any]) -> str:
+    took = f"{d['load_s']} s" if d.get("load_s") is not None else "time not recorded"
+    return f"{took}{' (loaded by an earlier run and reused)' if d.get('reused') else ''}"
+
+
 def table(r: dict[str, Any]) -> str:
     lines = ["| measure | measured | target | met? |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows(r)]
@@ -172,8 +177,9 @@ def write(r: dict[str, Any], path: Path) -> None:
         f"{s['round_cpu_ratios']['warm']}, cold {s['round_cpu_ratios']['cold']}.",
         "- Calls/s ratios use the same client process (Python `grpc.aio`, 32 in flight) against each server. "
         f"The server kept {r['noop'].get('server_cpu_busy')} (no-op) and "
-        f"{s['check_warm'].get('server_cpu_busy')} (full, warm) cores busy: below one core, the client bounds "
-        "both rates, so the server-side view (CPU per call, no-op / full) is reported next to them.",
+        f"{s['check_warm'].get('server_cpu_busy')} (full, warm) cores busy (one event loop: about 1.0 at most). "
+        "Well below one core, the client bounds the rate; the server-side view (CPU per call, no-op / full) "
+        "is reported next to the calls/s ratios for that reason.",
         f"- No-op server: {r['noop']['rate']:.0f} Check/s; BatchCheck(100) "
         f"{r['noop']['batch100']['decisions_per_s']:,.0f} items/s.",
         f"- Check warm: {s['check_warm']['rate']:.0f}/s (p50 {s['check_warm'].get('p50_ms')} ms, p99 "
@@ -187,7 +193,7 @@ def write(r: dict[str, Any], path: Path) -> None:
         f"p99 {s['writes']['visible'].get('p99_ms')} ms; commit alone p99 {s['writes']['commit'].get('p99_ms')} ms.",
         f"- Loading the sampled organizations on first use: {s['sample_load_s']} s; the mixed workload that "
         f"touches every organization: {s['mixed'].get('load_all_s')} s.",
-        f"- Data set load: {r['dataset_load']}.",
+        f"- Data set load through the importer: {_load_text(r['dataset_load'])}.",
     ]
     if r.get("scaling"):
         parts += ["", "## Scaling", "", "| data set | grants | largest org grants | start to SERVING | RSS at SERVING "

@@ -92,7 +92,9 @@ def ensure_dataset(url: str, p: generate.Plan, policy: PolicySet, marker: Path) 
     want = json.dumps(generate.summary(p), sort_keys=True)
     if marker.exists() and marker.read_text() == want:
         say(f"data set {p.shape.name} already loaded ({url.split('@')[-1]})")
-        return {"load_s": None, "reused": True}
+        done = marker.with_suffix(".json")
+        earlier = json.loads(done.read_text()) if done.exists() else {}
+        return {**earlier, "reused": True}
     if url.startswith("postgresql"):
         import psycopg
         from sqlalchemy.engine import make_url
@@ -111,6 +113,7 @@ def ensure_dataset(url: str, p: generate.Plan, policy: PolicySet, marker: Path) 
     finally:
         db.dispose()
     marker.write_text(want)
+    marker.with_suffix(".json").write_text(json.dumps(out))
     say(f"loaded in {out['load_s']} s")
     return {**out, "reused": False}
 
