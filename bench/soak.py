@@ -61,6 +61,8 @@ class Soak:
         self.counts: dict[str, int] = {}
         self.errors: list[str] = []
         self.wrong = 0
+        self.wrong_detail: list[str] = []
+        self.inflight: dict[tuple[str, str], str | None] = {}  # a write sent, not yet acknowledged
         self.members = 0
         self.lock = asyncio.Lock()
         self.rotating = asyncio.Lock()
@@ -73,24 +75,28 @@ class Soak:
         user, ws, scope = rng.choice(USERS), rng.choice(WORKSPACES), rng.choice(list(HOLDERS))
         async with self.lock:
             role, head = self.roles.get((user, ws)), self.head
+            flying = self.inflight.get((user, ws), role)
         start = time.perf_counter()
         r = await authz.Check(
             apb.CheckRequest(subject=f"user:{user}", workspace=ws, scope=scope, min_revision=head), timeout=10
         )
         self.record("check", start)
-        async with self.lock:  # a write to this key may have been acknowledged meanwhile
+        async with self.lock:  # a write to this key may have committed or been acknowledged meanwhile
             now = self.roles.get((user, ws))
-        if r.allowed != (role in HOLDERS[scope]) and r.allowed != (now in HOLDERS[scope]):
+            flying_now = self.inflight.get((user, ws), now)
+        possible = {role, flying, now, flying_now}
+        if r.allowed not in {p in HOLDERS[scope] for p in possible}:
             self.wrong += 1
+            self.wrong_detail.append(f"Check {user} {ws} {scope} -> {r.allowed} at {r.revision}; roles {possible}")
 
     async def write(self, access: Any, rng: random.Random) -> None:
         user, ws = rng.choice(USERS), rng.choice(WORKSPACES)
         async with self.lock:
-            if (user, ws, "busy") in self.roles:
-                return
-            self.roles[(user, ws, "busy")] = None  # type: ignore[index]  # one write per key at a time
+            if (user, ws) in self.inflight:
+                return  # one write per key at a time
             before = self.roles.get((user, ws))
-        role = rng.choice([r for r in ("Viewer", "Developer", None) if r != before])
+            role = rng.choice([r for r in ("Viewer", "Developer", None) if r != before])
+            self.inflight[(user, ws)] = role
         subject = f"user:{user}"
         start = time.perf_counter()
         try:
@@ -116,7 +122,7 @@ class Soak:
                 self.head = max(self.head, int(resp.revision))
         finally:
             async with self.lock:
-                self.roles.pop((user, ws, "busy"), None)  # type: ignore[call-overload]
+                self.inflight.pop((user, ws), None)
 
     async def invite(self, inv: Any, members: Any, n: int) -> None:
         user, email = f"joiner{n}", f"joiner{n}@example.test"
@@ -149,12 +155,14 @@ class Soak:
         try:
             await authz.Authenticate(apb.AuthenticateRequest(api_key=old), timeout=10)
             self.wrong += 1  # the old key must stop at once (no grace period)
+            self.wrong_detail.append("a rotated-away key still worked")
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.UNAUTHENTICATED:
                 raise
         ok = await authz.Authenticate(apb.AuthenticateRequest(api_key=key[0]), timeout=10)
         if ok.service_account != "bot":
             self.wrong += 1
+            self.wrong_detail.append("the new key did not resolve to its service account")
 
     async def run(self) -> int:
         channels = [grpc.aio.insecure_channel(r.address) for r in self.replicas]
@@ -235,6 +243,8 @@ class Soak:
         )
         for e in self.errors[:10]:
             print(f"soak: error: {e}")
+        for w in self.wrong_detail[:10]:
+            print(f"soak: wrong: {w}")
         failed = bool(self.errors) or self.wrong > 0 or any(g > 5.0 for g in growth)
         print("soak: FAILED" if failed else "soak: OK (0 errors, 0 wrong answers, memory growth within 5%)")
         return 1 if failed else 0
@@ -274,10 +284,19 @@ def main() -> int:
         }
         import_document(db, load_policy(), doc)
         db.dispose()
-        replicas = [Replica(name, url, redis.url, Path(tmp)) for name in ("a", "b")]
+        replicas: list[Replica] = []
         try:
-            for r in replicas:
-                r.start()
+            for name in ("a", "b"):
+                for attempt in range(3):  # a free port may be taken by someone else before we bind it
+                    r = Replica(name, url, redis.url, Path(tmp))
+                    try:
+                        r.start()
+                        break
+                    except RuntimeError:
+                        r.stop()
+                        if attempt == 2:
+                            raise
+                replicas.append(r)
             return asyncio.run(Soak(replicas, args.seconds, warmup, args.interval, args.rate).run())
         finally:
             for r in replicas:
