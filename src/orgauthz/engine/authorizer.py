@@ -57,14 +57,23 @@ class CachingAuthorizer:
         self.engine = engine
         self.cache = cache
 
+    def cached(self, subject: str, target: Target, scope: str) -> Decision | None:
+        """The cached decision without an explanation, or None on a miss (no await: the hot path)."""
+        engine = self.engine
+        org = target.org_id
+        rev = engine.org_revision.get(org, -1)
+        hit = self.cache.get((org, rev, subject, target.domain, scope))
+        if hit is None:
+            return None
+        return Decision(hit, max(engine.applied, rev if rev > 0 else 0))
+
     async def check(self, subject: str, target: Target | None, scope: str, *, explain: bool) -> Decision:
         if target is None or explain:
             return await self.inner.check(subject, target, scope, explain=explain)
-        engine = self.engine
-        key = (target.org_id, engine.org_revision.get(target.org_id, -1), subject, target.domain, scope)
-        hit = self.cache.get(key)
+        hit = self.cached(subject, target, scope)
         if hit is not None:
-            return Decision(hit, answered_at(engine, target.org_id))
+            return hit
+        engine = self.engine
         decision = await self.inner.check(subject, target, scope, explain=False)
         # The revision may have moved while the organization loaded: key it at the revision
         # it was decided at, never at an older one.
