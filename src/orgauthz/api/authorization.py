@@ -45,7 +45,8 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):  # type: igno
         start = perf_counter()
         try:
             results = await self.decisions.batch(
-                [_question(i) for i in request.items], request.min_revision
+                [Question(m.subject, m.workspace, m.organization, m.scope, m.explain) for m in request.items],
+                request.min_revision,
             )
         finally:
             self.metrics.observe("BatchCheck", perf_counter() - start)

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import binascii
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from orgauthz.domain import bounds
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE
@@ -24,8 +24,10 @@ from orgauthz.store import snapshots
 _VALID_MAX = 100_000  # remembered valid questions; forgotten all at once when full
 
 
-@dataclass(frozen=True, slots=True)
-class Question:
+class Question(NamedTuple):
+    """One decision request. A named tuple: a BatchCheck builds up to 1,000 of them, and a
+    tuple is built in a third of the time a frozen dataclass takes."""
+
     subject: str
     workspace: str
     organization: str
@@ -42,7 +44,7 @@ class Decisions:
         self.min_revision_wait = min_revision_wait
         # Questions already found valid against this policy: validation is a pure function
         # of the four strings, and a platform asks the same ones again and again.
-        self._valid: set[tuple[str, str, str, str]] = set()
+        self._valid: set[Question] = set()
         self._valid_policy = engine.policy
         # An authorizer may answer from memory without an await (CachingAuthorizer.cached):
         # the hot path takes it first and falls back to check() on a miss.
@@ -69,14 +71,13 @@ class Decisions:
         raise InvalidArgument(f"{prefix}workspace", "a workspace or an organization is required")
 
     def validate(self, q: Question, field: str = "") -> None:
-        key = (q.subject, q.workspace, q.organization, q.scope)
-        if key in self._valid and self.engine.policy is self._valid_policy:
+        if q in self._valid and self.engine.policy is self._valid_policy:
             return
         self._validate(q, field)
         if self.engine.policy is not self._valid_policy or len(self._valid) >= _VALID_MAX:
             self._valid = set()
             self._valid_policy = self.engine.policy
-        self._valid.add(key)
+        self._valid.add(q)
 
     def _validate(self, q: Question, field: str) -> None:
         prefix = f"{field}." if field else ""
