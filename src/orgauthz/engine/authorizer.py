@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from orgauthz.cache.memory import MemoryCache
-from orgauthz.engine.engine import Engine, Target
+from orgauthz.engine.engine import NO_ACCESS, Engine, Target
 
 
 @dataclass(slots=True)
@@ -42,7 +42,7 @@ class EngineAuthorizer:
     async def check(self, subject: str, target: Target | None, scope: str, *, explain: bool) -> Decision:
         engine = self.engine
         if target is None or not (engine.loaded(target.org_id) or await engine.ensure_loaded(target.org_id)):
-            reasons = ["no such workspace or organization"] if explain else []
+            reasons = [NO_ACCESS] if explain else []
             return Decision(False, engine.applied, reasons)
         allowed = engine.decide(subject, target, scope)
         reasons = engine.explain(subject, target, scope) if explain else []

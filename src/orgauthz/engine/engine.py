@@ -24,6 +24,10 @@ from orgauthz.store.db import ChangeSet, Database
 
 log = logging.getLogger(__name__)
 
+# One reason for "not in the organization" and "no such workspace or organization": an
+# explanation must not tell a caller which ids exist (SPEC §2).
+NO_ACCESS = "not a member of the organization that owns it, or it does not exist"
+
 
 @dataclass(frozen=True)
 class Target:
@@ -291,7 +295,7 @@ class Engine:
         nearest = self._least_builtin(target.level, scope)
         if target.level == WORKSPACE:
             if not enforcer.knows(subject) or not is_member:
-                return ["not a member of the workspace's organization: no workspace role can be given (R16)"]
+                return [NO_ACCESS]
             held = [f"workspace role {r.removeprefix('role:')}" for r in enforcer.roles_of(subject, target.domain)]
             default = enforcer.default_role(target.domain)
             missing = [f"no role held here grants {scope}"]
@@ -305,7 +309,7 @@ class Engine:
                 missing.append(f"nearest: workspace role {nearest} grants {scope}")
             return missing
         if not enforcer.knows(subject) or not org_roles:
-            return ["not a member of the organization"]
+            return [NO_ACCESS]
         out = [f"organization role {', '.join(org_roles)} does not grant {scope}"]
         if nearest:
             out.append(f"nearest: organization role {nearest} grants {scope}")

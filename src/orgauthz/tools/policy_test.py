@@ -36,6 +36,7 @@ from typing import Any, Final, Protocol
 import yaml
 
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, load_policy
+from orgauthz.engine.engine import NO_ACCESS
 from orgauthz.errors import OrgAuthzError
 from orgauthz.tools.policy_lint import display_path
 
@@ -261,7 +262,7 @@ class EnginePath:
     async def check(self, case: Case, scope: str) -> tuple[bool, list[str]]:
         target = await self._target(case)
         if target is None:
-            return False, ["no such workspace or organization"]
+            return False, [NO_ACCESS]
         return (self.engine.decide(case.subject, target, scope), self.engine.explain(case.subject, target, scope))
 
     async def scopes(self, case: Case) -> list[str]:
