@@ -74,14 +74,16 @@ class RoleLinks:
     def remove(self, name1: str, name2: str, domain: str = "") -> bool:
         """False when the link was absent."""
         links = self._by_domain.get(domain)
-        held = links.get(name1) if links is not None else None
+        if links is None:
+            return False
+        held = links.get(name1)
         if held is None or name2 not in held:
             return False
         rest = tuple(r for r in held if r != name2)
         if rest:
-            links[name1] = rest  # type: ignore[index]  # links is set when held is
+            links[name1] = rest
         else:
-            del links[name1]  # type: ignore[attr-defined]
+            del links[name1]
         return True
 
     def roles(self, name: str, domain: str = "") -> tuple[str, ...]:

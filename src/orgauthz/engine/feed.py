@@ -20,6 +20,7 @@ from collections.abc import Callable
 from orgauthz.engine.engine import Engine
 from orgauthz.errors import StaleRevision, Unavailable
 from orgauthz.store import snapshots
+from orgauthz.store.db import ChangeSet
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,17 @@ class ChangeFeed:
     @property
     def healthy(self) -> bool:
         return not self.last_error
+
+    async def applied_locally(self, revision: int, change: ChangeSet) -> None:
+        """After a local write commits: applies its own change set when it is the next
+        revision (no database read), else polls. Either way the write is reflected here
+        when this returns (or Unavailable when the database cannot be read)."""
+        if self.engine.applied == revision - 1 and not self._poll_lock.locked():
+            self.engine.apply(revision, change)
+            async with self._advanced:
+                self._advanced.notify_all()
+            return
+        await self.poll()
 
     async def poll(self) -> int:
         """Applies every committed change past the engine's position; returns how many."""

@@ -118,7 +118,7 @@ class Management:
         result, revision, change = await asyncio.to_thread(run)
         self.feed.committed(revision)  # other replicas are nudged (Redis pub/sub) before this one polls
         try:
-            await self.feed.poll()
+            await self.feed.applied_locally(revision, change)
         except Unavailable:
             # Committed, but the database went away before this replica read it back. The
             # write is reported as done (it is); when nothing lies between, apply it directly
