@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml
 run: setup
 	$(BIN)/orgauthz serve --database-url sqlite:///orgauthz-demo.db --demo --insecure-dev
 
-## Set up and run the whole test suite (starts its own PostgreSQL and Redis).
-test: setup check-generated
+## Set up, check generated stubs and lint (ruff, mypy strict), then run the whole test suite
+## (it starts its own PostgreSQL clusters and redis-servers).
+test: setup check-generated lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 ## Soak (not part of `make test`): a mixed workload on two replicas (PostgreSQL + Redis);

@@ -35,16 +35,21 @@ def percentiles(samples: list[float]) -> dict[str, float]:
         return {}
     s = sorted(samples)
     pick = lambda q: s[min(len(s) - 1, int(q * len(s)))] * 1000  # noqa: E731
-    return {"p50_ms": round(pick(0.5), 3), "p90_ms": round(pick(0.9), 3), "p99_ms": round(pick(0.99), 3),
-            "p999_ms": round(pick(0.999), 3), "max_ms": round(s[-1] * 1000, 3), "n": len(s)}
+    return {
+        "p50_ms": round(pick(0.5), 3),
+        "p90_ms": round(pick(0.9), 3),
+        "p99_ms": round(pick(0.99), 3),
+        "p999_ms": round(pick(0.999), 3),
+        "max_ms": round(s[-1] * 1000, 3),
+        "n": len(s),
+    }
 
 
 def _req(r: list[str]) -> pb.CheckRequest:
     return pb.CheckRequest(subject=r[0], workspace=r[1], scope=r[2])
 
 
-async def closed_loop(call: Any, msgs: list[Any], concurrency: int, duration: float,
-                      meta: Any) -> dict[str, Any]:
+async def closed_loop(call: Any, msgs: list[Any], concurrency: int, duration: float, meta: Any) -> dict[str, Any]:
     it = itertools.cycle(msgs)
     count = errors = 0
     lat: list[float] = []
@@ -65,12 +70,12 @@ async def closed_loop(call: Any, msgs: list[Any], concurrency: int, duration: fl
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     el = time.perf_counter() - t0
-    return {"calls": count, "errors": errors, "seconds": round(el, 3), "rate": round(count / el, 1),
-            **percentiles(lat)}
+    return {"calls": count, "errors": errors, "seconds": round(el, 3), "rate": round(count / el, 1), **percentiles(lat)}
 
 
-async def open_loop(call: Any, msgs: list[Any], rate: float, duration: float, meta: Any,
-                    max_in_flight: int = 256) -> dict[str, Any]:
+async def open_loop(
+    call: Any, msgs: list[Any], rate: float, duration: float, meta: Any, max_in_flight: int = 256
+) -> dict[str, Any]:
     """Sends at a fixed rate; latency counts from the scheduled send time."""
     it = itertools.cycle(msgs)
     lat: list[float] = []
@@ -101,8 +106,14 @@ async def open_loop(call: Any, msgs: list[Any], rate: float, duration: float, me
         task.add_done_callback(tasks.discard)
     await asyncio.gather(*tasks)
     el = time.perf_counter() - t0
-    return {"calls": n, "errors": errors, "seconds": round(el, 3), "rate": round(n / el, 1),
-            "target_rate": rate, **percentiles(lat)}
+    return {
+        "calls": n,
+        "errors": errors,
+        "seconds": round(el, 3),
+        "rate": round(n / el, 1),
+        "target_rate": rate,
+        **percentiles(lat),
+    }
 
 
 async def once(call: Any, msgs: list[Any], concurrency: int, meta: Any) -> dict[str, Any]:
@@ -123,8 +134,13 @@ async def once(call: Any, msgs: list[Any], concurrency: int, meta: Any) -> dict[
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     el = time.perf_counter() - t0
-    return {"calls": len(lat), "errors": errors, "seconds": round(el, 3), "rate": round(len(lat) / el, 1),
-            **percentiles(lat)}
+    return {
+        "calls": len(lat),
+        "errors": errors,
+        "seconds": round(el, 3),
+        "rate": round(len(lat) / el, 1),
+        **percentiles(lat),
+    }
 
 
 async def writes(channel: grpc.aio.Channel, job: dict[str, Any], token_meta: list[tuple[str, str]]) -> dict[str, Any]:
@@ -135,11 +151,11 @@ async def writes(channel: grpc.aio.Channel, job: dict[str, Any], token_meta: lis
     commit_lat: list[float] = []
     invisible = errors = 0
 
-    async def visible(subject: str, ws: str, scope: str, rev: int, expect: bool, t0: float,
-                      out: list[float]) -> None:
+    async def visible(subject: str, ws: str, scope: str, rev: int, expect: bool, t0: float, out: list[float]) -> None:
         nonlocal invisible
-        r = await authz.Check(pb.CheckRequest(subject=subject, workspace=ws, scope=scope, min_revision=rev),
-                              metadata=token_meta)
+        r = await authz.Check(
+            pb.CheckRequest(subject=subject, workspace=ws, scope=scope, min_revision=rev), metadata=token_meta
+        )
         out.append(time.perf_counter() - t0)
         if r.allowed != expect:
             invisible += 1
@@ -149,12 +165,14 @@ async def writes(channel: grpc.aio.Channel, job: dict[str, Any], token_meta: lis
         try:
             t0 = time.perf_counter()
             g = await access.GrantWorkspaceAccess(
-                mpb.GrantWorkspaceAccessRequest(workspace=ws, subject=subject, role=role), metadata=meta)
+                mpb.GrantWorkspaceAccessRequest(workspace=ws, subject=subject, role=role), metadata=meta
+            )
             commit_lat.append(time.perf_counter() - t0)
             await visible(subject, ws, scope, g.revision, True, t0, grant_lat)
             t0 = time.perf_counter()
             rv = await access.RevokeWorkspaceAccess(
-                mpb.RevokeWorkspaceAccessRequest(workspace=ws, subject=subject), metadata=meta)
+                mpb.RevokeWorkspaceAccessRequest(workspace=ws, subject=subject), metadata=meta
+            )
             commit_lat.append(time.perf_counter() - t0)
             await visible(subject, ws, scope, rv.revision, False, t0, revoke_lat)
         except grpc.RpcError as exc:
@@ -162,9 +180,15 @@ async def writes(channel: grpc.aio.Channel, job: dict[str, Any], token_meta: lis
             if errors <= 3:
                 print(f"write error: {exc.code().name}: {exc.details()}", file=sys.stderr)
     both = grant_lat + revoke_lat
-    return {"writes": len(both), "errors": errors, "not_visible": invisible,
-            "visible": percentiles(both), "grant": percentiles(grant_lat), "revoke": percentiles(revoke_lat),
-            "commit": percentiles(commit_lat)}
+    return {
+        "writes": len(both),
+        "errors": errors,
+        "not_visible": invisible,
+        "visible": percentiles(both),
+        "grant": percentiles(grant_lat),
+        "revoke": percentiles(revoke_lat),
+        "commit": percentiles(commit_lat),
+    }
 
 
 async def run(job: dict[str, Any]) -> dict[str, Any]:

@@ -161,8 +161,9 @@ def organizations(p: Plan, policy: PolicySet) -> Iterator[dict[str, Any]]:
         cr_start += p.custom_roles[i]
 
 
-def _organization(p: Plan, i: int, ws_start: int, sa_start: int, cr_start: int,
-                  ws_scopes: list[str], org_perms: list[str]) -> dict[str, Any]:
+def _organization(
+    p: Plan, i: int, ws_start: int, sa_start: int, cr_start: int, ws_scopes: list[str], org_perms: list[str]
+) -> dict[str, Any]:
     rng = random.Random(f"{p.seed}:org:{i}")
     oid = f"o{i:04d}"
     users = p.shape.users
@@ -170,12 +171,25 @@ def _organization(p: Plan, i: int, ws_start: int, sa_start: int, cr_start: int,
     for k in range(p.custom_roles[i]):
         rid = f"{oid}-cr{cr_start + k:03d}"
         if k % 4 == 3:
-            custom.append({"id": rid, "name": f"Org role {k}", "level": ORGANIZATION, "inherits": "Member",
-                           "scopes": rng.sample(org_perms, min(4, len(org_perms)))})
+            custom.append(
+                {
+                    "id": rid,
+                    "name": f"Org role {k}",
+                    "level": ORGANIZATION,
+                    "inherits": "Member",
+                    "scopes": rng.sample(org_perms, min(4, len(org_perms))),
+                }
+            )
         else:
-            custom.append({"id": rid, "name": f"Workspace role {k}", "level": WORKSPACE,
-                           "inherits": rng.choice(["", "Viewer", "Runner", "Developer"]),
-                           "scopes": rng.sample(ws_scopes, min(6, len(ws_scopes)))})
+            custom.append(
+                {
+                    "id": rid,
+                    "name": f"Workspace role {k}",
+                    "level": WORKSPACE,
+                    "inherits": rng.choice(["", "Viewer", "Runner", "Developer"]),
+                    "scopes": rng.sample(ws_scopes, min(6, len(ws_scopes))),
+                }
+            )
     ws_custom = [r["id"] for r in custom if r["level"] == WORKSPACE]
     org_custom = [r["id"] for r in custom if r["level"] == ORGANIZATION]
 
@@ -186,9 +200,14 @@ def _organization(p: Plan, i: int, ws_start: int, sa_start: int, cr_start: int,
         if role == "Member" and org_custom and rng.random() < 0.05:
             role = rng.choice(org_custom)
         members.append({"user": f"u{u:06d}", "email": f"u{u:06d}@example.com", "role": role})
-    sas = [{"id": f"sa{sa_start + k:05d}", "name": f"worker-{k}",
-            "role": rng.choice(org_custom) if org_custom and rng.random() < 0.1 else "Member"}
-           for k in range(p.service_accounts[i])]
+    sas = [
+        {
+            "id": f"sa{sa_start + k:05d}",
+            "name": f"worker-{k}",
+            "role": rng.choice(org_custom) if org_custom and rng.random() < 0.1 else "Member",
+        }
+        for k in range(p.service_accounts[i])
+    ]
     subjects = [f"user:{m['user']}" for m in members] + [f"service_account:{a['id']}" for a in sas]
 
     n_ws = p.workspaces[i]
@@ -212,13 +231,21 @@ def _organization(p: Plan, i: int, ws_start: int, sa_start: int, cr_start: int,
             access.append({"subject": subject, "role": role})
         ws["access"] = access
         workspaces.append(ws)
-    return {"id": oid, "handle": f"org-{i}", "name": f"Organization {i}",
-            "limits": {"members": 1_000_000, "service_accounts": 100_000, "workspaces": 100_000},
-            "custom_roles": custom, "members": members, "service_accounts": sas, "workspaces": workspaces}
+    return {
+        "id": oid,
+        "handle": f"org-{i}",
+        "name": f"Organization {i}",
+        "limits": {"members": 1_000_000, "service_accounts": 100_000, "workspaces": 100_000},
+        "custom_roles": custom,
+        "members": members,
+        "service_accounts": sas,
+        "workspaces": workspaces,
+    }
 
 
-def load(db: Database, policy: PolicySet, p: Plan, *, progress: bool = True,
-         chunk_grants: int = 50_000) -> dict[str, Any]:
+def load(
+    db: Database, policy: PolicySet, p: Plan, *, progress: bool = True, chunk_grants: int = 50_000
+) -> dict[str, Any]:
     """Writes the data set into ``db`` (migrated here); returns counts and timings."""
     t0 = time.perf_counter()
     db.migrate()
@@ -242,21 +269,36 @@ def load(db: Database, policy: PolicySet, p: Plan, *, progress: bool = True,
             flush()
             if progress:
                 el = time.perf_counter() - t0
-                print(f"  loaded {done_orgs}/{p.shape.orgs} organizations, {done_grants:,} grants "
-                      f"({el:.0f} s)", file=sys.stderr, flush=True)
+                print(
+                    f"  loaded {done_orgs}/{p.shape.orgs} organizations, {done_grants:,} grants ({el:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
     flush()
-    return {"orgs": done_orgs, "grants": done_grants, "revision": revision,
-            "load_s": round(time.perf_counter() - t0, 2)}
+    return {
+        "orgs": done_orgs,
+        "grants": done_grants,
+        "revision": revision,
+        "load_s": round(time.perf_counter() - t0, 2),
+    }
 
 
 def summary(p: Plan) -> dict[str, Any]:
     s = p.shape
     return {
-        "name": s.name, "seed": p.seed, "organizations": s.orgs, "workspaces": sum(p.workspaces),
-        "users": s.users, "memberships": sum(p.members), "grants": sum(p.grants),
-        "service_accounts": sum(p.service_accounts), "custom_roles": sum(p.custom_roles),
-        "default_roles": len(p.default_roles), "largest_org_grants": max(p.grants),
-        "largest_org_members": max(p.members), "largest_org_workspaces": max(p.workspaces),
+        "name": s.name,
+        "seed": p.seed,
+        "organizations": s.orgs,
+        "workspaces": sum(p.workspaces),
+        "users": s.users,
+        "memberships": sum(p.members),
+        "grants": sum(p.grants),
+        "service_accounts": sum(p.service_accounts),
+        "custom_roles": sum(p.custom_roles),
+        "default_roles": len(p.default_roles),
+        "largest_org_grants": max(p.grants),
+        "largest_org_members": max(p.members),
+        "largest_org_workspaces": max(p.workspaces),
         "median_org_grants": sorted(p.grants)[len(p.grants) // 2],
     }
 

@@ -80,17 +80,32 @@ def main() -> int:
         elif opts.workload == "cold":
             load = client_background(port, "once", requests=reqs[2000:], concurrency=32)
         elif opts.workload == "batch":
-            load = client_background(port, "batch", requests=warm, batch=100, concurrency=8,
-                                     duration=opts.seconds + 2)
+            load = client_background(port, "batch", requests=warm, batch=100, concurrency=8, duration=opts.seconds + 2)
         else:
             if opts.load_rate:
                 client_background(port, "check", requests=warm, rate=opts.load_rate, duration=opts.seconds + 6)
             load = client_background(port, "write", writes=write_plan(list(snaps.values()), 300))
         time.sleep(1.0)
         with tempfile.TemporaryDirectory():
-            subprocess.run([PYSPY, "record", "--pid", str(proc.pid), "--duration", str(int(opts.seconds)),
-                            "--format", "raw", "--output", str(out), "--rate", "250", "--nonblocking"],
-                           check=True, capture_output=True)
+            subprocess.run(
+                [
+                    PYSPY,
+                    "record",
+                    "--pid",
+                    str(proc.pid),
+                    "--duration",
+                    str(int(opts.seconds)),
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(out),
+                    "--rate",
+                    "250",
+                    "--nonblocking",
+                ],
+                check=True,
+                capture_output=True,
+            )
         assert load.stdout is not None
         print(load.stdout.read()[:600])
         load.wait()

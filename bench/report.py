@@ -13,6 +13,7 @@ NOTES = Path(__file__).with_name("NOTES.md")  # profiles' conclusions, kept by h
 
 def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """(measure, measured, target, met?)"""
+
     def met(ok: bool | None) -> str:
         return "n/a" if ok is None else ("yes" if ok else "**no**")
 
@@ -20,43 +21,86 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     e = r["engine_vs_casbin"]
     s = r["server"]
     out = [
-        ("engine vs plain casbin.Enforcer (decisions/s)",
-         f"{ra['engine_vs_casbin']}x ({e['mismatches']} mismatches / {e['requests']})", ">= 10x, 0 mismatches",
-         met(ra["engine_vs_casbin"] >= 10 and e["mismatches"] == 0)),
-        ("gRPC Check, cache warm, vs no-op server",
-         f"{ra['check_warm_vs_noop']}x (all rounds: {s['check_warm']['rate']:.0f} vs {r['noop']['rate']:.0f}/s)",
-         ">= 0.8x",
-         met(ra["check_warm_vs_noop"] >= 0.8)),
-        ("gRPC Check, cache cold, vs no-op server",
-         f"{ra['check_cold_vs_noop']}x ({s['check_cold']['rate']:.0f}/s)", ">= 0.5x",
-         met(ra["check_cold_vs_noop"] >= 0.5)),
-        ("server CPU per Check, no-op / full server, cache warm (server-side view)",
-         f"{ra.get('server_cpu_warm_vs_noop')}x ({r['noop'].get('server_cpu_us_per_call')} vs "
-         f"{s['check_warm'].get('server_cpu_us_per_call')} µs/call)", "(>= 0.8x)",
-         met(ra.get("server_cpu_warm_vs_noop") is not None and ra["server_cpu_warm_vs_noop"] >= 0.8)),
-        ("server CPU per Check, no-op / full server, cache cold (server-side view)",
-         f"{ra.get('server_cpu_cold_vs_noop')}x ({s['check_cold'].get('server_cpu_us_per_call')} µs/call)",
-         "(>= 0.5x)",
-         met(ra.get("server_cpu_cold_vs_noop") is not None and ra["server_cpu_cold_vs_noop"] >= 0.5)),
-        ("BatchCheck(100), cache warm", f"{r['batch100_decisions_per_s']:,.0f} decisions/s", ">= 100,000/s",
-         met(r["batch100_decisions_per_s"] >= 100_000)),
-        ("BatchCheck(100), cache cold", f"{s['batch100_cold']['decisions_per_s']:,.0f} decisions/s", "(no target)",
-         "n/a"),
+        (
+            "engine vs plain casbin.Enforcer (decisions/s)",
+            f"{ra['engine_vs_casbin']}x ({e['mismatches']} mismatches / {e['requests']})",
+            ">= 10x, 0 mismatches",
+            met(ra["engine_vs_casbin"] >= 10 and e["mismatches"] == 0),
+        ),
+        (
+            "gRPC Check, cache warm, vs no-op server",
+            f"{ra['check_warm_vs_noop']}x (all rounds: {s['check_warm']['rate']:.0f} vs {r['noop']['rate']:.0f}/s)",
+            ">= 0.8x",
+            met(ra["check_warm_vs_noop"] >= 0.8),
+        ),
+        (
+            "gRPC Check, cache cold, vs no-op server",
+            f"{ra['check_cold_vs_noop']}x ({s['check_cold']['rate']:.0f}/s)",
+            ">= 0.5x",
+            met(ra["check_cold_vs_noop"] >= 0.5),
+        ),
+        (
+            "server CPU per Check, no-op / full server, cache warm (server-side view)",
+            f"{ra.get('server_cpu_warm_vs_noop')}x ({r['noop'].get('server_cpu_us_per_call')} vs "
+            f"{s['check_warm'].get('server_cpu_us_per_call')} µs/call)",
+            "(>= 0.8x)",
+            met(ra.get("server_cpu_warm_vs_noop") is not None and ra["server_cpu_warm_vs_noop"] >= 0.8),
+        ),
+        (
+            "server CPU per Check, no-op / full server, cache cold (server-side view)",
+            f"{ra.get('server_cpu_cold_vs_noop')}x ({s['check_cold'].get('server_cpu_us_per_call')} µs/call)",
+            "(>= 0.5x)",
+            met(ra.get("server_cpu_cold_vs_noop") is not None and ra["server_cpu_cold_vs_noop"] >= 0.5),
+        ),
+        (
+            "BatchCheck(100), cache warm",
+            f"{r['batch100_decisions_per_s']:,.0f} decisions/s",
+            ">= 100,000/s",
+            met(r["batch100_decisions_per_s"] >= 100_000),
+        ),
+        (
+            "BatchCheck(100), cache cold",
+            f"{s['batch100_cold']['decisions_per_s']:,.0f} decisions/s",
+            "(no target)",
+            "n/a",
+        ),
     ]
     big = r["mode"] == "full"
-    out.append(("start to SERVING" + (" (large, PostgreSQL)" if big else " (small, SQLite)"),
-                f"{r['startup_s']} s", "<= 10 s", met(r["startup_s"] <= 10) if big else "n/a"))
-    out.append(("RSS after mixed workload" + (" (large, all orgs loaded)" if big else ""),
-                f"{r['rss_mib']} MiB", "<= 1024 MiB", met(r["rss_mib"] <= 1024) if big else "n/a"))
+    out.append(
+        (
+            "start to SERVING" + (" (large, PostgreSQL)" if big else " (small, SQLite)"),
+            f"{r['startup_s']} s",
+            "<= 10 s",
+            met(r["startup_s"] <= 10) if big else "n/a",
+        )
+    )
+    out.append(
+        (
+            "RSS after mixed workload" + (" (large, all orgs loaded)" if big else ""),
+            f"{r['rss_mib']} MiB",
+            "<= 1024 MiB",
+            met(r["rss_mib"] <= 1024) if big else "n/a",
+        )
+    )
     w = s["writes"]
-    out.append(("grant/revoke visible on the same replica, p99",
-                f"{r['write_visible_p99_ms']} ms (p50 {w['visible'].get('p50_ms')} ms, "
-                f"{w['not_visible']} not visible, {w['errors']} errors)", "<= 20 ms",
-                met(r["write_visible_p99_ms"] is not None and r["write_visible_p99_ms"] <= 20
-                    and w["not_visible"] == 0)))
+    out.append(
+        (
+            "grant/revoke visible on the same replica, p99",
+            f"{r['write_visible_p99_ms']} ms (p50 {w['visible'].get('p50_ms')} ms, "
+            f"{w['not_visible']} not visible, {w['errors']} errors)",
+            "<= 20 ms",
+            met(r["write_visible_p99_ms"] is not None and r["write_visible_p99_ms"] <= 20 and w["not_visible"] == 0),
+        )
+    )
     prop = r.get("propagation_p99_ms")
-    out.append(("visible on another replica, p99", f"{prop} ms" if prop is not None else f"not measured "
-                f"({r.get('propagation_note')})", "<= 100 ms", met(None if prop is None else prop <= 100)))
+    out.append(
+        (
+            "visible on another replica, p99",
+            f"{prop} ms" if prop is not None else f"not measured ({r.get('propagation_note')})",
+            "<= 100 ms",
+            met(None if prop is None else prop <= 100),
+        )
+    )
     return out
 
 
@@ -196,20 +240,34 @@ def write(r: dict[str, Any], path: Path) -> None:
         f"- Data set load through the importer: {_load_text(r['dataset_load'])}.",
     ]
     if r.get("scaling"):
-        parts += ["", "## Scaling", "", "| data set | grants | largest org grants | start to SERVING | RSS at SERVING "
-                  "| RSS all orgs loaded | load all orgs | Check cold p50 / p99 (largest org, 1 in flight) |",
-                  "|---|---|---|---|---|---|---|---|"]
+        parts += [
+            "",
+            "## Scaling",
+            "",
+            "| data set | grants | largest org grants | start to SERVING | RSS at SERVING "
+            "| RSS all orgs loaded | load all orgs | Check cold p50 / p99 (largest org, 1 in flight) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for x in r["scaling"]:
-            parts.append(f"| {x['dataset']} | {x['grants']:,} | {x['largest_org_grants']:,} | {x['startup_s']} s | "
-                         f"{x['rss_start_mib']} MiB | {x['rss_all_loaded_mib']} MiB | {x['load_all_orgs_s']} s | "
-                         f"{x['check_cold_p50_ms']} / {x['check_cold_p99_ms']} ms |")
+            parts.append(
+                f"| {x['dataset']} | {x['grants']:,} | {x['largest_org_grants']:,} | {x['startup_s']} s | "
+                f"{x['rss_start_mib']} MiB | {x['rss_all_loaded_mib']} MiB | {x['load_all_orgs_s']} s | "
+                f"{x['check_cold_p50_ms']} / {x['check_cold_p99_ms']} ms |"
+            )
     per_org = e.get("per_org", [])
     if per_org:
-        parts += ["", "Engine vs organization size (build = snapshot lines to OrgEnforcer):", "",
-                  "| org | grants | members | build | decision |", "|---|---|---|---|---|"]
+        parts += [
+            "",
+            "Engine vs organization size (build = snapshot lines to OrgEnforcer):",
+            "",
+            "| org | grants | members | build | decision |",
+            "|---|---|---|---|---|",
+        ]
         for x in sorted(per_org, key=lambda x: -x["grants"])[:8]:
-            parts.append(f"| {x['org']} | {x['grants']:,} | {x['members']:,} | {x['build_s'] * 1000:.1f} ms | "
-                         f"{x['engine_us']} µs |")
+            parts.append(
+                f"| {x['org']} | {x['grants']:,} | {x['members']:,} | {x['build_s'] * 1000:.1f} ms | "
+                f"{x['engine_us']} µs |"
+            )
     if NOTES.exists():
         parts += ["", NOTES.read_text().strip()]
     path.write_text("\n".join(parts) + "\n")

@@ -65,9 +65,17 @@ def machine() -> dict[str, Any]:
     from importlib.metadata import version
 
     import casbin  # noqa: F401
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_mib": mem, "python": platform.python_version(),
-            "platform": platform.platform(), "grpcio": version("grpcio"), "pycasbin": version("pycasbin"),
-            "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_mib": mem,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "grpcio": version("grpcio"),
+        "pycasbin": version("pycasbin"),
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 # -- data sets ------------------------------------------------------------------------
@@ -78,8 +86,9 @@ def pg_url(name: str) -> str | None:
     import psycopg
 
     try:
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True,
-                             connect_timeout=3) as conn:
+        with psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True, connect_timeout=3
+        ) as conn:
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
                 conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError:
@@ -131,8 +140,9 @@ def sample_orgs(p: generate.Plan, quick: bool) -> list[str]:
     return [f"o{i:04d}" for i in sorted(picks)]
 
 
-def requests_for(snap: L.OrgSnapshot, policy: PolicySet, rng: random.Random, n: int,
-                 outsiders: list[str]) -> list[tuple[str, str, str]]:
+def requests_for(
+    snap: L.OrgSnapshot, policy: PolicySet, rng: random.Random, n: int, outsiders: list[str]
+) -> list[tuple[str, str, str]]:
     """Checks as a platform would ask them: mostly members, some service accounts and outsiders."""
     users = [f"user:{u}" for u in snap.members]
     sas = [f"service_account:{a}" for a in snap.service_accounts]
@@ -146,8 +156,7 @@ def requests_for(snap: L.OrgSnapshot, policy: PolicySet, rng: random.Random, n: 
             ws, subject, _ = rng.choice(grants)  # someone with a role there
         else:
             ws = rng.choice(wss)
-            subject = (rng.choice(sas) if sas and x < 0.6 else rng.choice(outsiders) if x < 0.65
-                       else rng.choice(users))
+            subject = rng.choice(sas) if sas and x < 0.6 else rng.choice(outsiders) if x < 0.65 else rng.choice(users)
         out.append((subject, ws, rng.choice(scopes)))
     return out
 
@@ -178,8 +187,7 @@ def write_plan(snaps: list[L.OrgSnapshot], n: int) -> list[list[str]]:
 def server(kind: str, *args: str) -> Iterator[tuple[subprocess.Popen[str], int, float]]:
     """Starts a server process; yields it, its port and seconds from spawn to SERVING."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([PY, "-m", "bench.servers", kind, *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([PY, "-m", "bench.servers", kind, *args], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -211,8 +219,9 @@ def client(port: int, mode: str, pid: int = 0, **job: Any) -> dict[str, Any]:
     """Runs one client job; with ``pid``, adds the server's CPU time per call."""
     job.update(target=f"127.0.0.1:{port}", mode=mode, token=TOKEN)
     cpu0 = cpu_s(pid) if pid else 0.0
-    out = subprocess.run([PY, "-m", "bench.client"], cwd=ROOT, input=json.dumps(job), capture_output=True,
-                         text=True, check=False)
+    out = subprocess.run(
+        [PY, "-m", "bench.client"], cwd=ROOT, input=json.dumps(job), capture_output=True, text=True, check=False
+    )
     if out.returncode != 0:
         raise RuntimeError(f"client failed: {out.stderr[-2000:]}")
     if out.stderr.strip():
@@ -227,8 +236,9 @@ def client(port: int, mode: str, pid: int = 0, **job: Any) -> dict[str, Any]:
 
 def client_background(port: int, mode: str, **job: Any) -> subprocess.Popen[str]:
     job.update(target=f"127.0.0.1:{port}", mode=mode, token=TOKEN)
-    proc = subprocess.Popen([PY, "-m", "bench.client"], cwd=ROOT, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [PY, "-m", "bench.client"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdin is not None
     proc.stdin.write(json.dumps(job))
     proc.stdin.close()
@@ -249,8 +259,9 @@ def load_avg() -> float:
 # -- phases ---------------------------------------------------------------------------
 
 
-def engine_vs_casbin(policy: PolicySet, snaps: dict[str, L.OrgSnapshot], reqs: dict[str, list[Any]],
-                     per_org: int) -> dict[str, Any]:
+def engine_vs_casbin(
+    policy: PolicySet, snaps: dict[str, L.OrgSnapshot], reqs: dict[str, list[Any]], per_org: int
+) -> dict[str, Any]:
     """Same requests, same lines: plain casbin.Enforcer per organization vs OrgEnforcer."""
     include = L.include_lines(policy)
     casbin_s = engine_s = 0.0
@@ -265,8 +276,15 @@ def engine_vs_casbin(policy: PolicySet, snaps: dict[str, L.OrgSnapshot], reqs: d
         t = time.perf_counter()
         mine = [eng.enforce(s, d, o) for s, d, o in rs]
         e_s = time.perf_counter() - t
-        by_org.append({"org": org, "grants": len(snap.grants), "members": len(snap.members),
-                       "build_s": round(build, 4), "engine_us": round(e_s / len(rs) * 1e6, 2)})
+        by_org.append(
+            {
+                "org": org,
+                "grants": len(snap.grants),
+                "members": len(snap.members),
+                "build_s": round(build, 4),
+                "engine_us": round(e_s / len(rs) * 1e6, 2),
+            }
+        )
         if len(snap.members) > CASBIN_MAX_MEMBERS:
             continue
         plain = new_enforcer(policy.model_text, L.all_lines(policy, [snap]))
@@ -287,22 +305,34 @@ def engine_vs_casbin(policy: PolicySet, snaps: dict[str, L.OrgSnapshot], reqs: d
         n += len(rs)
         orgs_compared.append(org)
     return {
-        "requests": n, "organizations": len(orgs_compared), "mismatches": mismatches,
-        "casbin_us": round(casbin_s / n * 1e6, 2), "engine_us": round(engine_s / n * 1e6, 2),
+        "requests": n,
+        "organizations": len(orgs_compared),
+        "mismatches": mismatches,
+        "casbin_us": round(casbin_s / n * 1e6, 2),
+        "engine_us": round(engine_s / n * 1e6, 2),
         "ratio": round(casbin_s / engine_s, 1),
         "allowed_fraction": None,
-        "method": (f"one plain casbin.Enforcer per organization (new_enforcer(policy.model_text, "
-                   f"all_lines(policy, [org]))) for the {len(orgs_compared)} sampled organizations with at "
-                   f"most {CASBIN_MAX_MEMBERS} members; its role managers warmed before timing. Larger "
-                   "organizations are left out of the comparison: pycasbin builds a domain's role manager "
-                   "on first use with a quadratic add_link pass (20 s at 2,629 members)."),
+        "method": (
+            f"one plain casbin.Enforcer per organization (new_enforcer(policy.model_text, "
+            f"all_lines(policy, [org]))) for the {len(orgs_compared)} sampled organizations with at "
+            f"most {CASBIN_MAX_MEMBERS} members; its role managers warmed before timing. Larger "
+            "organizations are left out of the comparison: pycasbin builds a domain's role manager "
+            "on first use with a quadratic add_link pass (20 s at 2,629 members)."
+        ),
         "per_org": by_org,
     }
 
 
-def full_server(url: str, orgs: list[str], snaps: dict[str, L.OrgSnapshot], reqs: dict[str, list[Any]],
-                quick: bool, all_orgs: list[str], n_workspaces: int,
-                noop: tuple[subprocess.Popen[str], int]) -> dict[str, Any]:
+def full_server(
+    url: str,
+    orgs: list[str],
+    snaps: dict[str, L.OrgSnapshot],
+    reqs: dict[str, list[Any]],
+    quick: bool,
+    all_orgs: list[str],
+    n_workspaces: int,
+    noop: tuple[subprocess.Popen[str], int],
+) -> dict[str, Any]:
     dur = 4.0 if quick else 8.0
     out: dict[str, Any] = {}
     flat = [list(r) for org in orgs for r in reqs[org]]
@@ -327,35 +357,47 @@ def full_server(url: str, orgs: list[str], snaps: dict[str, L.OrgSnapshot], reqs
         rounds = 2 if quick else 3
         halves = [cold[i * len(cold) // rounds : (i + 1) * len(cold) // rounds] for i in range(rounds)]
         for i in range(rounds):
-            say(f"round {i + 1}/{rounds}: no-op server {dur:.0f} s, cold Check ({len(halves[i])} distinct requests), "
-                f"warm Check {dur:.0f} s; 32 in flight (load {load_avg()})")
-            runs["noop"].append(client(noop_port, "check", pid=noop_proc.pid, requests=warm, concurrency=32,
-                                       duration=dur))
+            say(
+                f"round {i + 1}/{rounds}: no-op server {dur:.0f} s, cold Check ({len(halves[i])} distinct requests), "
+                f"warm Check {dur:.0f} s; 32 in flight (load {load_avg()})"
+            )
+            runs["noop"].append(
+                client(noop_port, "check", pid=noop_proc.pid, requests=warm, concurrency=32, duration=dur)
+            )
             runs["cold"].append(client(port, "once", pid=proc.pid, requests=halves[i], concurrency=32))
             runs["warm"].append(client(port, "check", pid=proc.pid, requests=warm, concurrency=32, duration=dur))
-            say("  " + ", ".join(f"{k} {v[-1]['rate']:.0f}/s ({v[-1]['server_cpu_us_per_call']} us CPU/call)"
-                                 for k, v in runs.items()))
+            say(
+                "  "
+                + ", ".join(
+                    f"{k} {v[-1]['rate']:.0f}/s ({v[-1]['server_cpu_us_per_call']} us CPU/call)"
+                    for k, v in runs.items()
+                )
+            )
         # Each round's ratio is measured side by side; the median round is reported, all are kept.
         out["round_ratios"] = {
             kind: [round(c["rate"] / n["rate"], 3) for c, n in zip(runs[kind], runs["noop"], strict=True)]
             for kind in ("warm", "cold")
         }
         out["round_cpu_ratios"] = {
-            kind: [round(n["server_cpu_us_per_call"] / c["server_cpu_us_per_call"], 3)
-                   for c, n in zip(runs[kind], runs["noop"], strict=True)]
+            kind: [
+                round(n["server_cpu_us_per_call"] / c["server_cpu_us_per_call"], 3)
+                for c, n in zip(runs[kind], runs["noop"], strict=True)
+            ]
             for kind in ("warm", "cold")
         }
         out["noop"] = combine(runs["noop"])
         out["check_cold"] = combine(runs["cold"])
         out["check_warm"] = combine(runs["warm"])
-        out["noop"]["batch100"] = client(noop_port, "batch", pid=noop_proc.pid, requests=warm, batch=100,
-                                         concurrency=8, duration=dur / 2)
+        out["noop"]["batch100"] = client(
+            noop_port, "batch", pid=noop_proc.pid, requests=warm, batch=100, concurrency=8, duration=dur / 2
+        )
         say("BatchCheck of 100 (cache warm), 8 in flight")
         out["batch100"] = client(port, "batch", pid=proc.pid, requests=warm, batch=100, concurrency=8, duration=dur)
         say(f"  {out['batch100']['decisions_per_s']:.0f} decisions/s")
         say("BatchCheck of 100 (cache cold), 8 in flight")
-        out["batch100_cold"] = client(port, "batch", requests=cold[:20000], batch=100, concurrency=8,
-                                      duration=min(dur, 3.0))
+        out["batch100_cold"] = client(
+            port, "batch", requests=cold[:20000], batch=100, concurrency=8, duration=min(dur, 3.0)
+        )
         say(f"  {out['batch100_cold']['decisions_per_s']:.0f} decisions/s (repeats after one pass)")
         half = round(out["check_warm"]["rate"] * 0.5)
         say(f"latency at 50% of the maximum rate: {half}/s open loop")
@@ -368,12 +410,16 @@ def full_server(url: str, orgs: list[str], snaps: dict[str, L.OrgSnapshot], reqs
         assert load.stdout is not None
         out["writes"]["check_load"] = json.loads(load.stdout.read() or "{}")
         load.wait()
-        say(f"  visible p50 {out['writes']['visible'].get('p50_ms')} ms, "
-            f"p99 {out['writes']['visible'].get('p99_ms')} ms, not visible: {out['writes']['not_visible']}")
+        say(
+            f"  visible p50 {out['writes']['visible'].get('p50_ms')} ms, "
+            f"p99 {out['writes']['visible'].get('p99_ms')} ms, not visible: {out['writes']['not_visible']}"
+        )
         say(f"mixed workload over all {len(all_orgs)} organizations (loads each one)")
         pick = random.Random(9)
-        mixed = [[f"user:u{pick.randrange(10**5):06d}", f"w{i:05d}", pick.choice(("see_flows", "run_deployments"))]
-                 for i in range(n_workspaces)]
+        mixed = [
+            [f"user:u{pick.randrange(10**5):06d}", f"w{i:05d}", pick.choice(("see_flows", "run_deployments"))]
+            for i in range(n_workspaces)
+        ]
         t = time.perf_counter()
         out["mixed"] = client(port, "once", requests=[*mixed, *cold[:5000]], concurrency=8)
         out["mixed"]["load_all_s"] = round(time.perf_counter() - t, 2)
@@ -387,10 +433,15 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
     calls = sum(r["calls"] for r in runs)
     secs = sum(r["seconds"] for r in runs)
     cpu = sum(r["server_cpu_us_per_call"] * r["calls"] for r in runs) / 1e6
-    return {"calls": calls, "seconds": round(secs, 3), "rate": round(calls / secs, 1),
-            "server_cpu_us_per_call": round(cpu / calls * 1e6, 1), "server_cpu_busy": round(cpu / secs, 2),
-            **{k: max(r.get(k, 0) for r in runs) for k in ("p50_ms", "p90_ms", "p99_ms", "p999_ms")},
-            "runs": runs}
+    return {
+        "calls": calls,
+        "seconds": round(secs, 3),
+        "rate": round(calls / secs, 1),
+        "server_cpu_us_per_call": round(cpu / calls * 1e6, 1),
+        "server_cpu_busy": round(cpu / secs, 2),
+        **{k: max(r.get(k, 0) for r in runs) for k in ("p50_ms", "p90_ms", "p99_ms", "p999_ms")},
+        "runs": runs,
+    }
 
 
 def scaling(policy: PolicySet) -> list[dict[str, Any]]:
@@ -412,10 +463,19 @@ def scaling(policy: PolicySet) -> list[dict[str, Any]]:
             every = [["user:u000000", f"w{i:05d}", "see_flows"] for i in range(p.shape.workspaces)]
             t = time.perf_counter()
             client(port, "once", requests=every, concurrency=8)
-            out.append({"dataset": name, "grants": sum(p.grants), "largest_org_grants": max(p.grants),
-                        "startup_s": round(startup, 2), "rss_start_mib": rss0,
-                        "rss_all_loaded_mib": rss_mib(proc.pid), "load_all_orgs_s": round(time.perf_counter() - t, 2),
-                        "check_cold_p50_ms": lat.get("p50_ms"), "check_cold_p99_ms": lat.get("p99_ms")})
+            out.append(
+                {
+                    "dataset": name,
+                    "grants": sum(p.grants),
+                    "largest_org_grants": max(p.grants),
+                    "startup_s": round(startup, 2),
+                    "rss_start_mib": rss0,
+                    "rss_all_loaded_mib": rss_mib(proc.pid),
+                    "load_all_orgs_s": round(time.perf_counter() - t, 2),
+                    "check_cold_p50_ms": lat.get("p50_ms"),
+                    "check_cold_p99_ms": lat.get("p99_ms"),
+                }
+            )
         say(f"scaling {name}: {out[-1]}")
     return out
 
@@ -438,8 +498,11 @@ def run(opts: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         opts.docs = ROOT / "docs" / "benchmarks.md"
     t_start = time.perf_counter()
     policy = load_policy()
-    res: dict[str, Any] = {"machine": machine(), "mode": "quick" if opts.quick else "full",
-                           "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    res: dict[str, Any] = {
+        "machine": machine(),
+        "mode": "quick" if opts.quick else "full",
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
     say(f"machine: {res['machine']['cpu']}, {res['machine']['cores']} cores, load {load_avg()}")
     DATA.mkdir(parents=True, exist_ok=True)
     tmp = None
@@ -479,8 +542,16 @@ def run(opts: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     e = res["engine_vs_casbin"]
     say(f"  casbin {e['casbin_us']} us, engine {e['engine_us']} us: {e['ratio']}x, mismatches {e['mismatches']}")
     noop_proc, noop_port, _ = stack.enter_context(server("noop"))
-    res["server"] = full_server(url, orgs, snaps, reqs, opts.quick, [f"o{i:04d}" for i in range(p.shape.orgs)],
-                                p.shape.workspaces, (noop_proc, noop_port))
+    res["server"] = full_server(
+        url,
+        orgs,
+        snaps,
+        reqs,
+        opts.quick,
+        [f"o{i:04d}" for i in range(p.shape.orgs)],
+        p.shape.workspaces,
+        (noop_proc, noop_port),
+    )
     res["noop"] = res["server"].pop("noop")
     if not opts.quick and not opts.no_scaling:
         say("scaling curve: small (10k grants), medium (100k), large (1M) on SQLite")

@@ -58,8 +58,14 @@ async def app(database_url: str, cache_entries: int, gc_freeze: bool = False) ->
     from orgauthz.api.server import App
     from orgauthz.config import Settings
 
-    settings = Settings(listen="127.0.0.1:0", metrics_listen="", database_url=database_url,
-                        auth_token=TOKEN, cache_max_entries=cache_entries, log_level="WARNING")
+    settings = Settings(
+        listen="127.0.0.1:0",
+        metrics_listen="",
+        database_url=database_url,
+        auth_token=TOKEN,
+        cache_max_entries=cache_entries,
+        log_level="WARNING",
+    )
     a = App(settings)
     await a.start()
     if gc_freeze:

@@ -18,10 +18,15 @@ async def test_async_client_check_batch_and_scopes(app: App, policy) -> None:
     rev = seed(app.db, policy, DEMO)
     async with AsyncClient(f"127.0.0.1:{app.port}") as c:
         r = await c.check("user:bob", workspace="acme-prod", scope="manage_flows", min_revision=rev, explain=True)
-        assert r.allowed and r.reasons == ["workspace role Developer"]
-        results = await c.batch_check([("user:carol", "acme-prod", "see_flows"),
-                                       ("user:carol", "acme-prod", "manage_flows"),
-                                       ("service_account:ci-bot", "acme-prod", "see_secret_blocks")])
+        assert r.allowed
+        assert r.reasons == ["workspace role Developer"]
+        results = await c.batch_check(
+            [
+                ("user:carol", "acme-prod", "see_flows"),
+                ("user:carol", "acme-prod", "manage_flows"),
+                ("service_account:ci-bot", "acme-prod", "see_secret_blocks"),
+            ]
+        )
         assert [x.allowed for x in results] == [True, False, True]
         assert "see_flows" in await c.list_scopes("user:carol", workspace="acme-prod")
         assert not (await c.check("user:bob", organization="acme", scope="create:invitation")).allowed
@@ -33,7 +38,9 @@ async def test_sync_client_agrees_with_async(app: App, policy) -> None:
     def run() -> list[bool]:
         with Client(f"127.0.0.1:{app.port}") as c:
             c.check("user:alice", workspace="acme-sandbox", scope="see_flows", min_revision=rev)
-            return [c.check("user:alice", workspace="acme-sandbox", scope="manage_workspace_users").allowed,
-                    c.check("user:bob", workspace="acme-sandbox", scope="see_flows").allowed]
+            return [
+                c.check("user:alice", workspace="acme-sandbox", scope="manage_workspace_users").allowed,
+                c.check("user:bob", workspace="acme-sandbox", scope="see_flows").allowed,
+            ]
 
     assert await asyncio.to_thread(run) == [True, False]

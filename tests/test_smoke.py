@@ -15,12 +15,14 @@ DEMO = yaml.safe_load((Path(__file__).parents[1] / "examples" / "demo.yaml").rea
 
 async def test_demo_organization_answers_as_the_readme_says(app: App, authz, policy) -> None:
     rev = seed(app.db, policy, DEMO)
-    r = await authz.Check(pb.CheckRequest(subject="user:bob", workspace="acme-prod", scope="manage_flows",
-                                          min_revision=rev, explain=True))
-    assert r.allowed and r.revision >= rev
+    r = await authz.Check(
+        pb.CheckRequest(subject="user:bob", workspace="acme-prod", scope="manage_flows", min_revision=rev, explain=True)
+    )
+    assert r.allowed
+    assert r.revision >= rev
     assert r.reasons == ["workspace role Developer"]
-    r = await authz.Check(pb.CheckRequest(subject="user:carol", workspace="acme-prod", scope="see_flows",
-                                          explain=True))
-    assert r.allowed and r.reasons == ["default workspace role Viewer"]
+    r = await authz.Check(pb.CheckRequest(subject="user:carol", workspace="acme-prod", scope="see_flows", explain=True))
+    assert r.allowed
+    assert r.reasons == ["default workspace role Viewer"]
     r = await authz.Check(pb.CheckRequest(subject="user:carol", workspace="acme-prod", scope="manage_flows"))
     assert not r.allowed

@@ -52,17 +52,30 @@ def _run(opts: argparse.Namespace, body: Callable[[argparse.Namespace], int]) ->
 def _bootstrap(opts: argparse.Namespace) -> int:
     from orgauthz.v1 import management_pb2 as pb
 
-    limits = pb.Limits(max_members=opts.max_members, max_service_accounts=opts.max_service_accounts,
-                       max_workspaces=opts.max_workspaces)
+    limits = pb.Limits(
+        max_members=opts.max_members, max_service_accounts=opts.max_service_accounts, max_workspaces=opts.max_workspaces
+    )
     with _client(opts, actor_required=False) as c:
-        r = c.stub("OrganizationService").CreateOrganization(pb.CreateOrganizationRequest(
-            id=opts.id, handle=opts.handle, name=opts.name, admin_user_id=opts.admin_user,
-            admin_email=opts.admin_email, limits=limits), timeout=c.timeout)
+        r = c.stub("OrganizationService").CreateOrganization(
+            pb.CreateOrganizationRequest(
+                id=opts.id,
+                handle=opts.handle,
+                name=opts.name,
+                admin_user_id=opts.admin_user,
+                admin_email=opts.admin_email,
+                limits=limits,
+            ),
+            timeout=c.timeout,
+        )
     o = r.organization
-    print(f"created organization {o.id} (handle {o.handle}, name {o.name!r}) with Admin user:{opts.admin_user} "
-          f"at revision {r.revision}")
-    print(f"limits: {o.limits.max_members} members, {o.limits.max_service_accounts} service accounts, "
-          f"{o.limits.max_workspaces} workspaces")
+    print(
+        f"created organization {o.id} (handle {o.handle}, name {o.name!r}) with Admin user:{opts.admin_user} "
+        f"at revision {r.revision}"
+    )
+    print(
+        f"limits: {o.limits.max_members} members, {o.limits.max_service_accounts} service accounts, "
+        f"{o.limits.max_workspaces} workspaces"
+    )
     return 0
 
 
@@ -73,13 +86,22 @@ def _create_service_account(opts: argparse.Namespace) -> int:
     from orgauthz.v1 import service_accounts_pb2 as pb
 
     with _client(opts, actor_required=True) as c:
-        r = c.stub("ServiceAccountService").CreateServiceAccount(pb.CreateServiceAccountRequest(
-            organization=opts.org, id=opts.id, name=opts.name, org_role=opts.role,
-            key_expires_in_seconds=opts.key_expires_in), timeout=c.timeout)
+        r = c.stub("ServiceAccountService").CreateServiceAccount(
+            pb.CreateServiceAccountRequest(
+                organization=opts.org,
+                id=opts.id,
+                name=opts.name,
+                org_role=opts.role,
+                key_expires_in_seconds=opts.key_expires_in,
+            ),
+            timeout=c.timeout,
+        )
     sa = r.service_account
     expires = r.api_key_expires_at.ToJsonString() if r.HasField("api_key_expires_at") else "never"
-    print(f"created service account {sa.id} ({sa.name!r}) in {sa.organization} with role {sa.org_role} "
-          f"at revision {r.revision}; key expires: {expires}")
+    print(
+        f"created service account {sa.id} ({sa.name!r}) in {sa.organization} with role {sa.org_role} "
+        f"at revision {r.revision}; key expires: {expires}"
+    )
     print("API key (shown this once; store it now):", file=sys.stderr)
     print(r.api_key)
     return 0
@@ -92,9 +114,12 @@ def _invite(opts: argparse.Namespace) -> int:
     from orgauthz.v1 import invitations_pb2 as pb
 
     with _client(opts, actor_required=True) as c:
-        r = c.stub("InvitationService").CreateInvitations(pb.CreateInvitationsRequest(
-            organization=opts.org, emails=opts.emails, org_role=opts.role,
-            expires_in_seconds=opts.expires_in), timeout=c.timeout)
+        r = c.stub("InvitationService").CreateInvitations(
+            pb.CreateInvitationsRequest(
+                organization=opts.org, emails=opts.emails, org_role=opts.role, expires_in_seconds=opts.expires_in
+            ),
+            timeout=c.timeout,
+        )
     failed = False
     for x in r.results:
         if x.outcome == pb.INVITATION_OUTCOME_INVITED:
@@ -127,8 +152,11 @@ def _count(value: str) -> int:
 
 
 def _connection_opts(p: argparse.ArgumentParser, *, actor_help: str) -> None:
-    p.add_argument("--server", default=os.environ.get("ORGAUTHZ_SERVER", DEFAULT_SERVER),
-                   help=f"server address (ORGAUTHZ_SERVER; default {DEFAULT_SERVER})")
+    p.add_argument(
+        "--server",
+        default=os.environ.get("ORGAUTHZ_SERVER", DEFAULT_SERVER),
+        help=f"server address (ORGAUTHZ_SERVER; default {DEFAULT_SERVER})",
+    )
     p.add_argument("--auth-token", help="shared secret the server requires (ORGAUTHZ_AUTH_TOKEN)")
     p.add_argument("--actor", help=actor_help)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
@@ -139,9 +167,11 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     org = subparsers.add_parser("org", help="organizations on a running server")
     org_sub = org.add_subparsers(dest="org_command", required=True)
     boot = org_sub.add_parser(
-        "bootstrap", help="create an organization with its first Admin",
+        "bootstrap",
+        help="create an organization with its first Admin",
         description="Create an organization with its first Admin (R1, R3). A platform operation: needs "
-                    "the caller's credentials; --actor is optional and recorded in the audit log.")
+        "the caller's credentials; --actor is optional and recorded in the audit log.",
+    )
     boot.add_argument("--handle", required=True, help="unique handle: lower-case letters, digits, inner hyphens")
     boot.add_argument("--name", required=True, help="display name")
     boot.add_argument("--admin-user", required=True, help="user id of the first Admin")
@@ -156,26 +186,40 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     sa = subparsers.add_parser("service-account", help="service accounts on a running server")
     sa_sub = sa.add_subparsers(dest="sa_command", required=True)
     create = sa_sub.add_parser(
-        "create", help="create a service account and print its API key once",
+        "create",
+        help="create a service account and print its API key once",
         description="Create a service account (R11, R12). Its API key is printed once, alone on the last "
-                    "line of stdout; the server keeps only its hash.")
+        "line of stdout; the server keeps only its hash.",
+    )
     create.add_argument("--org", required=True, help="organization id")
     create.add_argument("--name", required=True, help="name, unique in the organization")
     create.add_argument("--role", default="", help="Member (default) or a custom organization role id; never Admin")
     create.add_argument("--id", default="", help="service account id (default: minted by the server)")
-    create.add_argument("--key-expires-in", type=_count, default=0, metavar="SECONDS",
-                        help="key lifetime in seconds (default 0: never expires)")
+    create.add_argument(
+        "--key-expires-in",
+        type=_count,
+        default=0,
+        metavar="SECONDS",
+        help="key lifetime in seconds (default 0: never expires)",
+    )
     _connection_opts(create, actor_help="user:<id> of an Admin (ORGAUTHZ_ACTOR; required)")
     create.set_defaults(func=lambda o: _run(o, _create_service_account))
 
     invite = subparsers.add_parser(
-        "invite", help="invite people to an organization by email",
+        "invite",
+        help="invite people to an organization by email",
         description="Invite one or more addresses with one organization role (R5, R7, R8). Each address "
-                    "gets its own line; exit 2 when an address was malformed.")
+        "gets its own line; exit 2 when an address was malformed.",
+    )
     invite.add_argument("emails", nargs="+", metavar="EMAIL", help="addresses to invite (at most 100)")
     invite.add_argument("--org", required=True, help="organization id")
     invite.add_argument("--role", default="Member", help="Admin, Member (default) or a custom organization role id")
-    invite.add_argument("--expires-in", type=_count, default=0, metavar="SECONDS",
-                        help="invitation lifetime (default: the server's, 7 days)")
+    invite.add_argument(
+        "--expires-in",
+        type=_count,
+        default=0,
+        metavar="SECONDS",
+        help="invitation lifetime (default: the server's, 7 days)",
+    )
     _connection_opts(invite, actor_help="user:<id> of an Admin (ORGAUTHZ_ACTOR; required)")
     invite.set_defaults(func=lambda o: _run(o, _invite))

@@ -26,8 +26,7 @@ DEMO_FILE = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
 
 def _settings(opts: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("listen", "metrics_listen", "database_url", "redis_url", "policy_dir", "log_format",
-                 "auth_token"):
+    for name in ("listen", "metrics_listen", "database_url", "redis_url", "policy_dir", "log_format", "auth_token"):
         value = getattr(opts, name, None)
         if value is not None:
             overrides[name] = value
@@ -67,10 +66,12 @@ async def _serve(settings: Settings, demo: bool) -> int:
         print(f"error: cannot start: {exc}", file=sys.stderr)
         return 2
     # The real port (the configured one may be 0), and no password from the database URL.
-    print(f"orgauthz listening on {settings.listen.rpartition(':')[0]}:{app.port} "
-          f"(gRPC), metrics on port {app.metrics_port or '-'}, "
-          f"database {_display_url(settings.database_url)}",
-          flush=True)
+    print(
+        f"orgauthz listening on {settings.listen.rpartition(':')[0]}:{app.port} "
+        f"(gRPC), metrics on port {app.metrics_port or '-'}, "
+        f"database {_display_url(settings.database_url)}",
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -121,16 +122,14 @@ def cmd_check(opts: argparse.Namespace) -> int:
     # The variable keeps the secret off the command line (and out of `ps`).
     token = opts.auth_token if opts.auth_token is not None else os.environ.get("ORGAUTHZ_AUTH_TOKEN", "")
     metadata = [("authorization", f"Bearer {token}")] if token else []
-    req = pb.CheckRequest(subject=opts.subject, scope=opts.scope, explain=True,
-                          min_revision=opts.min_revision)
+    req = pb.CheckRequest(subject=opts.subject, scope=opts.scope, explain=True, min_revision=opts.min_revision)
     if opts.organization:
         req.organization = opts.target
     else:
         req.workspace = opts.target
     with grpc.insecure_channel(opts.server) as channel:
         try:
-            resp = pb_grpc.AuthorizationServiceStub(channel).Check(req, timeout=opts.timeout,
-                                                                  metadata=metadata)
+            resp = pb_grpc.AuthorizationServiceStub(channel).Check(req, timeout=opts.timeout, metadata=metadata)
         except grpc.RpcError as exc:
             print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 2
@@ -141,8 +140,11 @@ def cmd_check(opts: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="orgauthz", description="Authorization sidecar for organizations, "
-                                     "workspaces and roles. Options also read ORGAUTHZ_* variables.")
+    parser = argparse.ArgumentParser(
+        prog="orgauthz",
+        description="Authorization sidecar for organizations, "
+        "workspaces and roles. Options also read ORGAUTHZ_* variables.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def store_opts(p: argparse.ArgumentParser) -> None:
@@ -156,8 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--redis-url", help="redis://host:port/db for the shared cache (optional)")
     serve.add_argument("--log-format", choices=["text", "json"], help="log format (default text)")
     serve.add_argument("--auth-token", help="shared secret callers must send (ORGAUTHZ_AUTH_TOKEN)")
-    serve.add_argument("--insecure-dev", action="store_true",
-                       help="accept unauthenticated callers: development only, logged loudly")
+    serve.add_argument(
+        "--insecure-dev", action="store_true", help="accept unauthenticated callers: development only, logged loudly"
+    )
     serve.add_argument("--demo", action="store_true", help=f"load {DEMO_FILE.name} before serving")
     serve.set_defaults(func=cmd_serve)
 

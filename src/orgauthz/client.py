@@ -41,8 +41,9 @@ def _metadata(token: str, actor: str, api_key: str) -> list[tuple[str, str]]:
     return md
 
 
-def _request(subject: str, workspace: str, organization: str, scope: str, min_revision: int,
-             explain: bool) -> pb.CheckRequest:
+def _request(
+    subject: str, workspace: str, organization: str, scope: str, min_revision: int, explain: bool
+) -> pb.CheckRequest:
     req = pb.CheckRequest(subject=subject, scope=scope, min_revision=min_revision, explain=explain)
     if organization:
         req.organization = organization
@@ -75,9 +76,17 @@ class _MetadataInterceptor(grpc.UnaryUnaryClientInterceptor):  # type: ignore[mi
 class Client:
     """Blocking client. ``credentials``: grpc.ssl_channel_credentials(...) for TLS/mTLS."""
 
-    def __init__(self, target: str, *, token: str = "", actor: str = "", api_key: str = "",
-                 credentials: grpc.ChannelCredentials | None = None, timeout: float = 5.0) -> None:
-        channel = (grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target))
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str = "",
+        actor: str = "",
+        api_key: str = "",
+        credentials: grpc.ChannelCredentials | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        channel = grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
         self._channel = grpc.intercept_channel(channel, _MetadataInterceptor(_metadata(token, actor, api_key)))
         self._raw = channel
         self.timeout = timeout
@@ -87,8 +96,16 @@ class Client:
         """The generated stub of ``orgauthz.v1.<service>`` with credentials attached."""
         return _find_stub(service)(self._channel)
 
-    def check(self, subject: str, *, scope: str, workspace: str = "", organization: str = "",
-              min_revision: int = 0, explain: bool = False) -> CheckResult:
+    def check(
+        self,
+        subject: str,
+        *,
+        scope: str,
+        workspace: str = "",
+        organization: str = "",
+        min_revision: int = 0,
+        explain: bool = False,
+    ) -> CheckResult:
         r = self.authorization.Check(
             _request(subject, workspace, organization, scope, min_revision, explain), timeout=self.timeout
         )
@@ -97,8 +114,9 @@ class Client:
     def batch_check(self, items: Sequence[tuple[str, str, str]], *, min_revision: int = 0) -> list[CheckResult]:
         """``items``: ``(subject, workspace, scope)``; results in the same order."""
         reqs = [_request(s, w, "", sc, 0, False) for s, w, sc in items]
-        r = self.authorization.BatchCheck(pb.BatchCheckRequest(items=reqs, min_revision=min_revision),
-                                          timeout=self.timeout)
+        r = self.authorization.BatchCheck(
+            pb.BatchCheckRequest(items=reqs, min_revision=min_revision), timeout=self.timeout
+        )
         return [CheckResult(x.allowed, x.revision, list(x.reasons)) for x in r.results]
 
     def list_scopes(self, subject: str, *, workspace: str = "", organization: str = "") -> list[str]:
@@ -128,10 +146,19 @@ class Client:
 class AsyncClient:
     """The asyncio twin of :class:`Client` (``grpc.aio``); metadata is added per call."""
 
-    def __init__(self, target: str, *, token: str = "", actor: str = "", api_key: str = "",
-                 credentials: grpc.ChannelCredentials | None = None, timeout: float = 5.0) -> None:
-        self._channel = (grpc.aio.secure_channel(target, credentials) if credentials
-                         else grpc.aio.insecure_channel(target))
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str = "",
+        actor: str = "",
+        api_key: str = "",
+        credentials: grpc.ChannelCredentials | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        self._channel = (
+            grpc.aio.secure_channel(target, credentials) if credentials else grpc.aio.insecure_channel(target)
+        )
         self._md = _metadata(token, actor, api_key)
         self.timeout = timeout
         self.authorization = pb_grpc.AuthorizationServiceStub(self._channel)
@@ -144,19 +171,28 @@ class AsyncClient:
     def metadata(self) -> list[tuple[str, str]]:
         return list(self._md)
 
-    async def check(self, subject: str, *, scope: str, workspace: str = "", organization: str = "",
-                    min_revision: int = 0, explain: bool = False) -> CheckResult:
+    async def check(
+        self,
+        subject: str,
+        *,
+        scope: str,
+        workspace: str = "",
+        organization: str = "",
+        min_revision: int = 0,
+        explain: bool = False,
+    ) -> CheckResult:
         r = await self.authorization.Check(
             _request(subject, workspace, organization, scope, min_revision, explain),
-            timeout=self.timeout, metadata=self._md,
+            timeout=self.timeout,
+            metadata=self._md,
         )
         return CheckResult(r.allowed, r.revision, list(r.reasons))
 
-    async def batch_check(self, items: Sequence[tuple[str, str, str]], *,
-                          min_revision: int = 0) -> list[CheckResult]:
+    async def batch_check(self, items: Sequence[tuple[str, str, str]], *, min_revision: int = 0) -> list[CheckResult]:
         reqs = [_request(s, w, "", sc, 0, False) for s, w, sc in items]
-        r = await self.authorization.BatchCheck(pb.BatchCheckRequest(items=reqs, min_revision=min_revision),
-                                                timeout=self.timeout, metadata=self._md)
+        r = await self.authorization.BatchCheck(
+            pb.BatchCheckRequest(items=reqs, min_revision=min_revision), timeout=self.timeout, metadata=self._md
+        )
         return [CheckResult(x.allowed, x.revision, list(x.reasons)) for x in r.results]
 
     async def list_scopes(self, subject: str, *, workspace: str = "", organization: str = "") -> list[str]:

@@ -25,12 +25,18 @@ class Settings(BaseSettings):
     cache_max_entries: int = Field(1_000_000, ge=1, description="In-process decision cache size")
     max_loaded_orgs: int = Field(2000, ge=1, description="Organizations kept loaded in memory")
     poll_interval_s: float = Field(0.5, gt=0, le=60, description="Change feed polling interval")
-    feed_reload_after: int = Field(10_000, ge=1, description="Revisions behind after which a replica re-reads "
-                                   "the index instead of replaying changes")
+    feed_reload_after: int = Field(
+        10_000,
+        ge=1,
+        description="Revisions behind after which a replica re-reads the index instead of replaying changes",
+    )
     redis_cache_ttl_s: int = Field(600, ge=1, le=7 * 24 * 3600, description="Lifetime of shared Redis decisions")
-    redis_lookup: str = Field("unloaded", pattern="^(unloaded|always)$",
-                              description="When the Redis tier is asked: for organizations not loaded here "
-                              "(unloaded, measured faster) or on every in-process miss (always)")
+    redis_lookup: str = Field(
+        "unloaded",
+        pattern="^(unloaded|always)$",
+        description="When the Redis tier is asked: for organizations not loaded here "
+        "(unloaded, measured faster) or on every in-process miss (always)",
+    )
     redis_timeout_s: float = Field(0.25, gt=0, le=10, description="Redis connect and command timeout")
     min_revision_wait_s: float = Field(2.0, ge=0, le=30, description="How long a read waits for min_revision")
     max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest accepted request")

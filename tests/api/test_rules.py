@@ -432,8 +432,10 @@ async def test_explain_does_not_tell_which_ids_exist(authz: Stub, rev: int) -> N
     """SPEC §2: another organization's workspace and a workspace that does not exist get the
     same answer, explanation included."""
     pairs = [
-        (ws_check("user:alice", "gx-main", "see_flows", explain=True),
-         ws_check("user:alice", "no-such-workspace", "see_flows", explain=True)),
+        (
+            ws_check("user:alice", "gx-main", "see_flows", explain=True),
+            ws_check("user:alice", "no-such-workspace", "see_flows", explain=True),
+        ),
         (org_check("user:alice", "globex", "read:account"), org_check("user:alice", "no-such-org", "read:account")),
     ]
     for real, missing in pairs:

@@ -59,8 +59,11 @@ def unauthenticated(call: object, *args: object) -> bool:
 def administrators_day(address: str) -> None:
     # 1. Bootstrap the organization with its first Admin: a platform call (no actor needed).
     with Client(address, token=TOKEN) as platform:
-        org = platform.stub("OrganizationService").CreateOrganization(mpb.CreateOrganizationRequest(
-            id="acme", handle="acme", name="Acme Inc.", admin_user_id="alice", admin_email="alice@acme.test"))
+        org = platform.stub("OrganizationService").CreateOrganization(
+            mpb.CreateOrganizationRequest(
+                id="acme", handle="acme", name="Acme Inc.", admin_user_id="alice", admin_email="alice@acme.test"
+            )
+        )
         assert org.organization.limits.max_members > 0
 
     alice = Client(address, token=TOKEN, actor="user:alice")
@@ -68,52 +71,63 @@ def administrators_day(address: str) -> None:
     carol = Client(address, token=TOKEN, actor="user:carol")
     with alice, bob, carol:
         # 2. Invite two people; without SMTP the one-time tokens come back to the caller (R9).
-        invited = alice.stub("InvitationService").CreateInvitations(ipb.CreateInvitationsRequest(
-            organization="acme", emails=["bob@acme.test", "carol@acme.test"], org_role="Member"))
+        invited = alice.stub("InvitationService").CreateInvitations(
+            ipb.CreateInvitationsRequest(
+                organization="acme", emails=["bob@acme.test", "carol@acme.test"], org_role="Member"
+            )
+        )
         tokens = {r.email: r.token for r in invited.results}
         assert [r.outcome for r in invited.results] == [ipb.INVITATION_OUTCOME_INVITED] * 2
 
         # 3. Each accepts with the token and the verified email (R6).
         for client, email in [(bob, "bob@acme.test"), (carol, "carol@acme.test")]:
             accepted = client.stub("InvitationService").AcceptInvitation(
-                ipb.AcceptInvitationRequest(token=tokens[email], email=email))
+                ipb.AcceptInvitationRequest(token=tokens[email], email=email)
+            )
             assert accepted.invitation.status == ipb.INVITATION_STATUS_ACCEPTED
         members = alice.stub("MemberService").ListMembers(mpb.ListMembersRequest(organization="acme"))
         assert [(m.user_id, m.role) for m in members.members] == [
-            ("alice", "Admin"), ("bob", "Member"), ("carol", "Member")]
+            ("alice", "Admin"),
+            ("bob", "Member"),
+            ("carol", "Member"),
+        ]
 
         # 4. Create a workspace. Members have no access to it yet (No Access is the default, R17).
-        alice.stub("WorkspaceService").CreateWorkspace(mpb.CreateWorkspaceRequest(
-            organization="acme", id="acme-prod", handle="production", name="Production"))
+        alice.stub("WorkspaceService").CreateWorkspace(
+            mpb.CreateWorkspaceRequest(organization="acme", id="acme-prod", handle="production", name="Production")
+        )
         assert not alice.check("user:bob", workspace="acme-prod", scope="see_flows").allowed
 
         # 5. Share it with Bob as a Developer (R16); the next Check sees it.
-        alice.stub("AccessService").GrantWorkspaceAccess(mpb.GrantWorkspaceAccessRequest(
-            workspace="acme-prod", subject="user:bob", role="Developer"))
+        alice.stub("AccessService").GrantWorkspaceAccess(
+            mpb.GrantWorkspaceAccessRequest(workspace="acme-prod", subject="user:bob", role="Developer")
+        )
         r = alice.check("user:bob", workspace="acme-prod", scope="manage_deployments", explain=True)
         assert r.allowed
         assert r.reasons == ["workspace role Developer"]
 
         # 6. Everyone at Acme may look: default role Viewer (R17, R18).
         assert not alice.check("user:carol", workspace="acme-prod", scope="see_flows").allowed
-        alice.stub("WorkspaceService").SetDefaultRole(mpb.SetDefaultRoleRequest(
-            workspace="acme-prod", role="Viewer"))
+        alice.stub("WorkspaceService").SetDefaultRole(mpb.SetDefaultRoleRequest(workspace="acme-prod", role="Viewer"))
         r = alice.check("user:carol", workspace="acme-prod", scope="see_flows", explain=True)
         assert r.allowed
         assert r.reasons == ["default workspace role Viewer"]
         assert not alice.check("user:carol", workspace="acme-prod", scope="run_deployments").allowed
 
         # 7. A service account for CI; its key is shown once (R12) and only masked afterwards.
-        created = alice.stub("ServiceAccountService").CreateServiceAccount(spb.CreateServiceAccountRequest(
-            organization="acme", id="ci", name="CI deployer"))
+        created = alice.stub("ServiceAccountService").CreateServiceAccount(
+            spb.CreateServiceAccountRequest(organization="acme", id="ci", name="CI deployer")
+        )
         key = created.api_key
         assert key.startswith("pnb_")
         listed = alice.stub("ServiceAccountService").ListServiceAccounts(
-            spb.ListServiceAccountsRequest(organization="acme"))
+            spb.ListServiceAccountsRequest(organization="acme")
+        )
         assert key not in str(listed)
         assert listed.service_accounts[0].keys[0].masked.startswith("pnb_")
-        alice.stub("AccessService").GrantWorkspaceAccess(mpb.GrantWorkspaceAccessRequest(
-            workspace="acme-prod", subject="service_account:ci", role="Runner"))
+        alice.stub("AccessService").GrantWorkspaceAccess(
+            mpb.GrantWorkspaceAccessRequest(workspace="acme-prod", subject="service_account:ci", role="Runner")
+        )
 
         # ... the key authenticates (R14) and acts as the service account.
         who = alice.authenticate(key)
@@ -128,22 +142,27 @@ def administrators_day(address: str) -> None:
             assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
         # 8. Rotate with a one-hour grace period: the old key keeps working (R13) ...
-        rotated = alice.stub("ServiceAccountService").RotateServiceAccountKey(spb.RotateServiceAccountKeyRequest(
-            organization="acme", id="ci", grace_period_seconds=3600))
+        rotated = alice.stub("ServiceAccountService").RotateServiceAccountKey(
+            spb.RotateServiceAccountKeyRequest(organization="acme", id="ci", grace_period_seconds=3600)
+        )
         second = rotated.api_key
         assert alice.authenticate(key).service_account == "ci"
         assert alice.authenticate(second).service_account == "ci"
         assert [k.active for k in rotated.service_account.keys] == [True, True]
 
         # ... rotate without one: every older key stops at once.
-        third = alice.stub("ServiceAccountService").RotateServiceAccountKey(spb.RotateServiceAccountKeyRequest(
-            organization="acme", id="ci")).api_key
+        third = (
+            alice.stub("ServiceAccountService")
+            .RotateServiceAccountKey(spb.RotateServiceAccountKeyRequest(organization="acme", id="ci"))
+            .api_key
+        )
         assert unauthenticated(alice.authenticate, key)
         assert unauthenticated(alice.authenticate, second)
         assert alice.authenticate(third).service_account == "ci"
         with Client(address, token=TOKEN, api_key=second) as stale:
-            assert unauthenticated(stale.stub("WorkspaceService").ListWorkspaces,
-                                   mpb.ListWorkspacesRequest(organization="acme"))
+            assert unauthenticated(
+                stale.stub("WorkspaceService").ListWorkspaces, mpb.ListWorkspacesRequest(organization="acme")
+            )
 
         # 9. The audit log, newest first: read it back oldest first.
         page = alice.stub("AuditService").ListAuditEvents(mpb.ListAuditEventsRequest(organization="acme"))

@@ -19,19 +19,30 @@ from orgauthz.v1 import invitations_pb2_grpc as pb_grpc
 from tests.conftest import seed
 
 ORG: dict[str, Any] = {
-    "id": "acme", "handle": "acme", "name": "Acme Inc.",
+    "id": "acme",
+    "handle": "acme",
+    "name": "Acme Inc.",
     "limits": {"members": 6, "service_accounts": 3, "workspaces": 5},
     "members": [
         {"user": "alice", "email": "alice@acme.test", "role": "Admin"},
         {"user": "bob", "email": "bob@acme.test", "role": "Member"},
         {"user": "carol", "email": "carol@acme.test", "role": "inviter"},
     ],
-    "custom_roles": [{"id": "inviter", "name": "Inviter", "level": "organization",
-                      "inherits": "Member", "scopes": ["create:invitation", "read:invitation"]}],
+    "custom_roles": [
+        {
+            "id": "inviter",
+            "name": "Inviter",
+            "level": "organization",
+            "inherits": "Member",
+            "scopes": ["create:invitation", "read:invitation"],
+        }
+    ],
     "workspaces": [{"id": "acme-prod", "handle": "prod", "default_role": "Viewer"}],
 }
 OTHER: dict[str, Any] = {
-    "id": "globex", "handle": "globex", "name": "Globex",
+    "id": "globex",
+    "handle": "globex",
+    "name": "Globex",
     "members": [{"user": "gina", "email": "gina@globex.test", "role": "Admin"}],
 }
 
@@ -55,13 +66,15 @@ def invites(channel: grpc.aio.Channel, rev: int) -> pb_grpc.InvitationServiceStu
 
 
 async def invite(stub, *emails: str, role: str = "Member", by: str = "alice") -> pb.CreateInvitationsResponse:
-    return await stub.CreateInvitations(pb.CreateInvitationsRequest(organization="acme", emails=list(emails),
-                                                                    org_role=role), metadata=as_user(by))
+    return await stub.CreateInvitations(
+        pb.CreateInvitationsRequest(organization="acme", emails=list(emails), org_role=role), metadata=as_user(by)
+    )
 
 
 async def accept(stub, token: str, user: str, email: str) -> pb.AcceptInvitationResponse:
-    return await stub.AcceptInvitation(pb.AcceptInvitationRequest(token=token, user_id=user, email=email),
-                                       metadata=as_user(user))
+    return await stub.AcceptInvitation(
+        pb.AcceptInvitationRequest(token=token, user_id=user, email=email), metadata=as_user(user)
+    )
 
 
 async def code_of(call) -> grpc.StatusCode:
@@ -92,8 +105,9 @@ async def test_r5_invite_many_then_accept_makes_a_member(app: App, invites, auth
     with app.db.read() as s:
         assert s.get(Membership, ("acme", "dan")).org_role == "Member"
         assert s.get(User, "dan").email == "dan@example.com"
-    listed = await invites.ListInvitations(pb.ListInvitationsRequest(
-        organization="acme", status=pb.INVITATION_STATUS_PENDING), metadata=as_user("alice"))
+    listed = await invites.ListInvitations(
+        pb.ListInvitationsRequest(organization="acme", status=pb.INVITATION_STATUS_PENDING), metadata=as_user("alice")
+    )
     assert [i.email for i in listed.invitations] == ["erin@example.com"]
 
 
@@ -120,8 +134,9 @@ async def test_r6_expired_revoked_rejected_tokens_change_nothing(app: App, invit
     got = await invites.GetInvitation(pb.GetInvitationRequest(organization="acme", id=i1), metadata=as_user("alice"))
     assert got.invitation.status == pb.INVITATION_STATUS_EXPIRED
     await invites.RevokeInvitation(pb.RevokeInvitationRequest(organization="acme", id=i2), metadata=as_user("alice"))
-    await invites.RejectInvitation(pb.RejectInvitationRequest(token=t3, user_id="x3", email="x3@example.com"),
-                                   metadata=as_user("x3"))
+    await invites.RejectInvitation(
+        pb.RejectInvitationRequest(token=t3, user_id="x3", email="x3@example.com"), metadata=as_user("x3")
+    )
     for token, user in ((t1, "x1"), (t2, "x2"), (t3, "x3")):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await accept(invites, token, user, f"{user}@example.com")
@@ -136,8 +151,9 @@ async def test_r6_expired_revoked_rejected_tokens_change_nothing(app: App, invit
 
 async def test_r6_resend_replaces_the_token(app: App, invites) -> None:
     first = (await invite(invites, "dan@example.com")).results[0]
-    again = await invites.ResendInvitation(pb.ResendInvitationRequest(organization="acme", id=first.invitation.id),
-                                           metadata=as_user("alice"))
+    again = await invites.ResendInvitation(
+        pb.ResendInvitationRequest(organization="acme", id=first.invitation.id), metadata=as_user("alice")
+    )
     assert again.token
     assert again.token != first.token
     assert again.revision > 0
@@ -148,11 +164,16 @@ async def test_r6_resend_replaces_the_token(app: App, invites) -> None:
 
 async def test_r7_existing_member_reported_per_address(app: App, invites) -> None:
     await invite(invites, "pending@example.com")
-    r = await invite(invites, "BOB@acme.test", "pending@example.com", "new@example.com", "not-an-email",
-                     "new@example.com")
+    r = await invite(
+        invites, "BOB@acme.test", "pending@example.com", "new@example.com", "not-an-email", "new@example.com"
+    )
     assert [x.outcome for x in r.results] == [
-        pb.INVITATION_OUTCOME_ALREADY_MEMBER, pb.INVITATION_OUTCOME_ALREADY_INVITED, INVITED,
-        pb.INVITATION_OUTCOME_ERROR, pb.INVITATION_OUTCOME_ALREADY_INVITED]
+        pb.INVITATION_OUTCOME_ALREADY_MEMBER,
+        pb.INVITATION_OUTCOME_ALREADY_INVITED,
+        INVITED,
+        pb.INVITATION_OUTCOME_ERROR,
+        pb.INVITATION_OUTCOME_ALREADY_INVITED,
+    ]
     assert "emails[3]" in r.results[3].error
     again = await invite(invites, "bob@acme.test")
     assert again.revision == 0
@@ -162,8 +183,9 @@ async def test_r7_existing_member_reported_per_address(app: App, invites) -> Non
 async def test_r8_only_admin_invites_admin(app: App, invites) -> None:
     # carol holds create:invitation through a custom role, but is no Admin.
     assert (await invite(invites, "m@example.com", by="carol")).results[0].outcome == INVITED
-    assert await code_of(invite(invites, "a@example.com", role="Admin", by="carol")) == \
-        grpc.StatusCode.PERMISSION_DENIED
+    assert (
+        await code_of(invite(invites, "a@example.com", role="Admin", by="carol")) == grpc.StatusCode.PERMISSION_DENIED
+    )
     assert await code_of(invite(invites, "a@example.com", by="bob")) == grpc.StatusCode.PERMISSION_DENIED
     assert await code_of(invite(invites, "a@example.com", by="gina")) == grpc.StatusCode.NOT_FOUND
     r = await invite(invites, "a@example.com", role="Admin", by="alice")
@@ -173,9 +195,15 @@ async def test_r8_only_admin_invites_admin(app: App, invites) -> None:
         assert s.get(Membership, ("acme", "adam")).org_role == "Admin"
     # Resending an Admin invitation is an Admin's call too.
     r = await invite(invites, "a2@example.com", role="Admin", by="alice")
-    assert await code_of(invites.ResendInvitation(pb.ResendInvitationRequest(
-        organization="acme", id=r.results[0].invitation.id), metadata=as_user("carol"))) == \
-        grpc.StatusCode.PERMISSION_DENIED
+    assert (
+        await code_of(
+            invites.ResendInvitation(
+                pb.ResendInvitationRequest(organization="acme", id=r.results[0].invitation.id),
+                metadata=as_user("carol"),
+            )
+        )
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
     assert await code_of(invite(invites, "z@example.com", role="Owner")) == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -190,8 +218,9 @@ async def test_r10_member_limit_counts_pending_invitations(app: App, invites) ->
     # Accepting keeps the count; revoking frees a seat.
     await accept(invites, r.results[0].token, "p1", "p1@example.com")
     assert await code_of(invite(invites, "p4@example.com")) == grpc.StatusCode.RESOURCE_EXHAUSTED
-    await invites.RevokeInvitation(pb.RevokeInvitationRequest(organization="acme", id=r.results[1].invitation.id),
-                                   metadata=as_user("alice"))
+    await invites.RevokeInvitation(
+        pb.RevokeInvitationRequest(organization="acme", id=r.results[1].invitation.id), metadata=as_user("alice")
+    )
     assert (await invite(invites, "p4@example.com")).results[0].outcome == INVITED
 
 
@@ -215,12 +244,14 @@ async def test_r6_concurrent_accepts_exactly_one_succeeds(app: App, invites) -> 
     for round_ in range(3):
         email = f"race{round_}@example.com"
         token = (await invite(invites, email)).results[0].token
-        outcomes = await asyncio.gather(*(accept(invites, token, f"u{round_}-{i}", email) for i in range(6)),
-                                        return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *(accept(invites, token, f"u{round_}-{i}", email) for i in range(6)), return_exceptions=True
+        )
         ok = [o for o in outcomes if isinstance(o, pb.AcceptInvitationResponse)]
         assert len(ok) == 1
         assert {o.code() for o in outcomes if isinstance(o, grpc.aio.AioRpcError)} == {
-            grpc.StatusCode.FAILED_PRECONDITION}
+            grpc.StatusCode.FAILED_PRECONDITION
+        }
         with app.db.read() as s:
             joined = list(s.scalars(select(Membership).where(Membership.user_id.like(f"u{round_}-%"))))
         assert len(joined) == 1
@@ -230,39 +261,55 @@ async def test_invitation_reads_are_paged_filtered_and_private(app: App, invites
     await invite(invites, *(f"page{i}@example.com" for i in range(3)))
     seen, token = [], ""
     while True:
-        page = await invites.ListInvitations(pb.ListInvitationsRequest(organization="acme", page_size=2,
-                                                                       page_token=token), metadata=as_user("carol"))
+        page = await invites.ListInvitations(
+            pb.ListInvitationsRequest(organization="acme", page_size=2, page_token=token), metadata=as_user("carol")
+        )
         seen += [i.email for i in page.invitations]
         token = page.next_page_token
         if not token:
             break
     assert sorted(seen) == [f"page{i}@example.com" for i in range(3)]
-    assert await code_of(invites.ListInvitations(pb.ListInvitationsRequest(organization="acme"),
-                                                 metadata=as_user("bob"))) == grpc.StatusCode.PERMISSION_DENIED
-    assert await code_of(invites.ListInvitations(pb.ListInvitationsRequest(organization="acme"),
-                                                 metadata=as_user("gina"))) == grpc.StatusCode.NOT_FOUND
-    for bad in (pb.ListInvitationsRequest(organization="acme", page_size=1001),
-                pb.ListInvitationsRequest(organization="acme", page_token="!!"),
-                pb.ListInvitationsRequest(organization="a c m e")):
-        assert await code_of(invites.ListInvitations(bad, metadata=as_user("alice"))) == \
-            grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        await code_of(invites.ListInvitations(pb.ListInvitationsRequest(organization="acme"), metadata=as_user("bob")))
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
+    assert (
+        await code_of(invites.ListInvitations(pb.ListInvitationsRequest(organization="acme"), metadata=as_user("gina")))
+        == grpc.StatusCode.NOT_FOUND
+    )
+    for bad in (
+        pb.ListInvitationsRequest(organization="acme", page_size=1001),
+        pb.ListInvitationsRequest(organization="acme", page_token="!!"),
+        pb.ListInvitationsRequest(organization="a c m e"),
+    ):
+        assert (
+            await code_of(invites.ListInvitations(bad, metadata=as_user("alice"))) == grpc.StatusCode.INVALID_ARGUMENT
+        )
 
 
 async def test_invitation_audit_events_name_actor_and_target_without_secrets(app: App, invites) -> None:
     r = await invite(invites, "dan@example.com", "erin@example.com")
     (t1, _), (t2, i2) = [(x.token, x.invitation.id) for x in r.results]
     await accept(invites, t1, "dan", "dan@example.com")
-    resent = await invites.ResendInvitation(pb.ResendInvitationRequest(organization="acme", id=i2),
-                                            metadata=as_user("alice"))
-    await invites.RejectInvitation(pb.RejectInvitationRequest(token=resent.token, email="erin@example.com"),
-                                   metadata=as_user("erin"))
+    resent = await invites.ResendInvitation(
+        pb.ResendInvitationRequest(organization="acme", id=i2), metadata=as_user("alice")
+    )
+    await invites.RejectInvitation(
+        pb.RejectInvitationRequest(token=resent.token, email="erin@example.com"), metadata=as_user("erin")
+    )
     with app.db.read() as s:
-        events = [(e.event, e.actor, e.org_id, e.target, e.details) for e in
-                  s.scalars(select(AuditEvent).where(AuditEvent.event.like("orgauthz.invitation.%"))
-                            .order_by(AuditEvent.id))]
+        events = [
+            (e.event, e.actor, e.org_id, e.target, e.details)
+            for e in s.scalars(
+                select(AuditEvent).where(AuditEvent.event.like("orgauthz.invitation.%")).order_by(AuditEvent.id)
+            )
+        ]
     assert [(e, a) for e, a, *_ in events] == [
-        ("orgauthz.invitation.created", "user:alice"), ("orgauthz.invitation.created", "user:alice"),
-        ("orgauthz.invitation.accepted", "user:dan"), ("orgauthz.invitation.resent", "user:alice"),
-        ("orgauthz.invitation.rejected", "user:erin")]
+        ("orgauthz.invitation.created", "user:alice"),
+        ("orgauthz.invitation.created", "user:alice"),
+        ("orgauthz.invitation.accepted", "user:dan"),
+        ("orgauthz.invitation.resent", "user:alice"),
+        ("orgauthz.invitation.rejected", "user:erin"),
+    ]
     assert all(org == "acme" and target.startswith("invitation:") for _, _, org, target, _ in events)
     assert not any(t in str(events) for t in (t1, t2, resent.token))

@@ -23,7 +23,9 @@ from tests.conftest import seed, settings_for
 from tests.support.services import free_port
 
 ORG: dict[str, Any] = {
-    "id": "acme", "handle": "acme", "name": "Acme Inc.",
+    "id": "acme",
+    "handle": "acme",
+    "name": "Acme Inc.",
     "members": [{"user": "alice", "email": "alice@acme.test", "role": "Admin"}],
 }
 ACTOR = (("x-orgauthz-actor", "user:alice"),)
@@ -58,8 +60,18 @@ def smtp_port() -> int:
 
 @pytest.fixture
 async def mail_app(store_url: str, smtp_port: int, policy) -> AsyncIterator[App]:
-    app = App(settings_for(store_url, smtp_host="127.0.0.1", secret_key="outbox-test-key", smtp_port=smtp_port, smtp_sender="orgauthz@acme.test",
-                           outbox_poll_interval_s=0.05, outbox_retry_base_s=0.05, outbox_retry_max_s=0.2))
+    app = App(
+        settings_for(
+            store_url,
+            smtp_host="127.0.0.1",
+            secret_key="outbox-test-key",
+            smtp_port=smtp_port,
+            smtp_sender="orgauthz@acme.test",
+            outbox_poll_interval_s=0.05,
+            outbox_retry_base_s=0.05,
+            outbox_retry_max_s=0.2,
+        )
+    )
     await app.start()
     await app.feed.wait_for(seed(app.db, policy, {"organizations": [ORG]}), 10)
     yield app
@@ -82,8 +94,9 @@ async def test_r9_invitation_is_emailed_with_its_accept_link(mail_app: App, invi
     server = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
     server.start()
     try:
-        r = await invites.CreateInvitations(pb.CreateInvitationsRequest(
-            organization="acme", emails=["Dan@Example.com"]), metadata=ACTOR)
+        r = await invites.CreateInvitations(
+            pb.CreateInvitationsRequest(organization="acme", emails=["Dan@Example.com"]), metadata=ACTOR
+        )
         assert r.results[0].outcome == pb.INVITATION_OUTCOME_INVITED
         assert r.results[0].token == ""  # with SMTP the token only travels by email
         await eventually(lambda: len(inbox.messages) == 1, "the invitation email")
@@ -99,15 +112,17 @@ async def test_r9_invitation_is_emailed_with_its_accept_link(mail_app: App, invi
     row = rows(mail_app)[0]
     assert row.body == outbox.SENT_BODY
     assert found.group(1) not in row.body
-    done = await invites.AcceptInvitation(pb.AcceptInvitationRequest(
-        token=found.group(1), user_id="dan", email="dan@example.com"), metadata=(("x-orgauthz-actor", "user:dan"),))
+    done = await invites.AcceptInvitation(
+        pb.AcceptInvitationRequest(token=found.group(1), user_id="dan", email="dan@example.com"),
+        metadata=(("x-orgauthz-actor", "user:dan"),),
+    )
     assert done.invitation.status == pb.INVITATION_STATUS_ACCEPTED
 
 
-async def test_r9_mail_server_down_loses_nothing_and_delivers_once(mail_app: App, invites,
-                                                                    smtp_port: int) -> None:
-    r = await invites.CreateInvitations(pb.CreateInvitationsRequest(
-        organization="acme", emails=["dan@example.com", "erin@example.com"]), metadata=ACTOR)
+async def test_r9_mail_server_down_loses_nothing_and_delivers_once(mail_app: App, invites, smtp_port: int) -> None:
+    r = await invites.CreateInvitations(
+        pb.CreateInvitationsRequest(organization="acme", emails=["dan@example.com", "erin@example.com"]), metadata=ACTOR
+    )
     assert all(x.outcome == pb.INVITATION_OUTCOME_INVITED for x in r.results)
     # Nothing listens on the port: every attempt fails and is counted; no row is dropped.
     await eventually(lambda: all(x.attempts >= 3 for x in rows(mail_app)), "failed attempts to be counted")

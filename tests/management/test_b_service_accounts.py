@@ -24,18 +24,23 @@ from orgauthz.v1 import service_accounts_pb2_grpc as pb_grpc
 from tests.conftest import seed
 
 ORG: dict[str, Any] = {
-    "id": "acme", "handle": "acme", "name": "Acme Inc.",
+    "id": "acme",
+    "handle": "acme",
+    "name": "Acme Inc.",
     "limits": {"members": 20, "service_accounts": 3, "workspaces": 5},
     "members": [
         {"user": "alice", "email": "alice@acme.test", "role": "Admin"},
         {"user": "bob", "email": "bob@acme.test", "role": "Member"},
     ],
-    "custom_roles": [{"id": "auditor", "name": "Auditor", "level": "organization",
-                      "scopes": ["read:account", "read:audit_event"]}],
+    "custom_roles": [
+        {"id": "auditor", "name": "Auditor", "level": "organization", "scopes": ["read:account", "read:audit_event"]}
+    ],
     "workspaces": [{"id": "acme-prod", "handle": "prod", "default_role": "Viewer"}],
 }
 OTHER: dict[str, Any] = {
-    "id": "globex", "handle": "globex", "name": "Globex",
+    "id": "globex",
+    "handle": "globex",
+    "name": "Globex",
     "members": [{"user": "gina", "email": "gina@globex.test", "role": "Admin"}],
 }
 
@@ -51,10 +56,15 @@ async def sas(app: App, channel: grpc.aio.Channel, policy) -> pb_grpc.ServiceAcc
     return pb_grpc.ServiceAccountServiceStub(channel)
 
 
-async def create(stub, name: str, *, role: str = "", ttl: int = 0, by: str = "alice",
-                 sa_id: str = "") -> pb.CreateServiceAccountResponse:
-    return await stub.CreateServiceAccount(pb.CreateServiceAccountRequest(
-        organization="acme", id=sa_id, name=name, org_role=role, key_expires_in_seconds=ttl), metadata=as_user(by))
+async def create(
+    stub, name: str, *, role: str = "", ttl: int = 0, by: str = "alice", sa_id: str = ""
+) -> pb.CreateServiceAccountResponse:
+    return await stub.CreateServiceAccount(
+        pb.CreateServiceAccountRequest(
+            organization="acme", id=sa_id, name=name, org_role=role, key_expires_in_seconds=ttl
+        ),
+        metadata=as_user(by),
+    )
 
 
 async def code_of(call) -> grpc.StatusCode:
@@ -92,8 +102,12 @@ async def test_r11_service_account_never_admin(app: App, sas, authz) -> None:
     assert await code_of(create(sas, "other", by="gina")) == grpc.StatusCode.NOT_FOUND
     # A service account acting with its own key is never an Admin either.
     key = (("x-orgauthz-api-key", member.api_key),)
-    assert await code_of(sas.CreateServiceAccount(pb.CreateServiceAccountRequest(
-        organization="acme", name="by a bot"), metadata=key)) == grpc.StatusCode.PERMISSION_DENIED
+    assert (
+        await code_of(
+            sas.CreateServiceAccount(pb.CreateServiceAccountRequest(organization="acme", name="by a bot"), metadata=key)
+        )
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
 
 
 async def test_r12_key_shown_once_and_masked(app: App, sas, authz) -> None:
@@ -101,14 +115,17 @@ async def test_r12_key_shown_once_and_masked(app: App, sas, authz) -> None:
     key = created.api_key
     assert key.startswith("pnb_")
     assert len(key) == 44
-    assert created.api_key_expires_at.ToDatetime() - created.service_account.created_at.ToDatetime() == \
-        timedelta(hours=1)
+    assert created.api_key_expires_at.ToDatetime() - created.service_account.created_at.ToDatetime() == timedelta(
+        hours=1
+    )
     masked = f"pnb_{key[4:6]}…{key[-2:]}"
     assert [k.masked for k in created.service_account.keys] == [masked]
-    got = await sas.GetServiceAccount(pb.GetServiceAccountRequest(organization="acme", id="ci-bot"),
-                                      metadata=as_user("alice"))
-    listed = await sas.ListServiceAccounts(pb.ListServiceAccountsRequest(organization="acme"),
-                                           metadata=as_user("alice"))
+    got = await sas.GetServiceAccount(
+        pb.GetServiceAccountRequest(organization="acme", id="ci-bot"), metadata=as_user("alice")
+    )
+    listed = await sas.ListServiceAccounts(
+        pb.ListServiceAccountsRequest(organization="acme"), metadata=as_user("alice")
+    )
     for shown in (got.service_account, listed.service_accounts[0]):
         assert key not in str(shown)
         assert shown.keys[0].masked == masked
@@ -122,8 +139,10 @@ async def test_r12_key_shown_once_and_masked(app: App, sas, authz) -> None:
 
 async def test_r13_rotation_grace_period(app: App, sas, authz) -> None:
     first = (await create(sas, "ci bot", sa_id="ci-bot")).api_key
-    rot = await sas.RotateServiceAccountKey(pb.RotateServiceAccountKeyRequest(
-        organization="acme", id="ci-bot", grace_period_seconds=3600), metadata=as_user("alice"))
+    rot = await sas.RotateServiceAccountKey(
+        pb.RotateServiceAccountKeyRequest(organization="acme", id="ci-bot", grace_period_seconds=3600),
+        metadata=as_user("alice"),
+    )
     second = rot.api_key
     assert second != first
     assert rot.revision > 0
@@ -132,64 +151,94 @@ async def test_r13_rotation_grace_period(app: App, sas, authz) -> None:
     assert len(rot.service_account.keys) == 2
     # The grace period ends (moved into the past rather than waited for).
     with app.db.write("acme", "test.grace-over") as w:
-        w.session.execute(update(ApiKey).where(ApiKey.revoked_at.is_not(None))
-                          .values(revoked_at=utcnow() - timedelta(seconds=1)))
+        w.session.execute(
+            update(ApiKey).where(ApiKey.revoked_at.is_not(None)).values(revoked_at=utcnow() - timedelta(seconds=1))
+        )
     assert await auth_code(authz, first) == grpc.StatusCode.UNAUTHENTICATED
     # Default: no grace, the old key stops at once.
-    third = (await sas.RotateServiceAccountKey(pb.RotateServiceAccountKeyRequest(organization="acme", id="ci-bot"),
-                                               metadata=as_user("alice"))).api_key
+    third = (
+        await sas.RotateServiceAccountKey(
+            pb.RotateServiceAccountKeyRequest(organization="acme", id="ci-bot"), metadata=as_user("alice")
+        )
+    ).api_key
     assert await auth_code(authz, second) == grpc.StatusCode.UNAUTHENTICATED
     assert await auth_code(authz, third) == grpc.StatusCode.OK
     for too_long in (48 * 3600 + 1, 10**6):
-        assert await code_of(sas.RotateServiceAccountKey(pb.RotateServiceAccountKeyRequest(
-            organization="acme", id="ci-bot", grace_period_seconds=too_long), metadata=as_user("alice"))) == \
-            grpc.StatusCode.INVALID_ARGUMENT
-    assert await code_of(sas.RotateServiceAccountKey(pb.RotateServiceAccountKeyRequest(
-        organization="acme", id="ci-bot"), metadata=as_user("bob"))) == grpc.StatusCode.PERMISSION_DENIED
+        assert (
+            await code_of(
+                sas.RotateServiceAccountKey(
+                    pb.RotateServiceAccountKeyRequest(organization="acme", id="ci-bot", grace_period_seconds=too_long),
+                    metadata=as_user("alice"),
+                )
+            )
+            == grpc.StatusCode.INVALID_ARGUMENT
+        )
+    assert (
+        await code_of(
+            sas.RotateServiceAccountKey(
+                pb.RotateServiceAccountKeyRequest(organization="acme", id="ci-bot"), metadata=as_user("bob")
+            )
+        )
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
 
 
 async def test_r13_deleted_service_account_denied_at_once(app: App, sas, authz, channel) -> None:
     key = (await create(sas, "ci bot", sa_id="ci-bot")).api_key
     access = mpb_grpc.AccessServiceStub(channel)
-    await access.GrantWorkspaceAccess(mpb.GrantWorkspaceAccessRequest(
-        workspace="acme-prod", subject="service_account:ci-bot", role="Developer"), metadata=as_user("alice"))
+    await access.GrantWorkspaceAccess(
+        mpb.GrantWorkspaceAccessRequest(workspace="acme-prod", subject="service_account:ci-bot", role="Developer"),
+        metadata=as_user("alice"),
+    )
     check = apb.CheckRequest(subject="service_account:ci-bot", workspace="acme-prod", scope="manage_flows")
     assert (await authz.Check(check)).allowed
-    deleted = await sas.DeleteServiceAccount(pb.DeleteServiceAccountRequest(organization="acme", id="ci-bot"),
-                                             metadata=as_user("alice"))
+    deleted = await sas.DeleteServiceAccount(
+        pb.DeleteServiceAccountRequest(organization="acme", id="ci-bot"), metadata=as_user("alice")
+    )
     c = await authz.Check(check)
     assert not c.allowed
     assert c.revision >= deleted.revision
-    c = await authz.Check(apb.CheckRequest(subject="service_account:ci-bot", organization="acme",
-                                           scope="read:account"))
+    c = await authz.Check(apb.CheckRequest(subject="service_account:ci-bot", organization="acme", scope="read:account"))
     assert not c.allowed
     assert await auth_code(authz, key) == grpc.StatusCode.UNAUTHENTICATED
     with app.db.read() as s:
         assert s.get(ServiceAccount, "ci-bot") is None
         assert not list(s.scalars(select(ApiKey)))
-    assert await code_of(sas.GetServiceAccount(pb.GetServiceAccountRequest(organization="acme", id="ci-bot"),
-                                               metadata=as_user("alice"))) == grpc.StatusCode.NOT_FOUND
+    assert (
+        await code_of(
+            sas.GetServiceAccount(
+                pb.GetServiceAccountRequest(organization="acme", id="ci-bot"), metadata=as_user("alice")
+            )
+        )
+        == grpc.StatusCode.NOT_FOUND
+    )
 
 
 async def test_r14_authenticate_unknown_expired_revoked(app: App, sas, authz) -> None:
     live = (await create(sas, "live")).api_key
     expiring = (await create(sas, "expiring", ttl=3600)).api_key
     revoked = (await create(sas, "revoked", sa_id="revoked")).api_key
-    await sas.RotateServiceAccountKey(pb.RotateServiceAccountKeyRequest(organization="acme", id="revoked"),
-                                      metadata=as_user("alice"))
+    await sas.RotateServiceAccountKey(
+        pb.RotateServiceAccountKeyRequest(organization="acme", id="revoked"), metadata=as_user("alice")
+    )
     with app.db.write("acme", "test.expire") as w:
-        w.session.execute(update(ApiKey).where(ApiKey.expires_at.is_not(None))
-                          .values(expires_at=utcnow() - timedelta(seconds=1)))
+        w.session.execute(
+            update(ApiKey).where(ApiKey.expires_at.is_not(None)).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
     assert await auth_code(authz, live) == grpc.StatusCode.OK
     unknown = "pnb_" + "Z" * 40
     for key in (expiring, revoked, unknown, live[:-1], live + "x", "pnu_" + live[4:], "", "x" * 5000):
         assert await auth_code(authz, key) == grpc.StatusCode.UNAUTHENTICATED
     # The same rules decide the actor of a management call presenting a key.
     get = pb.GetServiceAccountRequest(organization="acme", id="revoked")
-    assert await code_of(sas.GetServiceAccount(get, metadata=(("x-orgauthz-api-key", expiring),))) == \
-        grpc.StatusCode.UNAUTHENTICATED
-    assert await code_of(sas.GetServiceAccount(get, metadata=(("x-orgauthz-api-key", live),))) == \
-        grpc.StatusCode.PERMISSION_DENIED  # authenticated; Member lacks read:service_account
+    assert (
+        await code_of(sas.GetServiceAccount(get, metadata=(("x-orgauthz-api-key", expiring),)))
+        == grpc.StatusCode.UNAUTHENTICATED
+    )
+    assert (
+        await code_of(sas.GetServiceAccount(get, metadata=(("x-orgauthz-api-key", live),)))
+        == grpc.StatusCode.PERMISSION_DENIED
+    )  # authenticated; Member lacks read:service_account
 
 
 async def test_r10_service_account_limit(app: App, sas) -> None:
@@ -202,19 +251,25 @@ async def test_r10_service_account_limit(app: App, sas) -> None:
 async def test_r10_service_account_limit_holds_under_concurrent_creates(app: App, sas) -> None:
     outcomes = await asyncio.gather(*(create(sas, f"bot {i}") for i in range(10)), return_exceptions=True)
     assert sum(isinstance(o, pb.CreateServiceAccountResponse) for o in outcomes) == 3
-    assert {o.code() for o in outcomes if isinstance(o, grpc.aio.AioRpcError)} == {
-        grpc.StatusCode.RESOURCE_EXHAUSTED}
+    assert {o.code() for o in outcomes if isinstance(o, grpc.aio.AioRpcError)} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
 async def test_service_account_audit_events_carry_no_secret(app: App, sas) -> None:
     key = (await create(sas, "ci bot", sa_id="ci-bot")).api_key
-    rotated = (await sas.RotateServiceAccountKey(pb.RotateServiceAccountKeyRequest(
-        organization="acme", id="ci-bot", grace_period_seconds=60), metadata=as_user("alice"))).api_key
-    await sas.DeleteServiceAccount(pb.DeleteServiceAccountRequest(organization="acme", id="ci-bot"),
-                                   metadata=as_user("alice"))
+    rotated = (
+        await sas.RotateServiceAccountKey(
+            pb.RotateServiceAccountKeyRequest(organization="acme", id="ci-bot", grace_period_seconds=60),
+            metadata=as_user("alice"),
+        )
+    ).api_key
+    await sas.DeleteServiceAccount(
+        pb.DeleteServiceAccountRequest(organization="acme", id="ci-bot"), metadata=as_user("alice")
+    )
     with app.db.read() as s:
-        events = [(e.event, e.actor, e.org_id, e.target, e.details) for e in
-                  s.scalars(select(AuditEvent).where(AuditEvent.org_id == "acme").order_by(AuditEvent.id))]
+        events = [
+            (e.event, e.actor, e.org_id, e.target, e.details)
+            for e in s.scalars(select(AuditEvent).where(AuditEvent.org_id == "acme").order_by(AuditEvent.id))
+        ]
     assert [e[:4] for e in events] == [
         ("orgauthz.service-account.created", "user:alice", "acme", "service_account:ci-bot"),
         ("orgauthz.api-key.rotated", "user:alice", "acme", "service_account:ci-bot"),
@@ -229,25 +284,36 @@ async def test_no_plaintext_key_or_token_in_any_table_or_log(app: App, sas, auth
     secrets_seen: list[str] = []
     created = await create(sas, "ci bot", sa_id="ci-bot")
     secrets_seen.append(created.api_key)
-    secrets_seen.append((await sas.RotateServiceAccountKey(pb.RotateServiceAccountKeyRequest(
-        organization="acme", id="ci-bot", grace_period_seconds=60), metadata=as_user("alice"))).api_key)
+    secrets_seen.append(
+        (
+            await sas.RotateServiceAccountKey(
+                pb.RotateServiceAccountKeyRequest(organization="acme", id="ci-bot", grace_period_seconds=60),
+                metadata=as_user("alice"),
+            )
+        ).api_key
+    )
     invites = ipb_grpc.InvitationServiceStub(channel)
-    r = await invites.CreateInvitations(ipb.CreateInvitationsRequest(
-        organization="acme", emails=["dan@example.com", "erin@example.com"]), metadata=as_user("alice"))
+    r = await invites.CreateInvitations(
+        ipb.CreateInvitationsRequest(organization="acme", emails=["dan@example.com", "erin@example.com"]),
+        metadata=as_user("alice"),
+    )
     tokens = [x.token for x in r.results]
     secrets_seen += tokens
-    await invites.AcceptInvitation(ipb.AcceptInvitationRequest(token=tokens[0], email="dan@example.com"),
-                                   metadata=as_user("dan"))
+    await invites.AcceptInvitation(
+        ipb.AcceptInvitationRequest(token=tokens[0], email="dan@example.com"), metadata=as_user("dan")
+    )
     # Failed attempts with real and made-up secrets must not reach the logs either.
     failed = ["pnb_" + "Q" * 40, secrets_seen[0] + "x", "pnb_short"]
     for key in failed:
         await auth_code(authz, key)
         with pytest.raises(grpc.aio.AioRpcError):
-            await sas.ListServiceAccounts(pb.ListServiceAccountsRequest(organization="acme"),
-                                          metadata=(("x-orgauthz-api-key", key),))
+            await sas.ListServiceAccounts(
+                pb.ListServiceAccountsRequest(organization="acme"), metadata=(("x-orgauthz-api-key", key),)
+            )
     with pytest.raises(grpc.aio.AioRpcError):
-        await invites.AcceptInvitation(ipb.AcceptInvitationRequest(token=tokens[0], email="dan@example.com"),
-                                       metadata=as_user("dan"))
+        await invites.AcceptInvitation(
+            ipb.AcceptInvitationRequest(token=tokens[0], email="dan@example.com"), metadata=as_user("dan")
+        )
     dump = []
     with app.db.engine.connect() as conn:
         for table in inspect(conn).get_table_names():

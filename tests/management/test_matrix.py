@@ -153,8 +153,10 @@ class World:
     async def invitation(self, email: str = "", role: str = "Member") -> tuple[str, str, str]:
         """A pending invitation: (id, token, email)."""
         email = email or f"{self.fresh('invitee')}@example.test"
-        r = await self.admin("InvitationService.CreateInvitations", ipb.CreateInvitationsRequest(
-            organization="acme", emails=[email], org_role=role))
+        r = await self.admin(
+            "InvitationService.CreateInvitations",
+            ipb.CreateInvitationsRequest(organization="acme", emails=[email], org_role=role),
+        )
         result = r.results[0]
         assert result.outcome == ipb.INVITATION_OUTCOME_INVITED, result
         return result.invitation.id, result.token, email
@@ -164,19 +166,23 @@ class World:
         user = self.fresh("user")
         _, token, email = await self.invitation(f"{user}@example.test", role)
         self.metadata[user] = [("authorization", f"Bearer {TOKEN}"), ("x-orgauthz-actor", f"user:{user}")]
-        await self.call(user, "InvitationService.AcceptInvitation",
-                        ipb.AcceptInvitationRequest(token=token, email=email))
+        await self.call(
+            user, "InvitationService.AcceptInvitation", ipb.AcceptInvitationRequest(token=token, email=email)
+        )
         return user
 
     async def grant(self, workspace: str, subject: str, role: str) -> None:
-        await self.admin("AccessService.GrantWorkspaceAccess", mpb.GrantWorkspaceAccessRequest(
-            workspace=workspace, subject=subject, role=role))
+        await self.admin(
+            "AccessService.GrantWorkspaceAccess",
+            mpb.GrantWorkspaceAccessRequest(workspace=workspace, subject=subject, role=role),
+        )
 
     async def workspace(self) -> str:
         """A new workspace where owen is Owner and dev and ci are Developers."""
         ws = self.fresh("ws")
-        await self.admin("WorkspaceService.CreateWorkspace", mpb.CreateWorkspaceRequest(
-            organization="acme", id=ws, handle=ws))
+        await self.admin(
+            "WorkspaceService.CreateWorkspace", mpb.CreateWorkspaceRequest(organization="acme", id=ws, handle=ws)
+        )
         await self.grant(ws, "user:owen", "Owner")
         await self.grant(ws, "user:dev", "Developer")
         await self.grant(ws, "service_account:ci", "Developer")
@@ -184,14 +190,18 @@ class World:
 
     async def role(self) -> str:
         role = self.fresh("role")
-        await self.admin("RoleService.CreateRole", mpb.CreateRoleRequest(
-            organization="acme", id=role, name=role, level="workspace", scopes=["see_flows"]))
+        await self.admin(
+            "RoleService.CreateRole",
+            mpb.CreateRoleRequest(organization="acme", id=role, name=role, level="workspace", scopes=["see_flows"]),
+        )
         return role
 
     async def service_account(self) -> str:
         sa = self.fresh("sa")
-        await self.admin("ServiceAccountService.CreateServiceAccount", spb.CreateServiceAccountRequest(
-            organization="acme", id=sa, name=sa))
+        await self.admin(
+            "ServiceAccountService.CreateServiceAccount",
+            spb.CreateServiceAccountRequest(organization="acme", id=sa, name=sa),
+        )
         return sa
 
 
@@ -199,39 +209,71 @@ async def _build(app: App, channel: grpc.aio.Channel) -> World:
     w = World(app=app, channel=channel)
     w.stubs = {name: stub(channel) for name, stub in MANAGEMENT_SERVICES.items()}
     caller = [("authorization", f"Bearer {TOKEN}")]
-    for actor, user in [("admin", "ada"), ("member", "mia"), ("owner", "owen"), ("developer", "dev"),
-                        ("other_org_admin", "eve")]:
+    for actor, user in [
+        ("admin", "ada"),
+        ("member", "mia"),
+        ("owner", "owen"),
+        ("developer", "dev"),
+        ("other_org_admin", "eve"),
+    ]:
         w.metadata[actor] = [*caller, ("x-orgauthz-actor", f"user:{user}")]
     w.metadata["unauthenticated"] = [("x-orgauthz-actor", "user:ada")]
     platform = [*caller]
     orgs = w.stubs["OrganizationService"]
-    await orgs.CreateOrganization(mpb.CreateOrganizationRequest(
-        id="acme", handle="acme", name="Acme", admin_user_id="ada", admin_email="ada@acme.test", limits=BIG),
-        metadata=platform)
-    await orgs.CreateOrganization(mpb.CreateOrganizationRequest(
-        id="other", handle="other", name="Other", admin_user_id="eve", admin_email="eve@other.test"),
-        metadata=platform)
+    await orgs.CreateOrganization(
+        mpb.CreateOrganizationRequest(
+            id="acme", handle="acme", name="Acme", admin_user_id="ada", admin_email="ada@acme.test", limits=BIG
+        ),
+        metadata=platform,
+    )
+    await orgs.CreateOrganization(
+        mpb.CreateOrganizationRequest(
+            id="other", handle="other", name="Other", admin_user_id="eve", admin_email="eve@other.test"
+        ),
+        metadata=platform,
+    )
     for actor, user in [("member", "mia"), ("owner", "owen"), ("developer", "dev")]:
         _, token, email = await w.invitation(f"{user}@acme.test")
         await w.call(actor, "InvitationService.AcceptInvitation", ipb.AcceptInvitationRequest(token=token, email=email))
-    created = await w.admin("ServiceAccountService.CreateServiceAccount", spb.CreateServiceAccountRequest(
-        organization="acme", id="ci", name="CI"))
+    created = await w.admin(
+        "ServiceAccountService.CreateServiceAccount",
+        spb.CreateServiceAccountRequest(organization="acme", id="ci", name="CI"),
+    )
     w.metadata["service_account"] = [*caller, ("x-orgauthz-api-key", created.api_key)]
-    await w.admin("WorkspaceService.CreateWorkspace", mpb.CreateWorkspaceRequest(
-        organization="acme", id=WS, handle=WS, name="Production"))
+    await w.admin(
+        "WorkspaceService.CreateWorkspace",
+        mpb.CreateWorkspaceRequest(organization="acme", id=WS, handle=WS, name="Production"),
+    )
     await w.grant(WS, "user:owen", "Owner")
     await w.grant(WS, "user:dev", "Developer")
     await w.grant(WS, "service_account:ci", "Developer")
-    await w.admin("RoleService.CreateRole", mpb.CreateRoleRequest(
-        organization="acme", id="auditor", name="Auditor", level="organization", inherits="Member",
-        scopes=["read:audit_event"]))
-    await w.admin("RoleService.CreateRole", mpb.CreateRoleRequest(
-        organization="acme", id="people-manager", name="People manager", level="organization", inherits="Member",
-        scopes=["create:invitation", "read:invitation", "update:account_membership", "delete:account_membership"]))
+    await w.admin(
+        "RoleService.CreateRole",
+        mpb.CreateRoleRequest(
+            organization="acme",
+            id="auditor",
+            name="Auditor",
+            level="organization",
+            inherits="Member",
+            scopes=["read:audit_event"],
+        ),
+    )
+    await w.admin(
+        "RoleService.CreateRole",
+        mpb.CreateRoleRequest(
+            organization="acme",
+            id="people-manager",
+            name="People manager",
+            level="organization",
+            inherits="Member",
+            scopes=["create:invitation", "read:invitation", "update:account_membership", "delete:account_membership"],
+        ),
+    )
     w.metadata["delegate"] = [*caller, ("x-orgauthz-actor", "user:pam")]
     _, token, email = await w.invitation("pam@acme.test", role="people-manager")
-    await w.call("delegate", "InvitationService.AcceptInvitation",
-                 ipb.AcceptInvitationRequest(token=token, email=email))
+    await w.call(
+        "delegate", "InvitationService.AcceptInvitation", ipb.AcceptInvitationRequest(token=token, email=email)
+    )
     await w.invitation("pending@example.test")
     return w
 
@@ -302,13 +344,15 @@ async def _revoke_access(w: World) -> Any:
 
 async def _create_role(w: World) -> Any:
     role = w.fresh("role")
-    return mpb.CreateRoleRequest(organization="acme", id=role, name=role, level="workspace", inherits="Viewer",
-                                 scopes=["run_deployments"])
+    return mpb.CreateRoleRequest(
+        organization="acme", id=role, name=role, level="workspace", inherits="Viewer", scopes=["run_deployments"]
+    )
 
 
 async def _update_role(w: World) -> Any:
-    return mpb.UpdateRoleRequest(organization="acme", role=await w.role(), name="Renamed",
-                                 scopes=["see_flows", "see_deployments"])
+    return mpb.UpdateRoleRequest(
+        organization="acme", role=await w.role(), name="Renamed", scopes=["see_flows", "see_deployments"]
+    )
 
 
 async def _delete_role(w: World) -> Any:
@@ -316,13 +360,16 @@ async def _delete_role(w: World) -> Any:
 
 
 async def _invite(w: World) -> Any:
-    return ipb.CreateInvitationsRequest(organization="acme", emails=[f"{w.fresh('new')}@example.test"],
-                                        org_role="Member")
+    return ipb.CreateInvitationsRequest(
+        organization="acme", emails=[f"{w.fresh('new')}@example.test"], org_role="Member"
+    )
 
 
 async def _get_invitation(w: World) -> Any:
-    r = await w.admin("InvitationService.ListInvitations", ipb.ListInvitationsRequest(
-        organization="acme", status=ipb.INVITATION_STATUS_PENDING, page_size=1))
+    r = await w.admin(
+        "InvitationService.ListInvitations",
+        ipb.ListInvitationsRequest(organization="acme", status=ipb.INVITATION_STATUS_PENDING, page_size=1),
+    )
     return ipb.GetInvitationRequest(organization="acme", id=r.invitations[0].id)
 
 
@@ -349,8 +396,9 @@ async def _create_sa(w: World) -> Any:
 
 
 async def _rotate(w: World) -> Any:
-    return spb.RotateServiceAccountKeyRequest(organization="acme", id=await w.service_account(),
-                                              grace_period_seconds=3600)
+    return spb.RotateServiceAccountKeyRequest(
+        organization="acme", id=await w.service_account(), grace_period_seconds=3600
+    )
 
 
 async def _delete_sa(w: World) -> Any:
@@ -367,8 +415,9 @@ def _fixed(request: Any) -> Prepare:
 REQUESTS: dict[str, Prepare] = {
     "OrganizationService.CreateOrganization": _create_org,
     "OrganizationService.GetOrganization": _fixed(mpb.GetOrganizationRequest(organization="acme")),
-    "OrganizationService.UpdateOrganizationLimits": _fixed(mpb.UpdateOrganizationLimitsRequest(
-        organization="acme", limits=BIG)),
+    "OrganizationService.UpdateOrganizationLimits": _fixed(
+        mpb.UpdateOrganizationLimitsRequest(organization="acme", limits=BIG)
+    ),
     "WorkspaceService.CreateWorkspace": _create_ws,
     "WorkspaceService.ListWorkspaces": _fixed(mpb.ListWorkspacesRequest(organization="acme", page_size=10)),
     "WorkspaceService.GetWorkspace": _fixed(mpb.GetWorkspaceRequest(workspace=WS)),
@@ -428,8 +477,10 @@ async def test_permission_matrix(world: World, rpc: str, actor: str, expected: g
         assert world.revision() == before, f"{rpc} as {actor} was refused but wrote something"
     if rpc == "InvitationService.AcceptInvitation" and got == OK:
         # The outsider joined acme; take them out again so the other cells keep seeing an outsider.
-        await world.admin("MemberService.RemoveMember", mpb.RemoveMemberRequest(
-            organization="acme", user_id=world.metadata[actor][1][1].partition(":")[2]))
+        await world.admin(
+            "MemberService.RemoveMember",
+            mpb.RemoveMemberRequest(organization="acme", user_id=world.metadata[actor][1][1].partition(":")[2]),
+        )
 
 
 # -- R8: the Admin role is given and taken only by Admins -------------------------------------
@@ -455,21 +506,29 @@ async def _remove(w: World, role: str) -> Any:
 R8_CASES: dict[str, tuple[str, Prepare, C, C]] = {
     "invite as Member": ("InvitationService.CreateInvitations", lambda w: _invite_as(w, "Member"), OK, OK),
     "invite as Admin": ("InvitationService.CreateInvitations", lambda w: _invite_as(w, "Admin"), OK, DENIED),
-    "give a Member a custom role": ("MemberService.ChangeMemberRole", lambda w: _change(w, "Member", "auditor"),
-                                    OK, OK),
+    "give a Member a custom role": (
+        "MemberService.ChangeMemberRole",
+        lambda w: _change(w, "Member", "auditor"),
+        OK,
+        OK,
+    ),
     "make a Member an Admin": ("MemberService.ChangeMemberRole", lambda w: _change(w, "Member", "Admin"), OK, DENIED),
     "demote an Admin": ("MemberService.ChangeMemberRole", lambda w: _change(w, "Admin", "Member"), OK, DENIED),
     "remove a Member": ("MemberService.RemoveMember", lambda w: _remove(w, "Member"), OK, OK),
     "remove an Admin": ("MemberService.RemoveMember", lambda w: _remove(w, "Admin"), OK, DENIED),
 }
-R8_CELLS = [(case, actor, expected) for case, (_, _, *row) in R8_CASES.items()
-            for actor, expected in zip(("admin", "delegate"), row, strict=True)]
+R8_CELLS = [
+    (case, actor, expected)
+    for case, (_, _, *row) in R8_CASES.items()
+    for actor, expected in zip(("admin", "delegate"), row, strict=True)
+]
 
 
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(("case", "actor", "expected"), R8_CELLS, ids=[f"{c}-{a}" for c, a, _ in R8_CELLS])
-async def test_r8_only_admins_give_or_touch_the_admin_role(world: World, case: str, actor: str,
-                                                           expected: grpc.StatusCode) -> None:
+async def test_r8_only_admins_give_or_touch_the_admin_role(
+    world: World, case: str, actor: str, expected: grpc.StatusCode
+) -> None:
     rpc, prepare, *_ = R8_CASES[case]
     request = await prepare(world)
     before = world.revision()

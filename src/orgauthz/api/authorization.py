@@ -93,6 +93,4 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):  # type: igno
 
             raise Unauthenticated("invalid API key")
         sa, org = await self.authenticator.authenticate(request.api_key)
-        return pb.AuthenticateResponse(
-            service_account=sa, organization=org, subject=f"service_account:{sa}"
-        )
+        return pb.AuthenticateResponse(service_account=sa, organization=org, subject=f"service_account:{sa}")

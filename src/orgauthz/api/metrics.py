@@ -37,7 +37,8 @@ class Metrics:
         self.feed_revision = Gauge("orgauthz_feed_revision", "Revision applied by this replica", registry=r)
         self.feed_lag = Gauge("orgauthz_feed_lag_revisions", "Revisions behind the store", registry=r)
         self.feed_lag_seconds = Gauge(
-            "orgauthz_feed_lag_seconds", "Seconds since the feed last reached the store's head (0: caught up)",
+            "orgauthz_feed_lag_seconds",
+            "Seconds since the feed last reached the store's head (0: caught up)",
             registry=r,
         )
         self.reloads = Gauge("orgauthz_engine_reloads", "Full index re-reads (far behind or a gap)", registry=r)
@@ -117,8 +118,9 @@ class _CacheCollector(Collector):
         self._counts = counts
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily("orgauthz_cache", "Decision cache lookups by tier and result",
-                                     labels=["tier", "result"])
+        family = CounterMetricFamily(
+            "orgauthz_cache", "Decision cache lookups by tier and result", labels=["tier", "result"]
+        )
         for (tier, result), value in sorted(self._counts().items()):
             family.add_metric([tier, result], value)
         yield family

@@ -42,9 +42,18 @@ def ts(value: datetime) -> Timestamp:
 
 
 def to_pb(v: inv.InvitationView) -> pb.Invitation:
-    return pb.Invitation(id=v.id, organization=v.org_id, email=v.email, org_role=v.org_role,
-                         status=_STATUS[v.status], invited_by=v.invited_by, accepted_by=v.accepted_by,
-                         expires_at=ts(v.expires_at), created_at=ts(v.created_at), updated_at=ts(v.updated_at))
+    return pb.Invitation(
+        id=v.id,
+        organization=v.org_id,
+        email=v.email,
+        org_role=v.org_role,
+        status=_STATUS[v.status],
+        invited_by=v.invited_by,
+        accepted_by=v.accepted_by,
+        expires_at=ts(v.expires_at),
+        created_at=ts(v.created_at),
+        updated_at=ts(v.updated_at),
+    )
 
 
 def _token(value: str) -> str:
@@ -64,46 +73,61 @@ class InvitationServicer(pb_grpc.InvitationServiceServicer):  # type: ignore[mis
         return inv.check_ttl("expires_in_seconds", seconds, self.mgmt.settings.invitation_ttl_s)
 
     @rpc
-    async def CreateInvitations(self, request: pb.CreateInvitationsRequest,
-                                context: grpc.aio.ServicerContext) -> pb.CreateInvitationsResponse:
+    async def CreateInvitations(
+        self, request: pb.CreateInvitationsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateInvitationsResponse:
         org = bounds.check_id("organization", request.organization)
         bounds.check_count("emails", len(request.emails), bounds.INVITE_BATCH_MAX)
         role = bounds.check_id("org_role", request.org_role) if request.org_role else "Member"
         ttl = self._ttl(request.expires_in_seconds)
         actor = await resolve_actor(context, self.mgmt)
-        results, revision = await inv.create_invitations(self.mgmt, actor, org, list(request.emails), role=role,
-                                                         ttl_s=ttl, nudge=self.nudge)
-        return pb.CreateInvitationsResponse(revision=revision, results=[
-            pb.InvitationResult(email=r.email, outcome=_OUTCOME[r.outcome], token=r.token, error=r.error,
-                                invitation=to_pb(r.invitation) if r.invitation else None)
-            for r in results
-        ])
+        results, revision = await inv.create_invitations(
+            self.mgmt, actor, org, list(request.emails), role=role, ttl_s=ttl, nudge=self.nudge
+        )
+        return pb.CreateInvitationsResponse(
+            revision=revision,
+            results=[
+                pb.InvitationResult(
+                    email=r.email,
+                    outcome=_OUTCOME[r.outcome],
+                    token=r.token,
+                    error=r.error,
+                    invitation=to_pb(r.invitation) if r.invitation else None,
+                )
+                for r in results
+            ],
+        )
 
     @rpc
-    async def ListInvitations(self, request: pb.ListInvitationsRequest,
-                              context: grpc.aio.ServicerContext) -> pb.ListInvitationsResponse:
+    async def ListInvitations(
+        self, request: pb.ListInvitationsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListInvitationsResponse:
         org = bounds.check_id("organization", request.organization)
         if request.status != pb.INVITATION_STATUS_UNSPECIFIED and request.status not in _STATUS_IN:
             raise InvalidArgument("status", "must be an InvitationStatus")
         size = bounds.check_page_size("page_size", request.page_size)
         after = bounds.decode_page_token("page_token", request.page_token)
         actor = await resolve_actor(context, self.mgmt)
-        found, last = await inv.list_invitations(self.mgmt, actor, org, status=_STATUS_IN.get(request.status),
-                                                 page_size=size, after=after)
-        return pb.ListInvitationsResponse(invitations=[to_pb(v) for v in found],
-                                          next_page_token=bounds.encode_page_token(last) if last else "")
+        found, last = await inv.list_invitations(
+            self.mgmt, actor, org, status=_STATUS_IN.get(request.status), page_size=size, after=after
+        )
+        return pb.ListInvitationsResponse(
+            invitations=[to_pb(v) for v in found], next_page_token=bounds.encode_page_token(last) if last else ""
+        )
 
     @rpc
-    async def GetInvitation(self, request: pb.GetInvitationRequest,
-                            context: grpc.aio.ServicerContext) -> pb.GetInvitationResponse:
+    async def GetInvitation(
+        self, request: pb.GetInvitationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetInvitationResponse:
         org = bounds.check_id("organization", request.organization)
         ident = bounds.check_id("id", request.id)
         actor = await resolve_actor(context, self.mgmt)
         return pb.GetInvitationResponse(invitation=to_pb(await inv.get_invitation(self.mgmt, actor, org, ident)))
 
     @rpc
-    async def RevokeInvitation(self, request: pb.RevokeInvitationRequest,
-                               context: grpc.aio.ServicerContext) -> pb.RevokeInvitationResponse:
+    async def RevokeInvitation(
+        self, request: pb.RevokeInvitationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RevokeInvitationResponse:
         org = bounds.check_id("organization", request.organization)
         ident = bounds.check_id("id", request.id)
         actor = await resolve_actor(context, self.mgmt)
@@ -111,19 +135,20 @@ class InvitationServicer(pb_grpc.InvitationServiceServicer):  # type: ignore[mis
         return pb.RevokeInvitationResponse(invitation=to_pb(shown), revision=revision)
 
     @rpc
-    async def ResendInvitation(self, request: pb.ResendInvitationRequest,
-                               context: grpc.aio.ServicerContext) -> pb.ResendInvitationResponse:
+    async def ResendInvitation(
+        self, request: pb.ResendInvitationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ResendInvitationResponse:
         org = bounds.check_id("organization", request.organization)
         ident = bounds.check_id("id", request.id)
         ttl = self._ttl(request.expires_in_seconds)
         actor = await resolve_actor(context, self.mgmt)
-        shown, token, revision = await inv.resend_invitation(self.mgmt, actor, org, ident, ttl_s=ttl,
-                                                             nudge=self.nudge)
+        shown, token, revision = await inv.resend_invitation(self.mgmt, actor, org, ident, ttl_s=ttl, nudge=self.nudge)
         return pb.ResendInvitationResponse(invitation=to_pb(shown), token=token, revision=revision)
 
     @rpc
-    async def AcceptInvitation(self, request: pb.AcceptInvitationRequest,
-                               context: grpc.aio.ServicerContext) -> pb.AcceptInvitationResponse:
+    async def AcceptInvitation(
+        self, request: pb.AcceptInvitationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AcceptInvitationResponse:
         token = _token(request.token)
         user = bounds.check_optional_id("user_id", request.user_id)
         email = bounds.check_email("email", request.email)
@@ -132,8 +157,9 @@ class InvitationServicer(pb_grpc.InvitationServiceServicer):  # type: ignore[mis
         return pb.AcceptInvitationResponse(invitation=to_pb(shown), revision=revision)
 
     @rpc
-    async def RejectInvitation(self, request: pb.RejectInvitationRequest,
-                               context: grpc.aio.ServicerContext) -> pb.RejectInvitationResponse:
+    async def RejectInvitation(
+        self, request: pb.RejectInvitationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RejectInvitationResponse:
         token = _token(request.token)
         user = bounds.check_optional_id("user_id", request.user_id)
         email = bounds.check_email("email", request.email)

@@ -72,8 +72,9 @@ class App:
         self.feed = feed = ChangeFeed(engine, poll_interval=s.poll_interval_s, reload_after=s.feed_reload_after)
         cache = MemoryCache(s.cache_max_entries)
         self.replication, authorizer = Replication.build(s, engine, feed, cache)
-        self.metrics.bind_replication(self.replication.cache_counts, lambda: feed.lag_revisions,
-                                      feed.lag_seconds, lambda: engine.reloads)
+        self.metrics.bind_replication(
+            self.replication.cache_counts, lambda: feed.lag_revisions, feed.lag_seconds, lambda: engine.reloads
+        )
         self.decisions = Decisions(engine, authorizer, feed, min_revision_wait=s.min_revision_wait_s)
         self.extras["cache"] = cache
         self.metrics.bind_gauges(lambda: engine.applied, lambda: engine.loads)
@@ -89,20 +90,29 @@ class App:
             AuthorizationServicer(self.decisions, self.metrics, KeyAuthenticator(self.management)), server
         )
         if s.smtp_host and not s.secret_key:
-            raise ValueError("ORGAUTHZ_SECRET_KEY (secret_key) is required when SMTP is configured: "
-                             "it seals queued invitation email, whose links hold one-time tokens")
+            raise ValueError(
+                "ORGAUTHZ_SECRET_KEY (secret_key) is required when SMTP is configured: "
+                "it seals queued invitation email, whose links hold one-time tokens"
+            )
         if s.smtp_host:
             self.outbox = OutboxSender(db, s)
         registry.load_all()
         for registrar in registry.REGISTRARS:
             registrar(self, server, self.management)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        names = [*SERVICE_NAMES, *registry.SERVICE_NAMES,
-                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+        names = [
+            *SERVICE_NAMES,
+            *registry.SERVICE_NAMES,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ]
         reflection.enable_server_reflection(names, server)
         credentials = auth.server_credentials(s)
-        self.port = (server.add_secure_port(s.listen, credentials) if credentials is not None
-                     else server.add_insecure_port(s.listen))
+        self.port = (
+            server.add_secure_port(s.listen, credentials)
+            if credentials is not None
+            else server.add_insecure_port(s.listen)
+        )
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {s.listen}")
         await server.start()
@@ -116,8 +126,7 @@ class App:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         await self._report_degradation({})
         self._watch = asyncio.create_task(self._watch_dependencies(), name="orgauthz-health")
-        log.info("orgauthz serving on %s:%d (revision %d)", s.listen.rpartition(":")[0], self.port,
-                 engine.applied)
+        log.info("orgauthz serving on %s:%d (revision %d)", s.listen.rpartition(":")[0], self.port, engine.applied)
 
     async def _watch_dependencies(self) -> None:
         """Keeps the Store/Cache health statuses and dependency error counters current."""

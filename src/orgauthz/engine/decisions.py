@@ -36,8 +36,9 @@ class Question(NamedTuple):
 
 
 class Decisions:
-    def __init__(self, engine: Engine, authorizer: Authorizer, feed: ChangeFeed | None, *,
-                 min_revision_wait: float = 2.0) -> None:
+    def __init__(
+        self, engine: Engine, authorizer: Authorizer, feed: ChangeFeed | None, *, min_revision_wait: float = 2.0
+    ) -> None:
         self.engine = engine
         self.authorizer = authorizer
         self.feed = feed
@@ -116,8 +117,9 @@ class Decisions:
             out.append(hit if hit is not None else await check(q.subject, target, q.scope, explain=q.explain))
         return out
 
-    async def scopes(self, subject: str, workspace: str, organization: str,
-                     min_revision: int = 0) -> tuple[list[str], int]:
+    async def scopes(
+        self, subject: str, workspace: str, organization: str, min_revision: int = 0
+    ) -> tuple[list[str], int]:
         bounds.check_subject("subject", subject)
         self.target_level(workspace, organization)
         await self.at_least(min_revision)
@@ -126,8 +128,9 @@ class Decisions:
             return [], self.engine.applied
         return self.engine.scopes(subject, target), self.engine.applied
 
-    async def accessible(self, subject: str, page_size: int, page_token: str,
-                         min_revision: int = 0) -> tuple[list[tuple[str, str, list[str]]], str, int]:
+    async def accessible(
+        self, subject: str, page_size: int, page_token: str, min_revision: int = 0
+    ) -> tuple[list[tuple[str, str, list[str]]], str, int]:
         """Workspaces where the subject holds a scope: ``[(workspace, org, scopes)]``, next token."""
         kind, ident = bounds.check_subject("subject", subject)
         size = bounds.check_page_size("page_size", page_size)

@@ -140,8 +140,14 @@ class OrgEnforcer:
     the same lines decides instead, and changes go to both.
     """
 
-    def __init__(self, policy: PolicySet, org_domain: str, p_lines: list[Line],
-                 include_lines: list[Line], access_lines: list[Line]) -> None:
+    def __init__(
+        self,
+        policy: PolicySet,
+        org_domain: str,
+        p_lines: list[Line],
+        include_lines: list[Line],
+        access_lines: list[Line],
+    ) -> None:
         self.org_domain = org_domain
         self._policy = policy
         model = Model()

@@ -54,7 +54,7 @@ class GrantPath:
 
 
 class _Org:
-    __slots__ = ("enforcer", "synced_to", "last_used")
+    __slots__ = ("enforcer", "last_used", "synced_to")
 
     def __init__(self, enforcer: OrgEnforcer, synced_to: int) -> None:
         self.enforcer = enforcer
@@ -166,7 +166,7 @@ class Engine:
     async def _load(self, org_id: str) -> None:
         loaded = await asyncio.to_thread(snapshots.load_org, self.db, org_id)
         if loaded is None:
-            return
+            return None
         snap, org_rev = loaded
         state = _Org(self._build(snap), snap.revision)
         # Catch up with changes the feed applied while the snapshot was read: it skipped
@@ -228,10 +228,7 @@ class Engine:
     def scopes(self, subject: str, target: Target) -> list[str]:
         """Every scope of the target's level the subject holds, sorted."""
         enforcer = self._state(target.org_id).enforcer
-        catalog = (
-            self.policy.workspace_scopes if target.level == WORKSPACE
-            else self.policy.organization_permissions
-        )
+        catalog = self.policy.workspace_scopes if target.level == WORKSPACE else self.policy.organization_permissions
         if not enforcer.knows(subject):
             return []
         return sorted(s for s in catalog if enforcer.enforce(subject, target.domain, s))
@@ -303,8 +300,10 @@ class Engine:
                 missing.append("the default workspace role never applies to service accounts (R17)")
             elif default:
                 held.append(f"default workspace role {default.removeprefix('role:')}")
-            missing.append("held here: " + (", ".join(held) if held else
-                                            "nothing (no workspace role; the default role is No Access)"))
+            missing.append(
+                "held here: "
+                + (", ".join(held) if held else "nothing (no workspace role; the default role is No Access)")
+            )
             if nearest:
                 missing.append(f"nearest: workspace role {nearest} grants {scope}")
             return missing

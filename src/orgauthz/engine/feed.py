@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 
 
 class ChangeFeed:
-    def __init__(self, engine: Engine, *, poll_interval: float = 0.5, batch: int = 5000,
-                 reload_after: int = 10_000) -> None:
+    def __init__(
+        self, engine: Engine, *, poll_interval: float = 0.5, batch: int = 5000, reload_after: int = 10_000
+    ) -> None:
         self.engine = engine
         self.poll_interval = poll_interval
         self.batch = batch
@@ -104,9 +105,7 @@ class ChangeFeed:
                 await self._reload(f"{self.known_head - engine.applied} revisions behind")
             total = 0
             while True:
-                entries = await asyncio.to_thread(
-                    snapshots.changes_since, engine.db, engine.applied, limit=self.batch
-                )
+                entries = await asyncio.to_thread(snapshots.changes_since, engine.db, engine.applied, limit=self.batch)
                 if entries and entries[0].revision != engine.applied + 1:
                     # Revisions commit in order without holes: a hole means changes were pruned.
                     await self._reload(f"revisions {engine.applied + 1}..{entries[0].revision - 1} missing")
@@ -151,7 +150,7 @@ class ChangeFeed:
                 self.last_error = "internal error"
                 log.exception("change feed poll failed")
 
-    async def wait_for(self, revision: int, timeout: float) -> None:
+    async def wait_for(self, revision: int, timeout: float) -> None:  # noqa: ASYNC109  # a bounded wait is the contract
         """Returns once the engine has applied ``revision``; StaleRevision after ``timeout``."""
         if self.engine.applied >= revision:
             return
@@ -162,8 +161,7 @@ class ChangeFeed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise StaleRevision(
-                        f"min_revision: this replica is at revision {self.engine.applied}, "
-                        f"behind {revision}; retry"
+                        f"min_revision: this replica is at revision {self.engine.applied}, behind {revision}; retry"
                     )
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._advanced.wait(), min(remaining, self.poll_interval))

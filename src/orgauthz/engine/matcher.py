@@ -19,8 +19,19 @@ from typing import Any
 Matcher = Callable[..., bool]
 
 _ALLOWED = (
-    ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.Compare,
-    ast.Eq, ast.NotEq, ast.Call, ast.Name, ast.Load, ast.Constant,
+    ast.Expression,
+    ast.BoolOp,
+    ast.And,
+    ast.Or,
+    ast.UnaryOp,
+    ast.Not,
+    ast.Compare,
+    ast.Eq,
+    ast.NotEq,
+    ast.Call,
+    ast.Name,
+    ast.Load,
+    ast.Constant,
 )
 
 

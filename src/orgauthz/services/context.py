@@ -48,8 +48,9 @@ class Actor:
 class Management:
     """Shared by all management services; one per server."""
 
-    def __init__(self, *, db: Database, engine: Engine, feed: ChangeFeed, policy: PolicySet,
-                 settings: Settings) -> None:
+    def __init__(
+        self, *, db: Database, engine: Engine, feed: ChangeFeed, policy: PolicySet, settings: Settings
+    ) -> None:
         self.db = db
         self.engine = engine
         self.feed = feed
@@ -90,8 +91,9 @@ class Management:
         """NotFound outside the organization; PermissionDenied without the permission."""
         await self.require_member(actor, org_id)
         if not await self.allowed(actor, org_id, permission, workspace):
-            raise PermissionDenied(f"{actor.subject} may not {permission}"
-                                   + (f" in workspace {workspace!r}" if workspace else ""))
+            raise PermissionDenied(
+                f"{actor.subject} may not {permission}" + (f" in workspace {workspace!r}" if workspace else "")
+            )
 
     async def require_any(self, actor: Actor, org_id: str, checks: list[tuple[str, str]]) -> None:
         """Like :meth:`require`, satisfied by any ``(permission, workspace)`` pair."""
@@ -138,13 +140,29 @@ class Management:
         return await asyncio.to_thread(run)
 
     @staticmethod
-    def audit(w: Write, actor: Actor, event: str, target: str, *, workspace: str | None = None,
-              details: dict[str, Any] | None = None, org_id: str | None = None) -> None:
+    def audit(
+        w: Write,
+        actor: Actor,
+        event: str,
+        target: str,
+        *,
+        workspace: str | None = None,
+        details: dict[str, Any] | None = None,
+        org_id: str | None = None,
+    ) -> None:
         """Records ``orgauthz.<resource>.<action>`` in the write's transaction. Never pass secrets."""
-        w.session.add(AuditEvent(
-            org_id=org_id or w.change.org_id, workspace_id=workspace, actor=actor.subject, event=event,
-            target=target, details=details or {}, revision=w.revision, occurred_at=w.now,
-        ))
+        w.session.add(
+            AuditEvent(
+                org_id=org_id or w.change.org_id,
+                workspace_id=workspace,
+                actor=actor.subject,
+                event=event,
+                target=target,
+                details=details or {},
+                revision=w.revision,
+                occurred_at=w.now,
+            )
+        )
 
     @staticmethod
     def now(w: Write) -> datetime:

@@ -24,6 +24,7 @@ from enum import StrEnum
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from orgauthz.domain import bounds
 from orgauthz.domain import lines as L
@@ -92,9 +93,18 @@ def view(row: Invitation, now: datetime) -> InvitationView:
     status = Status(row.status)
     if status is Status.PENDING and expires <= now:
         status = Status.EXPIRED
-    return InvitationView(id=row.id, org_id=row.org_id, email=row.email, org_role=row.org_role, status=status,
-                          invited_by=row.invited_by, accepted_by=row.accepted_by or "", expires_at=expires,
-                          created_at=as_utc(row.created_at), updated_at=as_utc(row.updated_at))
+    return InvitationView(
+        id=row.id,
+        org_id=row.org_id,
+        email=row.email,
+        org_role=row.org_role,
+        status=status,
+        invited_by=row.invited_by,
+        accepted_by=row.accepted_by or "",
+        expires_at=expires,
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+    )
 
 
 def check_ttl(field: str, seconds: int, default: int) -> int:
@@ -121,7 +131,7 @@ async def _require_may_invite(mgmt: Management, actor: Actor, org_id: str, role:
         raise PermissionDenied("only organization Admins may invite with the Admin role (R8)")
 
 
-def _pending_now(now: datetime) -> object:
+def _pending_now(now: datetime) -> ColumnElement[bool]:
     return (Invitation.status == Status.PENDING.value) & (Invitation.expires_at > now)
 
 
@@ -135,14 +145,19 @@ def _org(s: Session, org_id: str) -> Organization:
 def _seats_taken(s: Session, org_id: str, now: datetime) -> int:
     """Members plus pending invitations (R10)."""
     members = s.scalar(select(func.count()).select_from(Membership).where(Membership.org_id == org_id)) or 0
-    pending = s.scalar(select(func.count()).select_from(Invitation)
-                       .where(Invitation.org_id == org_id, _pending_now(now))) or 0  # type: ignore[arg-type]
+    pending = (
+        s.scalar(select(func.count()).select_from(Invitation).where(Invitation.org_id == org_id, _pending_now(now)))
+        or 0
+    )
     return int(members) + int(pending)
 
 
 def _member_emails(s: Session, org_id: str, emails: Sequence[str]) -> set[str]:
-    rows = s.scalars(select(func.lower(User.email)).join(Membership, Membership.user_id == User.id)
-                     .where(Membership.org_id == org_id, func.lower(User.email).in_(list(emails))))
+    rows = s.scalars(
+        select(func.lower(User.email))
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.org_id == org_id, func.lower(User.email).in_(list(emails)))
+    )
     return {e for e in rows if e}
 
 
@@ -152,16 +167,25 @@ def _issue(mgmt: Management, w: Write, org: Organization, row: Invitation) -> st
     row.token_hash = sec.digest(token)
     if not mgmt.settings.smtp_host:
         return token
-    subject, body = outbox.invitation_mail(mgmt.settings, org_name=org.name, role=row.org_role, token=token,
-                                           expires_at=as_utc(row.expires_at))
-    outbox.enqueue(w.session, mgmt.settings, kind=outbox.INVITATION, recipient=row.email, subject=subject, body=body,
-                   now=w.now)
+    subject, body = outbox.invitation_mail(
+        mgmt.settings, org_name=org.name, role=row.org_role, token=token, expires_at=as_utc(row.expires_at)
+    )
+    outbox.enqueue(
+        w.session, mgmt.settings, kind=outbox.INVITATION, recipient=row.email, subject=subject, body=body, now=w.now
+    )
     return ""
 
 
-async def create_invitations(mgmt: Management, actor: Actor, org_id: str, emails: Sequence[str], *,
-                             role: str, ttl_s: int, nudge: Callable[[], None] | None = None,
-                             ) -> tuple[list[InviteResult], int]:
+async def create_invitations(
+    mgmt: Management,
+    actor: Actor,
+    org_id: str,
+    emails: Sequence[str],
+    *,
+    role: str,
+    ttl_s: int,
+    nudge: Callable[[], None] | None = None,
+) -> tuple[list[InviteResult], int]:
     """Invites each address; one result per address, in order (R5, R7).
 
     Needs create:invitation, and the Admin role only by an Admin (R8). Raises LimitExceeded
@@ -189,9 +213,15 @@ async def create_invitations(mgmt: Management, actor: Actor, org_id: str, emails
         org = _org(s, org_id)
         check_role(s, mgmt.policy, org_id, role, ORGANIZATION, "org_role")
         members = _member_emails(s, org_id, list(wanted))
-        open_rows = list(s.scalars(select(Invitation).where(
-            Invitation.org_id == org_id, Invitation.status == Status.PENDING.value,
-            Invitation.email.in_(list(wanted)))))
+        open_rows = list(
+            s.scalars(
+                select(Invitation).where(
+                    Invitation.org_id == org_id,
+                    Invitation.status == Status.PENDING.value,
+                    Invitation.email.in_(list(wanted)),
+                )
+            )
+        )
         pending = {r.email for r in open_rows if as_utc(r.expires_at) > now}
         for r in open_rows:  # expired ones give way to the new invitation
             if r.email not in pending:
@@ -201,7 +231,8 @@ async def create_invitations(mgmt: Management, actor: Actor, org_id: str, emails
         if fresh and _seats_taken(s, org_id, now) + len(fresh) > org.max_members:
             raise LimitExceeded(
                 f"inviting {len(fresh)} more would exceed the organization's limit of {org.max_members} "
-                "members (members plus pending invitations count)")
+                "members (members plus pending invitations count)"
+            )
         for email, i in wanted.items():
             raw = emails[i]
             if email in members:
@@ -210,16 +241,29 @@ async def create_invitations(mgmt: Management, actor: Actor, org_id: str, emails
             if email in pending:
                 out.append((i, InviteResult(email=raw, outcome=Outcome.ALREADY_INVITED)))
                 continue
-            row = Invitation(id=f"inv-{_secrets.token_hex(10)}", org_id=org_id, email=email, org_role=role,
-                             status=Status.PENDING.value, token_hash="", invited_by=actor.subject,
-                             accepted_by=None, expires_at=now + timedelta(seconds=ttl_s), created_at=now,
-                             updated_at=now)
+            row = Invitation(
+                id=f"inv-{_secrets.token_hex(10)}",
+                org_id=org_id,
+                email=email,
+                org_role=role,
+                status=Status.PENDING.value,
+                token_hash="",
+                invited_by=actor.subject,
+                accepted_by=None,
+                expires_at=now + timedelta(seconds=ttl_s),
+                created_at=now,
+                updated_at=now,
+            )
             token = _issue(mgmt, w, org, row)
             s.add(row)
-            Management.audit(w, actor, "orgauthz.invitation.created", f"invitation:{row.id}",
-                             details={"email": email, "org_role": role})
-            out.append((i, InviteResult(email=raw, outcome=Outcome.INVITED, invitation=view(row, now),
-                                        token=token)))
+            Management.audit(
+                w,
+                actor,
+                "orgauthz.invitation.created",
+                f"invitation:{row.id}",
+                details={"email": email, "org_role": role},
+            )
+            out.append((i, InviteResult(email=raw, outcome=Outcome.INVITED, invitation=view(row, now), token=token)))
         if not fresh:
             raise _NothingToWrite(out)
         return out
@@ -241,8 +285,7 @@ class _NothingToWrite(Exception):  # control flow: roll back a write that change
         self.results = results
 
 
-async def _find(mgmt: Management, actor: Actor, org_id: str, invitation_id: str,
-                permission: str) -> InvitationView:
+async def _find(mgmt: Management, actor: Actor, org_id: str, invitation_id: str, permission: str) -> InvitationView:
     await mgmt.require(actor, org_id, permission)
 
     def read(s: Session) -> InvitationView | None:
@@ -267,29 +310,36 @@ async def get_invitation(mgmt: Management, actor: Actor, org_id: str, invitation
     return await _find(mgmt, actor, org_id, invitation_id, "read:invitation")
 
 
-async def list_invitations(mgmt: Management, actor: Actor, org_id: str, *, status: Status | None,
-                           page_size: int, after: str) -> tuple[list[InvitationView], str]:
+async def list_invitations(
+    mgmt: Management, actor: Actor, org_id: str, *, status: Status | None, page_size: int, after: str
+) -> tuple[list[InvitationView], str]:
     """Ordered by id; ``status`` filters as reads show it (expired includes pending past expiry)."""
     await mgmt.require(actor, org_id, "read:invitation")
     now = utcnow()
     q = select(Invitation).where(Invitation.org_id == org_id)
     if status is Status.PENDING:
-        q = q.where(_pending_now(now))  # type: ignore[arg-type]
+        q = q.where(_pending_now(now))
     elif status is Status.EXPIRED:
-        q = q.where(or_(Invitation.status == Status.EXPIRED.value,
-                        (Invitation.status == Status.PENDING.value) & (Invitation.expires_at <= now)))
+        q = q.where(
+            or_(
+                Invitation.status == Status.EXPIRED.value,
+                (Invitation.status == Status.PENDING.value) & (Invitation.expires_at <= now),
+            )
+        )
     elif status is not None:
         q = q.where(Invitation.status == status.value)
     if after:
         q = q.where(Invitation.id > after)
     rows: list[InvitationView] = await mgmt.read(
-        lambda s: [view(r, now) for r in s.scalars(q.order_by(Invitation.id).limit(page_size + 1))])
+        lambda s: [view(r, now) for r in s.scalars(q.order_by(Invitation.id).limit(page_size + 1))]
+    )
     token = rows[page_size - 1].id if len(rows) > page_size else ""
     return rows[:page_size], token
 
 
-async def revoke_invitation(mgmt: Management, actor: Actor, org_id: str,
-                            invitation_id: str) -> tuple[InvitationView, int]:
+async def revoke_invitation(
+    mgmt: Management, actor: Actor, org_id: str, invitation_id: str
+) -> tuple[InvitationView, int]:
     """Needs delete:invitation. FailedPrecondition unless the invitation is pending."""
     await _find(mgmt, actor, org_id, invitation_id, "delete:invitation")
 
@@ -299,15 +349,21 @@ async def revoke_invitation(mgmt: Management, actor: Actor, org_id: str,
         if current is not Status.PENDING:
             raise FailedPrecondition(f"only a pending invitation can be revoked; this one is {current}")
         row.status, row.updated_at = Status.REVOKED.value, w.now
-        Management.audit(w, actor, "orgauthz.invitation.revoked", f"invitation:{row.id}",
-                         details={"email": row.email})
+        Management.audit(w, actor, "orgauthz.invitation.revoked", f"invitation:{row.id}", details={"email": row.email})
         return view(row, w.now)
 
     return await mgmt.write(org_id, "invitation.revoked", body)
 
 
-async def resend_invitation(mgmt: Management, actor: Actor, org_id: str, invitation_id: str, *, ttl_s: int,
-                            nudge: Callable[[], None] | None = None) -> tuple[InvitationView, str, int]:
+async def resend_invitation(
+    mgmt: Management,
+    actor: Actor,
+    org_id: str,
+    invitation_id: str,
+    *,
+    ttl_s: int,
+    nudge: Callable[[], None] | None = None,
+) -> tuple[InvitationView, str, int]:
     """A new token and expiry for a pending or expired invitation; the old token stops working.
 
     Needs create:invitation (and Admin for an Admin invitation, R8). Reviving an expired
@@ -327,18 +383,32 @@ async def resend_invitation(mgmt: Management, actor: Actor, org_id: str, invitat
         if _member_emails(s, org_id, [row.email]):
             raise FailedPrecondition("the address already belongs to a member of the organization")
         if current is Status.EXPIRED:
-            other = s.scalar(select(func.count()).select_from(Invitation).where(
-                Invitation.org_id == org_id, Invitation.email == row.email, Invitation.id != row.id,
-                _pending_now(now)))  # type: ignore[arg-type]
+            other = s.scalar(
+                select(func.count())
+                .select_from(Invitation)
+                .where(
+                    Invitation.org_id == org_id,
+                    Invitation.email == row.email,
+                    Invitation.id != row.id,
+                    _pending_now(now),
+                )
+            )
             if other:
                 raise FailedPrecondition("the address has another pending invitation")
             if _seats_taken(s, org_id, now) + 1 > org.max_members:
-                raise LimitExceeded(f"the organization has reached its limit of {org.max_members} members "
-                                    "(members plus pending invitations count)")
+                raise LimitExceeded(
+                    f"the organization has reached its limit of {org.max_members} members "
+                    "(members plus pending invitations count)"
+                )
         row.status, row.expires_at, row.updated_at = Status.PENDING.value, now + timedelta(seconds=ttl_s), now
         token = _issue(mgmt, w, org, row)
-        Management.audit(w, actor, "orgauthz.invitation.resent", f"invitation:{row.id}",
-                         details={"email": row.email, "expires_at": row.expires_at.isoformat()})
+        Management.audit(
+            w,
+            actor,
+            "orgauthz.invitation.resent",
+            f"invitation:{row.id}",
+            details={"email": row.email, "expires_at": row.expires_at.isoformat()},
+        )
         return view(row, now), token
 
     (shown, token), revision = await mgmt.write(org_id, "invitation.resent", body)
@@ -355,9 +425,11 @@ async def _by_token(mgmt: Management, token: str) -> tuple[str, str]:
     if not sec.is_token(token):
         raise NotFound("no invitation has this token")
     hashed = sec.digest(token)
-    found = await mgmt.read(lambda s: s.execute(
-        select(Invitation.id, Invitation.org_id, Invitation.token_hash).where(Invitation.token_hash == hashed)
-    ).first())
+    found = await mgmt.read(
+        lambda s: s.execute(
+            select(Invitation.id, Invitation.org_id, Invitation.token_hash).where(Invitation.token_hash == hashed)
+        ).first()
+    )
     if found is None or not sec.same_digest(found.token_hash, token):
         raise NotFound("no invitation has this token")
     return found.id, found.org_id
@@ -388,8 +460,9 @@ def _accepting_user(actor: Actor, user_id: str) -> str:
     return actor.id
 
 
-async def accept_invitation(mgmt: Management, actor: Actor, *, token: str, user_id: str,
-                            email: str) -> tuple[InvitationView, int]:
+async def accept_invitation(
+    mgmt: Management, actor: Actor, *, token: str, user_id: str, email: str
+) -> tuple[InvitationView, int]:
     """Makes the user a member with the invited role, in one write with the status change (R6).
 
     ``email`` is the user's verified address, already lower-cased. Raises NotFound for an
@@ -417,15 +490,21 @@ async def accept_invitation(mgmt: Management, actor: Actor, *, token: str, user_
         s.add(Membership(org_id=org_id, user_id=uid, org_role=row.org_role, created_at=now))
         w.change.add.extend(L.membership_lines(f"user:{uid}", org_id, row.org_role))
         row.status, row.accepted_by, row.updated_at = Status.ACCEPTED.value, uid, now
-        Management.audit(w, actor, "orgauthz.invitation.accepted", f"invitation:{row.id}",
-                         details={"email": email, "user": uid, "org_role": row.org_role})
+        Management.audit(
+            w,
+            actor,
+            "orgauthz.invitation.accepted",
+            f"invitation:{row.id}",
+            details={"email": email, "user": uid, "org_role": row.org_role},
+        )
         return view(row, now)
 
     return await mgmt.write(org_id, "invitation.accepted", body)
 
 
-async def reject_invitation(mgmt: Management, actor: Actor, *, token: str, user_id: str,
-                            email: str) -> tuple[InvitationView, int]:
+async def reject_invitation(
+    mgmt: Management, actor: Actor, *, token: str, user_id: str, email: str
+) -> tuple[InvitationView, int]:
     """The invited user declines; same checks as :func:`accept_invitation`, no membership."""
     _accepting_user(actor, user_id)
     invitation_id, org_id = await _by_token(mgmt, token)
@@ -433,9 +512,7 @@ async def reject_invitation(mgmt: Management, actor: Actor, *, token: str, user_
     def body(w: Write) -> InvitationView:
         row = _usable(w, token, invitation_id, org_id, email)
         row.status, row.updated_at = Status.REJECTED.value, w.now
-        Management.audit(w, actor, "orgauthz.invitation.rejected", f"invitation:{row.id}",
-                         details={"email": email})
+        Management.audit(w, actor, "orgauthz.invitation.rejected", f"invitation:{row.id}", details={"email": email})
         return view(row, w.now)
 
     return await mgmt.write(org_id, "invitation.rejected", body)
-

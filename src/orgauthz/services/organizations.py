@@ -11,7 +11,6 @@ import secrets
 from dataclasses import dataclass
 from typing import TypeVar
 
-
 from orgauthz.domain import lines as L
 from orgauthz.errors import AlreadyExists, NotFound, PermissionDenied
 from orgauthz.services.context import Actor, Management

@@ -42,16 +42,27 @@ LEASE = timedelta(seconds=120)  # a claimed row is not taken by another sender t
 BATCH = 50
 
 
-def enqueue(session: Session, settings: Settings, *, kind: str, recipient: str, subject: str, body: str,
-            now: datetime) -> None:
+def enqueue(
+    session: Session, settings: Settings, *, kind: str, recipient: str, subject: str, body: str, now: datetime
+) -> None:
     """Adds one mail to the outbox in the caller's transaction, due at once; the body is sealed."""
-    session.add(Outbox(kind=kind, recipient=recipient, subject=subject,
-                       body=sec.seal(settings.secret_key, body), attempts=0,
-                       next_attempt_at=now, sent_at=None, last_error=None))
+    session.add(
+        Outbox(
+            kind=kind,
+            recipient=recipient,
+            subject=subject,
+            body=sec.seal(settings.secret_key, body),
+            attempts=0,
+            next_attempt_at=now,
+            sent_at=None,
+            last_error=None,
+        )
+    )
 
 
-def invitation_mail(settings: Settings, *, org_name: str, role: str, token: str,
-                    expires_at: datetime) -> tuple[str, str]:
+def invitation_mail(
+    settings: Settings, *, org_name: str, role: str, token: str, expires_at: datetime
+) -> tuple[str, str]:
     """Subject and body of an invitation email with its accept link."""
     link = settings.accept_url_template.replace("{token}", token)
     subject = f"You are invited to join {org_name}"
@@ -127,8 +138,9 @@ class OutboxSender:
             except (OSError, smtplib.SMTPException, ValueError) as exc:
                 self.failures += 1
                 await asyncio.to_thread(self._failed, row, f"{type(exc).__name__}: {exc}"[:500])
-                log.warning("outbox: mail %d not delivered (attempt %d): %s", row.id, row.attempts + 1,
-                            type(exc).__name__)
+                log.warning(
+                    "outbox: mail %d not delivered (attempt %d): %s", row.id, row.attempts + 1, type(exc).__name__
+                )
             else:
                 self.sent += 1
                 await asyncio.to_thread(self._delivered, row)
@@ -139,17 +151,18 @@ class OutboxSender:
         claimed: list[_Due] = []
         with self.db.engine.begin() as conn:
             due = conn.execute(
-                select(Outbox.id, Outbox.recipient, Outbox.subject, Outbox.body, Outbox.attempts,
-                       Outbox.next_attempt_at)
+                select(
+                    Outbox.id, Outbox.recipient, Outbox.subject, Outbox.body, Outbox.attempts, Outbox.next_attempt_at
+                )
                 .where(Outbox.sent_at.is_(None), Outbox.next_attempt_at <= now)
-                .order_by(Outbox.next_attempt_at, Outbox.id).limit(BATCH)
+                .order_by(Outbox.next_attempt_at, Outbox.id)
+                .limit(BATCH)
             ).all()
         for r in due:
             with self.db.engine.begin() as conn:
                 took = conn.execute(
                     update(Outbox)
-                    .where(Outbox.id == r.id, Outbox.sent_at.is_(None),
-                           Outbox.next_attempt_at == r.next_attempt_at)
+                    .where(Outbox.id == r.id, Outbox.sent_at.is_(None), Outbox.next_attempt_at == r.next_attempt_at)
                     .values(next_attempt_at=now + LEASE)
                 ).rowcount
             if took == 1:
@@ -165,8 +178,7 @@ class OutboxSender:
         msg.set_content(sec.unseal(s.secret_key, row.body))
         smtp: smtplib.SMTP
         if s.smtp_ssl:
-            smtp = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=30,
-                                    context=ssl.create_default_context())
+            smtp = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=30, context=ssl.create_default_context())
         else:
             smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=30)
         with smtp:
@@ -178,15 +190,18 @@ class OutboxSender:
 
     def _delivered(self, row: _Due) -> None:
         with self.db.engine.begin() as conn:
-            conn.execute(update(Outbox).where(Outbox.id == row.id)
-                         .values(sent_at=utcnow(), attempts=row.attempts + 1, body=SENT_BODY,
-                                 last_error=None))
+            conn.execute(
+                update(Outbox)
+                .where(Outbox.id == row.id)
+                .values(sent_at=utcnow(), attempts=row.attempts + 1, body=SENT_BODY, last_error=None)
+            )
 
     def _failed(self, row: _Due, error: str) -> None:
         attempts = row.attempts + 1
         delay = backoff(attempts, base=self.settings.outbox_retry_base_s, cap=self.settings.outbox_retry_max_s)
         with self.db.engine.begin() as conn:
-            conn.execute(update(Outbox).where(Outbox.id == row.id)
-                         .values(attempts=attempts, last_error=error,
-                                 next_attempt_at=utcnow() + timedelta(seconds=delay)))
-
+            conn.execute(
+                update(Outbox)
+                .where(Outbox.id == row.id)
+                .values(attempts=attempts, last_error=error, next_attempt_at=utcnow() + timedelta(seconds=delay))
+            )

@@ -61,7 +61,7 @@ def parse_api_key(value: str) -> str | None:
     """
     if len(value) > SECRET_MAX or not value.startswith(API_KEY_PREFIX):
         return None
-    body = value[len(API_KEY_PREFIX):]
+    body = value[len(API_KEY_PREFIX) :]
     return body if _BODY_RE.fullmatch(body) else None
 
 
@@ -91,5 +91,5 @@ def unseal(secret_key: str, sealed: str) -> str:
 
 def mask(api_key: str) -> str:
     """What reads show: ``pnb_ab…yz`` (prefix, first two and last two body characters)."""
-    body = api_key[len(API_KEY_PREFIX):] if api_key.startswith(API_KEY_PREFIX) else api_key
+    body = api_key[len(API_KEY_PREFIX) :] if api_key.startswith(API_KEY_PREFIX) else api_key
     return f"{API_KEY_PREFIX}{body[:2]}…{body[-2:]}"

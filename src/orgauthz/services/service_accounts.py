@@ -71,19 +71,29 @@ def _works(expires_at: datetime | None, revoked_at: datetime | None, now: dateti
 
 
 def _key_view(k: ApiKey, now: datetime) -> KeyView:
-    return KeyView(id=k.id, masked=k.masked, created_at=as_utc(k.created_at),
-                   expires_at=as_utc(k.expires_at) if k.expires_at else None,
-                   revoked_at=as_utc(k.revoked_at) if k.revoked_at else None,
-                   active=_works(k.expires_at, k.revoked_at, now))
+    return KeyView(
+        id=k.id,
+        masked=k.masked,
+        created_at=as_utc(k.created_at),
+        expires_at=as_utc(k.expires_at) if k.expires_at else None,
+        revoked_at=as_utc(k.revoked_at) if k.revoked_at else None,
+        active=_works(k.expires_at, k.revoked_at, now),
+    )
 
 
 def _view(s: Session, sa: ServiceAccount, now: datetime) -> ServiceAccountView:
     """The account with its keys that still work, newest first."""
-    keys = s.scalars(select(ApiKey).where(ApiKey.service_account_id == sa.id)
-                     .order_by(ApiKey.created_at.desc(), ApiKey.id))
-    return ServiceAccountView(id=sa.id, org_id=sa.org_id, name=sa.name, org_role=sa.org_role,
-                              created_at=as_utc(sa.created_at),
-                              keys=[v for v in (_key_view(k, now) for k in keys) if v.active])
+    keys = s.scalars(
+        select(ApiKey).where(ApiKey.service_account_id == sa.id).order_by(ApiKey.created_at.desc(), ApiKey.id)
+    )
+    return ServiceAccountView(
+        id=sa.id,
+        org_id=sa.org_id,
+        name=sa.name,
+        org_role=sa.org_role,
+        created_at=as_utc(sa.created_at),
+        keys=[v for v in (_key_view(k, now) for k in keys) if v.active],
+    )
 
 
 def check_key_ttl(field_name: str, seconds: int) -> int:
@@ -109,14 +119,24 @@ def _check_sa_role(s: Session, mgmt: Management, org_id: str, role: str) -> None
 def _new_key(w: Write, sa: ServiceAccount, ttl_s: int) -> IssuedKey:
     key = sec.new_api_key()
     expires = w.now + timedelta(seconds=ttl_s) if ttl_s else None
-    w.session.add(ApiKey(id=f"key-{_secrets.token_hex(10)}", service_account_id=sa.id, org_id=sa.org_id,
-                         key_hash=sec.digest(key), masked=sec.mask(key), expires_at=expires, revoked_at=None,
-                         created_at=w.now))
+    w.session.add(
+        ApiKey(
+            id=f"key-{_secrets.token_hex(10)}",
+            service_account_id=sa.id,
+            org_id=sa.org_id,
+            key_hash=sec.digest(key),
+            masked=sec.mask(key),
+            expires_at=expires,
+            revoked_at=None,
+            created_at=w.now,
+        )
+    )
     return IssuedKey(api_key=key, expires_at=expires)
 
 
-async def create_service_account(mgmt: Management, actor: Actor, org_id: str, *, sa_id: str, name: str,
-                                 role: str, key_ttl_s: int) -> tuple[ServiceAccountView, IssuedKey, int]:
+async def create_service_account(
+    mgmt: Management, actor: Actor, org_id: str, *, sa_id: str, name: str, role: str, key_ttl_s: int
+) -> tuple[ServiceAccountView, IssuedKey, int]:
     """Needs create:service_account. Returns the account, its key (shown once) and the revision.
 
     InvalidArgument for Admin or an unknown role; AlreadyExists for a taken id or a name
@@ -137,20 +157,30 @@ async def create_service_account(mgmt: Management, actor: Actor, org_id: str, *,
             raise AlreadyExists(f"service account id {sa_id!r} is taken")
         if s.scalar(select(ServiceAccount.id).where(ServiceAccount.org_id == org_id, ServiceAccount.name == name)):
             raise AlreadyExists(f"a service account named {name!r} already exists in the organization")
-        count = int(s.scalar(select(func.count()).select_from(ServiceAccount)
-                             .where(ServiceAccount.org_id == org_id)) or 0)
+        count = int(
+            s.scalar(select(func.count()).select_from(ServiceAccount).where(ServiceAccount.org_id == org_id)) or 0
+        )
         if count >= org.max_service_accounts:
             raise LimitExceeded(
-                f"the organization has reached its limit of {org.max_service_accounts} service accounts")
+                f"the organization has reached its limit of {org.max_service_accounts} service accounts"
+            )
         sa = ServiceAccount(id=sa_id, org_id=org_id, name=name, org_role=role, created_at=w.now)
         s.add(sa)
         s.flush()
         issued = _new_key(w, sa, key_ttl_s)
         s.flush()
         w.change.add.extend(L.membership_lines(f"service_account:{sa_id}", org_id, role))
-        Management.audit(w, actor, "orgauthz.service-account.created", f"service_account:{sa_id}",
-                         details={"name": name, "org_role": role,
-                                  "key_expires_at": issued.expires_at.isoformat() if issued.expires_at else None})
+        Management.audit(
+            w,
+            actor,
+            "orgauthz.service-account.created",
+            f"service_account:{sa_id}",
+            details={
+                "name": name,
+                "org_role": role,
+                "key_expires_at": issued.expires_at.isoformat() if issued.expires_at else None,
+            },
+        )
         return _view(s, sa, w.now), issued
 
     (shown, issued), revision = await mgmt.write(org_id, "service-account.created", body)
@@ -184,8 +214,9 @@ async def get_service_account(mgmt: Management, actor: Actor, org_id: str, sa_id
     return await mgmt.read(read)
 
 
-async def list_service_accounts(mgmt: Management, actor: Actor, org_id: str, *, page_size: int,
-                                after: str) -> tuple[list[ServiceAccountView], str]:
+async def list_service_accounts(
+    mgmt: Management, actor: Actor, org_id: str, *, page_size: int, after: str
+) -> tuple[list[ServiceAccountView], str]:
     """Ordered by id; needs read:service_account; keys masked."""
     await mgmt.require(actor, org_id, "read:service_account")
 
@@ -201,8 +232,9 @@ async def list_service_accounts(mgmt: Management, actor: Actor, org_id: str, *, 
     return await mgmt.read(read)
 
 
-async def rotate_key(mgmt: Management, actor: Actor, org_id: str, sa_id: str, *, key_ttl_s: int,
-                     grace_s: int) -> tuple[ServiceAccountView, IssuedKey, int]:
+async def rotate_key(
+    mgmt: Management, actor: Actor, org_id: str, sa_id: str, *, key_ttl_s: int, grace_s: int
+) -> tuple[ServiceAccountView, IssuedKey, int]:
     """A new key; every older key stops working after ``grace_s`` (0: at once) (R13).
 
     Needs update:service_account. A grace period never extends an older key beyond its
@@ -219,9 +251,16 @@ async def rotate_key(mgmt: Management, actor: Actor, org_id: str, sa_id: str, *,
                 old.revoked_at = stop_at
         issued = _new_key(w, sa, key_ttl_s)
         s.flush()
-        Management.audit(w, actor, "orgauthz.api-key.rotated", f"service_account:{sa_id}",
-                         details={"grace_period_s": grace_s,
-                                  "key_expires_at": issued.expires_at.isoformat() if issued.expires_at else None})
+        Management.audit(
+            w,
+            actor,
+            "orgauthz.api-key.rotated",
+            f"service_account:{sa_id}",
+            details={
+                "grace_period_s": grace_s,
+                "key_expires_at": issued.expires_at.isoformat() if issued.expires_at else None,
+            },
+        )
         # No Casbin line changes; the write still gets a revision like every write.
         return _view(s, sa, w.now), issued
 
@@ -237,16 +276,26 @@ async def delete_service_account(mgmt: Management, actor: Actor, org_id: str, sa
         s = w.session
         sa = _locked(w, org_id, sa_id)
         subject = f"service_account:{sa_id}"
-        grants = list(s.execute(select(WorkspaceGrant.workspace_id, WorkspaceGrant.role)
-                                .where(WorkspaceGrant.subject == subject, WorkspaceGrant.org_id == org_id)).all())
+        grants = list(
+            s.execute(
+                select(WorkspaceGrant.workspace_id, WorkspaceGrant.role).where(
+                    WorkspaceGrant.subject == subject, WorkspaceGrant.org_id == org_id
+                )
+            ).all()
+        )
         s.execute(delete(WorkspaceGrant).where(WorkspaceGrant.subject == subject, WorkspaceGrant.org_id == org_id))
         keys = len(list(s.scalars(select(ApiKey.id).where(ApiKey.service_account_id == sa_id))))
         s.execute(delete(ApiKey).where(ApiKey.service_account_id == sa_id))
         w.change.remove.extend(L.grant_line(subject, ws, role) for ws, role in grants)
         w.change.remove.extend(L.membership_lines(subject, org_id, sa.org_role))
         s.delete(sa)
-        Management.audit(w, actor, "orgauthz.service-account.deleted", subject,
-                         details={"name": sa.name, "grants_removed": len(grants), "keys_revoked": keys})
+        Management.audit(
+            w,
+            actor,
+            "orgauthz.service-account.deleted",
+            subject,
+            details={"name": sa.name, "grants_removed": len(grants), "keys_revoked": keys},
+        )
 
     _, revision = await mgmt.write(org_id, "service-account.deleted", body)
     return revision
@@ -264,11 +313,18 @@ async def authenticate_key(mgmt: Management, api_key: str) -> Actor:
     if sec.parse_api_key(api_key) is None:
         raise Unauthenticated(INVALID_KEY)
     hashed = sec.digest(api_key)
-    row = await mgmt.read(lambda s: s.execute(
-        select(ApiKey.key_hash, ApiKey.service_account_id, ApiKey.org_id, ApiKey.expires_at, ApiKey.revoked_at)
-        .where(ApiKey.key_hash == hashed)).first())
-    if row is None or not sec.same_digest(row.key_hash, api_key) or not _works(row.expires_at, row.revoked_at,
-                                                                                 utcnow()):
+    row = await mgmt.read(
+        lambda s: s.execute(
+            select(
+                ApiKey.key_hash, ApiKey.service_account_id, ApiKey.org_id, ApiKey.expires_at, ApiKey.revoked_at
+            ).where(ApiKey.key_hash == hashed)
+        ).first()
+    )
+    if (
+        row is None
+        or not sec.same_digest(row.key_hash, api_key)
+        or not _works(row.expires_at, row.revoked_at, utcnow())
+    ):
         raise Unauthenticated(INVALID_KEY)
     return Actor(subject=f"service_account:{row.service_account_id}", org_id=row.org_id)
 

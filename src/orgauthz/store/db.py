@@ -145,9 +145,7 @@ class Database:
         try:
             with self._sessions() as session:
                 if not self.is_sqlite:
-                    session.connection(
-                        execution_options={"isolation_level": "REPEATABLE READ"}
-                    )
+                    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
                 # Closing (not rolling back) ends the snapshot and leaves the loaded rows
                 # usable, detached, by the caller.
                 yield session
@@ -169,14 +167,18 @@ class Database:
                 if not self.is_sqlite:
                     session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _WRITE_LOCK_KEY})
                 head = session.scalar(select(Change.revision).order_by(Change.revision.desc()).limit(1))
-                work = Write(session=session, revision=(head or 0) + 1,
-                             change=ChangeSet(org_id=org_id, kind=kind))
+                work = Write(session=session, revision=(head or 0) + 1, change=ChangeSet(org_id=org_id, kind=kind))
                 yield work
-                session.add(Change(revision=work.revision, org_id=org_id, kind=work.change.kind,
-                                   payload=work.change.payload(), committed_at=work.now))
-                session.execute(
-                    update(Organization).where(Organization.id == org_id).values(revision=work.revision)
+                session.add(
+                    Change(
+                        revision=work.revision,
+                        org_id=org_id,
+                        kind=work.change.kind,
+                        payload=work.change.payload(),
+                        committed_at=work.now,
+                    )
                 )
+                session.execute(update(Organization).where(Organization.id == org_id).values(revision=work.revision))
                 session.commit()
         except IntegrityError as exc:
             raise AlreadyExists("a resource with that id, handle or name already exists") from exc

@@ -18,7 +18,7 @@ from sqlalchemy import delete, insert, select
 from orgauthz.domain import bounds
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet
 from orgauthz.errors import InvalidArgument
-from orgauthz.store.db import Database, utcnow
+from orgauthz.store.db import Database
 from orgauthz.store.models import (
     CustomRole,
     Membership,
@@ -71,13 +71,14 @@ def _roles(policy: PolicySet, custom: dict[str, str], level: str) -> set[str]:
     return {r.name for r in policy.builtin_roles(level)} | {k for k, v in custom.items() if v == level}
 
 
-def _check_org(  # noqa: C901  # one pass over the document
+def _check_org(  # one pass over the document
     policy: PolicySet, org: dict[str, Any], at: str, seen: dict[str, set[Any]]
 ) -> None:
     org_id = bounds.check_id(f"{at}.id", str(org.get("id", "")))
     _unique(seen, "organization", org_id, f"{at}.id")
-    _unique(seen, "organization handle", bounds.check_handle(f"{at}.handle", str(org.get("handle", ""))),
-            f"{at}.handle")
+    _unique(
+        seen, "organization handle", bounds.check_handle(f"{at}.handle", str(org.get("handle", ""))), f"{at}.handle"
+    )
     bounds.check_name(f"{at}.name", str(org.get("name", "")))
     _check_limits(org, at)
     custom: dict[str, str] = {}
@@ -92,8 +93,7 @@ def _check_org(  # noqa: C901  # one pass over the document
         if level not in (WORKSPACE, ORGANIZATION):
             raise InvalidArgument(f"{p}.level", "must be workspace or organization")
         inherits = role.get("inherits") or ""
-        if inherits and (inherits not in policy.roles or policy.roles[inherits].level != level
-                         or inherits == "Admin"):
+        if inherits and (inherits not in policy.roles or policy.roles[inherits].level != level or inherits == "Admin"):
             raise InvalidArgument(f"{p}.inherits", f"must be a built-in {level} role other than Admin")
         scopes = role.get("scopes") or []
         if not isinstance(scopes, list):
@@ -165,9 +165,18 @@ def _replace_org(db: Database, org: dict[str, Any]) -> int:
         existing = s.get(Organization, org_id)
         old_ws = set(s.scalars(select(Workspace.id).where(Workspace.org_id == org_id))) if existing else set()
         if existing is None:
-            s.add(Organization(id=org_id, handle=org["handle"], name=org["name"], revision=0, created_at=now,
-                               max_members=limits["members"], max_service_accounts=limits["service_accounts"],
-                               max_workspaces=limits["workspaces"]))
+            s.add(
+                Organization(
+                    id=org_id,
+                    handle=org["handle"],
+                    name=org["name"],
+                    revision=0,
+                    created_at=now,
+                    max_members=limits["members"],
+                    max_service_accounts=limits["service_accounts"],
+                    max_workspaces=limits["workspaces"],
+                )
+            )
         else:
             existing.handle, existing.name = org["handle"], org["name"]
             existing.max_members = limits["members"]
@@ -179,32 +188,77 @@ def _replace_org(db: Database, org: dict[str, Any]) -> int:
         s.execute(delete(Workspace).where(Workspace.org_id == org_id))
         members = org.get("members") or []
         _upsert_users(w.session, ((m["user"], m.get("email")) for m in members), now)
-        _bulk(s, CustomRole, [
-            {"id": r["id"], "org_id": org_id, "name": r.get("name", r["id"]), "level": r.get("level", WORKSPACE),
-             "inherits": r.get("inherits") or None, "scopes": list(r.get("scopes") or []),
-             "description": r.get("description", ""), "created_at": now, "updated_at": now}
-            for r in org.get("custom_roles") or []
-        ])
-        _bulk(s, Membership, [
-            {"org_id": org_id, "user_id": m["user"], "org_role": m.get("role", "Member"), "created_at": now}
-            for m in members
-        ])
-        _bulk(s, ServiceAccount, [
-            {"id": a["id"], "org_id": org_id, "name": a.get("name", a["id"]), "org_role": a.get("role", "Member"),
-             "created_at": now}
-            for a in org.get("service_accounts") or []
-        ])
+        _bulk(
+            s,
+            CustomRole,
+            [
+                {
+                    "id": r["id"],
+                    "org_id": org_id,
+                    "name": r.get("name", r["id"]),
+                    "level": r.get("level", WORKSPACE),
+                    "inherits": r.get("inherits") or None,
+                    "scopes": list(r.get("scopes") or []),
+                    "description": r.get("description", ""),
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for r in org.get("custom_roles") or []
+            ],
+        )
+        _bulk(
+            s,
+            Membership,
+            [
+                {"org_id": org_id, "user_id": m["user"], "org_role": m.get("role", "Member"), "created_at": now}
+                for m in members
+            ],
+        )
+        _bulk(
+            s,
+            ServiceAccount,
+            [
+                {
+                    "id": a["id"],
+                    "org_id": org_id,
+                    "name": a.get("name", a["id"]),
+                    "org_role": a.get("role", "Member"),
+                    "created_at": now,
+                }
+                for a in org.get("service_accounts") or []
+            ],
+        )
         workspaces = org.get("workspaces") or []
-        _bulk(s, Workspace, [
-            {"id": ws["id"], "org_id": org_id, "handle": ws["handle"], "name": ws.get("name", ws["handle"]),
-             "default_role": ws.get("default_role") or None, "created_at": now}
-            for ws in workspaces
-        ])
-        _bulk(s, WorkspaceGrant, [
-            {"workspace_id": ws["id"], "subject": g["subject"], "org_id": org_id, "role": g["role"],
-             "created_at": now}
-            for ws in workspaces for g in ws.get("access") or []
-        ])
+        _bulk(
+            s,
+            Workspace,
+            [
+                {
+                    "id": ws["id"],
+                    "org_id": org_id,
+                    "handle": ws["handle"],
+                    "name": ws.get("name", ws["handle"]),
+                    "default_role": ws.get("default_role") or None,
+                    "created_at": now,
+                }
+                for ws in workspaces
+            ],
+        )
+        _bulk(
+            s,
+            WorkspaceGrant,
+            [
+                {
+                    "workspace_id": ws["id"],
+                    "subject": g["subject"],
+                    "org_id": org_id,
+                    "role": g["role"],
+                    "created_at": now,
+                }
+                for ws in workspaces
+                for g in ws.get("access") or []
+            ],
+        )
         new_ws = {ws["id"] for ws in workspaces}
         w.change.workspaces_added = sorted(new_ws)
         w.change.workspaces_removed = sorted(old_ws - new_ws)
@@ -223,6 +277,8 @@ def _upsert_users(session: Any, users: Iterable[tuple[str, str | None]], now: An
     ids = list(wanted)
     for i in range(0, len(ids), 5000):
         known |= set(session.scalars(select(User.id).where(User.id.in_(ids[i : i + 5000]))))
-    _bulk(session, User, [
-        {"id": u, "email": (e or None) and e.lower(), "created_at": now} for u, e in wanted.items() if u not in known
-    ])
+    _bulk(
+        session,
+        User,
+        [{"id": u, "email": (e or None) and e.lower(), "created_at": now} for u, e in wanted.items() if u not in known],
+    )

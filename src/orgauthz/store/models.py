@@ -93,9 +93,7 @@ class WorkspaceGrant(Base):
     """A workspace role given to a member or service account of the owning organization (R16)."""
 
     __tablename__ = "workspace_grants"
-    workspace_id: Mapped[str] = mapped_column(
-        ID, ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
-    )
+    workspace_id: Mapped[str] = mapped_column(ID, ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True)
     subject: Mapped[str] = mapped_column(String(160), primary_key=True, index=True)
     org_id: Mapped[str] = mapped_column(ID, index=True)
     role: Mapped[str] = mapped_column(ROLE_REF)
@@ -164,9 +162,7 @@ class Outbox(Base):
     """Durable mail queue (R9): written in the invitation's transaction, sent with retries."""
 
     __tablename__ = "outbox"
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))
     recipient: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(300))
@@ -182,9 +178,7 @@ class AuditEvent(Base):
 
     __tablename__ = "audit_events"
     __table_args__ = (Index("ix_audit_org_id", "org_id", "id"),)
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     org_id: Mapped[str] = mapped_column(ID)
     workspace_id: Mapped[str | None] = mapped_column(ID)
     actor: Mapped[str] = mapped_column(String(160))

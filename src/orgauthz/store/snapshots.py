@@ -77,9 +77,7 @@ def load_org(db: Database, org_id: str) -> tuple[OrgSnapshot, int] | None:
             s.execute(select(Membership.user_id, Membership.org_role).where(Membership.org_id == org_id)).all()
         )
         snap.service_accounts = dict(
-            s.execute(
-                select(ServiceAccount.id, ServiceAccount.org_role).where(ServiceAccount.org_id == org_id)
-            ).all()
+            s.execute(select(ServiceAccount.id, ServiceAccount.org_role).where(ServiceAccount.org_id == org_id)).all()
         )
         snap.grants = [
             (w, sub, role)
@@ -90,14 +88,14 @@ def load_org(db: Database, org_id: str) -> tuple[OrgSnapshot, int] | None:
             ).all()
         ]
         snap.custom_roles = {
-            r.id: custom_role_def(r)
-            for r in s.scalars(select(CustomRole).where(CustomRole.org_id == org_id))
+            r.id: custom_role_def(r) for r in s.scalars(select(CustomRole).where(CustomRole.org_id == org_id))
         }
     return snap, int(org_rev)
 
 
-def changes_since(db: Database, after: int, *, upto: int | None = None, org_id: str | None = None,
-                  limit: int = 5000) -> list[FeedEntry]:
+def changes_since(
+    db: Database, after: int, *, upto: int | None = None, org_id: str | None = None, limit: int = 5000
+) -> list[FeedEntry]:
     """Committed changes with ``after < revision [<= upto]``, oldest first."""
     q = select(Change).where(Change.revision > after).order_by(Change.revision).limit(limit)
     if upto is not None:

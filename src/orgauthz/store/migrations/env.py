@@ -16,8 +16,7 @@ def run() -> None:
     if connection is None:  # `alembic` command line: connect from the URL
         url = config.attributes.get("connection_url") or config.get_main_option("sqlalchemy.url")
         with create_engine(str(url)).begin() as conn:
-            context.configure(connection=conn, target_metadata=target_metadata,
-                              render_as_batch=True)
+            context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
             context.run_migrations()
         return
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
