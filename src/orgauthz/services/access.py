@@ -7,6 +7,8 @@ member or a service account of the workspace's organization, checked inside the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 
 from orgauthz.domain import lines as L
@@ -21,10 +23,25 @@ from orgauthz.store.models import Membership, ServiceAccount, Workspace, Workspa
 _MANAGE = "manage_workspace_users"
 
 
-async def _authorized(mgmt: Management, actor: Actor, workspace_id: str, scope: str) -> Workspace:
-    ws = await find_workspace(mgmt, actor, workspace_id)
-    await mgmt.require_any(actor, ws.org_id, [("update:workspace", ""), (scope, workspace_id)])
-    return ws
+@dataclass(frozen=True)
+class _Ws:
+    id: str
+    org_id: str
+
+
+async def _authorized(mgmt: Management, actor: Actor, workspace_id: str, scope: str) -> _Ws:
+    """The workspace's organization from the engine's index (no database read on the write
+    path; the write re-checks the workspace under its lock), else from the store."""
+    org_id = mgmt.engine.workspace_org.get(workspace_id)
+    if org_id is None:
+        org_id = (await find_workspace(mgmt, actor, workspace_id)).org_id
+    else:
+        try:
+            await mgmt.require_member(actor, org_id)
+        except NotFound:
+            raise NotFound(f"workspace {workspace_id!r} not found") from None
+    await mgmt.require_any(actor, org_id, [("update:workspace", ""), (scope, workspace_id)])
+    return _Ws(workspace_id, org_id)
 
 
 def _in_org(w: Write, org_id: str, subject: str) -> bool:
@@ -35,7 +52,7 @@ def _in_org(w: Write, org_id: str, subject: str) -> bool:
     return sa is not None and sa.org_id == org_id
 
 
-def _existing(w: Write, ws: Workspace, subject: str) -> WorkspaceGrant:
+def _existing(w: Write, ws: _Ws, subject: str) -> WorkspaceGrant:
     if w.session.get(Workspace, ws.id) is None:
         raise NotFound(f"workspace {ws.id!r} not found")
     grant = w.session.get(WorkspaceGrant, (ws.id, subject))
