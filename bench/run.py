@@ -342,7 +342,8 @@ def full_server(
     distinct = [r for r in flat if tuple(r) not in seen and not seen.add(tuple(r))]  # type: ignore[func-returns-value]
     warm = distinct[:2000]
     cold = distinct[2000:]
-    with server("app", "--database-url", url) as (proc, port, startup):
+    extra = os.environ.get("ORGAUTHZ_BENCH_SERVER_ARGS", "").split()  # A/B experiments, e.g. --switch-interval
+    with server("app", "--database-url", url, *extra) as (proc, port, startup):
         out["startup_s"] = round(startup, 2)
         say(f"server SERVING in {startup:.2f} s (RSS {rss_mib(proc.pid)} MiB); loading sampled organizations")
         first = [next(list(r) for r in reqs[o]) for o in orgs]
