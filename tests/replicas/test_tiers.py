@@ -142,3 +142,42 @@ async def test_s3_gap_in_revisions_rereads_the_index(engine, replica_db) -> None
         assert not engine.decide("user:u4", target, "manage_flows")
     finally:
         writer.close()
+
+
+async def test_s3_a_redis_hit_for_an_unloaded_organization_loads_it_in_the_background(
+    engine, redis, policy, replica_db
+) -> None:
+    """A fresh replica answered from Redis loads the organization meanwhile, so later new
+    questions stop costing a Redis round trip each."""
+    link = RedisLink(redis.url)
+    shared = RedisDecisionCache(link, digest=policy_digest(policy))
+    writer = Writer(replica_db[0], "", None)
+    try:
+        await writer.set_role("u1", "w0", None, "Viewer")
+        await ChangeFeed(engine).poll()
+        target = engine.resolve(workspace="w0")
+        # Another replica decided and shared the answer.
+        warm = RedisCachingAuthorizer(EngineAuthorizer(engine), engine, shared)
+        assert (await warm.check("user:u1", target, "see_flows", explain=False)).allowed
+        await shared.flush()
+        # A fresh replica on the same store, with nothing loaded.
+        fresh_db = Database(replica_db[0])
+        fresh = Engine(policy, fresh_db)
+        await fresh.start()
+        try:
+            counting = Counting(fresh)
+            tier = RedisCachingAuthorizer(counting, fresh, shared)
+            assert not fresh.loaded(ORG)
+            assert (await tier.check("user:u1", fresh.resolve(workspace="w0"), "see_flows", explain=False)).allowed
+            assert counting.calls == 0  # answered from Redis
+            for _ in range(200):
+                if fresh.loaded(ORG):
+                    break
+                await asyncio.sleep(0.02)
+            assert fresh.loaded(ORG)
+        finally:
+            fresh_db.dispose()
+    finally:
+        writer.close()
+        await shared.close()
+        await link.close()

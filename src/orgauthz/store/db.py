@@ -26,6 +26,7 @@ from orgauthz.errors import AlreadyExists, Unavailable
 from orgauthz.store.models import Change, Organization
 
 _WRITE_LOCK_KEY = 0x6F7A  # pg_advisory_xact_lock key serializing writers
+_MIGRATE_LOCK_KEY = 0x6F7B  # pg_advisory_xact_lock key serializing migrations
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -128,6 +129,10 @@ class Database:
         cfg.attributes["connection_url"] = self.url
         try:
             with self.engine.begin() as conn:
+                if not self.is_sqlite:
+                    # Replicas starting together migrate one at a time; the others then find
+                    # the schema current. Released at the end of this transaction.
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK_KEY})
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except (OperationalError, DBAPIError) as exc:
