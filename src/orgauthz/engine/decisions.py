@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from orgauthz.domain import bounds
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE
-from orgauthz.engine.authorizer import Authorizer, Decision
+from orgauthz.engine.authorizer import Authorizer, Decision, answered_at
 from orgauthz.engine.engine import Engine, Target
 from orgauthz.engine.feed import ChangeFeed
 from orgauthz.errors import InvalidArgument
@@ -126,7 +126,7 @@ class Decisions:
         target = self.engine.resolve(workspace=workspace, organization=organization)
         if target is None or not await self.engine.ensure_loaded(target.org_id):
             return [], self.engine.applied
-        return self.engine.scopes(subject, target), self.engine.applied
+        return self.engine.scopes(subject, target), answered_at(self.engine, target.org_id)
 
     async def accessible(
         self, subject: str, page_size: int, page_token: str, min_revision: int = 0
@@ -140,9 +140,13 @@ class Decisions:
         # Workspace grants alone never outlive membership (R4), so the subject's organizations
         # bound where it can go.
         found: list[tuple[str, str, list[str]]] = []
+        # The answer reflects every revision up to the lowest one any organization was read at
+        # (organizations are read one after another, with awaits between them).
+        read_at: list[int] = []
         for org in orgs:
             if not await self.engine.ensure_loaded(org):
                 continue
+            read_at.append(answered_at(self.engine, org))
             for ws in sorted(self.engine.org_workspaces.get(org, ())):
                 if (org, ws) <= after:
                     continue
@@ -160,7 +164,7 @@ class Decisions:
         if len(found) > size:
             found = found[:size]
             token = _encode_token(found[-1][1], found[-1][0])
-        return found, token, self.engine.applied
+        return found, token, min(read_at, default=self.engine.applied)
 
 
 def _encode_token(org: str, ws: str) -> str:
