@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from orgauthz.domain import lines as L
 from orgauthz.domain.policy import WORKSPACE
@@ -59,6 +59,19 @@ def _existing(w: Write, ws: _Ws, subject: str) -> WorkspaceGrant:
     if grant is None:
         raise NotFound(f"{subject} has no access to workspace {ws.id!r}")
     return grant
+
+
+def remove_from_organization(w: Write, org_id: str, subject: str, org_role: str) -> int:
+    """Deletes every workspace grant of ``subject`` in the organization and queues the
+    removal of its membership and grant lines, so its next Check anywhere there is denied
+    (R4, R13). Returns how many grants were removed; the caller deletes the member row."""
+    s = w.session
+    where = (WorkspaceGrant.org_id == org_id, WorkspaceGrant.subject == subject)
+    grants = list(s.execute(select(WorkspaceGrant.workspace_id, WorkspaceGrant.role).where(*where)).all())
+    s.execute(delete(WorkspaceGrant).where(*where))
+    w.change.remove.extend(L.membership_lines(subject, org_id, org_role))
+    w.change.remove.extend(L.grant_line(subject, ws, role) for ws, role in grants)
+    return len(grants)
 
 
 async def grant(

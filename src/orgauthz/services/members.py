@@ -15,16 +15,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orgauthz.domain import lines as L
 from orgauthz.domain.policy import ORGANIZATION
 from orgauthz.errors import FailedPrecondition, NotFound, PermissionDenied
+from orgauthz.services.access import remove_from_organization
 from orgauthz.services.context import Actor, Management
 from orgauthz.services.roles import check_role
 from orgauthz.store.db import Write
-from orgauthz.store.models import Membership, User, WorkspaceGrant
+from orgauthz.store.models import Membership, User
 
 ADMIN = "Admin"
 
@@ -128,23 +129,14 @@ async def remove_member(mgmt: Management, actor: Actor, org_id: str, user_id: st
             if _admins(s, org_id) <= 1:
                 raise FailedPrecondition("the last Admin of an organization cannot be removed or leave (R3)")
         subject = f"user:{user_id}"
-        grants = list(
-            s.execute(
-                select(WorkspaceGrant.workspace_id, WorkspaceGrant.role).where(
-                    WorkspaceGrant.org_id == org_id, WorkspaceGrant.subject == subject
-                )
-            ).all()
-        )
-        s.execute(delete(WorkspaceGrant).where(WorkspaceGrant.org_id == org_id, WorkspaceGrant.subject == subject))
-        w.change.remove.extend(L.membership_lines(subject, org_id, m.org_role))
-        w.change.remove.extend(L.grant_line(subject, ws, role) for ws, role in grants)
+        removed = remove_from_organization(w, org_id, subject, m.org_role)
         s.delete(m)
         Management.audit(
             w,
             actor,
             "orgauthz.member.left" if leaving else "orgauthz.member.removed",
             subject,
-            details={"role": m.org_role, "grants_removed": len(grants)},
+            details={"role": m.org_role, "grants_removed": removed},
         )
 
     _, revision = await mgmt.write(org_id, "member.removed", body)

@@ -27,10 +27,11 @@ from orgauthz.domain import lines as L
 from orgauthz.domain.policy import ORGANIZATION
 from orgauthz.errors import AlreadyExists, InvalidArgument, LimitExceeded, NotFound, Unauthenticated
 from orgauthz.services import secrets as sec
+from orgauthz.services.access import remove_from_organization
 from orgauthz.services.context import Actor, Management
 from orgauthz.services.roles import check_role
 from orgauthz.store.db import Write, as_utc, utcnow
-from orgauthz.store.models import ApiKey, Organization, ServiceAccount, WorkspaceGrant
+from orgauthz.store.models import ApiKey, Organization, ServiceAccount
 
 ADMIN = "Admin"
 GRACE_MAX_S = 48 * 3600
@@ -276,25 +277,16 @@ async def delete_service_account(mgmt: Management, actor: Actor, org_id: str, sa
         s = w.session
         sa = _locked(w, org_id, sa_id)
         subject = f"service_account:{sa_id}"
-        grants = list(
-            s.execute(
-                select(WorkspaceGrant.workspace_id, WorkspaceGrant.role).where(
-                    WorkspaceGrant.subject == subject, WorkspaceGrant.org_id == org_id
-                )
-            ).all()
-        )
-        s.execute(delete(WorkspaceGrant).where(WorkspaceGrant.subject == subject, WorkspaceGrant.org_id == org_id))
+        removed = remove_from_organization(w, org_id, subject, sa.org_role)
         keys = len(list(s.scalars(select(ApiKey.id).where(ApiKey.service_account_id == sa_id))))
         s.execute(delete(ApiKey).where(ApiKey.service_account_id == sa_id))
-        w.change.remove.extend(L.grant_line(subject, ws, role) for ws, role in grants)
-        w.change.remove.extend(L.membership_lines(subject, org_id, sa.org_role))
         s.delete(sa)
         Management.audit(
             w,
             actor,
             "orgauthz.service-account.deleted",
             subject,
-            details={"name": sa.name, "grants_removed": len(grants), "keys_revoked": keys},
+            details={"name": sa.name, "grants_removed": removed, "keys_revoked": keys},
         )
 
     _, revision = await mgmt.write(org_id, "service-account.deleted", body)
