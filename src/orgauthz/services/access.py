@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import Exists, and_, delete, exists, select
 
 from orgauthz.domain import lines as L
 from orgauthz.domain.policy import WORKSPACE
@@ -44,20 +44,25 @@ async def _authorized(mgmt: Management, actor: Actor, workspace_id: str, scope: 
     return _Ws(workspace_id, org_id)
 
 
-def _in_org(w: Write, org_id: str, subject: str) -> bool:
+def _subject_in_org(org_id: str, subject: str) -> Exists:
+    """Whether ``subject`` is a member (user) or a service account of the organization."""
     kind, _, ident = subject.partition(":")
     if kind == "user":
-        return w.session.get(Membership, (org_id, ident)) is not None
-    sa = w.session.get(ServiceAccount, ident)
-    return sa is not None and sa.org_id == org_id
+        return exists().where(Membership.org_id == org_id, Membership.user_id == ident)
+    return exists().where(ServiceAccount.id == ident, ServiceAccount.org_id == org_id)
 
 
 def _existing(w: Write, ws: _Ws, subject: str) -> WorkspaceGrant:
-    if w.session.get(Workspace, ws.id) is None:
+    """The subject's grant in the workspace, read with the workspace in one statement."""
+    on = and_(WorkspaceGrant.workspace_id == Workspace.id, WorkspaceGrant.subject == subject)
+    row = w.session.execute(
+        select(Workspace.id, WorkspaceGrant).outerjoin(WorkspaceGrant, on).where(Workspace.id == ws.id)
+    ).first()
+    if row is None:
         raise NotFound(f"workspace {ws.id!r} not found")
-    grant = w.session.get(WorkspaceGrant, (ws.id, subject))
-    if grant is None:
+    if row[1] is None:
         raise NotFound(f"{subject} has no access to workspace {ws.id!r}")
+    grant: WorkspaceGrant = row[1]
     return grant
 
 
@@ -83,12 +88,21 @@ async def grant(
 
     def body(w: Write) -> WorkspaceGrant:
         s = w.session
-        if s.get(Workspace, workspace_id) is None:
+        # The workspace, the subject's place in the organization and an earlier grant, in
+        # one statement (a round trip each would triple the write's latency).
+        found, in_org, held = s.execute(
+            select(
+                exists().where(Workspace.id == workspace_id),
+                _subject_in_org(ws.org_id, subject),
+                exists().where(WorkspaceGrant.workspace_id == workspace_id, WorkspaceGrant.subject == subject),
+            )
+        ).one()
+        if not found:
             raise NotFound(f"workspace {workspace_id!r} not found")
         check_role(s, mgmt.policy, ws.org_id, role, WORKSPACE, "role")
-        if not _in_org(w, ws.org_id, subject):
+        if not in_org:
             raise FailedPrecondition(f"{subject} is not a member or service account of the organization (R16)")
-        if s.get(WorkspaceGrant, (workspace_id, subject)) is not None:
+        if held:
             raise AlreadyExists(f"{subject} already has access to workspace {workspace_id!r}")
         row = WorkspaceGrant(workspace_id=workspace_id, subject=subject, org_id=ws.org_id, role=role, created_at=w.now)
         s.add(row)

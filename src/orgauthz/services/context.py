@@ -22,7 +22,6 @@ from orgauthz.engine.engine import Engine, Target
 from orgauthz.engine.feed import ChangeFeed
 from orgauthz.errors import NotFound, PermissionDenied, Unavailable
 from orgauthz.store.db import ChangeSet, Database, Write
-from orgauthz.store.models import AuditEvent
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -151,17 +150,17 @@ class Management:
         org_id: str | None = None,
     ) -> None:
         """Records ``orgauthz.<resource>.<action>`` in the write's transaction. Never pass secrets."""
-        w.session.add(
-            AuditEvent(
-                org_id=org_id or w.change.org_id,
-                workspace_id=workspace,
-                actor=actor.subject,
-                event=event,
-                target=target,
-                details=details or {},
-                revision=w.revision,
-                occurred_at=w.now,
-            )
+        w.audits.append(
+            {
+                "org_id": org_id or w.change.org_id,
+                "workspace_id": workspace,
+                "actor": actor.subject,
+                "event": event,
+                "target": target,
+                "details": details or {},
+                "revision": w.revision,
+                "occurred_at": w.now,
+            }
         )
 
     @staticmethod
