@@ -321,6 +321,26 @@ def test_a_unique_violation_is_already_exists_and_commits_nothing(db: Database, 
     assert revisions(db) == [1, 2]
 
 
+def test_a_violation_found_at_commit_leaves_no_broken_connection_behind(db: Database, policy: PolicySet) -> None:
+    """On PostgreSQL the insert, the bookkeeping and the COMMIT travel together; a uniqueness
+    violation answered there must not leave a connection mid-protocol in the pool."""
+    import_document(db, policy, doc(ACME, GLOBEX))
+
+    def duplicate(i: int) -> None:
+        with db.write("globex", "test.duplicate") as w:
+            w.session.execute(update(Organization).where(Organization.id == "globex").values(name=f"G{i}"))
+            w.session.add(Workspace(id=f"gx-{i}", org_id="globex", handle="main", name="x", created_at=w.now))
+
+    for i in range(12):
+        with pytest.raises(AlreadyExists):
+            duplicate(i)
+        with db.write("globex", "test.next") as w:
+            w.session.add(Workspace(id=f"gy-{i}", org_id="globex", handle=f"h{i}", name="y", created_at=w.now))
+    assert revisions(db)[-1] == 2 + 12
+    with db.read() as s:
+        assert s.get(Organization, "globex").name != "G11"  # type: ignore[union-attr]
+
+
 def test_concurrent_writers_get_distinct_contiguous_revisions(db: Database, policy: PolicySet) -> None:
     import_document(db, policy, doc(ACME, GLOBEX))
     threads, per_thread = 6, 5
