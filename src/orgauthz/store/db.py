@@ -143,7 +143,14 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             self._sqlite_setup()
+            self._writer = self.engine
+        else:
+            # Writers skip the pool's liveness ping (a round trip per write): a write's first
+            # statements are its lock and head revision, and when they find the connection
+            # dead nothing was written, so the write starts again on a fresh one.
+            self._writer = create_engine(url, **{**kwargs, "pool_pre_ping": False})
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
         self._local = threading.local()
 
     def _sqlite_setup(self) -> None:
@@ -183,6 +190,7 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self._writer.dispose()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -215,10 +223,8 @@ class Database:
         AlreadyExists on a uniqueness violation, and whatever the body raises (rolled back).
         """
         try:
-            with self._sessions() as session:
-                conn = session.connection(execution_options={"orgauthz_write": True})
-                raw = None if self.is_sqlite else conn.connection.dbapi_connection
-                head = self._lock_and_head(session, conn, raw)
+            session, conn, raw, head = self._begin_write()
+            with session:
                 work = Write(session=session, revision=head + 1, change=ChangeSet(org_id=org_id, kind=kind))
                 yield work
                 if _needs_answers(session):
@@ -245,6 +251,22 @@ class Database:
             raise AlreadyExists("a resource with that id, handle or name already exists") from exc
         except (OperationalError, DBAPIError, psycopg.OperationalError) as exc:
             raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+
+    def _begin_write(self) -> tuple[Session, Connection, Any, int]:
+        """A write session holding the write lock, with the newest revision. A pooled
+        connection found dead (the database restarted) is replaced once: nothing was sent."""
+        for attempt in (1, 2):
+            session = self._write_sessions()
+            try:
+                conn = session.connection(execution_options={"orgauthz_write": True})
+                raw = None if self.is_sqlite else conn.connection.dbapi_connection
+                return session, conn, raw, self._lock_and_head(session, conn, raw)
+            except (OperationalError, psycopg.OperationalError):
+                session.close()
+                if attempt == 2 or self.is_sqlite:
+                    raise
+                self._writer.dispose()  # its other pooled connections are as old as this one
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _lock_and_head(session: Session, conn: Connection, raw: Any) -> int:
