@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
+import pytest
 
 from orgauthz.api.server import App
 from orgauthz.v1 import management_pb2 as pb
+from tests.conftest import settings_for
 from tests.management.support_a import As, add_member, add_service_account, allowed, code, create_org, head
 
 C = grpc.StatusCode
@@ -174,3 +178,49 @@ async def test_list_access_pages(app: App, channel) -> None:
         if not (token := r.next_page_token):
             break
     assert seen == [f"user:u{i}" for i in range(5)]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+async def test_racing_grants_and_revokes_of_one_subject_each_happen_once(store_url: str) -> None:
+    """What a grant or revoke checks is read under the write lock: of eight identical
+    requests racing, exactly one changes anything; the others are told why not."""
+    app = App(settings_for(store_url))
+    await app.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            alice = await _setup(app, channel)
+            for _ in range(3):
+                start = head(app)
+                grants = await asyncio.gather(
+                    *[
+                        code(
+                            alice.access.GrantWorkspaceAccess(
+                                pb.GrantWorkspaceAccessRequest(workspace="w2", subject="user:bob", role="Viewer")
+                            )
+                        )
+                        for _ in range(8)
+                    ]
+                )
+                assert sorted(grants, key=str) == sorted([C.OK] + [C.ALREADY_EXISTS] * 7, key=str)
+                assert head(app) == start + 1
+                assert await allowed(channel, "user:bob", "see_flows", workspace="w2")
+                revokes = await asyncio.gather(
+                    *[
+                        code(
+                            alice.access.RevokeWorkspaceAccess(
+                                pb.RevokeWorkspaceAccessRequest(workspace="w2", subject="user:bob")
+                            )
+                        )
+                        for _ in range(8)
+                    ]
+                )
+                assert sorted(revokes, key=str) == sorted([C.OK] + [C.NOT_FOUND] * 7, key=str)
+                assert head(app) == start + 2
+                assert not await allowed(channel, "user:bob", "see_flows", workspace="w2")
+            events = await alice.audit.ListAuditEvents(
+                pb.ListAuditEventsRequest(organization="acme", event="orgauthz.workspace-access.revoked")
+            )
+            assert len(events.events) == 3
+    finally:
+        await app.stop(0)

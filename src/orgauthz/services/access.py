@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Exists, and_, delete, exists, select
+from sqlalchemy import Exists, Select, and_, delete, exists, select, update
 
 from orgauthz.domain import lines as L
 from orgauthz.domain.policy import WORKSPACE
@@ -52,18 +52,25 @@ def _subject_in_org(org_id: str, subject: str) -> Exists:
     return exists().where(ServiceAccount.id == ident, ServiceAccount.org_id == org_id)
 
 
-def _existing(w: Write, ws: _Ws, subject: str) -> WorkspaceGrant:
-    """The subject's grant in the workspace, read with the workspace in one statement."""
+def _grant_of(workspace_id: str, subject: str) -> Select[str, str]:
+    """The workspace (one row if it exists) and the subject's role there (None: no grant)."""
     on = and_(WorkspaceGrant.workspace_id == Workspace.id, WorkspaceGrant.subject == subject)
-    row = w.session.execute(
-        select(Workspace.id, WorkspaceGrant).outerjoin(WorkspaceGrant, on).where(Workspace.id == ws.id)
-    ).first()
-    if row is None:
+    return select(Workspace.id, WorkspaceGrant.role).outerjoin(WorkspaceGrant, on).where(Workspace.id == workspace_id)
+
+
+def _existing(w: Write, ws: _Ws, subject: str) -> str:
+    """The subject's role in the workspace, from the write's ``_grant_of`` read."""
+    if not w.read:
         raise NotFound(f"workspace {ws.id!r} not found")
-    if row[1] is None:
+    role: str | None = w.read[0][1]
+    if role is None:
         raise NotFound(f"{subject} has no access to workspace {ws.id!r}")
-    grant: WorkspaceGrant = row[1]
-    return grant
+    return role
+
+
+def _grant_row(w: Write, ws: _Ws, subject: str, role: str) -> WorkspaceGrant:
+    """The grant as it stands after the write (for the answer; not tracked by the session)."""
+    return WorkspaceGrant(workspace_id=ws.id, subject=subject, org_id=ws.org_id, role=role, created_at=w.now)
 
 
 def remove_from_organization(w: Write, org_id: str, subject: str, org_role: str) -> int:
@@ -86,17 +93,17 @@ async def grant(
     FailedPrecondition when it is not in the organization (R16)."""
     ws = await _authorized(mgmt, actor, workspace_id, _MANAGE)
 
+    # The workspace, the subject's place in the organization and an earlier grant: one
+    # statement, read under the write lock with the revision (one round trip).
+    read = select(
+        exists().where(Workspace.id == workspace_id),
+        _subject_in_org(ws.org_id, subject),
+        exists().where(WorkspaceGrant.workspace_id == workspace_id, WorkspaceGrant.subject == subject),
+    )
+
     def body(w: Write) -> WorkspaceGrant:
         s = w.session
-        # The workspace, the subject's place in the organization and an earlier grant, in
-        # one statement (a round trip each would triple the write's latency).
-        found, in_org, held = s.execute(
-            select(
-                exists().where(Workspace.id == workspace_id),
-                _subject_in_org(ws.org_id, subject),
-                exists().where(WorkspaceGrant.workspace_id == workspace_id, WorkspaceGrant.subject == subject),
-            )
-        ).one()
+        found, in_org, held = w.read[0]
         if not found:
             raise NotFound(f"workspace {workspace_id!r} not found")
         check_role(s, mgmt.policy, ws.org_id, role, WORKSPACE, "role")
@@ -112,7 +119,7 @@ async def grant(
         )
         return row
 
-    return await mgmt.write(ws.org_id, "workspace-access.granted", body)
+    return await mgmt.write(ws.org_id, "workspace-access.granted", body, read=read)
 
 
 async def change(
@@ -122,13 +129,16 @@ async def change(
     ws = await _authorized(mgmt, actor, workspace_id, _MANAGE)
 
     def body(w: Write) -> WorkspaceGrant:
-        row = _existing(w, ws, subject)
+        before = _existing(w, ws, subject)
         check_role(w.session, mgmt.policy, ws.org_id, role, WORKSPACE, "role")
-        before = row.role
         if before != role:
             w.change.remove.append(L.grant_line(subject, workspace_id, before))
             w.change.add.append(L.grant_line(subject, workspace_id, role))
-            row.role = role
+            w.later(
+                update(WorkspaceGrant)
+                .where(WorkspaceGrant.workspace_id == workspace_id, WorkspaceGrant.subject == subject)
+                .values(role=role)
+            )
         Management.audit(
             w,
             actor,
@@ -137,9 +147,9 @@ async def change(
             workspace=workspace_id,
             details={"from": before, "to": role},
         )
-        return row
+        return _grant_row(w, ws, subject, role)
 
-    return await mgmt.write(ws.org_id, "workspace-access.changed", body)
+    return await mgmt.write(ws.org_id, "workspace-access.changed", body, read=_grant_of(workspace_id, subject))
 
 
 async def revoke(mgmt: Management, actor: Actor, workspace_id: str, subject: str) -> int:
@@ -147,14 +157,16 @@ async def revoke(mgmt: Management, actor: Actor, workspace_id: str, subject: str
     ws = await _authorized(mgmt, actor, workspace_id, _MANAGE)
 
     def body(w: Write) -> None:
-        row = _existing(w, ws, subject)
-        w.change.remove.append(L.grant_line(subject, workspace_id, row.role))
-        w.session.delete(row)
+        role = _existing(w, ws, subject)
+        w.change.remove.append(L.grant_line(subject, workspace_id, role))
+        w.later(
+            delete(WorkspaceGrant).where(WorkspaceGrant.workspace_id == workspace_id, WorkspaceGrant.subject == subject)
+        )
         Management.audit(
-            w, actor, "orgauthz.workspace-access.revoked", subject, workspace=workspace_id, details={"role": row.role}
+            w, actor, "orgauthz.workspace-access.revoked", subject, workspace=workspace_id, details={"role": role}
         )
 
-    _, revision = await mgmt.write(ws.org_id, "workspace-access.revoked", body)
+    _, revision = await mgmt.write(ws.org_id, "workspace-access.revoked", body, read=_grant_of(workspace_id, subject))
     return revision
 
 

@@ -16,10 +16,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 import psycopg
-from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, inspect, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Executable,
+    Select,
+    Table,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,6 +43,7 @@ from orgauthz.store.models import AuditEvent, Change, Organization
 _WRITE_LOCK_KEY = 0x6F7A  # pg_advisory_xact_lock key serializing writers
 _MIGRATE_LOCK_KEY = 0x6F7B  # pg_advisory_xact_lock key serializing migrations
 MIGRATIONS = Path(__file__).with_name("migrations")
+AnySelect: TypeAlias = Select[*tuple[Any, ...]]  # a SELECT of any columns
 # Written by Core statements (no RETURNING), so they can travel in a pipeline.
 _AUDIT = cast(Table, AuditEvent.__table__)
 _CHANGES = cast(Table, Change.__table__)
@@ -89,6 +103,13 @@ class Write:
     change: ChangeSet
     now: datetime = field(default_factory=utcnow)
     audits: list[dict[str, Any]] = field(default_factory=list)  # audit_events rows, inserted at commit
+    read: list[tuple[Any, ...]] = field(default_factory=list)  # rows of the write's ``read`` statement
+    queued: list[Executable] = field(default_factory=list)
+
+    def later(self, statement: Executable) -> None:
+        """Runs an INSERT, UPDATE or DELETE (no RETURNING) at commit, with the bookkeeping:
+        on PostgreSQL in the same round trip as the COMMIT. The body must not read its effect."""
+        self.queued.append(statement)
 
 
 class _QuietAbortedPipeline(logging.Filter):
@@ -211,26 +232,30 @@ class Database:
             raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
 
     @contextmanager
-    def write(self, org_id: str, kind: str) -> Iterator[Write]:
+    def write(self, org_id: str, kind: str, *, read: AnySelect | None = None) -> Iterator[Write]:
         """One atomic write of one organization; commits its ``changes`` row.
 
-        On PostgreSQL the statements that need no answer travel together (psycopg pipeline
-        mode): the lock and the head revision in one round trip, and the body's inserts and
-        deletes, its audit events, the ``changes`` row, the organization's revision and the
-        COMMIT in another. A grant or revoke thus costs four round trips, not twelve.
+        ``read``, a SELECT of what the body checks, runs under the write lock; its rows are
+        ``Write.read``. On PostgreSQL statements travel together (psycopg pipeline mode): the
+        lock, the head revision and ``read`` in one round trip; the body's inserts and deletes
+        and ``Write.later`` statements, the audit events, the ``changes`` row, the
+        organization's revision and the COMMIT in another. A grant or revoke costs those two
+        round trips.
 
         Raises Unavailable when the database cannot be reached (nothing is written),
         AlreadyExists on a uniqueness violation, and whatever the body raises (rolled back).
         """
         try:
-            session, conn, raw, head = self._begin_write()
+            session, conn, raw, head, rows = self._begin_write(read)
             with session:
-                work = Write(session=session, revision=head + 1, change=ChangeSet(org_id=org_id, kind=kind))
+                work = Write(session=session, revision=head + 1, change=ChangeSet(org_id=org_id, kind=kind), read=rows)
                 yield work
                 if _needs_answers(session):
                     session.flush()
                 with _pipelined(conn, raw):
                     session.flush()
+                    for statement in work.queued:
+                        session.execute(statement)
                     if work.audits:
                         session.execute(insert(_AUDIT).inline(), work.audits)
                     session.execute(
@@ -252,15 +277,16 @@ class Database:
         except (OperationalError, DBAPIError, psycopg.OperationalError) as exc:
             raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
 
-    def _begin_write(self) -> tuple[Session, Connection, Any, int]:
-        """A write session holding the write lock, with the newest revision. A pooled
-        connection found dead (the database restarted) is replaced once: nothing was sent."""
+    def _begin_write(self, read: AnySelect | None) -> tuple[Session, Connection, Any, int, list[tuple[Any, ...]]]:
+        """A write session holding the write lock, with the newest revision and the rows of
+        ``read``. A pooled connection found dead (the database restarted) is replaced once:
+        nothing was sent."""
         for attempt in (1, 2):
             session = self._write_sessions()
             try:
                 conn = session.connection(execution_options={"orgauthz_write": True})
                 raw = None if self.is_sqlite else conn.connection.dbapi_connection
-                return session, conn, raw, self._lock_and_head(session, conn, raw)
+                return (session, conn, raw, *self._lock_and_head(session, conn, raw, read))
             except (OperationalError, psycopg.OperationalError):
                 session.close()
                 if attempt == 2 or self.is_sqlite:
@@ -269,14 +295,22 @@ class Database:
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _lock_and_head(session: Session, conn: Connection, raw: Any) -> int:
-        """Takes the global write lock, then reads the newest revision (two statements: in
-        READ COMMITTED the second one's snapshot is taken after the lock is granted)."""
+    def _lock_and_head(
+        session: Session, conn: Connection, raw: Any, read: AnySelect | None
+    ) -> tuple[int, list[tuple[Any, ...]]]:
+        """Takes the global write lock, then reads the newest revision and ``read`` (separate
+        statements: in READ COMMITTED each later one's snapshot is taken after the lock is
+        granted, so they see every write committed before this one)."""
         if raw is None:  # SQLite: BEGIN IMMEDIATE took the lock
-            return session.scalar(select(Change.revision).order_by(Change.revision.desc()).limit(1)) or 0
+            head = session.scalar(select(Change.revision).order_by(Change.revision.desc()).limit(1)) or 0
+            return head, [tuple(r) for r in session.execute(read).all()] if read is not None else []
         with _pipelined(conn, raw):
-            lock, head = raw.cursor(), raw.cursor()
+            lock, last, found = raw.cursor(), raw.cursor(), raw.cursor()
             lock.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK_KEY,))
-            head.execute("SELECT revision FROM changes ORDER BY revision DESC LIMIT 1")
-            row = head.fetchone()
-        return int(row[0]) if row else 0
+            last.execute("SELECT revision FROM changes ORDER BY revision DESC LIMIT 1")
+            if read is not None:
+                compiled = read.compile(dialect=conn.dialect)
+                found.execute(str(compiled), compiled.params)
+            row = last.fetchone()
+            rows = [tuple(r) for r in found.fetchall()] if read is not None else []
+        return (int(row[0]) if row else 0), rows
