@@ -15,6 +15,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from orgauthz.api.metrics import Metrics
 from orgauthz.api.server import App
 from orgauthz.domain.policy import PolicySet
 from orgauthz.v1 import authorization_pb2 as pb
@@ -109,3 +110,27 @@ async def test_metrics_port_is_released_when_the_server_stops(tmp_path: Path, sq
 async def test_no_metrics_endpoint_when_disabled(app: App) -> None:
     assert app.settings.metrics_listen == ""
     assert app.metrics_port == 0
+
+
+def test_latency_buckets_count_calls_at_or_below_their_bound() -> None:
+    metrics = Metrics()
+    for seconds in (0.0001, 0.0003, 5.0):  # exactly the first bound, between bounds, past the last
+        metrics.observe("Check", seconds)
+    metrics.decided(True)
+    metrics.decided_many(2, 3)
+    samples = {
+        (s.name, s.labels.get("le", s.labels.get("result", ""))): s.value
+        for family in metrics.registry.collect()
+        for s in family.samples
+        if s.labels.get("method", "Check") == "Check"
+    }
+    bucket = "orgauthz_rpc_latency_seconds_bucket"
+    assert samples[(bucket, "0.0001")] == 1
+    assert samples[(bucket, "0.00025")] == 1
+    assert samples[(bucket, "0.0005")] == 2
+    assert samples[(bucket, "1.0")] == 2
+    assert samples[(bucket, "+Inf")] == 3
+    assert samples[("orgauthz_rpc_latency_seconds_count", "")] == 3
+    assert samples[("orgauthz_rpc_latency_seconds_sum", "")] == pytest.approx(5.0004)
+    assert samples[("orgauthz_decisions_total", "allow")] == 3
+    assert samples[("orgauthz_decisions_total", "deny")] == 3

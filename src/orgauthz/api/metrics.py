@@ -2,38 +2,49 @@
 
 Each server owns a private registry, so several servers in one process (tests) do not
 collide. Names are prefixed ``orgauthz_``; docs/operations.md lists them.
+
+The per-call metrics (decisions by result, latency by method) are plain ints and floats
+bumped on the event loop and turned into metric families at scrape time by
+:class:`_CallCollector`: a ``prometheus_client`` Counter or Histogram takes a lock and
+a few method calls per update, which cost a cached Check more than the decision itself.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 _BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class _Latency:
+    """One method's latency histogram: a count per bucket (the last one is +Inf), and the sum."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(_BUCKETS) + 1)
+        self.total = 0.0
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.decisions = Counter("orgauthz_decisions", "Decisions by result", ["result"], registry=r)
-        self._allow = self.decisions.labels("allow")
-        self._deny = self.decisions.labels("deny")
-        self.latency = Histogram(
-            "orgauthz_rpc_latency_seconds",
-            "Server-side latency by method",
-            ["method"],
-            buckets=_BUCKETS,
-            registry=r,
-        )
-        self._latency_children: dict[str, Histogram] = {}
+        # Bumped only on the event loop thread; a scrape (HTTP thread) reads them as they are.
+        self.allowed = 0
+        self.denied = 0
+        self.latency: dict[str, _Latency] = {}
+        r.register(_CallCollector(self))
         self.feed_revision = Gauge("orgauthz_feed_revision", "Revision applied by this replica", registry=r)
         self.feed_lag = Gauge("orgauthz_feed_lag_revisions", "Revisions behind the store", registry=r)
         self.feed_lag_seconds = Gauge(
@@ -49,32 +60,32 @@ class Metrics:
         self._http: tuple[Any, threading.Thread] | None = None
 
     def decided(self, allowed: bool) -> None:
-        (self._allow if allowed else self._deny).inc()
+        if allowed:
+            self.allowed += 1
+        else:
+            self.denied += 1
 
     def decided_many(self, allowed: int, denied: int) -> None:
-        """Counts a batch's decisions with two increments instead of one per item."""
-        if allowed:
-            self._allow.inc(allowed)
-        if denied:
-            self._deny.inc(denied)
+        """Counts a batch's decisions."""
+        self.allowed += allowed
+        self.denied += denied
 
     def observe(self, method: str, seconds: float) -> None:
-        """Records one call's latency (what :meth:`timed` does, without a context manager)."""
-        child = self._latency_children.get(method)
-        if child is None:
-            child = self._latency_children[method] = self.latency.labels(method)
-        child.observe(seconds)
+        """Records one call's latency (what :meth:`timed` does, without a context manager).
+        A bucket counts calls with ``seconds <= le``, as Prometheus histograms do."""
+        h = self.latency.get(method)
+        if h is None:
+            h = self.latency[method] = _Latency()
+        h.counts[bisect_left(_BUCKETS, seconds)] += 1
+        h.total += seconds
 
     @contextmanager
     def timed(self, method: str) -> Iterator[None]:
-        child = self._latency_children.get(method)
-        if child is None:
-            child = self._latency_children[method] = self.latency.labels(method)
         start = time.perf_counter()
         try:
             yield
         finally:
-            child.observe(time.perf_counter() - start)
+            self.observe(method, time.perf_counter() - start)
 
     def bind_gauges(self, applied: Callable[[], float], loads: Callable[[], float]) -> None:
         self.feed_revision.set_function(applied)
@@ -124,3 +135,29 @@ class _CacheCollector(Collector):
         for (tier, result), value in sorted(self._counts().items()):
             family.add_metric([tier, result], value)
         yield family
+
+
+class _CallCollector(Collector):
+    """``orgauthz_decisions_total{result}`` and ``orgauthz_rpc_latency_seconds{method}``."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        m = self._metrics
+        decisions = CounterMetricFamily("orgauthz_decisions", "Decisions by result", labels=["result"])
+        decisions.add_metric(["allow"], m.allowed)
+        decisions.add_metric(["deny"], m.denied)
+        yield decisions
+        latency = HistogramMetricFamily(
+            "orgauthz_rpc_latency_seconds", "Server-side latency by method", labels=["method"]
+        )
+        bounds = [*map(floatToGoString, _BUCKETS), "+Inf"]
+        for method, h in sorted(m.latency.items()):
+            counts, total = list(h.counts), h.total  # a consistent-enough copy; the loop may add a call
+            cumulative, running = [], 0
+            for le, n in zip(bounds, counts, strict=True):
+                running += n
+                cumulative.append((le, running))
+            latency.add_metric([method], cumulative, sum_value=total)
+        yield latency
