@@ -149,14 +149,18 @@ async def writes(channel: grpc.aio.Channel, job: dict[str, Any], token_meta: lis
     grant_lat: list[float] = []
     revoke_lat: list[float] = []
     commit_lat: list[float] = []
+    check_lat: list[float] = []  # the Check with min_revision alone, after the write returned
     invisible = errors = 0
 
     async def visible(subject: str, ws: str, scope: str, rev: int, expect: bool, t0: float, out: list[float]) -> None:
         nonlocal invisible
+        t1 = time.perf_counter()
         r = await authz.Check(
             pb.CheckRequest(subject=subject, workspace=ws, scope=scope, min_revision=rev), metadata=token_meta
         )
-        out.append(time.perf_counter() - t0)
+        t2 = time.perf_counter()
+        out.append(t2 - t0)
+        check_lat.append(t2 - t1)
         if r.allowed != expect:
             invisible += 1
 
@@ -188,6 +192,7 @@ async def writes(channel: grpc.aio.Channel, job: dict[str, Any], token_meta: lis
         "grant": percentiles(grant_lat),
         "revoke": percentiles(revoke_lat),
         "commit": percentiles(commit_lat),
+        "check_after": percentiles(check_lat),
     }
 
 

@@ -8,8 +8,9 @@ member or a service account of the workspace's organization, checked inside the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import Exists, Select, and_, delete, exists, select, update
+from sqlalchemy import Table, and_, bindparam, delete, exists, insert, select, update
 
 from orgauthz.domain import lines as L
 from orgauthz.domain.policy import WORKSPACE
@@ -44,22 +45,42 @@ async def _authorized(mgmt: Management, actor: Actor, workspace_id: str, scope: 
     return _Ws(workspace_id, org_id)
 
 
-def _subject_in_org(org_id: str, subject: str) -> Exists:
-    """Whether ``subject`` is a member (user) or a service account of the organization."""
-    kind, _, ident = subject.partition(":")
-    if kind == "user":
-        return exists().where(Membership.org_id == org_id, Membership.user_id == ident)
-    return exists().where(ServiceAccount.id == ident, ServiceAccount.org_id == org_id)
-
-
-def _grant_of(workspace_id: str, subject: str) -> Select[str, str]:
-    """The workspace (one row if it exists) and the subject's role there (None: no grant)."""
-    on = and_(WorkspaceGrant.workspace_id == Workspace.id, WorkspaceGrant.subject == subject)
-    return select(Workspace.id, WorkspaceGrant.role).outerjoin(WorkspaceGrant, on).where(Workspace.id == workspace_id)
+# The statements of grant, change and revoke, built once with bindparams: a write then does
+# no SQLAlchemy construction or compilation of its own (see Database.write).
+_GRANTS = cast(Table, WorkspaceGrant.__table__)
+_WS_EXISTS = exists().where(Workspace.id == bindparam("ws"))
+_HELD = exists().where(WorkspaceGrant.workspace_id == bindparam("ws"), WorkspaceGrant.subject == bindparam("subject"))
+# Whether the workspace exists, the subject is in the organization, and already has a role.
+_GRANT_CHECKS = {
+    "user": select(
+        _WS_EXISTS,
+        exists().where(Membership.org_id == bindparam("org"), Membership.user_id == bindparam("ident")),
+        _HELD,
+    ),
+    "service_account": select(
+        _WS_EXISTS,
+        exists().where(ServiceAccount.id == bindparam("ident"), ServiceAccount.org_id == bindparam("org")),
+        _HELD,
+    ),
+}
+# The workspace (one row if it exists) and the subject's role there (None: no grant).
+_GRANT_OF = (
+    select(Workspace.id, WorkspaceGrant.role)
+    .outerjoin(
+        WorkspaceGrant,
+        and_(WorkspaceGrant.workspace_id == Workspace.id, WorkspaceGrant.subject == bindparam("subject")),
+    )
+    .where(Workspace.id == bindparam("ws"))
+)
+# (an UPDATE's own bindparams may not be named after its columns)
+_ONE_GRANT = and_(_GRANTS.c.workspace_id == bindparam("ws"), _GRANTS.c.subject == bindparam("who"))
+_INSERT_GRANT = insert(_GRANTS).inline()
+_SET_ROLE = update(_GRANTS).where(_ONE_GRANT).values(role=bindparam("new_role"))
+_DELETE_GRANT = delete(_GRANTS).where(_ONE_GRANT)
 
 
 def _existing(w: Write, ws: _Ws, subject: str) -> str:
-    """The subject's role in the workspace, from the write's ``_grant_of`` read."""
+    """The subject's role in the workspace, from the write's ``_GRANT_OF`` read."""
     if not w.read:
         raise NotFound(f"workspace {ws.id!r} not found")
     role: str | None = w.read[0][1]
@@ -95,11 +116,9 @@ async def grant(
 
     # The workspace, the subject's place in the organization and an earlier grant: one
     # statement, read under the write lock with the revision (one round trip).
-    read = select(
-        exists().where(Workspace.id == workspace_id),
-        _subject_in_org(ws.org_id, subject),
-        exists().where(WorkspaceGrant.workspace_id == workspace_id, WorkspaceGrant.subject == subject),
-    )
+    kind, _, ident = subject.partition(":")
+    checks = _GRANT_CHECKS["user" if kind == "user" else "service_account"]
+    read = (checks, {"ws": workspace_id, "subject": subject, "org": ws.org_id, "ident": ident})
 
     def body(w: Write) -> WorkspaceGrant:
         s = w.session
@@ -111,8 +130,11 @@ async def grant(
             raise FailedPrecondition(f"{subject} is not a member or service account of the organization (R16)")
         if held:
             raise AlreadyExists(f"{subject} already has access to workspace {workspace_id!r}")
-        row = WorkspaceGrant(workspace_id=workspace_id, subject=subject, org_id=ws.org_id, role=role, created_at=w.now)
-        s.add(row)
+        row = _grant_row(w, ws, subject, role)
+        w.later(
+            _INSERT_GRANT,
+            {"workspace_id": workspace_id, "subject": subject, "org_id": ws.org_id, "role": role, "created_at": w.now},
+        )
         w.change.add.append(L.grant_line(subject, workspace_id, role))
         Management.audit(
             w, actor, "orgauthz.workspace-access.granted", subject, workspace=workspace_id, details={"role": role}
@@ -134,11 +156,7 @@ async def change(
         if before != role:
             w.change.remove.append(L.grant_line(subject, workspace_id, before))
             w.change.add.append(L.grant_line(subject, workspace_id, role))
-            w.later(
-                update(WorkspaceGrant)
-                .where(WorkspaceGrant.workspace_id == workspace_id, WorkspaceGrant.subject == subject)
-                .values(role=role)
-            )
+            w.later(_SET_ROLE, {"ws": workspace_id, "who": subject, "new_role": role})
         Management.audit(
             w,
             actor,
@@ -149,7 +167,9 @@ async def change(
         )
         return _grant_row(w, ws, subject, role)
 
-    return await mgmt.write(ws.org_id, "workspace-access.changed", body, read=_grant_of(workspace_id, subject))
+    return await mgmt.write(
+        ws.org_id, "workspace-access.changed", body, read=(_GRANT_OF, {"ws": workspace_id, "subject": subject})
+    )
 
 
 async def revoke(mgmt: Management, actor: Actor, workspace_id: str, subject: str) -> int:
@@ -159,14 +179,14 @@ async def revoke(mgmt: Management, actor: Actor, workspace_id: str, subject: str
     def body(w: Write) -> None:
         role = _existing(w, ws, subject)
         w.change.remove.append(L.grant_line(subject, workspace_id, role))
-        w.later(
-            delete(WorkspaceGrant).where(WorkspaceGrant.workspace_id == workspace_id, WorkspaceGrant.subject == subject)
-        )
+        w.later(_DELETE_GRANT, {"ws": workspace_id, "who": subject})
         Management.audit(
             w, actor, "orgauthz.workspace-access.revoked", subject, workspace=workspace_id, details={"role": role}
         )
 
-    _, revision = await mgmt.write(ws.org_id, "workspace-access.revoked", body, read=_grant_of(workspace_id, subject))
+    _, revision = await mgmt.write(
+        ws.org_id, "workspace-access.revoked", body, read=(_GRANT_OF, {"ws": workspace_id, "subject": subject})
+    )
     return revision
 
 

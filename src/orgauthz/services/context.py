@@ -21,7 +21,7 @@ from orgauthz.domain.policy import PolicySet
 from orgauthz.engine.engine import Engine, Target
 from orgauthz.engine.feed import ChangeFeed
 from orgauthz.errors import NotFound, PermissionDenied, Unavailable
-from orgauthz.store.db import AnySelect, ChangeSet, Database, Write
+from orgauthz.store.db import ChangeSet, Database, Read, Write
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -105,10 +105,11 @@ class Management:
     # -- writes -------------------------------------------------------------------
 
     async def write(
-        self, org_id: str, kind: str, body: Callable[[Write], T], *, read: AnySelect | None = None
+        self, org_id: str, kind: str, body: Callable[[Write], T], *, read: Read | None = None
     ) -> tuple[T, int]:
         """Runs ``body`` in one write transaction (in a thread); returns its result and revision.
-        ``read`` is a SELECT the body finds answered in ``Write.read`` (see Database.write).
+        ``read`` is a SELECT (built once) and its values; the body finds its rows in
+        ``Write.read`` (see Database.write).
 
         After it returns, the change is applied to this replica's engine, so a Check here
         reflects it at once (SPEC §3).

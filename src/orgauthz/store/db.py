@@ -25,6 +25,7 @@ from sqlalchemy import (
     Executable,
     Select,
     Table,
+    bindparam,
     create_engine,
     event,
     insert,
@@ -44,10 +45,15 @@ _WRITE_LOCK_KEY = 0x6F7A  # pg_advisory_xact_lock key serializing writers
 _MIGRATE_LOCK_KEY = 0x6F7B  # pg_advisory_xact_lock key serializing migrations
 MIGRATIONS = Path(__file__).with_name("migrations")
 AnySelect: TypeAlias = Select[*tuple[Any, ...]]  # a SELECT of any columns
+# A write's ``read``: a SELECT built once (module level, with bindparams) and its values.
+Read: TypeAlias = tuple[AnySelect, dict[str, Any]]
 # Written by Core statements (no RETURNING), so they can travel in a pipeline.
 _AUDIT = cast(Table, AuditEvent.__table__)
 _CHANGES = cast(Table, Change.__table__)
 _ORGS = cast(Table, Organization.__table__)
+_INSERT_AUDIT = insert(_AUDIT).inline()
+_INSERT_CHANGE = insert(_CHANGES).inline()
+_BUMP_ORG = update(_ORGS).where(_ORGS.c.id == bindparam("org")).values(revision=bindparam("rev"))
 
 
 def utcnow() -> datetime:
@@ -104,12 +110,14 @@ class Write:
     now: datetime = field(default_factory=utcnow)
     audits: list[dict[str, Any]] = field(default_factory=list)  # audit_events rows, inserted at commit
     read: list[tuple[Any, ...]] = field(default_factory=list)  # rows of the write's ``read`` statement
-    queued: list[Executable] = field(default_factory=list)
+    queued: list[tuple[Executable, dict[str, Any]]] = field(default_factory=list)
 
-    def later(self, statement: Executable) -> None:
+    def later(self, statement: Executable, params: dict[str, Any] | None = None) -> None:
         """Runs an INSERT, UPDATE or DELETE (no RETURNING) at commit, with the bookkeeping:
-        on PostgreSQL in the same round trip as the COMMIT. The body must not read its effect."""
-        self.queued.append(statement)
+        on PostgreSQL in the same round trip as the COMMIT. The body must not read its effect.
+        Build ``statement`` once, with bindparams, and pass the values: no SQLAlchemy work
+        is repeated per write (the server's event loop shares the interpreter with it)."""
+        self.queued.append((statement, params or {}))
 
 
 class _QuietAbortedPipeline(logging.Filter):
@@ -172,6 +180,7 @@ class Database:
             self._writer = create_engine(url, **{**kwargs, "pool_pre_ping": False})
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
+        self._reads: dict[int, tuple[AnySelect, str, dict[str, Any]]] = {}
         self._local = threading.local()
 
     def _sqlite_setup(self) -> None:
@@ -232,7 +241,7 @@ class Database:
             raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
 
     @contextmanager
-    def write(self, org_id: str, kind: str, *, read: AnySelect | None = None) -> Iterator[Write]:
+    def write(self, org_id: str, kind: str, *, read: Read | None = None) -> Iterator[Write]:
         """One atomic write of one organization; commits its ``changes`` row.
 
         ``read``, a SELECT of what the body checks, runs under the write lock; its rows are
@@ -254,30 +263,28 @@ class Database:
                     session.flush()
                 with _pipelined(conn, raw):
                     session.flush()
-                    for statement in work.queued:
-                        session.execute(statement)
+                    # Core statements built once, on the session's connection: the compiled
+                    # forms are cached, and nothing of the ORM runs per statement.
+                    for statement, params in work.queued:
+                        conn.execute(statement, params)
                     if work.audits:
-                        session.execute(insert(_AUDIT).inline(), work.audits)
-                    session.execute(
-                        insert(_CHANGES).inline(),
-                        [
-                            {
-                                "revision": work.revision,
-                                "org_id": org_id,
-                                "kind": work.change.kind,
-                                "payload": work.change.payload(),
-                                "committed_at": work.now,
-                            }
-                        ],
-                    )
-                    session.execute(update(_ORGS).where(_ORGS.c.id == org_id).values(revision=work.revision))
+                        conn.execute(_INSERT_AUDIT, work.audits)
+                    change = {
+                        "revision": work.revision,
+                        "org_id": org_id,
+                        "kind": work.change.kind,
+                        "payload": work.change.payload(),
+                        "committed_at": work.now,
+                    }
+                    conn.execute(_INSERT_CHANGE, [change])
+                    conn.execute(_BUMP_ORG, {"org": org_id, "rev": work.revision})
                     session.commit()
         except (IntegrityError, psycopg.IntegrityError) as exc:
             raise AlreadyExists("a resource with that id, handle or name already exists") from exc
         except (OperationalError, DBAPIError, psycopg.OperationalError) as exc:
             raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
 
-    def _begin_write(self, read: AnySelect | None) -> tuple[Session, Connection, Any, int, list[tuple[Any, ...]]]:
+    def _begin_write(self, read: Read | None) -> tuple[Session, Connection, Any, int, list[tuple[Any, ...]]]:
         """A write session holding the write lock, with the newest revision and the rows of
         ``read``. A pooled connection found dead (the database restarted) is replaced once:
         nothing was sent."""
@@ -294,23 +301,31 @@ class Database:
                 self._writer.dispose()  # its other pooled connections are as old as this one
         raise AssertionError("unreachable")
 
-    @staticmethod
     def _lock_and_head(
-        session: Session, conn: Connection, raw: Any, read: AnySelect | None
+        self, session: Session, conn: Connection, raw: Any, read: Read | None
     ) -> tuple[int, list[tuple[Any, ...]]]:
         """Takes the global write lock, then reads the newest revision and ``read`` (separate
         statements: in READ COMMITTED each later one's snapshot is taken after the lock is
         granted, so they see every write committed before this one)."""
         if raw is None:  # SQLite: BEGIN IMMEDIATE took the lock
             head = session.scalar(select(Change.revision).order_by(Change.revision.desc()).limit(1)) or 0
-            return head, [tuple(r) for r in session.execute(read).all()] if read is not None else []
+            return head, [tuple(r) for r in conn.execute(read[0], read[1]).all()] if read is not None else []
         with _pipelined(conn, raw):
             lock, last, found = raw.cursor(), raw.cursor(), raw.cursor()
             lock.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK_KEY,))
             last.execute("SELECT revision FROM changes ORDER BY revision DESC LIMIT 1")
             if read is not None:
-                compiled = read.compile(dialect=conn.dialect)
-                found.execute(str(compiled), compiled.params)
+                sql, defaults = self._compiled_read(read[0], conn)
+                found.execute(sql, {**defaults, **read[1]})
             row = last.fetchone()
             rows = [tuple(r) for r in found.fetchall()] if read is not None else []
         return (int(row[0]) if row else 0), rows
+
+    def _compiled_read(self, statement: AnySelect, conn: Connection) -> tuple[str, dict[str, Any]]:
+        """The driver's SQL for a ``read`` statement, compiled on first use (statements are
+        built once, at import, so the cache holds a handful)."""
+        hit = self._reads.get(id(statement))
+        if hit is None or hit[0] is not statement:
+            compiled = statement.compile(dialect=conn.dialect)
+            hit = self._reads[id(statement)] = (statement, str(compiled), dict(compiled.params))
+        return hit[1], hit[2]
