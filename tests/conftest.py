@@ -93,6 +93,9 @@ def settings_for(store_url: str, **overrides: Any) -> Settings:
         "database_url": store_url,
         "insecure_dev": True,
         "poll_interval_s": 0.05,
+        # One test process starts hundreds of servers: freezing would keep their cycles for
+        # good. tests/engine/test_gc.py covers the freeze itself.
+        "gc_freeze": False,
     }
     base.update(overrides)
     return Settings(**base)

@@ -11,7 +11,7 @@ from orgauthz.domain.policy import DEFAULT_POLICY_DIR
 
 
 class Settings(BaseSettings):
-    """Every option of ``orgauthz serve``; docs/configuration.md lists them."""
+    """Every option of ``orgauthz serve``, from ``ORGAUTHZ_<NAME>``; docs/operations.md lists the tuning ones."""
 
     model_config = SettingsConfigDict(env_prefix="ORGAUTHZ_", extra="ignore")
 
@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Python logging level")
     cache_max_entries: int = Field(1_000_000, ge=1, description="In-process decision cache size")
     max_loaded_orgs: int = Field(2000, ge=1, description="Organizations kept loaded in memory")
+    gc_freeze: bool = Field(
+        True,
+        description="After start-up and each organization load, take long-lived objects out of the "
+        "garbage collector's full passes (gc.freeze): a full pass over a million loaded grants "
+        "otherwise stalls every call for 50-100 ms",
+    )
     poll_interval_s: float = Field(0.5, gt=0, le=60, description="Change feed polling interval")
     feed_reload_after: int = Field(
         10_000,

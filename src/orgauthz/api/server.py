@@ -88,7 +88,7 @@ class App:
         self.db = db = Database(s.database_url)
         if s.migrate:
             await asyncio.to_thread(db.migrate)
-        self.engine = engine = Engine(policy, db, max_loaded_orgs=s.max_loaded_orgs)
+        self.engine = engine = Engine(policy, db, max_loaded_orgs=s.max_loaded_orgs, gc_freeze=s.gc_freeze)
         await engine.start()
         self.feed = feed = ChangeFeed(engine, poll_interval=s.poll_interval_s, reload_after=s.feed_reload_after)
         cache = MemoryCache(s.cache_max_entries)

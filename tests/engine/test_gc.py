@@ -1,0 +1,56 @@
+"""Loaded organizations leave the cyclic garbage collector's passes (``gc_freeze``).
+
+A full collection walks every tracked container; with the ``large`` data set loaded that
+took 50-100 ms on the event loop, a stall for every call in flight (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from orgauthz.domain.policy import PolicySet
+from orgauthz.engine.engine import Engine
+from orgauthz.store.db import Database
+from tests.conftest import seed
+
+DOC = {
+    "organizations": [
+        {
+            "id": "acme",
+            "handle": "acme",
+            "name": "Acme",
+            "members": [{"user": "alice", "email": "alice@acme.test", "role": "Admin"}],
+            "workspaces": [{"id": "acme-prod", "handle": "prod", "name": "Prod", "access": []}],
+        }
+    ]
+}
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    """What a test freezes goes back to the collector afterwards (one process runs many)."""
+    yield
+    gc.unfreeze()
+
+
+def _tracked(obj: object) -> bool:
+    return any(o is obj for o in gc.get_objects())
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+async def test_a_loaded_organization_is_out_of_the_collectors_passes_only_with_gc_freeze(
+    db: Database, policy: PolicySet, freeze: bool, unfrozen: None
+) -> None:
+    seed(db, policy, DOC)
+    engine = Engine(policy, db, gc_freeze=freeze)
+    await engine.start()
+    assert await engine.ensure_loaded("acme")
+    enforcer = engine._state("acme").enforcer
+    assert _tracked(enforcer) is not freeze
+    assert (gc.get_freeze_count() > 0) is freeze
+    target = engine.resolve(workspace="acme-prod")
+    assert target is not None
+    assert engine.decide("user:alice", target, "see_flows")  # decisions are unchanged
