@@ -234,7 +234,9 @@ def write(r: dict[str, Any], path: Path) -> None:
         f"p999 {lat.get('p999_ms')} ms.",
         f"- Writes (AccessService grant then revoke, then Check with `min_revision` on the same server, under "
         f"that Check load): {s['writes']['writes']} writes, visible p50 {s['writes']['visible'].get('p50_ms')} ms, "
-        f"p99 {s['writes']['visible'].get('p99_ms')} ms; commit alone p99 {s['writes']['commit'].get('p99_ms')} ms.",
+        f"p99 {s['writes']['visible'].get('p99_ms')} ms; the write alone p50 {s['writes']['commit'].get('p50_ms')} ms, "
+        f"p99 {s['writes']['commit'].get('p99_ms')} ms; the verifying Check alone p50 "
+        f"{s['writes'].get('check_after', {}).get('p50_ms')} ms, p99 {s['writes'].get('check_after', {}).get('p99_ms')} ms.",
         f"- Loading the sampled organizations on first use: {s['sample_load_s']} s; the mixed workload that "
         f"touches every organization: {s['mixed'].get('load_all_s')} s.",
         f"- Data set load through the importer: {_load_text(r['dataset_load'])}.",
