@@ -210,6 +210,7 @@ def write(r: dict[str, Any], path: Path) -> None:
     ]
     parts += [f"![{i}](img/benchmarks/{i})" for i in images]
     lat = s["latency_at_half"]
+    after = s["writes"].get("check_after", {})
     parts += [
         "",
         "## Details",
@@ -236,7 +237,7 @@ def write(r: dict[str, Any], path: Path) -> None:
         f"that Check load): {s['writes']['writes']} writes, visible p50 {s['writes']['visible'].get('p50_ms')} ms, "
         f"p99 {s['writes']['visible'].get('p99_ms')} ms; the write alone p50 {s['writes']['commit'].get('p50_ms')} ms, "
         f"p99 {s['writes']['commit'].get('p99_ms')} ms; the verifying Check alone p50 "
-        f"{s['writes'].get('check_after', {}).get('p50_ms')} ms, p99 {s['writes'].get('check_after', {}).get('p99_ms')} ms.",
+        f"{after.get('p50_ms')} ms, p99 {after.get('p99_ms')} ms.",
         f"- Loading the sampled organizations on first use: {s['sample_load_s']} s; the mixed workload that "
         f"touches every organization: {s['mixed'].get('load_all_s')} s.",
         f"- Data set load through the importer: {_load_text(r['dataset_load'])}.",
