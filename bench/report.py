@@ -211,6 +211,7 @@ def write(r: dict[str, Any], path: Path) -> None:
     parts += [f"![{i}](img/benchmarks/{i})" for i in images]
     lat = s["latency_at_half"]
     after = s["writes"].get("check_after", {})
+    load_rate = s["writes"].get("check_load", {}).get("rate", "?")
     parts += [
         "",
         "## Details",
@@ -234,7 +235,8 @@ def write(r: dict[str, Any], path: Path) -> None:
         f"{lat.get('p50_ms')} ms, p90 {lat.get('p90_ms')} ms, p99 {lat.get('p99_ms')} ms, "
         f"p999 {lat.get('p999_ms')} ms.",
         f"- Writes (AccessService grant then revoke, then Check with `min_revision` on the same server, under "
-        f"that Check load): {s['writes']['writes']} writes, visible p50 {s['writes']['visible'].get('p50_ms')} ms, "
+        f"that Check load, generated at nice 10 and delivered at {load_rate} of {lat.get('target_rate', 0):.0f}/s): "
+        f"{s['writes']['writes']} writes, visible p50 {s['writes']['visible'].get('p50_ms')} ms, "
         f"p99 {s['writes']['visible'].get('p99_ms')} ms; the write alone p50 {s['writes']['commit'].get('p50_ms')} ms, "
         f"p99 {s['writes']['commit'].get('p99_ms')} ms; the verifying Check alone p50 "
         f"{after.get('p50_ms')} ms, p99 {after.get('p99_ms')} ms.",
