@@ -357,12 +357,12 @@ def full_server(
         t = time.perf_counter()
         client(port, "once", requests=first, concurrency=1)
         out["sample_load_s"] = round(time.perf_counter() - t, 2)
-        # The no-op server and the full one are measured in turns, twice, so that a change
-        # in the machine's load hits both sides of every ratio alike.
+        # The no-op server and the full one are measured in turns (five rounds, the median
+        # reported) so that a change in the machine's load hits both sides of every ratio alike.
         noop_proc, noop_port = noop
         client(port, "once", requests=warm, concurrency=32)  # caches the warm set (disjoint from cold)
         runs: dict[str, list[dict[str, Any]]] = {"noop": [], "cold": [], "warm": []}
-        rounds = 2 if quick else 3
+        rounds = 2 if quick else 5
         halves = [cold[i * len(cold) // rounds : (i + 1) * len(cold) // rounds] for i in range(rounds)]
         for i in range(rounds):
             say(
