@@ -224,3 +224,31 @@ async def test_racing_grants_and_revokes_of_one_subject_each_happen_once(store_u
             assert len(events.events) == 3
     finally:
         await app.stop(0)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+async def test_access_writes_on_the_event_loop_survive_their_connection_dying(store_url: str, pg) -> None:
+    """Grant, change and revoke run on the event loop's own PostgreSQL connection; when the
+    database ends it (a restart, an operator), the next write reconnects instead of failing."""
+    app = App(settings_for(store_url))
+    await app.start()
+    dbname = store_url.rsplit("/", 1)[1]
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            alice = await _setup(app, channel)
+            for role in ("Viewer", "Developer"):
+                pg.psql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    f"WHERE datname = '{dbname}' AND pid <> pg_backend_pid()"
+                )
+                await alice.access.GrantWorkspaceAccess(
+                    pb.GrantWorkspaceAccessRequest(workspace="w2", subject="user:bob", role=role)
+                )
+                assert await allowed(channel, "user:bob", "see_flows", workspace="w2")
+                await alice.access.RevokeWorkspaceAccess(
+                    pb.RevokeWorkspaceAccessRequest(workspace="w2", subject="user:bob")
+                )
+                assert not await allowed(channel, "user:bob", "see_flows", workspace="w2")
+    finally:
+        await app.stop(0)

@@ -191,4 +191,5 @@ class App:
             await self.server.stop(grace)
         self.metrics.close()
         if self.db is not None:
+            await self.db.aclose()
             self.db.dispose()

@@ -16,10 +16,10 @@ from orgauthz.domain import lines as L
 from orgauthz.domain.policy import WORKSPACE
 from orgauthz.errors import AlreadyExists, FailedPrecondition, NotFound
 from orgauthz.services.context import Actor, Management
-from orgauthz.services.roles import check_role
+from orgauthz.services.roles import check_role_found
 from orgauthz.services.workspaces import find_workspace
 from orgauthz.store.db import Write
-from orgauthz.store.models import Membership, ServiceAccount, Workspace, WorkspaceGrant
+from orgauthz.store.models import CustomRole, Membership, ServiceAccount, Workspace, WorkspaceGrant
 
 _MANAGE = "manage_workspace_users"
 
@@ -50,22 +50,30 @@ async def _authorized(mgmt: Management, actor: Actor, workspace_id: str, scope: 
 _GRANTS = cast(Table, WorkspaceGrant.__table__)
 _WS_EXISTS = exists().where(Workspace.id == bindparam("ws"))
 _HELD = exists().where(WorkspaceGrant.workspace_id == bindparam("ws"), WorkspaceGrant.subject == bindparam("subject"))
+# The custom role named by the request, if any: its organization and level.
+_CUSTOM = (
+    select(CustomRole.org_id).where(CustomRole.id == bindparam("role")).scalar_subquery(),
+    select(CustomRole.level).where(CustomRole.id == bindparam("role")).scalar_subquery(),
+)
 # Whether the workspace exists, the subject is in the organization, and already has a role.
 _GRANT_CHECKS = {
     "user": select(
         _WS_EXISTS,
         exists().where(Membership.org_id == bindparam("org"), Membership.user_id == bindparam("ident")),
         _HELD,
+        *_CUSTOM,
     ),
     "service_account": select(
         _WS_EXISTS,
         exists().where(ServiceAccount.id == bindparam("ident"), ServiceAccount.org_id == bindparam("org")),
         _HELD,
+        *_CUSTOM,
     ),
 }
-# The workspace (one row if it exists) and the subject's role there (None: no grant).
+# The workspace (one row if it exists), the subject's role there (None: no grant) and the
+# custom role named by the request.
 _GRANT_OF = (
-    select(Workspace.id, WorkspaceGrant.role)
+    select(Workspace.id, WorkspaceGrant.role, *_CUSTOM)
     .outerjoin(
         WorkspaceGrant,
         and_(WorkspaceGrant.workspace_id == Workspace.id, WorkspaceGrant.subject == bindparam("subject")),
@@ -118,14 +126,13 @@ async def grant(
     # statement, read under the write lock with the revision (one round trip).
     kind, _, ident = subject.partition(":")
     checks = _GRANT_CHECKS["user" if kind == "user" else "service_account"]
-    read = (checks, {"ws": workspace_id, "subject": subject, "org": ws.org_id, "ident": ident})
+    read = (checks, {"ws": workspace_id, "subject": subject, "org": ws.org_id, "ident": ident, "role": role})
 
     def body(w: Write) -> WorkspaceGrant:
-        s = w.session
-        found, in_org, held = w.read[0]
+        found, in_org, held, custom_org, custom_level = w.read[0]
         if not found:
             raise NotFound(f"workspace {workspace_id!r} not found")
-        check_role(s, mgmt.policy, ws.org_id, role, WORKSPACE, "role")
+        check_role_found(mgmt.policy, ws.org_id, role, WORKSPACE, "role", (custom_org, custom_level))
         if not in_org:
             raise FailedPrecondition(f"{subject} is not a member or service account of the organization (R16)")
         if held:
@@ -141,7 +148,7 @@ async def grant(
         )
         return row
 
-    return await mgmt.write(ws.org_id, "workspace-access.granted", body, read=read)
+    return await mgmt.write(ws.org_id, "workspace-access.granted", body, read=read, on_loop=True)
 
 
 async def change(
@@ -152,7 +159,7 @@ async def change(
 
     def body(w: Write) -> WorkspaceGrant:
         before = _existing(w, ws, subject)
-        check_role(w.session, mgmt.policy, ws.org_id, role, WORKSPACE, "role")
+        check_role_found(mgmt.policy, ws.org_id, role, WORKSPACE, "role", (w.read[0][2], w.read[0][3]))
         if before != role:
             w.change.remove.append(L.grant_line(subject, workspace_id, before))
             w.change.add.append(L.grant_line(subject, workspace_id, role))
@@ -167,9 +174,8 @@ async def change(
         )
         return _grant_row(w, ws, subject, role)
 
-    return await mgmt.write(
-        ws.org_id, "workspace-access.changed", body, read=(_GRANT_OF, {"ws": workspace_id, "subject": subject})
-    )
+    read = (_GRANT_OF, {"ws": workspace_id, "subject": subject, "role": role})
+    return await mgmt.write(ws.org_id, "workspace-access.changed", body, read=read, on_loop=True)
 
 
 async def revoke(mgmt: Management, actor: Actor, workspace_id: str, subject: str) -> int:
@@ -184,9 +190,8 @@ async def revoke(mgmt: Management, actor: Actor, workspace_id: str, subject: str
             w, actor, "orgauthz.workspace-access.revoked", subject, workspace=workspace_id, details={"role": role}
         )
 
-    _, revision = await mgmt.write(
-        ws.org_id, "workspace-access.revoked", body, read=(_GRANT_OF, {"ws": workspace_id, "subject": subject})
-    )
+    read = (_GRANT_OF, {"ws": workspace_id, "subject": subject, "role": ""})
+    _, revision = await mgmt.write(ws.org_id, "workspace-access.revoked", body, read=read, on_loop=True)
     return revision
 
 

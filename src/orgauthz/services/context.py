@@ -105,11 +105,18 @@ class Management:
     # -- writes -------------------------------------------------------------------
 
     async def write(
-        self, org_id: str, kind: str, body: Callable[[Write], T], *, read: Read | None = None
+        self,
+        org_id: str,
+        kind: str,
+        body: Callable[[Write], T],
+        *,
+        read: Read | None = None,
+        on_loop: bool = False,
     ) -> tuple[T, int]:
         """Runs ``body`` in one write transaction (in a thread); returns its result and revision.
         ``read`` is a SELECT (built once) and its values; the body finds its rows in
-        ``Write.read`` (see Database.write).
+        ``Write.read`` (see Database.write). ``on_loop``: the body does not use
+        ``Write.session``, so on PostgreSQL the write runs on the event loop.
 
         After it returns, the change is applied to this replica's engine, so a Check here
         reflects it at once (SPEC §3).
@@ -120,7 +127,12 @@ class Management:
                 out = body(w)
                 return out, w.revision, w.change
 
-        result, revision, change = await asyncio.to_thread(run)
+        if on_loop and read is not None and self.db.writes_on_loop:
+            # A body that needs no ORM session runs on the event loop (Database.write_on_loop).
+            result, w = await self.db.write_on_loop(org_id, kind, body, read=read)
+            revision, change = w.revision, w.change
+        else:
+            result, revision, change = await asyncio.to_thread(run)
         self.feed.committed(revision)  # other replicas are nudged (Redis pub/sub) before this one polls
         try:
             await self.feed.applied_locally(revision, change)

@@ -63,14 +63,21 @@ class ScopeView:
 
 def check_role(s: Session, policy: PolicySet, org_id: str, role: str, level: str, field_name: str) -> None:
     """InvalidArgument unless ``role`` is a built-in or this organization's custom role of ``level``."""
+    row = s.get(CustomRole, role) if role not in policy.roles else None
+    check_role_found(policy, org_id, role, level, field_name, (row.org_id, row.level) if row else (None, None))
+
+
+def check_role_found(
+    policy: PolicySet, org_id: str, role: str, level: str, field_name: str, custom: tuple[str | None, str | None]
+) -> None:
+    """:func:`check_role` given the custom role's (organization, level) as read by the
+    caller (``(None, None)``: no custom role of that id)."""
     builtin = policy.roles.get(role)
     if builtin is not None:
         if builtin.level == level:
             return
-    else:
-        row = s.get(CustomRole, role)
-        if row is not None and row.org_id == org_id and row.level == level:
-            return
+    elif custom == (org_id, level):
+        return
     kinds = ", ".join(r.name for r in policy.builtin_roles(level))
     raise InvalidArgument(field_name, f"must be a {level} role: {kinds} or a custom {level} role")
 

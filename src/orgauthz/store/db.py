@@ -9,6 +9,8 @@ revision that commits later (SPEC §3).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -16,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias, TypeVar, cast
 
 import psycopg
 from psycopg.types.json import Json
@@ -35,6 +37,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ClauseElement
@@ -43,6 +46,7 @@ from orgauthz.domain.lines import Line
 from orgauthz.errors import AlreadyExists, Unavailable
 from orgauthz.store.models import AuditEvent, Change, Organization
 
+T = TypeVar("T")
 _WRITE_LOCK_KEY = 0x6F7A  # pg_advisory_xact_lock key serializing writers
 _MIGRATE_LOCK_KEY = 0x6F7B  # pg_advisory_xact_lock key serializing migrations
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -184,6 +188,8 @@ class Database:
         self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
         self._reads: dict[int, tuple[AnySelect, str, dict[str, Any]]] = {}
         self._dml: dict[tuple[int, tuple[str, ...]], tuple[Executable, str]] = {}
+        self._loop_conn: Any = None  # psycopg.AsyncConnection of write_on_loop
+        self._loop_lock = asyncio.Lock()
         self._local = threading.local()
 
     def _sqlite_setup(self) -> None:
@@ -320,7 +326,7 @@ class Database:
             lock.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK_KEY,))
             last.execute("SELECT revision FROM changes ORDER BY revision DESC LIMIT 1")
             if read is not None:
-                sql, defaults = self._compiled_read(read[0], conn)
+                sql, defaults = self._compiled_read(read[0], None)
                 found.execute(sql, {**defaults, **read[1]})
             row = last.fetchone()
             rows = [tuple(r) for r in found.fetchall()] if read is not None else []
@@ -343,8 +349,8 @@ class Database:
             if not rows:
                 return
             keys = tuple(rows[0])
-            sql = self._compiled_dml(statement, keys, conn)
-            values = [{k: Json(v) if isinstance(v, dict | list) else v for k, v in row.items()} for row in rows]
+            sql = self._compiled_dml(statement, keys, None)
+            values = [_jsonable(row) for row in rows]
             if len(values) == 1:
                 cursor.execute(sql, values[0])
             else:
@@ -352,20 +358,129 @@ class Database:
 
         return run
 
-    def _compiled_dml(self, statement: Executable, keys: tuple[str, ...], conn: Connection) -> str:
+    def _compiled_dml(self, statement: Executable, keys: tuple[str, ...], _conn: Connection | None) -> str:
         """The driver's SQL for a statement built once, given the names of its values."""
         key = (id(statement), keys)
         hit = self._dml.get(key)
         if hit is None or hit[0] is not statement:
-            compiled = cast(ClauseElement, statement).compile(dialect=conn.dialect, column_keys=list(keys))
+            compiled = cast(ClauseElement, statement).compile(dialect=self._writer.dialect, column_keys=list(keys))
             hit = self._dml[key] = (statement, str(compiled))
         return hit[1]
 
-    def _compiled_read(self, statement: AnySelect, conn: Connection) -> tuple[str, dict[str, Any]]:
+    def _compiled_read(self, statement: AnySelect, _conn: Connection | None) -> tuple[str, dict[str, Any]]:
         """The driver's SQL for a ``read`` statement, compiled on first use (statements are
         built once, at import, so the cache holds a handful)."""
         hit = self._reads.get(id(statement))
         if hit is None or hit[0] is not statement:
-            compiled = statement.compile(dialect=conn.dialect)
+            compiled = statement.compile(dialect=self._writer.dialect)
             hit = self._reads[id(statement)] = (statement, str(compiled), dict(compiled.params))
         return hit[1], hit[2]
+
+    # -- writes on the event loop (PostgreSQL) ---------------------------------------
+
+    @property
+    def writes_on_loop(self) -> bool:
+        """Whether :meth:`write_on_loop` is available (PostgreSQL)."""
+        return not self.is_sqlite
+
+    async def write_on_loop(self, org_id: str, kind: str, body: Callable[[Write], T], *, read: Read) -> tuple[T, Write]:
+        """:meth:`write` for bodies that need no ORM session (``Write.session`` is unset),
+        run on the event loop with psycopg's asyncio connection: no worker thread and no
+        thread wake-up per round trip. The same two pipelined round trips, the same lock,
+        revision, audit and ``changes`` bookkeeping; one connection per server, writes in
+        turn (the global write lock serializes them anyway).
+        """
+        async with self._loop_lock:
+            for attempt in (1, 2):
+                try:
+                    conn = await self._loop_connection()
+                    head, rows = await self._lock_and_head_on_loop(conn, read)
+                    break
+                except psycopg.OperationalError as exc:
+                    await self._discard_loop_connection()
+                    if attempt == 2:
+                        raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+            work = Write(
+                session=cast(Session, None),
+                revision=head + 1,
+                change=ChangeSet(org_id=org_id, kind=kind),
+                read=rows,
+            )
+            try:
+                out = body(work)
+            except BaseException:
+                await self._rollback_loop_connection(conn)
+                raise
+            try:
+                async with conn.pipeline():
+                    cursor = conn.cursor()
+                    for statement, params in work.queued:
+                        await cursor.execute(self._compiled_dml(statement, tuple(params), None), _jsonable(params))
+                    if work.audits:
+                        sql = self._compiled_dml(_INSERT_AUDIT, tuple(work.audits[0]), None)
+                        await cursor.executemany(sql, [_jsonable(a) for a in work.audits])
+                    change = {
+                        "revision": work.revision,
+                        "org_id": org_id,
+                        "kind": work.change.kind,
+                        "payload": work.change.payload(),
+                        "committed_at": work.now,
+                    }
+                    await cursor.execute(self._compiled_dml(_INSERT_CHANGE, tuple(change), None), _jsonable(change))
+                    bump = {"org": org_id, "rev": work.revision}
+                    await cursor.execute(self._compiled_dml(_BUMP_ORG, tuple(bump), None), bump)
+                    await conn.commit()
+            except psycopg.IntegrityError as exc:
+                await self._discard_loop_connection()
+                raise AlreadyExists("a resource with that id, handle or name already exists") from exc
+            except psycopg.OperationalError as exc:
+                await self._discard_loop_connection()
+                raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+            except BaseException:
+                await self._discard_loop_connection()  # an aborted pipeline can leave it mid-protocol
+                raise
+            return out, work
+
+    async def _lock_and_head_on_loop(self, conn: Any, read: Read) -> tuple[int, list[tuple[Any, ...]]]:
+        try:
+            async with conn.pipeline():
+                lock, last, found = conn.cursor(), conn.cursor(), conn.cursor()
+                await lock.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK_KEY,))
+                await last.execute("SELECT revision FROM changes ORDER BY revision DESC LIMIT 1")
+                sql, defaults = self._compiled_read(read[0], None)
+                await found.execute(sql, {**defaults, **read[1]})
+                row = await last.fetchone()
+                rows = [tuple(r) for r in await found.fetchall()]
+        except psycopg.OperationalError:
+            raise
+        except BaseException:
+            await self._discard_loop_connection()
+            raise
+        return (int(row[0]) if row else 0), rows
+
+    async def _loop_connection(self) -> Any:
+        if self._loop_conn is None or self._loop_conn.closed:
+            url = make_url(self.url).set(drivername="postgresql")
+            self._loop_conn = await psycopg.AsyncConnection.connect(url.render_as_string(hide_password=False))
+        return self._loop_conn
+
+    async def _rollback_loop_connection(self, conn: Any) -> None:
+        try:
+            await conn.rollback()
+        except psycopg.Error:
+            await self._discard_loop_connection()
+
+    async def _discard_loop_connection(self) -> None:
+        conn, self._loop_conn = self._loop_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def aclose(self) -> None:
+        """Closes the event loop's connection (see :meth:`write_on_loop`)."""
+        async with self._loop_lock:
+            await self._discard_loop_connection()
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: Json(v) if isinstance(v, dict | list) else v for k, v in values.items()}
