@@ -252,3 +252,36 @@ async def test_access_writes_on_the_event_loop_survive_their_connection_dying(st
                 assert not await allowed(channel, "user:bob", "see_flows", workspace="w2")
     finally:
         await app.stop(0)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+async def test_racing_revokes_through_two_servers_each_happen_once(store_url: str) -> None:
+    """Two servers on one database (replicas): their event-loop writes are serialized only
+    by the database's write lock, under which each reads what it checks."""
+    a, b = App(settings_for(store_url)), App(settings_for(store_url))
+    await a.start()
+    await b.start()
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{a.port}") as ch_a,
+            grpc.aio.insecure_channel(f"127.0.0.1:{b.port}") as ch_b,
+        ):
+            alice_a = await _setup(a, ch_a)
+            alice_b = As.of(ch_b, "user:alice")
+            await b.feed.poll()
+            for _ in range(4):
+                await alice_a.access.GrantWorkspaceAccess(
+                    pb.GrantWorkspaceAccessRequest(workspace="w2", subject="user:bob", role="Viewer")
+                )
+                await b.feed.poll()
+                start = head(a)
+                request = pb.RevokeWorkspaceAccessRequest(workspace="w2", subject="user:bob")
+                codes = await asyncio.gather(
+                    *[code(alice.access.RevokeWorkspaceAccess(request)) for alice in (alice_a, alice_b) * 4]
+                )
+                assert sorted(codes, key=str) == sorted([C.OK] + [C.NOT_FOUND] * 7, key=str)
+                assert head(a) == start + 1
+    finally:
+        await b.stop(0)
+        await a.stop(0)
