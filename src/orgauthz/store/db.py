@@ -49,6 +49,9 @@ from orgauthz.store.models import AuditEvent, Change, Organization
 T = TypeVar("T")
 _WRITE_LOCK_KEY = 0x6F7A  # pg_advisory_xact_lock key serializing writers
 _MIGRATE_LOCK_KEY = 0x6F7B  # pg_advisory_xact_lock key serializing migrations
+# A write's first statements on PostgreSQL: the lock, then (a later snapshot) the head revision.
+_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"
+_HEAD_SQL = "SELECT revision FROM changes ORDER BY revision DESC LIMIT 1"
 MIGRATIONS = Path(__file__).with_name("migrations")
 AnySelect: TypeAlias = Select[*tuple[Any, ...]]  # a SELECT of any columns
 # A write's ``read``: a SELECT built once (module level, with bindparams) and its values.
@@ -117,6 +120,24 @@ class Write:
     audits: list[dict[str, Any]] = field(default_factory=list)  # audit_events rows, inserted at commit
     read: list[tuple[Any, ...]] = field(default_factory=list)  # rows of the write's ``read`` statement
     queued: list[tuple[Executable, dict[str, Any]]] = field(default_factory=list)
+
+    def closing(self) -> list[tuple[Executable, list[dict[str, Any]]]]:
+        """What commits with the body's rows: its ``later`` statements, its audit events,
+        the ``changes`` row and the organization's revision, each with its parameter sets."""
+        org_id = self.change.org_id
+        change = {
+            "revision": self.revision,
+            "org_id": org_id,
+            "kind": self.change.kind,
+            "payload": self.change.payload(),
+            "committed_at": self.now,
+        }
+        return [
+            *((statement, [params]) for statement, params in self.queued),
+            *([(_INSERT_AUDIT, self.audits)] if self.audits else []),
+            (_INSERT_CHANGE, [change]),
+            (_BUMP_ORG, [{"org": org_id, "rev": self.revision}]),
+        ]
 
     def later(self, statement: Executable, params: dict[str, Any] | None = None) -> None:
         """Runs an INSERT, UPDATE or DELETE (no RETURNING) at commit, with the bookkeeping:
@@ -275,20 +296,16 @@ class Database:
                     # Statements built once; on PostgreSQL their SQL is compiled once and
                     # sent straight to the driver (SQLAlchemy's per-statement work was most
                     # of a write's CPU, which the server's event loop waits for).
-                    run = self._executor(conn, raw)
-                    for statement, params in work.queued:
-                        run(statement, [params])
-                    if work.audits:
-                        run(_INSERT_AUDIT, work.audits)
-                    change = {
-                        "revision": work.revision,
-                        "org_id": org_id,
-                        "kind": work.change.kind,
-                        "payload": work.change.payload(),
-                        "committed_at": work.now,
-                    }
-                    run(_INSERT_CHANGE, [change])
-                    run(_BUMP_ORG, [{"org": org_id, "rev": work.revision}])
+                    if raw is None:
+                        for statement, param_sets in work.closing():
+                            conn.execute(statement, param_sets)
+                    else:
+                        cursor = raw.cursor()
+                        for sql, values in self._driver_calls(work):
+                            if len(values) > 1:
+                                cursor.executemany(sql, values)
+                            else:
+                                cursor.execute(sql, values[0])
                     session.commit()
         except (IntegrityError, psycopg.IntegrityError) as exc:
             raise AlreadyExists("a resource with that id, handle or name already exists") from exc
@@ -323,42 +340,24 @@ class Database:
             return head, [tuple(r) for r in conn.execute(read[0], read[1]).all()] if read is not None else []
         with _pipelined(conn, raw):
             lock, last, found = raw.cursor(), raw.cursor(), raw.cursor()
-            lock.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK_KEY,))
-            last.execute("SELECT revision FROM changes ORDER BY revision DESC LIMIT 1")
+            lock.execute(_LOCK_SQL, (_WRITE_LOCK_KEY,))
+            last.execute(_HEAD_SQL)
             if read is not None:
-                sql, defaults = self._compiled_read(read[0], None)
+                sql, defaults = self._compiled_read(read[0])
                 found.execute(sql, {**defaults, **read[1]})
             row = last.fetchone()
             rows = [tuple(r) for r in found.fetchall()] if read is not None else []
         return (int(row[0]) if row else 0), rows
 
-    def _executor(self, conn: Connection, raw: Any) -> Callable[[Executable, list[dict[str, Any]]], None]:
-        """Runs an INSERT, UPDATE or DELETE once per parameter set: through SQLAlchemy on
-        SQLite, straight on the psycopg cursor (in the pipeline) on PostgreSQL."""
-        if raw is None:
+    def _driver_calls(self, work: Write) -> list[tuple[str, list[dict[str, Any]]]]:
+        """``work.closing()`` as the driver's SQL (compiled once per statement and set of
+        value names) with its parameter sets, JSON values wrapped for psycopg."""
+        return [
+            (self._compiled_dml(statement, tuple(rows[0])), [_jsonable(row) for row in rows])
+            for statement, rows in work.closing()
+        ]
 
-            def through_sqlalchemy(statement: Executable, rows: list[dict[str, Any]]) -> None:
-                if rows:
-                    conn.execute(statement, rows)
-
-            return through_sqlalchemy
-
-        cursor = raw.cursor()
-
-        def run(statement: Executable, rows: list[dict[str, Any]]) -> None:
-            if not rows:
-                return
-            keys = tuple(rows[0])
-            sql = self._compiled_dml(statement, keys, None)
-            values = [_jsonable(row) for row in rows]
-            if len(values) == 1:
-                cursor.execute(sql, values[0])
-            else:
-                cursor.executemany(sql, values)
-
-        return run
-
-    def _compiled_dml(self, statement: Executable, keys: tuple[str, ...], _conn: Connection | None) -> str:
+    def _compiled_dml(self, statement: Executable, keys: tuple[str, ...]) -> str:
         """The driver's SQL for a statement built once, given the names of its values."""
         key = (id(statement), keys)
         hit = self._dml.get(key)
@@ -367,7 +366,7 @@ class Database:
             hit = self._dml[key] = (statement, str(compiled))
         return hit[1]
 
-    def _compiled_read(self, statement: AnySelect, _conn: Connection | None) -> tuple[str, dict[str, Any]]:
+    def _compiled_read(self, statement: AnySelect) -> tuple[str, dict[str, Any]]:
         """The driver's SQL for a ``read`` statement, compiled on first use (statements are
         built once, at import, so the cache holds a handful)."""
         hit = self._reads.get(id(statement))
@@ -397,7 +396,6 @@ class Database:
                     head, rows = await self._lock_and_head_on_loop(conn, read)
                     break
                 except psycopg.OperationalError as exc:
-                    await self._discard_loop_connection()
                     if attempt == 2:
                         raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
             work = Write(
@@ -414,21 +412,11 @@ class Database:
             try:
                 async with conn.pipeline():
                     cursor = conn.cursor()
-                    for statement, params in work.queued:
-                        await cursor.execute(self._compiled_dml(statement, tuple(params), None), _jsonable(params))
-                    if work.audits:
-                        sql = self._compiled_dml(_INSERT_AUDIT, tuple(work.audits[0]), None)
-                        await cursor.executemany(sql, [_jsonable(a) for a in work.audits])
-                    change = {
-                        "revision": work.revision,
-                        "org_id": org_id,
-                        "kind": work.change.kind,
-                        "payload": work.change.payload(),
-                        "committed_at": work.now,
-                    }
-                    await cursor.execute(self._compiled_dml(_INSERT_CHANGE, tuple(change), None), _jsonable(change))
-                    bump = {"org": org_id, "rev": work.revision}
-                    await cursor.execute(self._compiled_dml(_BUMP_ORG, tuple(bump), None), bump)
+                    for sql, values in self._driver_calls(work):
+                        if len(values) > 1:
+                            await cursor.executemany(sql, values)
+                        else:
+                            await cursor.execute(sql, values[0])
                     await conn.commit()
             except psycopg.IntegrityError as exc:
                 await self._discard_loop_connection()
@@ -445,16 +433,14 @@ class Database:
         try:
             async with conn.pipeline():
                 lock, last, found = conn.cursor(), conn.cursor(), conn.cursor()
-                await lock.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK_KEY,))
-                await last.execute("SELECT revision FROM changes ORDER BY revision DESC LIMIT 1")
-                sql, defaults = self._compiled_read(read[0], None)
+                await lock.execute(_LOCK_SQL, (_WRITE_LOCK_KEY,))
+                await last.execute(_HEAD_SQL)
+                sql, defaults = self._compiled_read(read[0])
                 await found.execute(sql, {**defaults, **read[1]})
                 row = await last.fetchone()
                 rows = [tuple(r) for r in await found.fetchall()]
-        except psycopg.OperationalError:
-            raise
         except BaseException:
-            await self._discard_loop_connection()
+            await self._discard_loop_connection()  # dead, or mid-protocol after an aborted pipeline
             raise
         return (int(row[0]) if row else 0), rows
 
