@@ -113,7 +113,8 @@ class Management:
         read: Read | None = None,
         on_loop: bool = False,
     ) -> tuple[T, int]:
-        """Runs ``body`` in one write transaction (in a thread); returns its result and revision.
+        """Runs ``body`` in one write transaction (in a worker thread, or on the event loop
+        with ``on_loop``); returns its result and revision.
         ``read`` is a SELECT (built once) and its values; the body finds its rows in
         ``Write.read`` (see Database.write). ``on_loop``: the body does not use
         ``Write.session``, so on PostgreSQL the write runs on the event loop.
