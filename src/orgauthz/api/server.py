@@ -20,8 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
-from orgauthz.api import auth, registry
-from orgauthz.api.authorization import AuthorizationServicer
+from orgauthz.api import auth, authorization, registry
 from orgauthz.api.metrics import Metrics
 from orgauthz.cache.memory import MemoryCache
 from orgauthz.config import Settings
@@ -34,7 +33,7 @@ from orgauthz.services.context import Management
 from orgauthz.services.outbox import OutboxSender
 from orgauthz.services.service_accounts import KeyAuthenticator
 from orgauthz.store.db import Database
-from orgauthz.v1 import authorization_pb2, authorization_pb2_grpc
+from orgauthz.v1 import authorization_pb2
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +106,8 @@ class App:
         ]
         self.server = server = grpc.aio.server(options=options, interceptors=auth.interceptors_for(s))
         self.management = Management(db=db, engine=engine, feed=feed, policy=policy, settings=s)
-        authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(
-            AuthorizationServicer(self.decisions, self.metrics, KeyAuthenticator(self.management)), server
+        authorization.add_to_server(
+            authorization.AuthorizationServicer(self.decisions, self.metrics, KeyAuthenticator(self.management)), server
         )
         if s.smtp_host and not s.secret_key:
             raise ValueError(

@@ -57,15 +57,20 @@ class CachingAuthorizer:
         self.engine = engine
         self.cache = cache
 
-    def cached(self, subject: str, target: Target, scope: str) -> Decision | None:
-        """The cached decision without an explanation, or None on a miss (no await: the hot path)."""
+    def hit(self, subject: str, target: Target, scope: str) -> tuple[bool, int] | None:
+        """The cached decision and the revision it reflects, or None on a miss (no await: the
+        hot path)."""
         engine = self.engine
-        org = target.org_id
-        rev = engine.org_revision.get(org, -1)
-        hit = self.cache.get((org, rev, subject, target.domain, scope))
-        if hit is None:
+        rev = engine.org_revision.get(target.org_id, -1)
+        allowed = self.cache.get((target.org_id, rev, subject, target.domain, scope))
+        if allowed is None:
             return None
-        return Decision(hit, max(engine.applied, rev if rev > 0 else 0))
+        return allowed, max(engine.applied, rev if rev > 0 else 0)
+
+    def cached(self, subject: str, target: Target, scope: str) -> Decision | None:
+        """The cached decision without an explanation, or None on a miss (no await)."""
+        hit = self.hit(subject, target, scope)
+        return None if hit is None else Decision(hit[0], hit[1])
 
     async def check(self, subject: str, target: Target | None, scope: str, *, explain: bool) -> Decision:
         if target is None or explain:
