@@ -3,6 +3,7 @@
 - Redis entries are keyed by the organization's revision: a change makes them unreachable.
 - Redis failure is a counted miss: the engine answers, never an allow from nowhere.
 - A replica far behind, or facing a gap in the revisions, re-reads the index.
+- A local write is applied at once even while a poll runs, and that poll skips it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from orgauthz.engine.authorizer import Decision, EngineAuthorizer
 from orgauthz.engine.engine import Engine, Target
 from orgauthz.engine.feed import ChangeFeed
 from orgauthz.engine.redis_authorizer import RedisCachingAuthorizer
+from orgauthz.store import snapshots
 from orgauthz.store.db import Database
 from orgauthz.store.models import Change
 from tests.replicas.harness import ORG, Writer
@@ -181,3 +183,53 @@ async def test_s3_a_redis_hit_for_an_unloaded_organization_loads_it_in_the_backg
         writer.close()
         await shared.close()
         await link.close()
+
+
+async def test_s3_a_local_write_is_applied_at_once_while_a_poll_runs(engine, replica_db) -> None:
+    """A write's own revision does not wait for a poll in progress (SPEC §3: visible at once
+    on the replica that wrote it)."""
+    url, _ = replica_db
+    feed = ChangeFeed(engine)
+    writer = Writer(url, "", None)
+    target = engine.resolve(workspace="w1")
+    try:
+        assert await engine.ensure_loaded(ORG)
+        await feed.poll()
+        rev = await writer.set_role("u3", "w1", None, "Developer")
+        (entry,) = snapshots.changes_since(engine.db, rev - 1)
+        async with feed._poll_lock:  # a poll is running
+            await asyncio.wait_for(feed.applied_locally(rev, entry.change), 2)
+            assert engine.applied == rev
+            assert engine.decide("user:u3", target, "manage_flows")
+    finally:
+        writer.close()
+
+
+async def test_s3_a_poll_skips_revisions_applied_while_it_read(engine, replica_db, monkeypatch) -> None:
+    """The poll read revisions r1 and r2; the local write r1 was applied meanwhile: r2 is
+    applied after it, and no gap is seen (no re-read of the index)."""
+    url, _ = replica_db
+    feed = ChangeFeed(engine)
+    writer = Writer(url, "", None)
+    target = engine.resolve(workspace="w1")
+    loop = asyncio.get_running_loop()
+    try:
+        assert await engine.ensure_loaded(ORG)
+        await feed.poll()
+        r1 = await writer.set_role("u3", "w1", None, "Developer")
+        r2 = await writer.set_role("u3", "w1", "Developer", "Viewer")
+        (first, _) = snapshots.changes_since(engine.db, r1 - 1)
+        real = snapshots.changes_since
+
+        def read_while_r1_lands(*args, **kwargs):  # runs in the poll's worker thread
+            found = real(*args, **kwargs)
+            asyncio.run_coroutine_threadsafe(feed.applied_locally(r1, first.change), loop).result(timeout=2)
+            return found
+
+        monkeypatch.setattr(snapshots, "changes_since", read_while_r1_lands)
+        assert await feed.poll() == 1
+        assert (engine.applied, engine.reloads) == (r2, 0)
+        assert engine.decide("user:u3", target, "see_flows")
+        assert not engine.decide("user:u3", target, "manage_flows")
+    finally:
+        writer.close()

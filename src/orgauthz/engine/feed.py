@@ -40,6 +40,7 @@ class ChangeFeed:
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._poll_lock = asyncio.Lock()
+        self._reloading = False
         self.errors = 0
         self.last_error = ""
         self.last_poll_ok = time.monotonic()
@@ -88,8 +89,11 @@ class ChangeFeed:
     async def applied_locally(self, revision: int, change: ChangeSet) -> None:
         """After a local write commits: applies its own change set when it is the next
         revision (no database read), else polls. Either way the write is reflected here
-        when this returns (or Unavailable when the database cannot be read)."""
-        if self.engine.applied == revision - 1 and not self._poll_lock.locked():
+        when this returns (or Unavailable when the database cannot be read).
+
+        A poll in progress does not hold the write up (it skips what is applied meanwhile);
+        only a re-read of the index does, as the write may be older than what it reads."""
+        if self.engine.applied == revision - 1 and not self._reloading:
             self.engine.apply(revision, change)
             async with self._advanced:
                 self._advanced.notify_all()
@@ -105,7 +109,9 @@ class ChangeFeed:
                 await self._reload(f"{self.known_head - engine.applied} revisions behind")
             total = 0
             while True:
-                entries = await asyncio.to_thread(snapshots.changes_since, engine.db, engine.applied, limit=self.batch)
+                read = await asyncio.to_thread(snapshots.changes_since, engine.db, engine.applied, limit=self.batch)
+                # Local writes apply their own revisions while the read runs (applied_locally).
+                entries = [entry for entry in read if entry.revision > engine.applied]
                 if entries and entries[0].revision != engine.applied + 1:
                     # Revisions commit in order without holes: a hole means changes were pruned.
                     await self._reload(f"revisions {engine.applied + 1}..{entries[0].revision - 1} missing")
@@ -114,7 +120,7 @@ class ChangeFeed:
                 for entry in entries:
                     engine.apply(entry.revision, entry.change)
                 total += len(entries)
-                if len(entries) < self.batch:
+                if len(read) < self.batch:
                     break
                 head = await asyncio.to_thread(snapshots.head_revision, engine.db)
                 self.observe_head(head)
@@ -129,7 +135,11 @@ class ChangeFeed:
 
     async def _reload(self, why: str) -> None:
         log.warning("change feed: %s; re-reading the index, organizations reload on demand", why)
-        await self.engine.reload()
+        self._reloading = True
+        try:
+            await self.engine.reload()
+        finally:
+            self._reloading = False
 
     async def _run(self) -> None:
         while True:
