@@ -385,9 +385,15 @@ class Database:
     async def write_on_loop(self, org_id: str, kind: str, body: Callable[[Write], T], *, read: Read) -> tuple[T, Write]:
         """:meth:`write` for bodies that need no ORM session (``Write.session`` is unset),
         run on the event loop with psycopg's asyncio connection: no worker thread and no
-        thread wake-up per round trip. The same two pipelined round trips, the same lock,
-        revision, audit and ``changes`` bookkeeping; one connection per server, writes in
-        turn (the global write lock serializes them anyway).
+        thread wake-up per round trip. The same lock, revision, audit and ``changes``
+        bookkeeping in two round trips, each one query string of several statements with
+        the values bound by psycopg on this side (``AsyncClientCursor.mogrify``): the
+        first ``BEGIN``, the lock, the head revision and ``read``; the second the body's
+        rows, the bookkeeping and ``COMMIT``. Each round trip is one send and one wait,
+        where pipeline mode let the loop run once per statement (under a Check load each
+        of those turns waits behind the calls already queued). One connection per server,
+        in autocommit mode (the transaction is the explicit ``BEGIN``), writes in turn (the
+        global write lock serializes them anyway).
         """
         async with self._loop_lock:
             for attempt in (1, 2):
@@ -410,14 +416,9 @@ class Database:
                 await self._rollback_loop_connection(conn)
                 raise
             try:
-                async with conn.pipeline():
-                    cursor = conn.cursor()
-                    for sql, values in self._driver_calls(work):
-                        if len(values) > 1:
-                            await cursor.executemany(sql, values)
-                        else:
-                            await cursor.execute(sql, values[0])
-                    await conn.commit()
+                cursor = psycopg.AsyncClientCursor(conn)
+                closing = [cursor.mogrify(sql, row) for sql, rows in self._driver_calls(work) for row in rows]
+                await cursor.execute(";".join([*closing, "COMMIT"]))
             except psycopg.IntegrityError as exc:
                 await self._discard_loop_connection()
                 raise AlreadyExists("a resource with that id, handle or name already exists") from exc
@@ -425,29 +426,32 @@ class Database:
                 await self._discard_loop_connection()
                 raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
             except BaseException:
-                await self._discard_loop_connection()  # an aborted pipeline can leave it mid-protocol
+                await self._discard_loop_connection()  # a failed transaction may still be open
                 raise
             return out, work
 
     async def _lock_and_head_on_loop(self, conn: Any, read: Read) -> tuple[int, list[tuple[Any, ...]]]:
+        sql, defaults = self._compiled_read(read[0])
+        cursor = psycopg.AsyncClientCursor(conn)
         try:
-            async with conn.pipeline():
-                lock, last, found = conn.cursor(), conn.cursor(), conn.cursor()
-                await lock.execute(_LOCK_SQL, (_WRITE_LOCK_KEY,))
-                await last.execute(_HEAD_SQL)
-                sql, defaults = self._compiled_read(read[0])
-                await found.execute(sql, {**defaults, **read[1]})
-                row = await last.fetchone()
-                rows = [tuple(r) for r in await found.fetchall()]
+            lock = cursor.mogrify(_LOCK_SQL, (_WRITE_LOCK_KEY,))
+            await cursor.execute(";".join(("BEGIN", lock, _HEAD_SQL, cursor.mogrify(sql, {**defaults, **read[1]}))))
+            cursor.nextset()  # past BEGIN's
+            cursor.nextset()  # and the lock's
+            row = await cursor.fetchone()
+            cursor.nextset()
+            rows = [tuple(r) for r in await cursor.fetchall()]
         except BaseException:
-            await self._discard_loop_connection()  # dead, or mid-protocol after an aborted pipeline
+            await self._discard_loop_connection()  # dead, or inside a transaction that failed
             raise
         return (int(row[0]) if row else 0), rows
 
     async def _loop_connection(self) -> Any:
         if self._loop_conn is None or self._loop_conn.closed:
             url = make_url(self.url).set(drivername="postgresql")
-            self._loop_conn = await psycopg.AsyncConnection.connect(url.render_as_string(hide_password=False))
+            self._loop_conn = await psycopg.AsyncConnection.connect(
+                url.render_as_string(hide_password=False), autocommit=True
+            )
         return self._loop_conn
 
     async def _rollback_loop_connection(self, conn: Any) -> None:
