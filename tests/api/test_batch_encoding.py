@@ -9,7 +9,13 @@ from orgauthz.api.authorization import ResultEncoder
 from orgauthz.v1 import authorization_pb2 as pb
 
 REVISIONS = [0, 1, 127, 128, 300, 16_383, 16_384, 2**31, 2**32 + 5, 2**63 - 1, 2**64 - 1]
-REASONS = [[], ["organization Admin"], ["workspace role Developer", "included by manage_flows"], ["ü·漢"], ["missing " + "x" * 300]]
+REASONS = [
+    [],
+    ["organization Admin"],
+    ["workspace role Developer", "included by manage_flows"],
+    ["ü·漢"],
+    ["missing " + "x" * 300],
+]
 
 
 def expected(results: list[tuple[bool, int, list[str]]]) -> bytes:

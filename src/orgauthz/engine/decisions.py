@@ -11,7 +11,7 @@ import asyncio
 import base64
 import binascii
 from collections.abc import Callable, Sequence
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar, cast
 
 from orgauthz.domain import bounds
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE
@@ -22,7 +22,6 @@ from orgauthz.errors import InvalidArgument
 from orgauthz.store import snapshots
 
 _VALID_MAX = 100_000  # remembered valid questions; forgotten all at once when full
-_NO_REASONS: tuple[str, ...] = ()
 T = TypeVar("T")
 
 
@@ -123,19 +122,14 @@ class Decisions:
                 self.validate(Question._make(row), f"items[{i}]")
         if min_revision:
             await self.at_least(min_revision)
-        check, resolve = self.authorizer.check, self.engine.resolve
-        hit = getattr(self.authorizer, "hit", None)
+        resolve = self.engine.resolve
+        batch = getattr(self.authorizer, "batch", None)
+        if batch is not None:  # CachingAuthorizer: its cache read in one loop
+            return cast(tuple[list[T], int], await batch(rows, resolve, answer))
         out: list[T] = []
         allowed = 0
         for subject, workspace, organization, scope, explain in rows:
-            target = resolve(workspace, organization)
-            if target is not None and not explain and hit is not None:
-                h = hit(subject, target, scope)
-                if h is not None:
-                    allowed += h[0]
-                    out.append(answer(h[0], h[1], _NO_REASONS))
-                    continue
-            d = await check(subject, target, scope, explain=explain)
+            d = await self.authorizer.check(subject, resolve(workspace, organization), scope, explain=explain)
             allowed += d.allowed
             out.append(answer(d.allowed, d.revision, d.reasons))
         return out, allowed
