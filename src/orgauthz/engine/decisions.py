@@ -46,7 +46,7 @@ class Decisions:
         self.min_revision_wait = min_revision_wait
         # Questions already found valid against this policy: validation is a pure function
         # of the four strings, and a platform asks the same ones again and again.
-        self._valid: set[Question] = set()
+        self._valid: set[tuple[str, str, str, str, bool]] = set()
         self._valid_policy = engine.policy
         # An authorizer may answer from memory without an await (CachingAuthorizer.cached):
         # the hot path takes it first and falls back to check() on a miss.
@@ -79,7 +79,9 @@ class Decisions:
         if self.engine.policy is not self._valid_policy or len(self._valid) >= _VALID_MAX:
             self._valid = set()
             self._valid_policy = self.engine.policy
-        self._valid.add(q)
+        # Remembered as a plain tuple of strings: the collector stops tracking those, where
+        # a named tuple stays in every full collection's walk (up to _VALID_MAX of them).
+        self._valid.add((q.subject, q.workspace, q.organization, q.scope, q.explain))
 
     def _validate(self, q: Question, field: str) -> None:
         prefix = f"{field}." if field else ""
