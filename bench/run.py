@@ -31,6 +31,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import make_url
 
 from bench import generate, report
 from bench.servers import TOKEN
@@ -94,6 +95,18 @@ def pg_url(name: str) -> str | None:
     except psycopg.OperationalError:
         return None
     return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+def vacuum(url: str) -> None:
+    """The data set is reused between runs, and each run's write phase adds and removes the
+    same grants hundreds of times. Left to autovacuum (which waits for a fifth of a table to
+    be dead) those dead rows slowed every later run's writes: commit p50 4.8 → 7.8 ms over
+    eight runs in a row. Each run starts from a vacuumed data set instead."""
+    import psycopg
+
+    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE) workspace_grants, organizations, changes, audit_events")
 
 
 def ensure_dataset(url: str, p: generate.Plan, policy: PolicySet, marker: Path) -> dict[str, Any]:
@@ -538,6 +551,7 @@ def run(opts: argparse.Namespace, stack: contextlib.ExitStack) -> int:
             say(f"no PostgreSQL on 127.0.0.1:5432: throw-away cluster on port {cluster.port}")
         res["dataset_load"] = ensure_dataset(url, p, policy, marker)
         res["database"] = "postgresql"
+        vacuum(url)
     res["dataset"] = generate.summary(p)
     orgs = sample_orgs(p, opts.quick)
     db = Database(url)
