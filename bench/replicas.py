@@ -320,6 +320,7 @@ def cli() -> int:
         asyncio.run(serve_noop(opts.noop))
         return 0
     results = asyncio.run(main(opts.seconds, opts.writes))
+    results["written"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(report(results))

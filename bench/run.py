@@ -588,7 +588,8 @@ def run(opts: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         with contextlib.suppress(ValueError, KeyError, TypeError):
             rj = json.loads(replicas.read_text())
             prop = rj.get("propagation_p99_ms", (rj.get("propagation_ms") or {}).get("p99"))
-            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(replicas.stat().st_mtime))
+            # The run's own time (a file's mtime is its checkout's in a fresh clone).
+            when = rj.get("written") or time.strftime("%Y-%m-%d %H:%M", time.localtime(replicas.stat().st_mtime))
             prop_note = f"from bench/results/replicas.json (bench/replicas.py, written {when})"
     s = res["server"]
     res["ratios"] = {
