@@ -87,25 +87,29 @@ class CachingAuthorizer:
         allowed. What :meth:`hit` and :meth:`check` do per row, in one loop: a BatchCheck
         of cached decisions is mostly this loop."""
         engine = self.engine
-        org_revision = engine.org_revision
         get = self.cache.lookup()
         out: list[T] = []
         allowed = hits = 0
-        for subject, workspace, organization, scope, explain in rows:
-            target = resolve(workspace, organization)
-            if target is not None and not explain:
-                org = target.org_id
-                rev = org_revision.get(org, -1)
-                found = get((org, rev, subject, target.domain, scope))
-                if found is not None:
-                    hits += 1
-                    allowed += found
-                    out.append(answer(found, max(engine.applied, rev if rev > 0 else 0), _NO_REASONS))
-                    continue
-            d = await self.check(subject, target, scope, explain=explain)
-            allowed += d.allowed
-            out.append(answer(d.allowed, d.revision, d.reasons))
-        self.cache.counted(hits, 0)
+        try:
+            for subject, workspace, organization, scope, explain in rows:
+                target = resolve(workspace, organization)
+                if target is not None and not explain:
+                    org = target.org_id
+                    # Read afresh per row: a miss below awaits, and a re-read of the index
+                    # replaces engine.org_revision meanwhile (a saved reference would keep
+                    # finding entries from before a revoke).
+                    rev = engine.org_revision.get(org, -1)
+                    found = get((org, rev, subject, target.domain, scope))
+                    if found is not None:
+                        hits += 1
+                        allowed += found
+                        out.append(answer(found, max(engine.applied, rev if rev > 0 else 0), _NO_REASONS))
+                        continue
+                d = await self.check(subject, target, scope, explain=explain)
+                allowed += d.allowed
+                out.append(answer(d.allowed, d.revision, d.reasons))
+        finally:
+            self.cache.counted(hits, 0)
         return out, allowed
 
     async def check(self, subject: str, target: Target | None, scope: str, *, explain: bool) -> Decision:
