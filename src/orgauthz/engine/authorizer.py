@@ -62,20 +62,14 @@ class CachingAuthorizer:
         self.engine = engine
         self.cache = cache
 
-    def hit(self, subject: str, target: Target, scope: str) -> tuple[bool, int] | None:
-        """The cached decision and the revision it reflects, or None on a miss (no await: the
-        hot path)."""
+    def cached(self, subject: str, target: Target, scope: str) -> Decision | None:
+        """The cached decision without an explanation, or None on a miss (no await: the hot path)."""
         engine = self.engine
         rev = engine.org_revision.get(target.org_id, -1)
         allowed = self.cache.get((target.org_id, rev, subject, target.domain, scope))
         if allowed is None:
             return None
-        return allowed, max(engine.applied, rev if rev > 0 else 0)
-
-    def cached(self, subject: str, target: Target, scope: str) -> Decision | None:
-        """The cached decision without an explanation, or None on a miss (no await)."""
-        hit = self.hit(subject, target, scope)
-        return None if hit is None else Decision(hit[0], hit[1])
+        return Decision(allowed, max(engine.applied, rev if rev > 0 else 0))
 
     async def batch(
         self,
@@ -84,7 +78,7 @@ class CachingAuthorizer:
         answer: Callable[[bool, int, Sequence[str]], T],
     ) -> tuple[list[T], int]:
         """``answer(allowed, revision, reasons)`` for each row, in order, and how many were
-        allowed. What :meth:`hit` and :meth:`check` do per row, in one loop: a BatchCheck
+        allowed. What :meth:`cached` and :meth:`check` do per row, in one loop: a BatchCheck
         of cached decisions is mostly this loop."""
         engine = self.engine
         get = self.cache.lookup()
