@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import DataObject
@@ -151,6 +153,58 @@ async def test_s4_messages_above_max_message_bytes_are_refused(
             assert exc.code() in DOCUMENTED, (rpc.short, exc.code(), exc.details())  # noqa: PT017  # any refusal is fine if documented
         TRIED[rpc.short] += 1
     assert fingerprint(app.db) == before
+    check = next(r for r in RPCS if r.short == "AuthorizationService.Check")
+    ok = await call(channel, check, check.request_class()(subject="user:a-admin", workspace="a-ws1", scope="see_flows"))
+    assert ok.code == C.OK
+    assert ok.response.allowed
+
+
+def _undecodable(rpc_input: Any) -> list[bytes]:
+    """Bytes that are no encoding of any message, and one whose first string field holds bad UTF-8."""
+    out = [b"\xff\xff\xff", b"\x0a\x05ab", b"\x08"]  # bad tag, a length past the end, a missing varint
+    strings = [f for f in rpc_input.fields if f.type == f.TYPE_STRING]
+    if strings:
+        out.append(bytes([(strings[0].number << 3) | 2, 1, 0xFF]))
+    return out
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # decoding happens before the store
+async def test_s4_bytes_that_do_not_decode_are_invalid_argument_naming_the_request(
+    app: App, channel: grpc.aio.Channel, world: dict[str, OrgWorld]
+) -> None:
+    """gRPC itself answers UNKNOWN when a request does not decode; every method here says
+    INVALID_ARGUMENT and names ``request``, health and reflection included."""
+    assert app.db is not None
+    before = fingerprint(app.db)
+    actor = (("x-orgauthz-actor", "user:a-admin"),)
+    for rpc in RPCS:
+        method = channel.unary_unary(rpc.path, request_serializer=bytes, response_deserializer=bytes)
+        for raw in _undecodable(rpc.input):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await method(raw, metadata=actor, timeout=10)
+            TRIED[rpc.short] += 1
+            assert err.value.code() == C.INVALID_ARGUMENT, (rpc.short, raw, err.value.code(), err.value.details())
+            assert (err.value.details() or "").startswith("request: not a valid encoding"), (rpc.short, raw)
+    health = health_pb2.HealthCheckRequest.DESCRIPTOR
+    for raw in _undecodable(health):
+        check = channel.unary_unary("/grpc.health.v1.Health/Check", request_serializer=bytes)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await check(raw, timeout=10)
+        assert err.value.code() == C.INVALID_ARGUMENT, (raw, err.value.code(), err.value.details())
+        watch = channel.unary_stream("/grpc.health.v1.Health/Watch", request_serializer=bytes)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async for _ in watch(raw, timeout=10):
+                pass
+        assert err.value.code() == C.INVALID_ARGUMENT, (raw, err.value.code(), err.value.details())
+        reflect = channel.stream_stream(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", request_serializer=bytes
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async for _ in reflect(iter([raw]), timeout=10):
+                pass
+        assert err.value.code() == C.INVALID_ARGUMENT, (raw, err.value.code(), err.value.details())
+    assert fingerprint(app.db) == before
+    # Everything still answers afterwards.
     check = next(r for r in RPCS if r.short == "AuthorizationService.Check")
     ok = await call(channel, check, check.request_class()(subject="user:a-admin", workspace="a-ws1", scope="see_flows"))
     assert ok.code == C.OK

@@ -3,8 +3,9 @@
 ``BatchCheck`` answers with its response already encoded (:class:`ResultEncoder`): a
 result is ``allowed`` and ``revision`` for nearly every item, so each distinct pair is
 encoded once and a response is those bytes joined, instead of one ``CheckResponse`` built
-per item. :func:`add_to_server` registers the service with a serializer that passes the
-bytes through.
+per item. It reads its request still encoded (:class:`~orgauthz.api.wire.BatchReader`):
+a repeated item is a memo lookup by its bytes. :func:`add_to_server` registers the service
+with a deserializer and a serializer that pass bytes through.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import grpc
 
+from orgauthz.api import wire
 from orgauthz.api.errors import rpc
 from orgauthz.api.metrics import Metrics
 from orgauthz.engine.decisions import Decisions, Question
@@ -70,11 +72,14 @@ def _encoded(response: bytes | pb.BatchCheckResponse) -> bytes:
 
 
 def add_to_server(servicer: AuthorizationServicer, server: Any) -> None:
-    """The generated registration, with ``BatchCheck`` answering encoded bytes."""
+    """The generated registration, :func:`~orgauthz.api.wire.tolerant` of requests that do
+    not decode, with ``BatchCheck`` taking its request encoded (:class:`~orgauthz.api.wire.BatchReader`)
+    and answering encoded bytes."""
     captured = _Captured()
     pb_grpc.add_AuthorizationServiceServicer_to_server(servicer, captured)
-    handlers = dict(captured.handlers)
-    handlers["BatchCheck"] = handlers["BatchCheck"]._replace(response_serializer=_encoded)
+    handlers = wire.tolerant(captured.handlers)
+    batch = handlers["BatchCheck"]
+    handlers["BatchCheck"] = batch._replace(request_deserializer=wire.raw, response_serializer=_encoded)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(captured.name, handlers),))
     server.add_registered_method_handlers(captured.name, handlers)
 
@@ -103,6 +108,7 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):  # type: igno
         self.metrics = metrics
         self.authenticator = authenticator
         self.encode = ResultEncoder()
+        self.read_batch = wire.BatchReader()
 
     # Check and BatchCheck time themselves with perf_counter rather than Metrics.timed: the
     # context manager costs more than the cached decision it would time.
@@ -119,15 +125,13 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):  # type: igno
         return pb.CheckResponse(allowed=d.allowed, revision=d.revision)
 
     @rpc
-    async def BatchCheck(self, request: pb.BatchCheckRequest, context: grpc.aio.ServicerContext) -> bytes:
-        """Answers the encoded ``BatchCheckResponse`` (see :func:`add_to_server`)."""
+    async def BatchCheck(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """Reads the encoded ``BatchCheckRequest`` and answers the encoded
+        ``BatchCheckResponse`` (see :func:`add_to_server`)."""
         start = perf_counter()
         try:
-            results, allowed = await self.decisions.batch(
-                [(m.subject, m.workspace, m.organization, m.scope, m.explain) for m in request.items],
-                request.min_revision,
-                self.encode,
-            )
+            rows, min_revision = self.read_batch(request)
+            results, allowed = await self.decisions.batch(rows, min_revision, self.encode)
         finally:
             self.metrics.observe("BatchCheck", perf_counter() - start)
         self.metrics.decided_many(allowed, len(results) - allowed)

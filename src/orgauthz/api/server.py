@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
-from orgauthz.api import auth, authorization, registry
+from orgauthz.api import auth, authorization, registry, wire
 from orgauthz.api.metrics import Metrics
 from orgauthz.cache.memory import MemoryCache
 from orgauthz.config import Settings
@@ -51,16 +51,20 @@ class _LookupOnly:
     futures per wait instead of 6, and most of the CPU a cached Check cost over a no-op
     server. Services added through this wrapper are found by the generic lookup (a dict
     get per service) instead; only ``AuthorizationService`` stays registered.
+
+    The handlers are taken from the registration call, which gets the method dictionary,
+    and made :func:`~orgauthz.api.wire.tolerant` of requests that do not decode.
     """
 
     def __init__(self, server: grpc.aio.Server) -> None:
         self._server = server
 
     def add_generic_rpc_handlers(self, handlers: Any) -> None:
-        self._server.add_generic_rpc_handlers(handlers)
+        """Ignored: generated code passes the same handlers to :meth:`add_registered_method_handlers`."""
 
     def add_registered_method_handlers(self, service_name: str, method_handlers: Any) -> None:
-        """Ignored: the same handlers arrive through :meth:`add_generic_rpc_handlers`."""
+        handler = grpc.method_handlers_generic_handler(service_name, wire.tolerant(method_handlers))
+        self._server.add_generic_rpc_handlers((handler,))
 
 
 @dataclass

@@ -1,0 +1,220 @@
+"""Requests as they arrive on the wire: bytes that do not decode, and BatchCheck's items.
+
+**Undecodable requests** (SPEC §4: no input yields INTERNAL or UNKNOWN). gRPC answers
+UNKNOWN when a request deserializer raises. :func:`tolerant` gives every method a
+deserializer that returns an :class:`Undecodable` instead, and a behaviour that answers it
+INVALID_ARGUMENT naming ``request``; servicer methods decorated with
+:func:`orgauthz.api.errors.rpc` do that check themselves, so they are not wrapped again.
+
+**BatchCheck's items** (:class:`BatchReader`). A platform asks the same questions again and
+again; each item's encoded bytes key a bounded memo of the row they parse to, so a repeated
+item costs a slice and a dict lookup instead of a message and five attribute reads. Equal
+bytes always parse to the same message, so the memo cannot answer another question.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from orgauthz.errors import InvalidArgument
+from orgauthz.v1 import authorization_pb2 as pb
+
+Row = tuple[str, str, str, str, bool]
+_ROWS_MAX = 32_768  # remembered items; all forgotten at once when full
+_ITEMS_TAG = 0x0A  # BatchCheckRequest.items: field 1, length-delimited
+_MIN_REVISION_TAG = 0x10  # BatchCheckRequest.min_revision: field 2, varint
+_UINT64 = (1 << 64) - 1
+
+
+class Undecodable:
+    """What a tolerant deserializer returns for bytes that are not the request message."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = not_decoded("request", "the request message", error)
+
+
+def not_decoded(field: str, message: str, error: Exception) -> InvalidArgument:
+    """INVALID_ARGUMENT for bytes that are not ``message``, in protobuf's own words
+    ("Wire format was corrupt", "String field had bad UTF-8")."""
+    reason = str(error).rpartition(": ")[2] or type(error).__name__
+    return InvalidArgument(field, f"not a valid encoding of {message} ({reason})")
+
+
+def _deserializer(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except (DecodeError, ValueError, TypeError) as exc:  # ValueError: bad UTF-8 in some runtimes
+            return Undecodable(exc)
+
+    return deserialize
+
+
+def _behaviour(handler: grpc.RpcMethodHandler) -> Any:
+    """``handler``'s behaviour, answering INVALID_ARGUMENT for an :class:`Undecodable`."""
+    fn = handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
+    if getattr(fn, "checks_undecodable", False):
+        return fn
+    streaming_out = handler.unary_stream is not None or handler.stream_stream is not None
+    generator = inspect.isasyncgenfunction(fn)
+
+    async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
+        if type(request) is Undecodable:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(request.error))
+
+    if handler.request_streaming:
+
+        async def requests(source: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async for request in source:
+                await refuse(request, context)
+                yield request
+
+        if generator:
+
+            async def stream_gen(source: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                async for response in fn(requests(source, context), context):
+                    yield response
+
+            return stream_gen
+
+        async def stream_call(source: Any, context: grpc.aio.ServicerContext) -> Any:
+            return await fn(requests(source, context), context)
+
+        return stream_call
+
+    if streaming_out and generator:
+
+        async def unary_gen(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            await refuse(request, context)
+            async for response in fn(request, context):
+                yield response
+
+        return unary_gen
+
+    async def unary_call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await refuse(request, context)
+        return await fn(request, context)
+
+    return unary_call
+
+
+def tolerant(handlers: dict[str, grpc.RpcMethodHandler]) -> dict[str, grpc.RpcMethodHandler]:
+    """``handlers`` with deserializers that never raise and behaviours that refuse what did not decode."""
+    out: dict[str, grpc.RpcMethodHandler] = {}
+    for name, handler in handlers.items():
+        if handler.request_deserializer is None:
+            out[name] = handler
+            continue
+        fields: dict[str, Any] = {"request_deserializer": _deserializer(handler.request_deserializer)}
+        for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
+            if getattr(handler, kind) is not None:
+                fields[kind] = _behaviour(handler)
+        out[name] = handler._replace(**fields)
+    return out
+
+
+def raw(data: bytes) -> bytes:
+    """A deserializer that leaves the request encoded (BatchCheck: :class:`BatchReader`)."""
+    return data
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int] | None:
+    """The varint at ``pos`` and the position after it; None if it runs past the end or past ten bytes."""
+    value = shift = 0
+    end = min(len(data), pos + 10)
+    while pos < end:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value & _UINT64, pos
+        shift += 7
+    return None
+
+
+class BatchReader:
+    """Reads an encoded ``BatchCheckRequest``: its rows
+    ``(subject, workspace, organization, scope, explain)`` in order, and ``min_revision``.
+
+    The top level is walked by hand in the shape encoders write (``items`` and
+    ``min_revision`` fields, lengths inside the message); anything else (another field, a
+    length past the end) is parsed by protobuf in full, which also names what is malformed.
+    A request that does not decode is INVALID_ARGUMENT naming ``request``, an item that does
+    not decode names ``items[i]``.
+    """
+
+    def __init__(self, max_rows: int = _ROWS_MAX) -> None:
+        self._rows: dict[bytes, Row] = {}
+        self._max = max_rows
+
+    def __call__(self, data: bytes) -> tuple[list[Row], int]:
+        read = self._walk(data)
+        if read is None:
+            return self._parsed(data)
+        items, min_revision = read
+        rows = self._rows
+        out: list[Row] = []
+        append = out.append
+        for i, item in enumerate(items):
+            row = rows.get(item)
+            if row is None:
+                row = self._remember(item, i)
+            append(row)
+        return out, min_revision
+
+    @staticmethod
+    def _walk(data: bytes) -> tuple[list[bytes], int] | None:
+        items: list[bytes] = []
+        append = items.append
+        min_revision = 0
+        pos, n = 0, len(data)
+        while pos < n:
+            tag = data[pos]
+            if tag == _ITEMS_TAG:
+                length = data[pos + 1] if pos + 1 < n else 0x80
+                if length < 0x80:
+                    start = pos + 2
+                else:
+                    found = _varint(data, pos + 1)
+                    if found is None:
+                        return None
+                    length, start = found
+                pos = start + length
+                if pos > n:
+                    return None
+                append(data[start:pos])
+            elif tag == _MIN_REVISION_TAG:
+                found = _varint(data, pos + 1)
+                if found is None:
+                    return None
+                min_revision, pos = found
+            else:
+                return None
+        return items, min_revision
+
+    def _remember(self, item: bytes, i: int) -> Row:
+        try:
+            m = pb.CheckRequest.FromString(item)
+        except (DecodeError, ValueError, TypeError) as exc:
+            raise not_decoded(f"items[{i}]", "a CheckRequest", exc) from None
+        row = (m.subject, m.workspace, m.organization, m.scope, m.explain)
+        if len(self._rows) >= self._max:
+            self._rows.clear()
+        self._rows[item] = row
+        return row
+
+    @staticmethod
+    def _parsed(data: bytes) -> tuple[list[Row], int]:
+        try:
+            request = pb.BatchCheckRequest.FromString(data)
+        except (DecodeError, ValueError, TypeError) as exc:
+            raise not_decoded("request", "the request message", exc) from None
+        rows = [(m.subject, m.workspace, m.organization, m.scope, m.explain) for m in request.items]
+        return rows, request.min_revision
