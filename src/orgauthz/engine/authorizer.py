@@ -97,7 +97,8 @@ class CachingAuthorizer:
                     if found is not None:
                         hits += 1
                         allowed += found
-                        out.append(answer(found, max(engine.applied, rev if rev > 0 else 0), _NO_REASONS))
+                        applied = engine.applied  # max(applied, rev), without the call: applied >= 0
+                        out.append(answer(found, rev if rev > applied else applied, _NO_REASONS))
                         continue
                 d = await self.check(subject, target, scope, explain=explain)
                 allowed += d.allowed

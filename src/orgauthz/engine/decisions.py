@@ -118,10 +118,11 @@ class Decisions:
         ``items[i]``). Cached decisions are taken without building a :class:`Decision`: a
         batch of 1,000 is mostly that."""
         bounds.check_count("items", len(rows), bounds.BATCH_MAX)
-        valid = self._valid if self.engine.policy is self._valid_policy else ()
-        for i, row in enumerate(rows):
-            if row not in valid:
-                self.validate(Question._make(row), f"items[{i}]")
+        valid = self._valid if self.engine.policy is self._valid_policy else set()
+        if not valid.issuperset(rows):  # one pass in C when every row was seen before
+            for i, row in enumerate(rows):
+                if row not in valid:
+                    self.validate(Question._make(row), f"items[{i}]")
         if min_revision:
             await self.at_least(min_revision)
         resolve = self.engine.resolve
