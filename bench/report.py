@@ -228,6 +228,11 @@ def write(r: dict[str, Any], path: Path) -> None:
         "is reported next to the calls/s ratios for that reason.",
         f"- No-op server: {r['noop']['rate']:.0f} Check/s; BatchCheck(100) "
         f"{r['noop']['batch100']['decisions_per_s']:,.0f} items/s.",
+        "- BatchCheck(100) rounds, decisions/s (median reported): no-op "
+        f"{r['noop']['batch100'].get('rounds_decisions_per_s', '-')}, full "
+        f"{s['batch100'].get('rounds_decisions_per_s', '-')}; server CPU per batch "
+        f"{r['noop']['batch100'].get('server_cpu_us_per_call')} vs {s['batch100'].get('server_cpu_us_per_call')} µs "
+        "(median rounds).",
         f"- Check warm: {s['check_warm']['rate']:.0f}/s (p50 {s['check_warm'].get('p50_ms')} ms, p99 "
         f"{s['check_warm'].get('p99_ms')} ms at 32 in flight). Cold (every request distinct, organizations "
         f"loaded): {s['check_cold']['rate']:.0f}/s.",
