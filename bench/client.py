@@ -9,7 +9,11 @@ Reads a JSON job on stdin, prints a JSON result on stdout. Modes:
 - ``once``: each request once, in order, ``concurrency`` in flight (cold-cache passes, warm-up);
 - ``write``: grant then revoke through ``AccessService`` (``writes``: ``[actor, workspace,
   subject, role, scope]``); after each write, a Check with ``min_revision`` on the same server
-  must show it. Latency is from the write call to the answer showing it.
+  must show it. Latency is from the write call to the answer showing it;
+- ``pairs``: ``pairs`` times, two Checks one after the other (the first standing in for a
+  write, the second for the Check that shows it), timed from the first call to the second
+  answer: against the no-op server under the same load, the floor the transport sets for
+  ``write``.
 
 The client turns its own cyclic garbage collector off while it measures (as ``timeit``
 does): a collection in the client pauses its event loop, and that pause would be counted
@@ -202,6 +206,23 @@ async def writes(channel: grpc.aio.Channel, job: dict[str, Any], token_meta: lis
     }
 
 
+async def pairs(call: Any, msgs: list[Any], n: int, meta: Any) -> dict[str, Any]:
+    first: list[float] = []
+    both: list[float] = []
+    errors = 0
+    it = itertools.cycle(msgs)
+    for _ in range(n):
+        try:
+            t0 = time.perf_counter()
+            await call(next(it), metadata=meta)
+            first.append(time.perf_counter() - t0)
+            await call(next(it), metadata=meta)
+            both.append(time.perf_counter() - t0)
+        except grpc.RpcError:
+            errors += 1
+    return {"pairs": len(both), "errors": errors, "pair": percentiles(both), "first": percentiles(first)}
+
+
 async def run(job: dict[str, Any]) -> dict[str, Any]:
     meta = [("authorization", f"Bearer {job['token']}")] if job.get("token") else []
     async with grpc.aio.insecure_channel(job["target"]) as channel:
@@ -219,6 +240,8 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
         msgs = [_req(r) for r in job["requests"]]
         if job["mode"] == "once":
             return await once(stub.Check, msgs, job["concurrency"], meta)
+        if job["mode"] == "pairs":
+            return await pairs(stub.Check, msgs, job["pairs"], meta)
         if job.get("rate"):
             return await open_loop(stub.Check, msgs, job["rate"], job["duration"], meta)
         return await closed_loop(stub.Check, msgs, job["concurrency"], job["duration"], meta)

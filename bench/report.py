@@ -92,6 +92,16 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             met(r["write_visible_p99_ms"] is not None and r["write_visible_p99_ms"] <= 20 and w["not_visible"] == 0),
         )
     )
+    floor = r["noop"].get("pairs_under_load", {}).get("pair")
+    if floor:
+        out.append(
+            (
+                "the transport's floor for it: two calls in turn to the no-op server under the same load, p99",
+                f"{floor.get('p99_ms')} ms (p50 {floor.get('p50_ms')} ms)",
+                "(no target)",
+                "n/a",
+            )
+        )
     prop = r.get("propagation_p99_ms")
     out.append(
         (
@@ -102,6 +112,12 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
     )
     return out
+
+
+def _percentiles(d: dict[str, Any]) -> str:
+    if not d:
+        return "not measured"
+    return ", ".join(f"{k[:-3]} {d[k]} ms" for k in ("p50_ms", "p90_ms", "p99_ms", "p999_ms") if k in d)
 
 
 def _load_text(d: dict[str, Any]) -> str:
@@ -238,13 +254,20 @@ def write(r: dict[str, Any], path: Path) -> None:
         f"loaded): {s['check_cold']['rate']:.0f}/s.",
         f"- Latency at 50% of the maximum warm rate ({lat.get('target_rate', 0):.0f}/s, open loop): p50 "
         f"{lat.get('p50_ms')} ms, p90 {lat.get('p90_ms')} ms, p99 {lat.get('p99_ms')} ms, "
-        f"p999 {lat.get('p999_ms')} ms.",
+        f"p999 {lat.get('p999_ms')} ms. The no-op server at the same rate: "
+        + _percentiles(r["noop"].get("latency_at_half", {}))
+        + ".",
         f"- Writes (AccessService grant then revoke, then Check with `min_revision` on the same server, under "
         f"that Check load, generated at nice 10 and delivered at {load_rate} of {lat.get('target_rate', 0):.0f}/s): "
         f"{s['writes']['writes']} writes, visible p50 {s['writes']['visible'].get('p50_ms')} ms, "
         f"p99 {s['writes']['visible'].get('p99_ms')} ms; the write alone p50 {s['writes']['commit'].get('p50_ms')} ms, "
         f"p99 {s['writes']['commit'].get('p99_ms')} ms; the verifying Check alone p50 "
-        f"{after.get('p50_ms')} ms, p99 {after.get('p99_ms')} ms.",
+        f"{after.get('p50_ms')} ms, p99 {after.get('p99_ms')} ms. The no-op server under the same load, two "
+        "Checks in turn (a write and the Check that shows it are two calls in turn too): "
+        + _percentiles(r["noop"].get("pairs_under_load", {}).get("pair", {}))
+        + "; the first call alone "
+        + _percentiles(r["noop"].get("pairs_under_load", {}).get("first", {}))
+        + ".",
         f"- Loading the sampled organizations on first use: {s['sample_load_s']} s; the mixed workload that "
         f"touches every organization: {s['mixed'].get('load_all_s')} s.",
         f"- Data set load through the importer: {_load_text(r['dataset_load'])}.",
