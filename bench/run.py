@@ -626,8 +626,8 @@ def run(opts: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         "check_warm_vs_noop": round(statistics.median(s["round_ratios"]["warm"]), 3),
         "check_cold_vs_noop": round(statistics.median(s["round_ratios"]["cold"]), 3),
         # Server-side view: the no-op server's CPU per call over the full server's.
-        "server_cpu_warm_vs_noop": statistics.median(s["round_cpu_ratios"]["warm"]),
-        "server_cpu_cold_vs_noop": statistics.median(s["round_cpu_ratios"]["cold"]),
+        "server_cpu_warm_vs_noop": round(statistics.median(s["round_cpu_ratios"]["warm"]), 3),
+        "server_cpu_cold_vs_noop": round(statistics.median(s["round_cpu_ratios"]["cold"]), 3),
     }
     res["batch100_decisions_per_s"] = s["batch100"]["decisions_per_s"]
     res["startup_large_s"] = s["startup_s"] if not opts.quick else None
