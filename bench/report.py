@@ -93,11 +93,14 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
     )
     floor = r["noop"].get("pairs_under_load", {}).get("pair")
+    pgf = r["noop"].get("pg_floor_under_load")
     if floor:
         out.append(
             (
-                "the transport's floor for it: two calls in turn to the no-op server under the same load, p99",
-                f"{floor.get('p99_ms')} ms (p50 {floor.get('p50_ms')} ms)",
+                "its floor: two calls in turn to the no-op server under the same load, p99 "
+                "(+ PostgreSQL alone, a write's two round trips, p99)",
+                f"{floor.get('p99_ms')} ms (p50 {floor.get('p50_ms')} ms)"
+                + (f" + {pgf.get('p99_ms')} ms (p50 {pgf.get('p50_ms')} ms)" if pgf else ""),
                 "(no target)",
                 "n/a",
             )

@@ -109,6 +109,47 @@ def vacuum(url: str) -> None:
         conn.execute("VACUUM (ANALYZE) workspace_grants, organizations, changes, audit_events")
 
 
+def pg_floor(url: str, n: int) -> dict[str, Any]:
+    """PostgreSQL alone, a write's two round trips as orgauthz sends them (``BEGIN``, the
+    advisory lock, a head read and a check; then two inserts, an update and ``COMMIT``, which
+    waits for the WAL flush), ``n`` times on a scratch table: the database's share of a
+    write's latency on this machine, without gRPC or the server's event loop."""
+    import psycopg
+
+    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    both: list[float] = []
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_floor")
+        conn.execute("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, k text NOT NULL, rev bigint NOT NULL)")
+        conn.execute("INSERT INTO bench_floor (k, rev) VALUES ('head', 0)")
+        cur = psycopg.ClientCursor(conn)
+        try:
+            for i in range(n):
+                t0 = time.perf_counter()
+                cur.execute(
+                    "BEGIN; SELECT pg_advisory_xact_lock(7); SELECT rev FROM bench_floor WHERE id = 1; "
+                    "SELECT count(*) FROM bench_floor WHERE k = %s",
+                    (f"g{i}",),
+                )
+                cur.execute(
+                    "INSERT INTO bench_floor (k, rev) VALUES (%s, %s); "
+                    "INSERT INTO bench_floor (k, rev) VALUES (%s, %s); "
+                    "UPDATE bench_floor SET rev = rev + 1 WHERE id = 1; COMMIT",
+                    (f"g{i}", i, f"a{i}", i),
+                )
+                both.append(time.perf_counter() - t0)
+        finally:
+            conn.execute("DROP TABLE IF EXISTS bench_floor")
+    both.sort()
+    return {
+        "n": n,
+        **{
+            f"p{q}_ms": round(both[min(n - 1, int(n * f))] * 1e3, 3)
+            for q, f in (("50", 0.5), ("90", 0.9), ("99", 0.99))
+        },
+    }
+
+
 def ensure_dataset(url: str, p: generate.Plan, policy: PolicySet, marker: Path) -> dict[str, Any]:
     """Loads the data set unless ``marker`` says this exact one is already there."""
     want = json.dumps(generate.summary(p), sort_keys=True)
@@ -452,13 +493,16 @@ def full_server(
         # Check load (the write and the Check that shows it are two calls in turn too).
         load = client_background(noop_port, "check", nice=10, requests=warm, rate=half, duration=dur * 2)
         out["noop"]["pairs_under_load"] = client(noop_port, "pairs", requests=warm, pairs=len(writes) * 2)
+        if url.startswith("postgresql"):
+            out["noop"]["pg_floor_under_load"] = pg_floor(url, len(writes) * 2)
         assert load.stdout is not None
         out["noop"]["pairs_under_load"]["check_load"] = json.loads(load.stdout.read() or "{}")
         load.wait()
         floor = out["noop"]["pairs_under_load"]["pair"]
         say(
             f"  no-op server, two calls in turn under the same load: p50 {floor.get('p50_ms')} ms, "
-            f"p99 {floor.get('p99_ms')} ms"
+            f"p99 {floor.get('p99_ms')} ms; PostgreSQL alone, a write's two round trips: "
+            f"{out['noop'].get('pg_floor_under_load', 'not measured (SQLite)')}"
         )
         say(f"mixed workload over all {len(all_orgs)} organizations (loads each one)")
         pick = random.Random(9)
