@@ -83,3 +83,21 @@ def test_the_memo_stays_bounded_and_right_past_its_bound() -> None:
         data = pb.BatchCheckRequest(items=items[i : i + 5], min_revision=i).SerializeToString()
         assert read(data) == protobuf_reads(data)
         assert len(read._rows) <= 8
+
+
+def test_long_items_are_read_but_not_remembered() -> None:
+    """A valid item is at most about 430 bytes; longer ones (invalid, or padded with unknown
+    fields) are parsed each time, so the memo's size stays bounded in bytes too."""
+    read = wire.BatchReader()
+    long = pb.CheckRequest(subject="user:" + "x" * 600, workspace="ws", scope="see_flows")
+    short = pb.CheckRequest(subject="user:bob", workspace="ws", scope="see_flows")
+    data = pb.BatchCheckRequest(items=[long, short]).SerializeToString()
+    assert read(data) == protobuf_reads(data)
+    assert [len(k) for k in read._rows] == [len(short.SerializeToString())]
+
+
+def test_too_many_items_are_refused_before_any_is_parsed() -> None:
+    bad = bytes([0x0A, 1, 0xFF])  # would fail to decode if it were parsed
+    with pytest.raises(InvalidArgument) as err:
+        wire.BatchReader()(bad * 1001)
+    assert err.value.field == "items"

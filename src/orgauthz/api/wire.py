@@ -21,11 +21,16 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from orgauthz.domain import bounds
 from orgauthz.errors import InvalidArgument
 from orgauthz.v1 import authorization_pb2 as pb
 
 Row = tuple[str, str, str, str, bool]
-_ROWS_MAX = 32_768  # remembered items; all forgotten at once when full
+_ROWS_MAX = 16_384  # remembered items; all forgotten at once when full
+# Only items this short are remembered: a valid one is at most about 430 bytes (a subject of
+# 144 characters, an id of 128, a scope of 129, tags, lengths, explain and min_revision), so
+# the memo holds at most about 14 MiB however large the items a caller sends.
+_ITEM_MEMO_BYTES = 512
 _ITEMS_TAG = 0x0A  # BatchCheckRequest.items: field 1, length-delimited
 _MIN_REVISION_TAG = 0x10  # BatchCheckRequest.min_revision: field 2, varint
 _UINT64 = (1 << 64) - 1
@@ -159,6 +164,8 @@ class BatchReader:
         if read is None:
             return self._parsed(data)
         items, min_revision = read
+        if len(items) > bounds.BATCH_MAX:  # refused before any item is parsed
+            bounds.check_count("items", len(items), bounds.BATCH_MAX)
         rows = self._rows
         out: list[Row] = []
         append = out.append
@@ -205,6 +212,8 @@ class BatchReader:
         except (DecodeError, ValueError, TypeError) as exc:
             raise not_decoded(f"items[{i}]", "a CheckRequest", exc) from None
         row = (m.subject, m.workspace, m.organization, m.scope, m.explain)
+        if len(item) > _ITEM_MEMO_BYTES:
+            return row
         if len(self._rows) >= self._max:
             self._rows.clear()
         self._rows[item] = row
