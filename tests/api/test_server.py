@@ -43,3 +43,23 @@ async def test_a_management_call_is_answered_without_being_a_registered_method(a
     # found and run: the servicer asks for an actor (not UNIMPLEMENTED)
     assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "x-orgauthz-actor" in (raised.value.details() or "")
+
+
+def test_lookup_only_registers_each_service_once_tolerant_and_keeps_a_generic_only_one() -> None:
+    """Generated code passes a service to both registration calls: it is registered once,
+    with tolerant handlers; a service that only comes through the generic call still is."""
+    from grpc_health.v1 import health_pb2_grpc
+    from grpc_health.v1._async import HealthServicer
+
+    server = _Recorder()
+    lookup = _LookupOnly(server)  # type: ignore[arg-type]  # a recorder in place of grpc.aio.Server
+    health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(), lookup)
+    only_generic = grpc.method_handlers_generic_handler(
+        "test.Only", {"M": grpc.unary_unary_rpc_method_handler(lambda r, c: r)}
+    )
+    lookup.add_generic_rpc_handlers((only_generic,))
+    assert [h.service_name() for h in server.generic] == ["grpc.health.v1.Health"]
+    deserialize = server.generic[0]._method_handlers["/grpc.health.v1.Health/Check"].request_deserializer
+    assert type(deserialize(b"\xff\xff")).__name__ == "Undecodable"
+    lookup.finish()
+    assert [h.service_name() for h in server.generic] == ["grpc.health.v1.Health", "test.Only"]

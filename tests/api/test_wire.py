@@ -101,3 +101,57 @@ def test_too_many_items_are_refused_before_any_is_parsed() -> None:
     with pytest.raises(InvalidArgument) as err:
         wire.BatchReader()(bad * 1001)
     assert err.value.field == "items"
+
+
+FRAGMENTS = st.one_of(
+    REQUESTS.map(lambda r: r.SerializeToString()),
+    ITEMS.map(lambda m: m.SerializeToString()),
+    st.sampled_from([b"\x0a", b"\x10", b"\x12", b"\x8a\x00", b"\x80", b"\xff", b"\x00", b"\x3b", b"\x3c"]),
+    st.integers(0, 2**70).map(lambda n: wire.encode_varint(n & (2**64 - 1))),
+    st.binary(max_size=6),
+)
+
+
+@settings(max_examples=scaled(400), deadline=None)
+@given(parts=st.lists(FRAGMENTS, max_size=8))
+def test_any_bytes_read_as_protobuf_reads_them_or_are_refused_as_it_refuses_them(parts: list[bytes]) -> None:
+    data = b"".join(parts)
+    try:
+        expected = protobuf_reads(data)
+    except Exception:  # DecodeError, whatever protobuf raises
+        with pytest.raises(InvalidArgument):
+            wire.BatchReader()(data)
+    else:
+        assert wire.BatchReader()(data) == expected
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x0a\x80\x80\x80\x80\x80\x00",  # a length in six bytes
+        b"\x0a" + b"\x80" * 9 + b"\x02",  # a ten-byte length that wraps past 2^64 to 0
+        b"\x0a\xff\xff\xff\xff\x0f",  # a length of 2^32 - 1
+        b"\x0a\xc8\x01" + b"\x3b" * 100 + b"\x3c" * 100,  # an item nesting groups one level too deep
+    ],
+)
+def test_what_protobuf_refuses_is_refused(data: bytes) -> None:
+    with pytest.raises(Exception):  # noqa: B017, PT011  # DecodeError, whatever protobuf raises
+        pb.BatchCheckRequest.FromString(data)
+    with pytest.raises(InvalidArgument):
+        wire.BatchReader()(data)
+
+
+def test_a_long_walk_goes_to_protobufs_parser() -> None:
+    """Many top-level fields would be a long loop in Python: past 1,002 the C parser reads them."""
+    data = b"\x10\x05" * 5000
+    assert wire.BatchReader._walk(data) is None
+    assert wire.BatchReader()(data) == ([], 5)
+
+
+def test_non_ascii_items_are_read_but_not_remembered() -> None:
+    read = wire.BatchReader()
+    data = pb.BatchCheckRequest(
+        items=[pb.CheckRequest(subject="user:bøb", workspace="ws", scope="s")]
+    ).SerializeToString()
+    assert read(data) == protobuf_reads(data)
+    assert not read._rows

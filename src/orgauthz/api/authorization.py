@@ -27,15 +27,6 @@ _RESULTS_TAG = b"\x0a"  # BatchCheckResponse.results: field 1, length-delimited
 _MEMO_MAX = 4096  # distinct (allowed, revision) pairs kept; all forgotten at once when full
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 class ResultEncoder:
     """Encodes one ``BatchCheckResponse.results`` entry (tag, length, ``CheckResponse``).
 
@@ -61,7 +52,7 @@ class ResultEncoder:
     @staticmethod
     def _entry(result: pb.CheckResponse) -> bytes:
         body: bytes = result.SerializeToString()
-        return _RESULTS_TAG + _varint(len(body)) + body
+        return _RESULTS_TAG + wire.encode_varint(len(body)) + body
 
 
 def _encoded(response: bytes | pb.BatchCheckResponse) -> bytes:

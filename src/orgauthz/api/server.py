@@ -58,13 +58,28 @@ class _LookupOnly:
 
     def __init__(self, server: grpc.aio.Server) -> None:
         self._server = server
+        self._pending: dict[str, Any] = {}
 
     def add_generic_rpc_handlers(self, handlers: Any) -> None:
-        """Ignored: generated code passes the same handlers to :meth:`add_registered_method_handlers`."""
+        """Held: generated code passes the same handlers to :meth:`add_registered_method_handlers`
+        next; one that never comes is registered as it is by :meth:`finish`."""
+        for handler in handlers:
+            name = getattr(handler, "service_name", lambda: None)()
+            if name is None:
+                self._server.add_generic_rpc_handlers((handler,))
+            else:
+                self._pending[name] = handler
 
     def add_registered_method_handlers(self, service_name: str, method_handlers: Any) -> None:
+        self._pending.pop(service_name, None)
         handler = grpc.method_handlers_generic_handler(service_name, wire.tolerant(method_handlers))
         self._server.add_generic_rpc_handlers((handler,))
+
+    def finish(self) -> None:
+        for name, handler in self._pending.items():
+            log.warning("service %s registered without tolerant deserializers", name)
+            self._server.add_generic_rpc_handlers((handler,))
+        self._pending.clear()
 
 
 @dataclass
@@ -134,6 +149,7 @@ class App:
         # What reflection.enable_server_reflection does for an aio server, through the wrapper.
         reflector = reflection.aio.ReflectionServicer(names)
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflector, lookup_only)
+        lookup_only.finish()
         credentials = auth.server_credentials(s)
         self.port = (
             server.add_secure_port(s.listen, credentials)

@@ -26,11 +26,13 @@ from orgauthz.errors import InvalidArgument
 from orgauthz.v1 import authorization_pb2 as pb
 
 Row = tuple[str, str, str, str, bool]
-_ROWS_MAX = 16_384  # remembered items; all forgotten at once when full
-# Only items this short are remembered: a valid one is at most about 430 bytes (a subject of
-# 144 characters, an id of 128, a scope of 129, tags, lengths, explain and min_revision), so
-# the memo holds at most about 14 MiB however large the items a caller sends.
+_ROWS_MAX = 8_192  # remembered items; all forgotten at once when full
+# Only ASCII items this short are remembered: a valid one is ASCII and at most 424 bytes (a
+# subject of 144 characters, an id of 128, a scope of 129, tags, lengths, explain and
+# min_revision; about 1.1 KiB remembered with its row), so the memo holds at most about
+# 11 MiB whatever items a caller sends.
 _ITEM_MEMO_BYTES = 512
+_FIELDS_MAX = 1_002  # top-level fields walked by hand; past that, protobuf's parser
 _ITEMS_TAG = 0x0A  # BatchCheckRequest.items: field 1, length-delimited
 _MIN_REVISION_TAG = 0x10  # BatchCheckRequest.min_revision: field 2, varint
 _UINT64 = (1 << 64) - 1
@@ -65,8 +67,8 @@ def _deserializer(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
 def _behaviour(handler: grpc.RpcMethodHandler) -> Any:
     """``handler``'s behaviour, answering INVALID_ARGUMENT for an :class:`Undecodable`."""
     fn = handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
-    if getattr(fn, "checks_undecodable", False):
-        return fn
+    if getattr(fn, "checks_undecodable", False) and not handler.request_streaming:
+        return fn  # errors.rpc checks its (single) request itself
     streaming_out = handler.unary_stream is not None or handler.stream_stream is not None
     generator = inspect.isasyncgenfunction(fn)
 
@@ -90,7 +92,7 @@ def _behaviour(handler: grpc.RpcMethodHandler) -> Any:
             return stream_gen
 
         async def stream_call(source: Any, context: grpc.aio.ServicerContext) -> Any:
-            return await fn(requests(source, context), context)
+            return await _result(fn(requests(source, context), context))
 
         return stream_call
 
@@ -105,9 +107,14 @@ def _behaviour(handler: grpc.RpcMethodHandler) -> Any:
 
     async def unary_call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         await refuse(request, context)
-        return await fn(request, context)
+        return await _result(fn(request, context))
 
     return unary_call
+
+
+async def _result(value: Any) -> Any:
+    """A behaviour's result, whether it returned it or a coroutine for it."""
+    return await value if inspect.isawaitable(value) else value
 
 
 def tolerant(handlers: dict[str, grpc.RpcMethodHandler]) -> dict[str, grpc.RpcMethodHandler]:
@@ -125,21 +132,35 @@ def tolerant(handlers: dict[str, grpc.RpcMethodHandler]) -> dict[str, grpc.RpcMe
     return out
 
 
+_ITEM_PREFIX = bytes([_ITEMS_TAG])
+
+
+def encode_varint(n: int) -> bytes:
+    """``n`` (0 <= n < 2^64) as a protobuf varint."""
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
 def raw(data: bytes) -> bytes:
     """A deserializer that leaves the request encoded (BatchCheck: :class:`BatchReader`)."""
     return data
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int] | None:
-    """The varint at ``pos`` and the position after it; None if it runs past the end or past ten bytes."""
+def _varint(data: bytes, pos: int, size: int = 10, below: int = 1 << 70) -> tuple[int, int] | None:
+    """The varint at ``pos`` (truncated to 64 bits, as protobuf does) and the position after
+    it; None if it runs past the end, past ``size`` bytes or to ``below`` and above."""
     value = shift = 0
-    end = min(len(data), pos + 10)
+    end = min(len(data), pos + size)
     while pos < end:
         byte = data[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
         if not byte & 0x80:
-            return value & _UINT64, pos
+            return (value & _UINT64, pos) if value < below else None
         shift += 7
     return None
 
@@ -149,10 +170,12 @@ class BatchReader:
     ``(subject, workspace, organization, scope, explain)`` in order, and ``min_revision``.
 
     The top level is walked by hand in the shape encoders write (``items`` and
-    ``min_revision`` fields, lengths inside the message); anything else (another field, a
-    length past the end) is parsed by protobuf in full, which also names what is malformed.
-    A request that does not decode is INVALID_ARGUMENT naming ``request``, an item that does
-    not decode names ``items[i]``.
+    ``min_revision`` fields, lengths of at most five bytes below 2^31 and inside the
+    message, at most 1,002 fields); anything else is parsed by protobuf in full, which also
+    names what is malformed. An item is parsed as protobuf parses it inside the request (at
+    the same nesting depth). More than 1,000 items are refused before any is parsed. A
+    request that does not decode is INVALID_ARGUMENT naming ``request``; an item that does
+    not decode names ``items[i]`` when the walk reached it, else ``request``.
     """
 
     def __init__(self, max_rows: int = _ROWS_MAX) -> None:
@@ -180,16 +203,19 @@ class BatchReader:
     def _walk(data: bytes) -> tuple[list[bytes], int] | None:
         items: list[bytes] = []
         append = items.append
-        min_revision = 0
+        min_revision = fields = 0
         pos, n = 0, len(data)
         while pos < n:
+            fields += 1
+            if fields > _FIELDS_MAX:  # a long walk in Python: protobuf's C parser instead
+                return None
             tag = data[pos]
             if tag == _ITEMS_TAG:
                 length = data[pos + 1] if pos + 1 < n else 0x80
                 if length < 0x80:
                     start = pos + 2
                 else:
-                    found = _varint(data, pos + 1)
+                    found = _varint(data, pos + 1, 5, 1 << 31)  # protobuf's bounds on a length
                     if found is None:
                         return None
                     length, start = found
@@ -208,11 +234,12 @@ class BatchReader:
 
     def _remember(self, item: bytes, i: int) -> Row:
         try:
-            m = pb.CheckRequest.FromString(item)
+            # Parsed inside a request of its own: at the depth a whole request's parse sees it.
+            m = pb.BatchCheckRequest.FromString(_ITEM_PREFIX + encode_varint(len(item)) + item).items[0]
         except (DecodeError, ValueError, TypeError) as exc:
             raise not_decoded(f"items[{i}]", "a CheckRequest", exc) from None
         row = (m.subject, m.workspace, m.organization, m.scope, m.explain)
-        if len(item) > _ITEM_MEMO_BYTES:
+        if len(item) > _ITEM_MEMO_BYTES or not item.isascii():
             return row
         if len(self._rows) >= self._max:
             self._rows.clear()
@@ -225,5 +252,7 @@ class BatchReader:
             request = pb.BatchCheckRequest.FromString(data)
         except (DecodeError, ValueError, TypeError) as exc:
             raise not_decoded("request", "the request message", exc) from None
+        if len(request.items) > bounds.BATCH_MAX:
+            bounds.check_count("items", len(request.items), bounds.BATCH_MAX)
         rows = [(m.subject, m.workspace, m.organization, m.scope, m.explain) for m in request.items]
         return rows, request.min_revision
