@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from orgauthz.domain.policy import PolicySet
+from orgauthz.errors import AlreadyExists
 from orgauthz.store.db import Database
 from orgauthz.store.importer import import_document
 from orgauthz.store.models import Workspace
@@ -65,3 +66,27 @@ def test_writes_and_reads_survive_every_pooled_connection_dying(
         with db.read() as s:
             assert s.scalar(select(Workspace.id).where(Workspace.id == f"after-{round_}")) == f"after-{round_}"
     assert revisions(db) == list(range(1, 9))
+
+
+def test_a_write_hands_its_connection_back_to_the_pool_out_of_pipeline_mode(
+    pg_store: tuple[PgCluster, str, Database],
+) -> None:
+    """A connection returned to the pool inside an open pipeline was taken by a concurrent
+    write while the first one still had to leave the pipeline: psycopg's check on leaving it
+    failed, and a committed write was answered INTERNAL (seen in the R6 race of concurrent
+    accepts of one invitation)."""
+    from sqlalchemy import event
+
+    _, _, db = pg_store
+    open_at_checkin: list[bool] = []
+
+    def checkin(dbapi_connection: object, _record: object) -> None:
+        open_at_checkin.append(getattr(dbapi_connection, "_pipeline", None) is not None)
+
+    event.listen(db._writer, "checkin", checkin)
+    _add_workspace(db, "pipelined")
+    with pytest.raises(AlreadyExists):  # the same id again: the error comes out of the pipeline
+        _add_workspace(db, "pipelined")
+    _add_workspace(db, "after")
+    assert len(open_at_checkin) >= 2
+    assert not any(open_at_checkin), open_at_checkin

@@ -277,9 +277,9 @@ class Database:
         ``read``, a SELECT of what the body checks, runs under the write lock; its rows are
         ``Write.read``. On PostgreSQL statements travel together (psycopg pipeline mode): the
         lock, the head revision and ``read`` in one round trip; the body's inserts and deletes
-        and ``Write.later`` statements, the audit events, the ``changes`` row, the
-        organization's revision and the COMMIT in another. A grant or revoke costs those two
-        round trips.
+        and ``Write.later`` statements, the audit events, the ``changes`` row and the
+        organization's revision in another; the COMMIT, after the pipeline is left, in a
+        third. (Grant, change and revoke on PostgreSQL take :meth:`write_on_loop`: two.)
 
         Raises Unavailable when the database cannot be reached (nothing is written),
         AlreadyExists on a uniqueness violation, and whatever the body raises (rolled back).
@@ -306,7 +306,11 @@ class Database:
                                 cursor.executemany(sql, values)
                             else:
                                 cursor.execute(sql, values[0])
-                    session.commit()
+                # After the pipeline is left: committing returns the connection to the pool,
+                # and one handed back inside an open pipeline can be taken by a concurrent
+                # write before this one leaves it (psycopg then fails its own check, and a
+                # committed write was answered INTERNAL). The COMMIT is a round trip of its own.
+                session.commit()
         except (IntegrityError, psycopg.IntegrityError) as exc:
             raise AlreadyExists("a resource with that id, handle or name already exists") from exc
         except (OperationalError, DBAPIError, psycopg.OperationalError) as exc:
