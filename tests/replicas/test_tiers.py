@@ -233,3 +233,36 @@ async def test_s3_a_poll_skips_revisions_applied_while_it_read(engine, replica_d
         assert not engine.decide("user:u3", target, "manage_flows")
     finally:
         writer.close()
+
+
+async def test_s3_a_poll_with_nothing_new_reads_only_the_head_on_the_loop(engine, replica_db, monkeypatch) -> None:
+    """Every poll read the changes in a worker thread, whose Python contends with the event
+    loop for the interpreter; a poll that finds nothing new now reads only the head, on the
+    loop's connection. One that finds a change still applies it."""
+    url, _ = replica_db
+    feed = ChangeFeed(engine)
+    writer = Writer(url, "", None)
+    target = engine.resolve(workspace="w1")
+    reads: list[int] = []
+    real = snapshots.changes_since
+
+    def counted(*args, **kwargs):
+        reads.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(snapshots, "changes_since", counted)
+    try:
+        assert await engine.ensure_loaded(ORG)
+        await feed.poll()
+        reads.clear()
+        for _ in range(3):
+            assert await feed.poll() == 0
+        assert reads == []
+        rev = await writer.set_role("u3", "w1", None, "Developer")
+        assert await feed.poll() == 1
+        assert reads
+        assert (engine.applied, feed.known_head) == (rev, rev)
+        assert engine.decide("user:u3", target, "manage_flows")
+    finally:
+        writer.close()
+        await engine.db.aclose()

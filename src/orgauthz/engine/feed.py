@@ -1,7 +1,9 @@
 """The change feed: applies committed changes to the engine in revision order.
 
 Polls the ``changes`` table every ``poll_interval`` seconds; :meth:`nudge` (after a local
-write, or a Redis pub/sub message from another replica) polls at once. A lost nudge only
+write, or a Redis pub/sub message from another replica) polls at once. On PostgreSQL a poll
+with nothing announced first reads only the head revision, on the event loop's connection;
+the changes are read (in a worker thread) only when there are any. A lost nudge only
 delays a change until the next poll; it never loses one.
 
 A replica that finds itself far behind (more than ``reload_after`` revisions) or sees a
@@ -107,6 +109,15 @@ class ChangeFeed:
             started = time.monotonic()
             if self.known_head - engine.applied > self.reload_after:
                 await self._reload(f"{self.known_head - engine.applied} revisions behind")
+            if engine.db.writes_on_loop and self.known_head <= engine.applied:
+                # Nothing announced: a head read on the event loop's connection says whether
+                # there is anything to read. A periodic read in a worker thread cost the
+                # Checks around it their tail (its Python contends for the interpreter).
+                head = await engine.db.head_on_loop()
+                self.observe_head(head)
+                if head <= engine.applied:
+                    self.last_caught_up = started
+                    return 0
             total = 0
             while True:
                 read = await asyncio.to_thread(snapshots.changes_since, engine.db, engine.applied, limit=self.batch)

@@ -434,6 +434,23 @@ class Database:
                 raise
             return out, work
 
+    async def head_on_loop(self) -> int:
+        """The newest revision, read on the event loop's connection (PostgreSQL only, as
+        :meth:`write_on_loop`): one short statement and no worker thread, whose Python would
+        contend with the event loop for the interpreter. Raises Unavailable."""
+        async with self._loop_lock:
+            try:
+                conn = await self._loop_connection()
+                cursor = await conn.execute(_HEAD_SQL)
+                row = await cursor.fetchone()
+            except psycopg.OperationalError as exc:
+                await self._discard_loop_connection()
+                raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+            except BaseException:
+                await self._discard_loop_connection()
+                raise
+        return int(row[0]) if row else 0
+
     async def _lock_and_head_on_loop(self, conn: Any, read: Read) -> tuple[int, list[tuple[Any, ...]]]:
         sql, defaults = self._compiled_read(read[0])
         cursor = psycopg.AsyncClientCursor(conn)
