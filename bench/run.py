@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import make_url
 
 from bench import generate, report
+from bench.client import percentiles
 from bench.servers import TOKEN
 from orgauthz.domain import lines as L
 from orgauthz.domain.policy import PolicySet, load_policy
@@ -140,14 +141,7 @@ def pg_floor(url: str, n: int) -> dict[str, Any]:
                 both.append(time.perf_counter() - t0)
         finally:
             conn.execute("DROP TABLE IF EXISTS bench_floor")
-    both.sort()
-    return {
-        "n": n,
-        **{
-            f"p{q}_ms": round(both[min(n - 1, int(n * f))] * 1e3, 3)
-            for q, f in (("50", 0.5), ("90", 0.9), ("99", 0.99))
-        },
-    }
+    return percentiles(both)
 
 
 def ensure_dataset(url: str, p: generate.Plan, policy: PolicySet, marker: Path) -> dict[str, Any]:
@@ -460,7 +454,9 @@ def full_server(
                     client(target, "batch", pid=pid, requests=warm, batch=100, concurrency=8, duration=dur / 2)
                 )
             say("  " + ", ".join(f"{k} {v[-1]['decisions_per_s']:.0f} decisions/s" for k, v in batches.items()))
-        out["noop"]["batch100"], out["batch100"] = (median_run(batches[k], "decisions_per_s") for k in ("noop", "full"))
+        out["noop"]["batch100"], out["batch100"] = (
+            by_median(batches[k], lambda r: r["decisions_per_s"], "rounds_decisions_per_s") for k in ("noop", "full")
+        )
         say("BatchCheck of 100 (cache cold), 8 in flight")
         out["batch100_cold"] = client(
             port, "batch", requests=cold[:20000], batch=100, concurrency=8, duration=min(dur, 3.0)
@@ -496,12 +492,12 @@ def full_server(
                 f"p99 {pairs['pair'].get('p99_ms')} ms; PostgreSQL alone, a write's two round trips: "
                 f"{pg or 'not measured (SQLite)'}"
             )
-        out["writes"] = by_median_p99(phases["writes"], lambda w: w["visible"])
+        out["writes"] = by_median(phases["writes"], lambda w: w["visible"]["p99_ms"], "rounds_p99_ms")
         out["writes"]["not_visible"] = sum(w["not_visible"] for w in phases["writes"])
         out["writes"]["errors"] = sum(w["errors"] for w in phases["writes"])
-        out["noop"]["pairs_under_load"] = by_median_p99(phases["pairs"], lambda w: w["pair"])
+        out["noop"]["pairs_under_load"] = by_median(phases["pairs"], lambda w: w["pair"]["p99_ms"], "rounds_p99_ms")
         if phases["pg"]:
-            out["noop"]["pg_floor_under_load"] = by_median_p99(phases["pg"], lambda w: w)
+            out["noop"]["pg_floor_under_load"] = by_median(phases["pg"], lambda w: w["p99_ms"], "rounds_p99_ms")
         say(f"mixed workload over all {len(all_orgs)} organizations (loads each one)")
         pick = random.Random(9)
         mixed = [
@@ -545,16 +541,10 @@ def floor_phase(
     return pairs, pg
 
 
-def by_median_p99(rounds: list[dict[str, Any]], pick: Any) -> dict[str, Any]:
-    """The round whose ``pick(round)["p99_ms"]`` is the median, with every round's under ``rounds_p99_ms``."""
-    ordered = sorted(rounds, key=lambda r: pick(r)["p99_ms"])
-    return {**ordered[len(ordered) // 2], "rounds_p99_ms": [pick(r)["p99_ms"] for r in rounds]}
-
-
-def median_run(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
-    """The run with the median ``key``, with every run's ``key`` under ``rounds_<key>``."""
-    ordered = sorted(runs, key=lambda r: r[key])
-    return {**ordered[len(ordered) // 2], f"rounds_{key}": [r[key] for r in runs]}
+def by_median(runs: list[dict[str, Any]], value: Callable[[dict[str, Any]], float], rounds: str) -> dict[str, Any]:
+    """The run with the median ``value``, with every run's value under ``rounds``."""
+    ordered = sorted(runs, key=value)
+    return {**ordered[len(ordered) // 2], rounds: [value(r) for r in runs]}
 
 
 def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:

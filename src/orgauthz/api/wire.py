@@ -36,6 +36,8 @@ _FIELDS_MAX = 1_002  # top-level fields walked by hand; past that, protobuf's pa
 _ITEMS_TAG = 0x0A  # BatchCheckRequest.items: field 1, length-delimited
 _MIN_REVISION_TAG = 0x10  # BatchCheckRequest.min_revision: field 2, varint
 _UINT64 = (1 << 64) - 1
+# What protobuf raises for bytes that are not the message (ValueError: bad UTF-8 in some runtimes).
+_DECODE_ERRORS = (DecodeError, ValueError, TypeError)
 
 
 class Undecodable:
@@ -58,7 +60,7 @@ def _deserializer(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     def deserialize(data: bytes) -> Any:
         try:
             return parse(data)
-        except (DecodeError, ValueError, TypeError) as exc:  # ValueError: bad UTF-8 in some runtimes
+        except _DECODE_ERRORS as exc:
             return Undecodable(exc)
 
     return deserialize
@@ -187,8 +189,7 @@ class BatchReader:
         if read is None:
             return self._parsed(data)
         items, min_revision = read
-        if len(items) > bounds.BATCH_MAX:  # refused before any item is parsed
-            bounds.check_count("items", len(items), bounds.BATCH_MAX)
+        _at_most_a_batch(len(items))
         rows = self._rows
         out: list[Row] = []
         append = out.append
@@ -236,9 +237,9 @@ class BatchReader:
         try:
             # Parsed inside a request of its own: at the depth a whole request's parse sees it.
             m = pb.BatchCheckRequest.FromString(_ITEM_PREFIX + encode_varint(len(item)) + item).items[0]
-        except (DecodeError, ValueError, TypeError) as exc:
+        except _DECODE_ERRORS as exc:
             raise not_decoded(f"items[{i}]", "a CheckRequest", exc) from None
-        row = (m.subject, m.workspace, m.organization, m.scope, m.explain)
+        row = _row(m)
         if len(item) > _ITEM_MEMO_BYTES or not item.isascii():
             return row
         if len(self._rows) >= self._max:
@@ -250,9 +251,18 @@ class BatchReader:
     def _parsed(data: bytes) -> tuple[list[Row], int]:
         try:
             request = pb.BatchCheckRequest.FromString(data)
-        except (DecodeError, ValueError, TypeError) as exc:
+        except _DECODE_ERRORS as exc:
             raise not_decoded("request", "the request message", exc) from None
-        if len(request.items) > bounds.BATCH_MAX:
-            bounds.check_count("items", len(request.items), bounds.BATCH_MAX)
-        rows = [(m.subject, m.workspace, m.organization, m.scope, m.explain) for m in request.items]
-        return rows, request.min_revision
+        _at_most_a_batch(len(request.items))
+        return [_row(m) for m in request.items], request.min_revision
+
+
+def _row(m: pb.CheckRequest) -> Row:
+    return (m.subject, m.workspace, m.organization, m.scope, m.explain)
+
+
+def _at_most_a_batch(count: int) -> None:
+    """More items than a batch may hold are refused before any is read (Decisions.batch
+    checks the whole bound again)."""
+    if count > bounds.BATCH_MAX:
+        bounds.check_count("items", count, bounds.BATCH_MAX)
