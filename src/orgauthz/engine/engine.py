@@ -240,6 +240,16 @@ class Engine:
             return Target(organization, L.org_domain(organization), ORGANIZATION)
         return None
 
+    def direct_roles(self, org_id: str, subject: str, domain: str) -> tuple[str, ...] | None:
+        """The roles ``subject`` holds directly in ``domain`` (``org:`` or ``ws:``) of a
+        loaded organization, as of :attr:`applied`; None when it is not loaded."""
+        state = self._orgs.get(org_id)
+        return None if state is None else tuple(state.enforcer.roles_of(subject, domain))
+
+    def custom_role(self, org_id: str, role_id: str) -> RoleDef | None:
+        """The organization's custom role ``role_id`` as last loaded, if any."""
+        return self._custom_roles.get(org_id, {}).get(role_id)
+
     def decide(self, subject: str, target: Target, scope: str) -> bool:
         """Requires :meth:`ensure_loaded` first."""
         return self._state(target.org_id).enforcer.enforce(subject, target.domain, scope)

@@ -52,10 +52,25 @@ _MIGRATE_LOCK_KEY = 0x6F7B  # pg_advisory_xact_lock key serializing migrations
 # A write's first statements on PostgreSQL: the lock, then (a later snapshot) the head revision.
 _LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"
 _HEAD_SQL = "SELECT revision FROM changes ORDER BY revision DESC LIMIT 1"
+# A write sent in one round trip: the head revision and the rows of its ``read`` must be the
+# ones it was decided on, else orgauthz_expect (migration 0002) raises SQLSTATE OZ409.
+# The template holds no value of its own: each is bound by psycopg (mogrify) before it is filled.
+_EXPECT_SQL = (
+    "SELECT orgauthz_expect(coalesce((SELECT revision FROM changes ORDER BY revision DESC LIMIT 1), 0) = {head}"
+    " AND (SELECT coalesce(jsonb_agg(jsonb_build_array({names})), '[]'::jsonb) FROM ({read}) AS r({names}))"
+    " = {rows})"
+)
+_STALE = "OZ409"
+_COMMITTED_SQL = (
+    "SELECT 1 FROM changes WHERE revision = %s AND org_id = %s AND kind = %s"
+    " AND committed_at = %s AND payload::jsonb = %s::jsonb"
+)
 MIGRATIONS = Path(__file__).with_name("migrations")
 AnySelect: TypeAlias = Select[*tuple[Any, ...]]  # a SELECT of any columns
 # A write's ``read``: a SELECT built once (module level, with bindparams) and its values.
 Read: TypeAlias = tuple[AnySelect, dict[str, Any]]
+# What a write expects to find under the lock: the head revision and the rows of its ``read``.
+Expected: TypeAlias = tuple[int, list[tuple[Any, ...]]]
 # Written by Core statements (no RETURNING), so they can travel in a pipeline.
 _AUDIT = cast(Table, AuditEvent.__table__)
 _CHANGES = cast(Table, Change.__table__)
@@ -212,6 +227,10 @@ class Database:
         self._loop_conn: Any = None  # psycopg.AsyncConnection of write_on_loop
         self._loop_lock = asyncio.Lock()
         self._local = threading.local()
+        # Writes on the event loop by how they went: sent in one round trip as expected,
+        # decided again because what they expected had changed (or was not known).
+        self.one_trip_writes = 0
+        self.expectations_missed = 0
 
     def _sqlite_setup(self) -> None:
         @event.listens_for(self.engine, "connect")
@@ -386,7 +405,15 @@ class Database:
         """Whether :meth:`write_on_loop` is available (PostgreSQL)."""
         return not self.is_sqlite
 
-    async def write_on_loop(self, org_id: str, kind: str, body: Callable[[Write], T], *, read: Read) -> tuple[T, Write]:
+    async def write_on_loop(
+        self,
+        org_id: str,
+        kind: str,
+        body: Callable[[Write], T],
+        *,
+        read: Read,
+        expect: Callable[[], Expected | None] | None = None,
+    ) -> tuple[T, Write]:
         """:meth:`write` for bodies that need no ORM session (``Write.session`` is unset),
         run on the event loop with psycopg's asyncio connection: no worker thread and no
         thread wake-up per round trip. The same lock, revision, audit and ``changes``
@@ -398,14 +425,33 @@ class Database:
         of those turns waits behind the calls already queued). One connection per server,
         in autocommit mode (the transaction is the explicit ``BEGIN``), writes in turn (the
         global write lock serializes them anyway).
+
+        ``expect``, called once this write's turn has come, says what the caller expects
+        the head revision and the rows of ``read`` to be (from this replica's own state),
+        or None. The body is then run on those rows and everything goes in one round trip,
+        which the database refuses unless, under the lock, the head and ``read`` are
+        exactly what was expected (:data:`_EXPECT_SQL`): then the write is the one the two
+        round trips would have made. When they differ, when the body raises on the expected
+        rows, or when the connection fails before anything committed, the write is decided
+        again on what the database holds, in two round trips as above. The body must
+        depend on nothing but its ``Write`` (it may run twice; only one run's rows commit).
         """
         async with self._loop_lock:
+            rollback = False
+            expected = expect() if expect is not None else None
+            if expected is not None:
+                done, rollback = await self._write_as_expected(org_id, kind, body, read, expected)
+                if done is not None:
+                    self.one_trip_writes += 1
+                    return done
+                self.expectations_missed += 1
             for attempt in (1, 2):
                 try:
                     conn = await self._loop_connection()
-                    head, rows = await self._lock_and_head_on_loop(conn, read)
+                    head, rows = await self._lock_and_head_on_loop(conn, read, rollback=rollback)
                     break
                 except psycopg.OperationalError as exc:
+                    rollback = False  # a new connection has no failed transaction to end
                     if attempt == 2:
                         raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
             work = Write(
@@ -421,8 +467,7 @@ class Database:
                 raise
             try:
                 cursor = psycopg.AsyncClientCursor(conn)
-                closing = [cursor.mogrify(sql, row) for sql, rows in self._driver_calls(work) for row in rows]
-                await cursor.execute(";".join([*closing, "COMMIT"]))
+                await cursor.execute(";".join([*self._closing_sql(cursor, work), "COMMIT"]))
             except psycopg.IntegrityError as exc:
                 await self._discard_loop_connection()
                 raise AlreadyExists("a resource with that id, handle or name already exists") from exc
@@ -433,6 +478,88 @@ class Database:
                 await self._discard_loop_connection()  # a failed transaction may still be open
                 raise
             return out, work
+
+    async def _write_as_expected(
+        self, org_id: str, kind: str, body: Callable[[Write], T], read: Read, expected: Expected
+    ) -> tuple[tuple[T, Write] | None, bool]:
+        """The write in one round trip, decided on ``expected``. Returns its result, or None
+        when nothing was written (then whether the connection is left inside a failed
+        transaction, which the next round trip ends with ``ROLLBACK``)."""
+        head, rows = expected
+        work = Write(
+            session=cast(Session, None),
+            revision=head + 1,
+            change=ChangeSet(org_id=org_id, kind=kind),
+            read=list(rows),
+        )
+        try:
+            out = body(work)
+        except Exception:
+            return None, False  # decided on an expectation: the answer comes from the database
+        try:
+            conn = await self._loop_connection()
+        except psycopg.OperationalError:
+            return None, False
+        cursor = psycopg.AsyncClientCursor(conn)
+        lock = cursor.mogrify(_LOCK_SQL, (_WRITE_LOCK_KEY,))
+        sql = ";".join(["BEGIN", lock, self._expect_sql(cursor, read, expected), *self._closing_sql(cursor, work)])
+        try:
+            await self._send(cursor, sql + ";COMMIT")
+        except psycopg.IntegrityError as exc:
+            await self._discard_loop_connection()
+            raise AlreadyExists("a resource with that id, handle or name already exists") from exc
+        except psycopg.OperationalError as exc:
+            # The COMMIT may or may not have been carried out before the connection failed.
+            await self._discard_loop_connection()
+            if await self._committed(work, exc):
+                return (out, work), False
+            return None, False
+        except psycopg.DatabaseError as exc:
+            if exc.sqlstate != _STALE:
+                await self._discard_loop_connection()
+                raise
+            return None, True
+        except BaseException:
+            await self._discard_loop_connection()  # a failed transaction may still be open
+            raise
+        return (out, work), False
+
+    async def _send(self, cursor: Any, sql: str) -> None:
+        """One query string, one round trip (a seam for the connection-failure tests)."""
+        await cursor.execute(sql)
+
+    async def _committed(self, work: Write, failure: psycopg.OperationalError) -> bool:
+        """After the connection failed under a one-round-trip write: whether it committed.
+        Its ``changes`` row says so (revision, organization, kind, time and payload: no
+        other write has them all). Raises Unavailable when the database cannot tell."""
+        try:
+            conn = await self._loop_connection()
+            cursor = psycopg.AsyncClientCursor(conn)
+            change = work.change
+            await cursor.execute(
+                _COMMITTED_SQL, (work.revision, change.org_id, change.kind, work.now, Json(change.payload()))
+            )
+            return await cursor.fetchone() is not None
+        except psycopg.Error as exc:
+            await self._discard_loop_connection()
+            raise Unavailable(f"database unavailable: {type(failure).__name__}") from exc
+
+    def _expect_sql(self, cursor: Any, read: Read, expected: Expected) -> str:
+        """``SELECT orgauthz_expect(...)``: the head and ``read``'s rows (JSON-comparable
+        values, in the order ``read`` returns them) are ``expected``."""
+        sql, defaults = self._compiled_read(read[0])
+        names = ", ".join(f"c{i}" for i in range(len(read[0].selected_columns)))
+        head, rows = expected
+        return _EXPECT_SQL.format(
+            head=cursor.mogrify("%s", (int(head),)),
+            rows=cursor.mogrify("%s::jsonb", (Json([list(row) for row in rows]),)),
+            names=names,
+            read=cursor.mogrify(sql, {**defaults, **read[1]}),
+        )
+
+    def _closing_sql(self, cursor: Any, work: Write) -> list[str]:
+        """The body's rows and the bookkeeping as literal statements, bound on this side."""
+        return [cursor.mogrify(sql, row) for sql, rows in self._driver_calls(work) for row in rows]
 
     async def head_on_loop(self) -> int:
         """The newest revision, read on the event loop's connection (PostgreSQL only, as
@@ -451,12 +578,19 @@ class Database:
                 raise
         return int(row[0]) if row else 0
 
-    async def _lock_and_head_on_loop(self, conn: Any, read: Read) -> tuple[int, list[tuple[Any, ...]]]:
+    async def _lock_and_head_on_loop(
+        self, conn: Any, read: Read, *, rollback: bool = False
+    ) -> tuple[int, list[tuple[Any, ...]]]:
+        """``BEGIN``, the lock, the head and ``read`` in one round trip; ``rollback`` first
+        ends the failed transaction of a write whose expectation was refused."""
         sql, defaults = self._compiled_read(read[0])
         cursor = psycopg.AsyncClientCursor(conn)
         try:
             lock = cursor.mogrify(_LOCK_SQL, (_WRITE_LOCK_KEY,))
-            await cursor.execute(";".join(("BEGIN", lock, _HEAD_SQL, cursor.mogrify(sql, {**defaults, **read[1]}))))
+            first = ("BEGIN", lock, _HEAD_SQL, cursor.mogrify(sql, {**defaults, **read[1]}))
+            await cursor.execute(";".join(("ROLLBACK", *first) if rollback else first))
+            if rollback:
+                cursor.nextset()  # past ROLLBACK's
             cursor.nextset()  # past BEGIN's
             cursor.nextset()  # and the lock's
             row = await cursor.fetchone()

@@ -1,0 +1,188 @@
+"""Grant, change and revoke in one PostgreSQL round trip (SPEC §3, §5).
+
+A replica that has applied every revision it knows of decides an access write on its own
+engine's state and sends it in one query string; the database refuses it (SQLSTATE OZ409)
+unless the head revision and the rows the write checks are exactly what it was decided on,
+and the write is then decided again on what the database holds. These tests hold each half:
+the fast path is taken, a wrong guess of rows or of the head never commits, and a connection
+that fails around the COMMIT neither loses nor doubles the write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import psycopg
+import pytest
+
+from orgauthz.api.server import App
+from orgauthz.services import access
+from orgauthz.store.db import Database
+from orgauthz.v1 import management_pb2 as pb
+from tests.conftest import settings_for
+from tests.management.support_a import As, add_member, allowed, code, create_org, head
+
+C = grpc.StatusCode
+pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("store_url", ["postgres"], indirect=True)]
+
+
+async def _setup(app: App, channel: grpc.aio.Channel) -> As:
+    await create_org(channel)
+    for user in ("bob", "carol"):
+        await add_member(app, "acme", user)
+    alice = As.of(channel, "user:alice")
+    for ws in ("w1", "w2"):
+        await alice.workspaces.CreateWorkspace(pb.CreateWorkspaceRequest(organization="acme", id=ws, handle=ws))
+    return alice
+
+
+def _counts(app: App) -> tuple[int, int]:
+    assert app.db is not None
+    return app.db.one_trip_writes, app.db.expectations_missed
+
+
+def _grant(ws: str, subject: str, role: str) -> pb.GrantWorkspaceAccessRequest:
+    return pb.GrantWorkspaceAccessRequest(workspace=ws, subject=subject, role=role)
+
+
+def _revoke(ws: str, subject: str) -> pb.RevokeWorkspaceAccessRequest:
+    return pb.RevokeWorkspaceAccessRequest(workspace=ws, subject=subject)
+
+
+async def _revoked_role(alice: As) -> str:
+    events = await alice.audit.ListAuditEvents(
+        pb.ListAuditEventsRequest(organization="acme", event="orgauthz.workspace-access.revoked")
+    )
+    return str(events.events[-1].details["role"])
+
+
+async def test_s3_a_current_replica_sends_grant_change_and_revoke_in_one_round_trip(store_url: str) -> None:
+    app = App(settings_for(store_url))
+    await app.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            alice = await _setup(app, channel)
+            one, missed = _counts(app)
+            start = head(app)
+            r = await alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Viewer"))
+            assert r.revision == start + 1
+            assert await allowed(channel, "user:bob", "see_flows", workspace="w2")
+            assert not await allowed(channel, "user:bob", "manage_flows", workspace="w2")
+            await alice.access.ChangeWorkspaceAccess(
+                pb.ChangeWorkspaceAccessRequest(workspace="w2", subject="user:bob", role="Developer")
+            )
+            assert await allowed(channel, "user:bob", "manage_flows", workspace="w2")
+            await alice.access.RevokeWorkspaceAccess(_revoke("w2", "user:bob"))
+            assert not await allowed(channel, "user:bob", "see_flows", workspace="w2")
+            assert head(app) == start + 3
+            assert _counts(app) == (one + 3, missed)
+            sample = app.metrics.registry.get_sample_value
+            assert sample("orgauthz_access_writes", {"path": "one_trip"}) == one + 3
+            assert sample("orgauthz_access_writes", {"path": "decided_again"}) == missed
+            assert await _revoked_role(alice) == "Developer"
+            # Refusals are decided on what the database holds, and write nothing.
+            assert await code(alice.access.RevokeWorkspaceAccess(_revoke("w2", "user:bob"))) == C.NOT_FOUND
+            assert await code(alice.access.GrantWorkspaceAccess(_grant("w2", "user:dan", "Viewer"))) == (
+                C.FAILED_PRECONDITION
+            )
+            assert head(app) == start + 3
+    finally:
+        await app.stop(0)
+
+
+async def test_s3_a_wrong_guess_of_the_rows_is_refused_and_decided_again(store_url: str, monkeypatch) -> None:
+    """Were the guessed role committed, the revoke would remove a ``Viewer`` line and leave
+    Bob's ``Developer`` grant in the engine: an "allow" after a revoke."""
+    app = App(settings_for(store_url))
+    await app.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            alice = await _setup(app, channel)
+            await alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Developer"))
+            one, missed = _counts(app)
+            start = head(app)
+
+            def wrong(mgmt: Any, ws: Any, subject: str, role: str) -> list[tuple[Any, ...]]:
+                return [(ws.id, "Viewer", None, None)]
+
+            monkeypatch.setattr(access, "_guess_grant_of", wrong)
+            await alice.access.RevokeWorkspaceAccess(_revoke("w2", "user:bob"))
+            assert not await allowed(channel, "user:bob", "manage_flows", workspace="w2")
+            assert not await allowed(channel, "user:bob", "see_flows", workspace="w2")
+            assert await _revoked_role(alice) == "Developer"
+            assert head(app) == start + 1
+            assert _counts(app) == (one, missed + 1)
+    finally:
+        await app.stop(0)
+
+
+async def test_s3_a_guess_at_a_stale_head_is_refused_and_decided_again(store_url: str) -> None:
+    """Replica ``a`` has not heard of ``b``'s write: its guess of Bob's rows is right, its
+    head is not. Committed as guessed, the write would reuse ``b``'s revision."""
+    a, b = App(settings_for(store_url)), App(settings_for(store_url))
+    await a.start()
+    await b.start()
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{a.port}") as ch_a,
+            grpc.aio.insecure_channel(f"127.0.0.1:{b.port}") as ch_b,
+        ):
+            alice_a = await _setup(a, ch_a)
+            await b.feed.poll()
+            alice_b = As.of(ch_b, "user:alice")
+            await alice_b.access.GrantWorkspaceAccess(_grant("w1", "user:carol", "Viewer"))
+            one, missed = _counts(a)
+            start = head(a)
+            r = await alice_a.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Viewer"))
+            assert r.revision == start + 1
+            assert _counts(a) == (one, missed + 1)
+            assert await allowed(ch_a, "user:bob", "see_flows", workspace="w2")
+            assert await allowed(ch_a, "user:carol", "see_flows", workspace="w1")
+            # Caught up again: the next write goes in one round trip.
+            await alice_a.access.RevokeWorkspaceAccess(_revoke("w2", "user:bob"))
+            assert _counts(a) == (one + 1, missed + 1)
+            assert not await allowed(ch_a, "user:bob", "see_flows", workspace="w2")
+    finally:
+        await b.stop(0)
+        await a.stop(0)
+
+
+@pytest.mark.parametrize("committed", [True, False], ids=["after-commit", "before-send"])
+async def test_s3_a_connection_failing_around_the_commit_neither_loses_nor_doubles_the_write(
+    store_url: str, monkeypatch, committed: bool
+) -> None:
+    """The connection fails after the one query string was carried out, or before it was
+    sent: either way the grant is answered OK, commits once, and is reflected here."""
+    app = App(settings_for(store_url))
+    await app.start()
+    send = Database._send
+    failures = []
+
+    async def failing(self: Database, cursor: Any, sql: str) -> None:
+        if not failures:
+            failures.append(sql)
+            if committed:
+                await send(self, cursor, sql)
+            raise psycopg.OperationalError("connection failed (test)")
+        await send(self, cursor, sql)
+
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            alice = await _setup(app, channel)
+            start = head(app)
+            monkeypatch.setattr(Database, "_send", failing)
+            r = await alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Viewer"))
+            assert failures
+            assert r.revision == start + 1
+            assert head(app) == start + 1
+            assert await allowed(channel, "user:bob", "see_flows", workspace="w2")
+            assert await code(alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Viewer"))) == (
+                C.ALREADY_EXISTS
+            )
+            events = await alice.audit.ListAuditEvents(
+                pb.ListAuditEventsRequest(organization="acme", event="orgauthz.workspace-access.granted")
+            )
+            assert [e.target for e in events.events].count("user:bob") == 1
+    finally:
+        await app.stop(0)
