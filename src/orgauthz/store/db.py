@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -65,6 +66,9 @@ _COMMITTED_SQL = (
     "SELECT 1 FROM changes WHERE revision = %s AND org_id = %s AND kind = %s"
     " AND committed_at = %s AND payload::jsonb = %s::jsonb"
 )
+# Driver rows fetched per part, and the pause after a full one (see Database.driver_rows).
+_ROWS_PART = 5000
+_ROWS_PAUSE_S = 0.001
 MIGRATIONS = Path(__file__).with_name("migrations")
 AnySelect: TypeAlias = Select[*tuple[Any, ...]]  # a SELECT of any columns
 # A write's ``read``: a SELECT built once (module level, with bindparams) and its values.
@@ -288,6 +292,29 @@ class Database:
             if isinstance(exc, IntegrityError):
                 raise
             raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+
+    def driver_rows(self, session: Session, statement: AnySelect) -> list[tuple[Any, ...]]:
+        """``statement``'s rows as the driver returns them (plain tuples), in the session's
+        transaction: for reads of many rows, SQLAlchemy's row objects cost about four times
+        the driver's own fetch (168,855 grants: 0.35-0.42 s against 0.08 s on PostgreSQL).
+
+        For worker threads only. Rows are taken in parts with a short sleep between them: the
+        driver converts rows without letting go of the interpreter, and the event loop and
+        gRPC's poller thread would otherwise wait for it (every call in flight with them)."""
+        compiled = statement.compile(dialect=self.engine.dialect)
+        order = compiled.positiontup
+        args: Any = tuple(compiled.params[k] for k in order) if order is not None else compiled.params
+        cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]  # set while checked out
+        try:
+            cursor.execute(str(compiled), args)
+            rows: list[tuple[Any, ...]] = []
+            while part := cursor.fetchmany(_ROWS_PART):
+                rows.extend(part)
+                if len(part) == _ROWS_PART:
+                    time.sleep(_ROWS_PAUSE_S)
+            return rows
+        finally:
+            cursor.close()
 
     @contextmanager
     def write(self, org_id: str, kind: str, *, read: Read | None = None) -> Iterator[Write]:

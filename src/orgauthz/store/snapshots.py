@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import func, select
 
@@ -70,23 +71,15 @@ def load_org(db: Database, org_id: str) -> tuple[OrgSnapshot, int] | None:
             return None
         rev = int(s.scalar(select(func.max(Change.revision))) or 0)
         snap = OrgSnapshot(org_id=org_id, revision=rev)
-        snap.workspaces = dict(
-            s.execute(select(Workspace.id, Workspace.default_role).where(Workspace.org_id == org_id)).all()
-        )
-        snap.members = dict(
-            s.execute(select(Membership.user_id, Membership.org_role).where(Membership.org_id == org_id)).all()
-        )
+        # Plain driver rows: the largest organization of ``large`` has 168,855 grants.
+        rows = db.driver_rows
+        snap.workspaces = dict(rows(s, select(Workspace.id, Workspace.default_role).where(Workspace.org_id == org_id)))
+        snap.members = dict(rows(s, select(Membership.user_id, Membership.org_role).where(Membership.org_id == org_id)))
         snap.service_accounts = dict(
-            s.execute(select(ServiceAccount.id, ServiceAccount.org_role).where(ServiceAccount.org_id == org_id)).all()
+            rows(s, select(ServiceAccount.id, ServiceAccount.org_role).where(ServiceAccount.org_id == org_id))
         )
-        snap.grants = [
-            (w, sub, role)
-            for w, sub, role in s.execute(
-                select(WorkspaceGrant.workspace_id, WorkspaceGrant.subject, WorkspaceGrant.role).where(
-                    WorkspaceGrant.org_id == org_id
-                )
-            ).all()
-        ]
+        grants = select(WorkspaceGrant.workspace_id, WorkspaceGrant.subject, WorkspaceGrant.role)
+        snap.grants = cast(list[tuple[str, str, str]], rows(s, grants.where(WorkspaceGrant.org_id == org_id)))
         snap.custom_roles = {
             r.id: custom_role_def(r) for r in s.scalars(select(CustomRole).where(CustomRole.org_id == org_id))
         }
