@@ -100,7 +100,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append(
             (
                 "its floor: two calls in turn to the no-op server under the same load, p99 "
-                "(+ PostgreSQL alone, a write's two round trips, p99)",
+                "(+ PostgreSQL alone, a write's round trip, p99)",
                 f"{floor.get('p99_ms')} ms (p50 {floor.get('p50_ms')} ms; rounds {pairs.get('rounds_p99_ms', '-')})"
                 + (
                     f" + {pgf.get('p99_ms')} ms (p50 {pgf.get('p50_ms')} ms; rounds {pgf.get('rounds_p99_ms', '-')})"

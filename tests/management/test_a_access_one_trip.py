@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from orgauthz.api.server import App
 from orgauthz.services import access
@@ -184,5 +185,28 @@ async def test_s3_a_connection_failing_around_the_commit_neither_loses_nor_doubl
                 pb.ListAuditEventsRequest(organization="acme", event="orgauthz.workspace-access.granted")
             )
             assert [e.target for e in events.events].count("user:bob") == 1
+    finally:
+        await app.stop(0)
+
+
+async def test_s3_without_migration_0002_access_writes_take_two_round_trips(store_url: str) -> None:
+    """A database migrated by an older orgauthz (``ORGAUTHZ_MIGRATE=false``) has no
+    ``orgauthz_expect``: the first write finds out, and every write takes two round trips."""
+    conninfo = make_url(store_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("DROP FUNCTION orgauthz_expect(boolean)")
+    app = App(settings_for(store_url, migrate=False))
+    await app.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            alice = await _setup(app, channel)
+            one, missed = _counts(app)
+            start = head(app)
+            await alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Viewer"))
+            await alice.access.RevokeWorkspaceAccess(_revoke("w2", "user:bob"))
+            await alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Developer"))
+            assert await allowed(channel, "user:bob", "manage_flows", workspace="w2")
+            assert head(app) == start + 3
+            assert _counts(app) == (one, missed + 1)  # tried once, then not again
     finally:
         await app.stop(0)
