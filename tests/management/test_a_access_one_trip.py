@@ -10,6 +10,7 @@ that fails around the COMMIT neither loses nor doubles the write.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
@@ -186,6 +187,44 @@ async def test_s3_a_connection_failing_around_the_commit_neither_loses_nor_doubl
             )
             assert [e.target for e in events.events].count("user:bob") == 1
     finally:
+        await app.stop(0)
+
+
+async def test_s3_a_write_still_running_on_a_failed_connection_is_waited_for_not_redone(
+    store_url: str, monkeypatch
+) -> None:
+    """The connection fails while the database is still carrying the query string out (it
+    holds the write lock, then commits): whether it committed is read under the lock, so
+    the grant is answered OK, not redone and answered ALREADY_EXISTS."""
+    app = App(settings_for(store_url))
+    await app.start()
+    conninfo = make_url(store_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    running: list[Any] = []
+
+    async def failing(self: Database, cursor: Any, sql: str) -> None:
+        if running:
+            return await send(self, cursor, sql)
+        other = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+        before, expect, after = sql.partition(";SELECT orgauthz_expect")
+        running.append((other, asyncio.create_task(other.execute(f"{before};SELECT pg_sleep(0.5){expect}{after}"))))
+        await asyncio.sleep(0.1)  # it holds the lock
+        raise psycopg.OperationalError("connection failed (test)")
+
+    send = Database._send
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            alice = await _setup(app, channel)
+            start = head(app)
+            monkeypatch.setattr(Database, "_send", failing)
+            r = await alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Viewer"))
+            assert running
+            assert r.revision == start + 1
+            assert head(app) == start + 1
+            assert await allowed(channel, "user:bob", "see_flows", workspace="w2")
+    finally:
+        for other, task in running:
+            await task
+            await other.close()
         await app.stop(0)
 
 

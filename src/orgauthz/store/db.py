@@ -567,14 +567,19 @@ class Database:
     async def _committed(self, work: Write, failure: psycopg.OperationalError) -> bool:
         """After the connection failed under a one-round-trip write: whether it committed.
         Its ``changes`` row says so (revision, organization, kind, time and payload: no
-        other write has them all). Raises Unavailable when the database cannot tell."""
+        other write has them all), read under the write lock: a server still running the
+        write holds the lock until it has committed or rolled back. Raises Unavailable when
+        the database cannot tell."""
         try:
             conn = await self._loop_connection()
             cursor = psycopg.AsyncClientCursor(conn)
             change = work.change
-            await cursor.execute(
+            found = cursor.mogrify(
                 _COMMITTED_SQL, (work.revision, change.org_id, change.kind, work.now, Json(change.payload()))
             )
+            await cursor.execute(";".join(("BEGIN", cursor.mogrify(_LOCK_SQL, (_WRITE_LOCK_KEY,)), found, "ROLLBACK")))
+            cursor.nextset()  # past BEGIN's
+            cursor.nextset()  # and the lock's
             return await cursor.fetchone() is not None
         except psycopg.Error as exc:
             await self._discard_loop_connection()
