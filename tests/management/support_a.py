@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,3 +138,22 @@ async def allowed(
 def head(app: App) -> int:
     assert app.db is not None
     return head_revision(app.db)
+
+
+@asynccontextmanager
+async def two_servers(
+    settings: Any,
+) -> AsyncIterator[tuple[App, App, grpc.aio.Channel, grpc.aio.Channel]]:
+    """Two running servers on one database (replicas), and a channel to each."""
+    a, b = App(settings), App(settings)
+    await a.start()
+    await b.start()
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{a.port}") as ch_a,
+            grpc.aio.insecure_channel(f"127.0.0.1:{b.port}") as ch_b,
+        ):
+            yield a, b, ch_a, ch_b
+    finally:
+        await b.stop(0)
+        await a.stop(0)

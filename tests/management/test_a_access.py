@@ -10,7 +10,16 @@ import pytest
 from orgauthz.api.server import App
 from orgauthz.v1 import management_pb2 as pb
 from tests.conftest import settings_for
-from tests.management.support_a import As, add_member, add_service_account, allowed, code, create_org, head
+from tests.management.support_a import (
+    As,
+    add_member,
+    add_service_account,
+    allowed,
+    code,
+    create_org,
+    head,
+    two_servers,
+)
 
 C = grpc.StatusCode
 
@@ -259,29 +268,19 @@ async def test_access_writes_on_the_event_loop_survive_their_connection_dying(st
 async def test_racing_revokes_through_two_servers_each_happen_once(store_url: str) -> None:
     """Two servers on one database (replicas): their event-loop writes are serialized only
     by the database's write lock, under which each reads what it checks."""
-    a, b = App(settings_for(store_url)), App(settings_for(store_url))
-    await a.start()
-    await b.start()
-    try:
-        async with (
-            grpc.aio.insecure_channel(f"127.0.0.1:{a.port}") as ch_a,
-            grpc.aio.insecure_channel(f"127.0.0.1:{b.port}") as ch_b,
-        ):
-            alice_a = await _setup(a, ch_a)
-            alice_b = As.of(ch_b, "user:alice")
+    async with two_servers(settings_for(store_url)) as (a, b, ch_a, ch_b):
+        alice_a = await _setup(a, ch_a)
+        alice_b = As.of(ch_b, "user:alice")
+        await b.feed.poll()
+        for _ in range(4):
+            await alice_a.access.GrantWorkspaceAccess(
+                pb.GrantWorkspaceAccessRequest(workspace="w2", subject="user:bob", role="Viewer")
+            )
             await b.feed.poll()
-            for _ in range(4):
-                await alice_a.access.GrantWorkspaceAccess(
-                    pb.GrantWorkspaceAccessRequest(workspace="w2", subject="user:bob", role="Viewer")
-                )
-                await b.feed.poll()
-                start = head(a)
-                request = pb.RevokeWorkspaceAccessRequest(workspace="w2", subject="user:bob")
-                codes = await asyncio.gather(
-                    *[code(alice.access.RevokeWorkspaceAccess(request)) for alice in (alice_a, alice_b) * 4]
-                )
-                assert sorted(codes, key=str) == sorted([C.OK] + [C.NOT_FOUND] * 7, key=str)
-                assert head(a) == start + 1
-    finally:
-        await b.stop(0)
-        await a.stop(0)
+            start = head(a)
+            request = pb.RevokeWorkspaceAccessRequest(workspace="w2", subject="user:bob")
+            codes = await asyncio.gather(
+                *[code(alice.access.RevokeWorkspaceAccess(request)) for alice in (alice_a, alice_b) * 4]
+            )
+            assert sorted(codes, key=str) == sorted([C.OK] + [C.NOT_FOUND] * 7, key=str)
+            assert head(a) == start + 1

@@ -11,6 +11,8 @@ that fails around the COMMIT neither loses nor doubles the write.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
@@ -23,7 +25,7 @@ from orgauthz.services import access
 from orgauthz.store.db import Database
 from orgauthz.v1 import management_pb2 as pb
 from tests.conftest import settings_for
-from tests.management.support_a import As, add_member, allowed, code, create_org, head
+from tests.management.support_a import As, add_member, allowed, code, create_org, head, two_servers
 
 C = grpc.StatusCode
 pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("store_url", ["postgres"], indirect=True)]
@@ -37,6 +39,18 @@ async def _setup(app: App, channel: grpc.aio.Channel) -> As:
     for ws in ("w1", "w2"):
         await alice.workspaces.CreateWorkspace(pb.CreateWorkspaceRequest(organization="acme", id=ws, handle=ws))
     return alice
+
+
+@asynccontextmanager
+async def _serving(settings: Any) -> AsyncIterator[tuple[App, grpc.aio.Channel, As]]:
+    """A running server, a channel to it, and Alice acting in the set-up organization."""
+    app = App(settings)
+    await app.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            yield app, channel, await _setup(app, channel)
+    finally:
+        await app.stop(0)
 
 
 def _counts(app: App) -> tuple[int, int]:
@@ -60,94 +74,86 @@ async def _revoked_role(alice: As) -> str:
 
 
 async def test_s3_a_current_replica_sends_grant_change_and_revoke_in_one_round_trip(store_url: str) -> None:
-    app = App(settings_for(store_url))
-    await app.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-            alice = await _setup(app, channel)
-            one, missed = _counts(app)
-            start = head(app)
-            r = await alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Viewer"))
-            assert r.revision == start + 1
-            assert await allowed(channel, "user:bob", "see_flows", workspace="w2")
-            assert not await allowed(channel, "user:bob", "manage_flows", workspace="w2")
-            await alice.access.ChangeWorkspaceAccess(
-                pb.ChangeWorkspaceAccessRequest(workspace="w2", subject="user:bob", role="Developer")
-            )
-            assert await allowed(channel, "user:bob", "manage_flows", workspace="w2")
-            await alice.access.RevokeWorkspaceAccess(_revoke("w2", "user:bob"))
-            assert not await allowed(channel, "user:bob", "see_flows", workspace="w2")
-            assert head(app) == start + 3
-            assert _counts(app) == (one + 3, missed)
-            sample = app.metrics.registry.get_sample_value
-            assert sample("orgauthz_access_writes", {"path": "one_trip"}) == one + 3
-            assert sample("orgauthz_access_writes", {"path": "decided_again"}) == missed
-            assert await _revoked_role(alice) == "Developer"
-            # Refusals are decided on what the database holds, and write nothing.
-            assert await code(alice.access.RevokeWorkspaceAccess(_revoke("w2", "user:bob"))) == C.NOT_FOUND
-            assert await code(alice.access.GrantWorkspaceAccess(_grant("w2", "user:dan", "Viewer"))) == (
-                C.FAILED_PRECONDITION
-            )
-            assert head(app) == start + 3
-    finally:
-        await app.stop(0)
+    async with _serving(settings_for(store_url)) as (app, channel, alice):
+        one, missed = _counts(app)
+        start = head(app)
+        r = await alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Viewer"))
+        assert r.revision == start + 1
+        assert await allowed(channel, "user:bob", "see_flows", workspace="w2")
+        assert not await allowed(channel, "user:bob", "manage_flows", workspace="w2")
+        await alice.access.ChangeWorkspaceAccess(
+            pb.ChangeWorkspaceAccessRequest(workspace="w2", subject="user:bob", role="Developer")
+        )
+        assert await allowed(channel, "user:bob", "manage_flows", workspace="w2")
+        await alice.access.RevokeWorkspaceAccess(_revoke("w2", "user:bob"))
+        assert not await allowed(channel, "user:bob", "see_flows", workspace="w2")
+        assert head(app) == start + 3
+        assert _counts(app) == (one + 3, missed)
+        sample = app.metrics.registry.get_sample_value
+        assert sample("orgauthz_access_writes", {"path": "one_trip"}) == one + 3
+        assert sample("orgauthz_access_writes", {"path": "decided_again"}) == missed
+        assert await _revoked_role(alice) == "Developer"
+        # Refusals are decided on what the database holds, and write nothing.
+        assert await code(alice.access.RevokeWorkspaceAccess(_revoke("w2", "user:bob"))) == C.NOT_FOUND
+        assert await code(alice.access.GrantWorkspaceAccess(_grant("w2", "user:dan", "Viewer"))) == (
+            C.FAILED_PRECONDITION
+        )
+        assert head(app) == start + 3
 
 
 async def test_s3_a_wrong_guess_of_the_rows_is_refused_and_decided_again(store_url: str, monkeypatch) -> None:
     """Were the guessed role committed, the revoke would remove a ``Viewer`` line and leave
     Bob's ``Developer`` grant in the engine: an "allow" after a revoke."""
-    app = App(settings_for(store_url))
-    await app.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-            alice = await _setup(app, channel)
-            await alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Developer"))
-            one, missed = _counts(app)
-            start = head(app)
+    async with _serving(settings_for(store_url)) as (app, channel, alice):
+        await alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Developer"))
+        one, missed = _counts(app)
+        start = head(app)
 
-            def wrong(mgmt: Any, ws: Any, subject: str, role: str) -> list[tuple[Any, ...]]:
-                return [(ws.id, "Viewer", None, None)]
+        def wrong(mgmt: Any, ws: Any, subject: str, role: str) -> list[tuple[Any, ...]]:
+            return [(ws.id, "Viewer", None, None)]
 
-            monkeypatch.setattr(access, "_guess_grant_of", wrong)
-            await alice.access.RevokeWorkspaceAccess(_revoke("w2", "user:bob"))
-            assert not await allowed(channel, "user:bob", "manage_flows", workspace="w2")
-            assert not await allowed(channel, "user:bob", "see_flows", workspace="w2")
-            assert await _revoked_role(alice) == "Developer"
-            assert head(app) == start + 1
-            assert _counts(app) == (one, missed + 1)
-    finally:
-        await app.stop(0)
+        monkeypatch.setattr(access, "_guess_grant_of", wrong)
+        await alice.access.RevokeWorkspaceAccess(_revoke("w2", "user:bob"))
+        assert not await allowed(channel, "user:bob", "manage_flows", workspace="w2")
+        assert not await allowed(channel, "user:bob", "see_flows", workspace="w2")
+        assert await _revoked_role(alice) == "Developer"
+        assert head(app) == start + 1
+        assert _counts(app) == (one, missed + 1)
 
 
 async def test_s3_a_guess_at_a_stale_head_is_refused_and_decided_again(store_url: str) -> None:
     """Replica ``a`` has not heard of ``b``'s write: its guess of Bob's rows is right, its
     head is not. Committed as guessed, the write would reuse ``b``'s revision."""
-    a, b = App(settings_for(store_url)), App(settings_for(store_url))
-    await a.start()
-    await b.start()
-    try:
-        async with (
-            grpc.aio.insecure_channel(f"127.0.0.1:{a.port}") as ch_a,
-            grpc.aio.insecure_channel(f"127.0.0.1:{b.port}") as ch_b,
-        ):
-            alice_a = await _setup(a, ch_a)
-            await b.feed.poll()
-            alice_b = As.of(ch_b, "user:alice")
-            await alice_b.access.GrantWorkspaceAccess(_grant("w1", "user:carol", "Viewer"))
-            one, missed = _counts(a)
-            start = head(a)
-            r = await alice_a.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Viewer"))
-            assert r.revision == start + 1
-            assert _counts(a) == (one, missed + 1)
-            assert await allowed(ch_a, "user:bob", "see_flows", workspace="w2")
-            assert await allowed(ch_a, "user:carol", "see_flows", workspace="w1")
-            # Caught up again: the next write goes in one round trip.
-            await alice_a.access.RevokeWorkspaceAccess(_revoke("w2", "user:bob"))
-            assert _counts(a) == (one + 1, missed + 1)
-            assert not await allowed(ch_a, "user:bob", "see_flows", workspace="w2")
-    finally:
-        await b.stop(0)
-        await a.stop(0)
+    async with two_servers(settings_for(store_url)) as (a, b, ch_a, ch_b):
+        alice_a = await _setup(a, ch_a)
+        await b.feed.poll()
+        alice_b = As.of(ch_b, "user:alice")
+        await alice_b.access.GrantWorkspaceAccess(_grant("w1", "user:carol", "Viewer"))
+        one, missed = _counts(a)
+        start = head(a)
+        r = await alice_a.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Viewer"))
+        assert r.revision == start + 1
+        assert _counts(a) == (one, missed + 1)
+        assert await allowed(ch_a, "user:bob", "see_flows", workspace="w2")
+        assert await allowed(ch_a, "user:carol", "see_flows", workspace="w1")
+        # Caught up again: the next write goes in one round trip.
+        await alice_a.access.RevokeWorkspaceAccess(_revoke("w2", "user:bob"))
+        assert _counts(a) == (one + 1, missed + 1)
+        assert not await allowed(ch_a, "user:bob", "see_flows", workspace="w2")
+
+
+async def _grant_through(app: App, monkeypatch: Any, send: Any) -> tuple[As, grpc.aio.Channel, int]:
+    """Bob is granted Viewer in w2 with ``send`` in place of ``Database._send``; the grant is
+    answered OK at the next revision, which the database holds, and is reflected here."""
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{app.port}")
+    alice = await _setup(app, channel)
+    start = head(app)
+    monkeypatch.setattr(Database, "_send", send)
+    r = await alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Viewer"))
+    assert r.revision == start + 1
+    assert head(app) == start + 1
+    assert await allowed(channel, "user:bob", "see_flows", workspace="w2")
+    return alice, channel, start
 
 
 @pytest.mark.parametrize("committed", [True, False], ids=["after-commit", "before-send"])
@@ -170,22 +176,14 @@ async def test_s3_a_connection_failing_around_the_commit_neither_loses_nor_doubl
         await send(self, cursor, sql)
 
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-            alice = await _setup(app, channel)
-            start = head(app)
-            monkeypatch.setattr(Database, "_send", failing)
-            r = await alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Viewer"))
-            assert failures
-            assert r.revision == start + 1
-            assert head(app) == start + 1
-            assert await allowed(channel, "user:bob", "see_flows", workspace="w2")
-            assert await code(alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Viewer"))) == (
-                C.ALREADY_EXISTS
-            )
-            events = await alice.audit.ListAuditEvents(
-                pb.ListAuditEventsRequest(organization="acme", event="orgauthz.workspace-access.granted")
-            )
-            assert [e.target for e in events.events].count("user:bob") == 1
+        alice, channel, _ = await _grant_through(app, monkeypatch, failing)
+        assert failures
+        assert await code(alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Viewer"))) == C.ALREADY_EXISTS
+        events = await alice.audit.ListAuditEvents(
+            pb.ListAuditEventsRequest(organization="acme", event="orgauthz.workspace-access.granted")
+        )
+        assert [e.target for e in events.events].count("user:bob") == 1
+        await channel.close()
     finally:
         await app.stop(0)
 
@@ -212,15 +210,9 @@ async def test_s3_a_write_still_running_on_a_failed_connection_is_waited_for_not
 
     send = Database._send
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-            alice = await _setup(app, channel)
-            start = head(app)
-            monkeypatch.setattr(Database, "_send", failing)
-            r = await alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Viewer"))
-            assert running
-            assert r.revision == start + 1
-            assert head(app) == start + 1
-            assert await allowed(channel, "user:bob", "see_flows", workspace="w2")
+        _, channel, _ = await _grant_through(app, monkeypatch, failing)
+        assert running
+        await channel.close()
     finally:
         for other, task in running:
             await task
@@ -234,18 +226,12 @@ async def test_s3_without_migration_0002_access_writes_take_two_round_trips(stor
     conninfo = make_url(store_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("DROP FUNCTION orgauthz_expect(boolean)")
-    app = App(settings_for(store_url, migrate=False))
-    await app.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-            alice = await _setup(app, channel)
-            one, missed = _counts(app)
-            start = head(app)
-            await alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Viewer"))
-            await alice.access.RevokeWorkspaceAccess(_revoke("w2", "user:bob"))
-            await alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Developer"))
-            assert await allowed(channel, "user:bob", "manage_flows", workspace="w2")
-            assert head(app) == start + 3
-            assert _counts(app) == (one, missed + 1)  # tried once, then not again
-    finally:
-        await app.stop(0)
+    async with _serving(settings_for(store_url, migrate=False)) as (app, channel, alice):
+        one, missed = _counts(app)
+        start = head(app)
+        await alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Viewer"))
+        await alice.access.RevokeWorkspaceAccess(_revoke("w2", "user:bob"))
+        await alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Developer"))
+        assert await allowed(channel, "user:bob", "manage_flows", workspace="w2")
+        assert head(app) == start + 3
+        assert _counts(app) == (one, missed + 1)  # tried once, then not again
