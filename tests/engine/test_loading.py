@@ -1,16 +1,20 @@
 """Organizations load on demand without holding up the event loop (SPEC §5).
 
 Building the largest organization of ``large`` takes about 0.4 s of Python; in one piece,
-every call in flight waited for all of it. The engine adds an organization's lines in parts
-and lets the event loop run between them; the result decides exactly as one built at once.
+every call in flight waited for all of it. The engine reads an organization's rows as
+driver tuples and adds its lines in slices, sleeping after each (gRPC's poller thread hands
+calls over only while the loop thread sleeps); the result decides exactly as one built at
+once, takes in changes committed meanwhile, and is not lost when its first caller goes away.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import sys
+from collections.abc import Awaitable, Callable
 
 import pytest
+from sqlalchemy import delete, select
 
 from orgauthz.domain import lines as L
 from orgauthz.domain.policy import PolicySet
@@ -19,77 +23,106 @@ from orgauthz.engine.enforcer import OrgEnforcer
 from orgauthz.engine.engine import Engine
 from orgauthz.store import db as db_module
 from orgauthz.store import snapshots
-from orgauthz.store.db import Database
+from orgauthz.store.db import ChangeSet, Database
+from orgauthz.store.models import WorkspaceGrant
 from tests.conftest import seed
 
 ROLES = ("Viewer", "Runner", "Developer", "Owner")
-DOC = {
-    "organizations": [
-        {
-            "id": "acme",
-            "handle": "acme",
-            "name": "Acme",
-            "members": [
-                {"user": "alice", "email": "alice@acme.test", "role": "Admin"},
-                *({"user": f"u{i}", "email": f"u{i}@acme.test", "role": "Member"} for i in range(12)),
-            ],
-            "workspaces": [
-                {
-                    "id": f"w{w}",
-                    "handle": f"w{w}",
-                    "name": f"W{w}",
-                    **({"default_role": "Viewer"} if w == 0 else {}),
-                    "access": [{"subject": f"user:u{i}", "role": ROLES[(i + w) % 4]} for i in range(w, 12, 2)],
-                }
-                for w in range(4)
-            ],
-        }
-    ]
-}
 
 
-async def test_s5_an_organization_is_built_in_parts_with_the_loop_running_between(
-    db: Database, policy: PolicySet, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seed(db, policy, DOC)
+def _org(org: str, ws: str, members: int, first_role: str = "Admin") -> dict[str, object]:
+    return {
+        "id": org,
+        "handle": org,
+        "name": org.title(),
+        "members": [
+            {"user": f"{org}-admin", "email": f"{org}-admin@{org}.test", "role": first_role},
+            *({"user": f"u{i}", "email": f"u{i}@example.test", "role": "Member"} for i in range(members)),
+        ],
+        "workspaces": [
+            {
+                "id": f"{ws}{w}",
+                "handle": f"{ws}{w}",
+                "name": f"{ws.upper()}{w}",
+                **({"default_role": "Viewer"} if w == 0 else {}),
+                "access": [{"subject": f"user:u{i}", "role": ROLES[(i + w) % 4]} for i in range(w, members, 2)],
+            }
+            for w in range(4)
+        ],
+    }
+
+
+# acme: 13 members (26 lines), 22 grants, 1 default role: 49 lines. globex shares the users
+# u0..u5 and grants them roles in its own workspaces, which acme's snapshot must not hold.
+DOC = {"organizations": [_org("acme", "w", 12), _org("globex", "g", 6)]}
+PAUSE = engine_module._BUILD_PAUSE_S
+
+
+class Pauses(list[float]):
+    """The delays the engine's build slept for; ``at_first`` runs at its first pause."""
+
+    at_first: Callable[[], Awaitable[None]] | None = None
+
+
+@pytest.fixture
+def in_slices(monkeypatch: pytest.MonkeyPatch) -> Pauses:
+    """Every part of 3 lines is a slice (a pause after each); the engine's pauses are
+    recorded (``asyncio.sleep`` called from the engine module, nowhere else)."""
     monkeypatch.setattr(engine_module, "_BUILD_PART", 3)
-    monkeypatch.setattr(engine_module, "_BUILD_SLICE_S", 0.0)  # every part is a slice: a sleep after each
+    monkeypatch.setattr(engine_module, "_BUILD_SLICE_S", 0.0)
+    monkeypatch.setattr(db_module, "_ROWS_PART", 2)  # rows read in parts of 2 too
+    pauses = Pauses()
+    real = asyncio.sleep
+
+    async def hooked(delay: float) -> None:
+        if pauses.at_first is not None and len(pauses) == 1:
+            await pauses.at_first()
+        await real(delay)
+
+    def sleep(delay: float, result: object = None) -> Awaitable[object]:
+        if sys._getframe(1).f_globals.get("__name__") != engine_module.__name__:
+            return real(delay, result)
+        pauses.append(delay)
+        return hooked(delay)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    return pauses
+
+
+async def _started(db: Database, policy: PolicySet) -> Engine:
+    seed(db, policy, DOC)
     engine = Engine(policy, db, gc_freeze=False)
     await engine.start()
-    events: list[str] = []
-    add = OrgEnforcer.add
+    return engine
 
-    def recording(self: OrgEnforcer, lines: list[L.Line]) -> None:
-        events.append("add")
-        add(self, lines)
 
-    monkeypatch.setattr(OrgEnforcer, "add", recording)
+async def test_s5_an_organization_is_built_in_slices_with_a_real_sleep_after_each(
+    db: Database, policy: PolicySet, in_slices: Pauses
+) -> None:
+    engine = await _started(db, policy)
+    assert await engine.ensure_loaded("acme")
+    assert in_slices == [PAUSE] * 17  # 49 lines in parts of 3
+    assert PAUSE > 0  # sleep(0) does not let gRPC's poller thread run
 
-    async def ticking() -> None:
-        while True:
-            events.append("tick")
-            await asyncio.sleep(0)
-
-    ticker = asyncio.create_task(ticking())
-    try:
-        assert await engine.ensure_loaded("acme")
-    finally:
-        ticker.cancel()
-    adds = [i for i, e in enumerate(events) if e == "add"]
-    assert len(adds) == 17  # 13 members (2 lines each), 22 grants, 1 default role: 49 lines in parts of 3
-    assert all("tick" in events[a + 1 : b] for a, b in itertools.pairwise(adds))
-
-    # Decides exactly as the organization built in one piece (from rows read in parts of 2).
-    monkeypatch.setattr(db_module, "_ROWS_PART", 2)
+    # Its rows are acme's own, as the ORM reads them.
     loaded = snapshots.load_org(db, "acme")
     assert loaded is not None
     snap = loaded[0]
+    with db.read() as s:
+        orm = s.execute(
+            select(WorkspaceGrant.workspace_id, WorkspaceGrant.subject, WorkspaceGrant.role).where(
+                WorkspaceGrant.org_id == "acme"
+            )
+        ).all()
+    assert sorted(snap.grants) == sorted(tuple(r) for r in orm)
     assert len(snap.grants) == 22
     assert len(snap.members) == 13
+
+    # It decides exactly as the organization built in one piece.
     whole = OrgEnforcer(
         policy, L.org_domain("acme"), snap.policy_lines(policy), L.include_lines(policy), list(snap.access_lines())
     )
-    subjects = ["user:alice", "user:nobody", *(f"user:u{i}" for i in range(12))]
+    subjects = ["user:acme-admin", "user:globex-admin", "user:nobody", *(f"user:u{i}" for i in range(12))]
     checked = allowed = 0
     for w in range(4):
         target = engine.resolve(workspace=f"w{w}")
@@ -101,3 +134,54 @@ async def test_s5_an_organization_is_built_in_parts_with_the_loop_running_betwee
                 checked += 1
                 allowed += expected
     assert 0 < allowed < checked
+
+
+async def test_s3_a_revoke_committed_while_an_organization_is_built_is_reflected(
+    db: Database, policy: PolicySet, in_slices: Pauses
+) -> None:
+    """u2 is a Developer in w0 when the snapshot is read; the revoke commits (and the feed
+    passes it by: the organization is not loaded yet) during the build."""
+    engine = await _started(db, policy)
+
+    def revoke() -> tuple[int, ChangeSet]:
+        with db.write("acme", "workspace-access.revoked") as w:
+            w.session.execute(
+                delete(WorkspaceGrant).where(WorkspaceGrant.workspace_id == "w0", WorkspaceGrant.subject == "user:u2")
+            )
+            w.change.remove.append(L.grant_line("user:u2", "w0", "Developer"))
+            return w.revision, w.change
+
+    async def at_first() -> None:
+        engine.apply(*await asyncio.to_thread(revoke))
+
+    in_slices.at_first = at_first
+    assert await engine.ensure_loaded("acme")
+    assert in_slices
+    target = engine.resolve(workspace="w0")
+    assert target is not None
+    assert not engine.decide("user:u2", target, "manage_flows")
+    assert engine.decide("user:u2", target, "see_flows")  # the default role Viewer remains (R17)
+    other = engine.resolve(workspace="w2")
+    assert other is not None
+    assert engine.decide("user:u2", other, "see_flows")  # Viewer in w2 (no default role there): untouched
+
+
+async def test_s5_a_cancelled_first_caller_does_not_fail_the_others_waiting_for_the_load(
+    db: Database, policy: PolicySet, in_slices: Pauses
+) -> None:
+    engine = await _started(db, policy)
+    building = asyncio.Event()
+
+    async def at_first() -> None:
+        building.set()
+
+    in_slices.at_first = at_first
+    first = asyncio.create_task(engine.ensure_loaded("acme"))
+    second = asyncio.create_task(engine.ensure_loaded("acme"))
+    await building.wait()
+    first.cancel()
+    assert await second is True
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert engine.loaded("acme")
+    assert engine.loads == 1

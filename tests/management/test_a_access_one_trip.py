@@ -220,6 +220,75 @@ async def test_s3_a_write_still_running_on_a_failed_connection_is_waited_for_not
         await app.stop(0)
 
 
+async def test_s3_another_replicas_write_at_the_same_revision_is_not_taken_for_this_one(
+    store_url: str, monkeypatch
+) -> None:
+    """The connection fails before the grant is sent, and meanwhile replica ``b`` commits a
+    grant of its own in the same organization at the revision this one expected: the
+    ``changes`` row there is not this write's (its time and payload differ), so the grant is
+    decided again and commits at the next revision."""
+    send = Database._send
+    async with two_servers(settings_for(store_url)) as (a, b, ch_a, ch_b):
+        alice_a = await _setup(a, ch_a)
+        await b.feed.poll()
+        alice_b = As.of(ch_b, "user:alice")
+        start = head(a)
+        interleaved = []
+
+        async def failing(self: Database, cursor: Any, sql: str) -> None:
+            if self is a.db and not interleaved:
+                interleaved.append(await alice_b.access.GrantWorkspaceAccess(_grant("w1", "user:carol", "Viewer")))
+                raise psycopg.OperationalError("connection failed (test)")
+            await send(self, cursor, sql)
+
+        monkeypatch.setattr(Database, "_send", failing)
+        r = await alice_a.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Viewer"))
+        assert interleaved[0].revision == start + 1
+        assert r.revision == start + 2
+        assert head(a) == start + 2
+        assert await allowed(ch_a, "user:bob", "see_flows", workspace="w2")
+        assert await allowed(ch_a, "user:carol", "see_flows", workspace="w1")
+
+
+async def test_s3_a_write_cancelled_while_settling_leaves_its_connection_usable(store_url: str, monkeypatch) -> None:
+    """The connection fails while the database still carries the write out (holding the
+    lock), and the caller's deadline passes while this replica waits for the lock to read
+    what happened: the event loop's connection is not left inside a failed transaction."""
+    conninfo = make_url(store_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    running: list[Any] = []
+    send = Database._send
+
+    async def failing(self: Database, cursor: Any, sql: str) -> None:
+        if running:
+            return await send(self, cursor, sql)
+        other = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+        before, expect, after = sql.partition(";SELECT orgauthz_expect")
+        running.append((other, asyncio.create_task(other.execute(f"{before};SELECT pg_sleep(1.5){expect}{after}"))))
+        await asyncio.sleep(0.1)  # it holds the lock
+        raise psycopg.OperationalError("connection failed (test)")
+
+    # The feed's poll would otherwise find a broken connection first, and replace it.
+    async with _serving(settings_for(store_url, poll_interval_s=60)) as (app, channel, alice):
+        try:
+            monkeypatch.setattr(Database, "_send", failing)
+            assert await code(alice.access.GrantWorkspaceAccess(_grant("w2", "user:bob", "Viewer"), timeout=0.5)) == (
+                C.DEADLINE_EXCEEDED
+            )
+            await asyncio.sleep(0.1)  # the handler's cancellation has run
+            assert app.db is not None
+            loop_conn = app.db._loop_conn
+            assert loop_conn is None or loop_conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        finally:
+            for other, task in running:
+                await task
+                await other.close()
+        # The grant committed on the other connection; this replica catches up and writes on.
+        await app.feed.poll()
+        assert await allowed(channel, "user:bob", "see_flows", workspace="w2")
+        await alice.access.RevokeWorkspaceAccess(_revoke("w2", "user:bob"))
+        assert not await allowed(channel, "user:bob", "see_flows", workspace="w2")
+
+
 async def test_s3_without_migration_0002_access_writes_take_two_round_trips(store_url: str) -> None:
     """A database migrated by an older orgauthz (``ORGAUTHZ_MIGRATE=false``) has no
     ``orgauthz_expect``: the first write finds out, and every write takes two round trips."""

@@ -17,6 +17,7 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 
 from orgauthz.domain import lines as L
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, RoleDef
@@ -84,7 +85,7 @@ class Engine:
         self.org_revision: dict[str, int] = {}
         self.applied = 0  # the global revision every change up to which is applied
         self._orgs: OrderedDict[str, _Org] = OrderedDict()
-        self._loading: dict[str, asyncio.Future[None]] = {}
+        self._loading: dict[str, asyncio.Task[None]] = {}
         self._include_lines = L.include_lines(policy)
         self._ws_targets: dict[str, Target] = {}
         self._custom_roles: dict[str, dict[str, RoleDef]] = {}  # org -> its custom roles, for explain
@@ -152,27 +153,26 @@ class Engine:
         return org_id in self._orgs
 
     async def ensure_loaded(self, org_id: str) -> bool:
-        """Loads the organization if needed; False when it does not exist."""
+        """Loads the organization if needed; False when it does not exist.
+
+        The load runs as a task of its own that every caller waits for: a caller that is
+        cancelled (its deadline passed) neither cancels the load nor fails the others."""
         if org_id in self._orgs:
             return True
         if org_id not in self.org_revision:
             return False
         pending = self._loading.get(org_id)
         if pending is None:
-            pending = asyncio.get_running_loop().create_future()
-            self._loading[org_id] = pending
-            try:
-                await self._load(org_id)
-                pending.set_result(None)
-            except BaseException as exc:
-                pending.set_exception(exc)
-                pending.exception()  # retrieved: waiters re-raise it themselves
-                raise
-            finally:
-                self._loading.pop(org_id, None)
-        else:
-            await asyncio.shield(pending)
+            pending = self._loading[org_id] = asyncio.create_task(self._load(org_id), name=f"orgauthz-load-{org_id}")
+            pending.add_done_callback(partial(self._loaded, org_id))
+        await asyncio.shield(pending)
         return org_id in self._orgs
+
+    def _loaded(self, org_id: str, task: asyncio.Task[None]) -> None:
+        if self._loading.get(org_id) is task:
+            del self._loading[org_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("loading organization %s failed: %r", org_id, task.exception())  # its waiters raise it
 
     async def _load(self, org_id: str) -> None:
         loaded = await asyncio.to_thread(snapshots.load_org, self.db, org_id)

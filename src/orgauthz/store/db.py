@@ -468,7 +468,7 @@ class Database:
         """
         async with self._loop_lock:
             rollback = False
-            expected = expect() if expect is not None and self._one_trip else None
+            expected = self._expected(expect)
             if expected is not None:
                 done, rollback = await self._write_as_expected(org_id, kind, body, read, expected)
                 if done is not None:
@@ -509,6 +509,15 @@ class Database:
                 raise
             return out, work
 
+    def _expected(self, expect: Callable[[], Expected | None] | None) -> Expected | None:
+        if expect is None or not self._one_trip:
+            return None
+        try:
+            return expect()
+        except Exception:
+            log.exception("a write's expectation could not be formed; it is decided on the database's rows")
+            return None
+
     async def _write_as_expected(
         self, org_id: str, kind: str, body: Callable[[Write], T], read: Read, expected: Expected
     ) -> tuple[tuple[T, Write] | None, bool]:
@@ -532,7 +541,11 @@ class Database:
             return None, False
         cursor = psycopg.AsyncClientCursor(conn)
         lock = cursor.mogrify(_LOCK_SQL, (_WRITE_LOCK_KEY,))
-        sql = ";".join(["BEGIN", lock, self._expect_sql(cursor, read, expected), *self._closing_sql(cursor, work)])
+        try:
+            sql = ";".join(["BEGIN", lock, self._expect_sql(cursor, read, expected), *self._closing_sql(cursor, work)])
+        except Exception:
+            log.exception("a write's expectation could not be sent; it is decided on the database's rows")
+            return None, False
         try:
             await self._send(cursor, sql + ";COMMIT")
         except psycopg.IntegrityError as exc:
@@ -552,8 +565,11 @@ class Database:
                     "two round trips until orgauthz is restarted with migrations applied"
                 )
             elif exc.sqlstate != _STALE:
+                # Nothing committed (the COMMIT is skipped after an error): decided again, on
+                # a fresh connection, where an error of the write itself is raised as usual.
+                log.warning("a one-round-trip write failed (SQLSTATE %s); it is decided again", exc.sqlstate)
                 await self._discard_loop_connection()
-                raise
+                return None, False
             return None, True
         except BaseException:
             await self._discard_loop_connection()  # a failed transaction may still be open
@@ -584,6 +600,9 @@ class Database:
         except psycopg.Error as exc:
             await self._discard_loop_connection()
             raise Unavailable(f"database unavailable: {type(failure).__name__}") from exc
+        except BaseException:
+            await self._discard_loop_connection()  # cancelled: possibly waiting for the lock, inside BEGIN
+            raise
 
     def _expect_sql(self, cursor: Any, read: Read, expected: Expected) -> str:
         """``SELECT orgauthz_expect(...)``: the head and ``read``'s rows (JSON-comparable
@@ -655,6 +674,9 @@ class Database:
             await conn.rollback()
         except psycopg.Error:
             await self._discard_loop_connection()
+        except BaseException:
+            await self._discard_loop_connection()  # cancelled: the transaction may still be open
+            raise
 
     async def _discard_loop_connection(self) -> None:
         conn, self._loop_conn = self._loop_conn, None
