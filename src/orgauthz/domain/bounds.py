@@ -135,6 +135,8 @@ def decode_page_token(field: str, token: str) -> str:
         key = base64.urlsafe_b64decode(token.encode("ascii")).decode()
     except (ValueError, UnicodeError):
         raise InvalidArgument(field, "is not a token this server issued") from None
-    if not key:
+    # Keys are ids, handles, names and revisions, none of which holds a control character
+    # (a NUL reached PostgreSQL, which refused it: UNAVAILABLE; SQLite took it as a key).
+    if not key or any(ord(c) < 32 or ord(c) == 127 for c in key):
         raise InvalidArgument(field, "is not a token this server issued")
     return key
