@@ -490,11 +490,57 @@ def test_importer_rejects_duplicates_within_the_document_and_writes_nothing(db: 
     assert _counts(db) == (0, 0, 0)
 
 
-def test_importer_collision_with_another_organization_is_already_exists(db: Database, policy: PolicySet) -> None:
+def _thief(**fields: Any) -> dict[str, Any]:
+    """Globex, with ``fields`` that belong to Acme in the store."""
+    return {**copy.deepcopy(GLOBEX), **fields}
+
+
+ACME_WORKSPACES = {"acme-prod": "acme", "acme-sandbox": "acme", "acme-vault": "acme"}
+INITECH: dict[str, Any] = {
+    "id": "initech",
+    "handle": "initech",
+    "name": "Initech",
+    "workspaces": [{"id": "it-1", "handle": "one"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("thief", "named"),
+    [
+        (_thief(workspaces=[{"id": "acme-prod", "handle": "stolen"}]), "organizations[1].workspaces[0].id"),
+        (_thief(handle="acme"), "organizations[1].handle"),
+        (_thief(service_accounts=[{"id": "ci-bot", "name": "Bot"}]), "organizations[1].service_accounts[0].id"),
+        (_thief(custom_roles=[{"id": "acme-bare", "name": "Bare"}]), "organizations[1].custom_roles[0].id"),
+    ],
+    ids=["workspace", "handle", "service-account", "custom-role"],
+)
+def test_importer_refuses_what_another_organization_holds_and_writes_nothing(
+    db: Database, policy: PolicySet, thief: dict[str, Any], named: str
+) -> None:
+    """Organizations are written one at a time: Initech, first in the document, would be
+    imported before the store refused Globex's id. Nothing is written, and the path is named."""
     import_document(db, policy, doc(ACME))
-    thief = copy.deepcopy(GLOBEX)
-    thief["workspaces"] = [{"id": "acme-prod", "handle": "stolen"}]
-    with pytest.raises(AlreadyExists):
-        import_document(db, policy, doc(thief))
+    with pytest.raises(InvalidArgument) as refused:
+        import_document(db, policy, doc(INITECH, thief))
+    assert refused.value.field == named
     assert revisions(db) == [1]
-    assert snapshots.load_index(db).workspace_org == {"acme-prod": "acme", "acme-sandbox": "acme", "acme-vault": "acme"}
+    assert snapshots.load_index(db).workspace_org == ACME_WORKSPACES
+
+
+def test_importer_moves_an_id_to_an_organization_imported_after_the_one_giving_it_up(
+    db: Database, policy: PolicySet
+) -> None:
+    import_document(db, policy, doc(ACME))
+    acme = copy.deepcopy(ACME)
+    acme["workspaces"] = [w for w in acme["workspaces"] if w["id"] != "acme-vault"]
+    globex = _thief(workspaces=[{"id": "acme-vault", "handle": "vault"}])
+    with pytest.raises(InvalidArgument) as refused:  # Globex first: Acme still holds it then
+        import_document(db, policy, doc(globex, acme))
+    assert refused.value.field == "organizations[0].workspaces[0].id"
+    assert revisions(db) == [1]
+    import_document(db, policy, doc(acme, globex))
+    assert snapshots.load_index(db).workspace_org == {
+        "acme-prod": "acme",
+        "acme-sandbox": "acme",
+        "acme-vault": "globex",
+    }

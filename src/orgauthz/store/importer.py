@@ -3,8 +3,9 @@
 Each organization in the file replaces that organization's members, service accounts,
 workspaces, grants, default roles and custom roles (its API keys, invitations and audit
 log are kept). One write per organization, with its own revision; replicas rebuild it.
-The document is checked in full before anything is written: a bad entry raises
-InvalidArgument naming its path (``organizations[0].workspaces[2].access[1].role``).
+The document is checked in full, and against the ids and handles other organizations hold
+in the store, before anything is written: a bad entry raises InvalidArgument naming its
+path (``organizations[0].workspaces[2].access[1].role``).
 """
 
 from __future__ import annotations
@@ -151,10 +152,49 @@ def import_document(db: Database, policy: PolicySet, doc: dict[str, Any]) -> Imp
         if not isinstance(org, dict):
             raise InvalidArgument(f"organizations[{i}]", "must be a mapping")
         _check_org(policy, org, f"organizations[{i}]", seen)
+    _check_store(db, orgs)
     revision = 0
     for org in orgs:
         revision = _replace_org(db, org)
     return ImportResult(organizations=len(orgs), revision=revision)
+
+
+# What the store keeps unique across organizations, and where the document names it.
+_GLOBAL: tuple[tuple[Any, Any, str, str], ...] = (
+    (Organization.handle, Organization.id, "", "handle"),
+    (Workspace.id, Workspace.org_id, "workspaces", "id"),
+    (ServiceAccount.id, ServiceAccount.org_id, "service_accounts", "id"),
+    (CustomRole.id, CustomRole.org_id, "custom_roles", "id"),
+)
+
+
+def _check_store(db: Database, orgs: list[dict[str, Any]]) -> None:
+    """Ids and handles the store keeps unique across organizations must not belong to
+    another organization already, unless one imported earlier in the same document gives
+    them up: organizations are written one at a time, and a collision found by the store
+    would leave the ones before it imported (InvalidArgument names the path instead).
+    A concurrent write can still take an id between this check and the import's own."""
+    position = {str(org["id"]): i for i, org in enumerate(orgs)}
+    for column, owner, key, field in _GLOBAL:
+        wanted: dict[str, tuple[int, str]] = {}
+        for i, org in enumerate(orgs):
+            at = f"organizations[{i}]"
+            if not key:
+                wanted[str(org[field])] = (i, f"{at}.{field}")
+                continue
+            for j, item in enumerate(org.get(key) or []):
+                wanted[str(item[field])] = (i, f"{at}.{key}[{j}].{field}")
+        names = sorted(wanted)
+        with db.read() as session:
+            for start in range(0, len(names), 5000):
+                chunk = names[start : start + 5000]
+                for value, holder in session.execute(select(column, owner).where(column.in_(chunk))):
+                    i, path = wanted[value]
+                    if holder == orgs[i]["id"]:
+                        continue  # the organization keeps its own
+                    if position.get(holder, len(orgs)) < i:
+                        continue  # imported before it, without it (the document names each once)
+                    raise InvalidArgument(path, "is already used by another organization")
 
 
 def _replace_org(db: Database, org: dict[str, Any]) -> int:
