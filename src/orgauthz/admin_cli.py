@@ -2,7 +2,8 @@
 
 Each command makes one management call through :class:`orgauthz.client.Client`, as the
 actor given by ``--actor user:<id>`` (``ORGAUTHZ_ACTOR``), with the shared secret of
-``--auth-token`` or ``ORGAUTHZ_AUTH_TOKEN`` (the variable keeps it off the command line).
+``--auth-token`` or ``ORGAUTHZ_AUTH_TOKEN`` (the variable keeps it off the command line),
+in plaintext or over TLS (``--tls``, ``--tls-ca``; mTLS with ``--tls-cert`` and ``--tls-key``).
 They print what was done and exit 0, or print ``error: <STATUS>: <why>`` on stderr and
 exit 2. Secrets the server hands back once (an API key, an invitation token when the server
 sends no email) are printed once, on their own line, and never again.
@@ -14,10 +15,11 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 
-from orgauthz.client import Client
+from orgauthz.client import Client, channel_options, tls_credentials
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 
@@ -33,7 +35,47 @@ def _client(opts: argparse.Namespace, *, actor_required: bool) -> Client:
         raise UsageError(f"--actor must be user:<id>, not {actor!r}")
     if actor_required and not actor:
         raise UsageError("--actor user:<id> (or ORGAUTHZ_ACTOR) is required: the Admin this call acts for")
-    return Client(opts.server, token=token, actor=actor, timeout=opts.timeout)
+    return Client(
+        opts.server,
+        token=token,
+        actor=actor,
+        credentials=credentials_from(opts),
+        server_name=opts.tls_server_name,
+        timeout=opts.timeout,
+    )
+
+
+def add_tls_options(p: argparse.ArgumentParser) -> None:
+    """TLS to the server: on with ``--tls`` or any of the files (plaintext otherwise)."""
+    p.add_argument(
+        "--tls", action="store_true", help="connect with TLS, verifying the server against the system's roots"
+    )
+    p.add_argument("--tls-ca", type=Path, help="CA (PEM) to verify the server's certificate with (implies --tls)")
+    p.add_argument("--tls-cert", type=Path, help="client certificate (PEM) for mTLS, with --tls-key (implies --tls)")
+    p.add_argument("--tls-key", type=Path, help="client private key (PEM) for mTLS, with --tls-cert")
+    p.add_argument("--tls-server-name", default="", help="name the server's certificate must carry, if not the host")
+
+
+def channel_from(opts: argparse.Namespace) -> grpc.Channel:
+    """A blocking channel to ``opts.server``, over TLS when the options ask for it
+    (:func:`add_tls_options`). UsageError as :func:`credentials_from`."""
+    credentials = credentials_from(opts)
+    if credentials is None:
+        return grpc.insecure_channel(opts.server)
+    return grpc.secure_channel(opts.server, credentials, options=channel_options(opts.tls_server_name))
+
+
+def credentials_from(opts: argparse.Namespace) -> grpc.ChannelCredentials | None:
+    """The TLS credentials ``add_tls_options`` asked for, or None (plaintext). UsageError
+    when the files do not make a client certificate or cannot be read."""
+    if not (opts.tls or opts.tls_ca or opts.tls_cert or opts.tls_key):
+        if opts.tls_server_name:
+            raise UsageError("--tls-server-name needs TLS (--tls or --tls-ca)")
+        return None
+    try:
+        return tls_credentials(ca=opts.tls_ca, cert=opts.tls_cert, key=opts.tls_key)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _run(opts: argparse.Namespace, body: Callable[[argparse.Namespace], int]) -> int:
@@ -160,6 +202,7 @@ def _connection_opts(p: argparse.ArgumentParser, *, actor_help: str) -> None:
     p.add_argument("--auth-token", help="shared secret the server requires (ORGAUTHZ_AUTH_TOKEN)")
     p.add_argument("--actor", help=actor_help)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    add_tls_options(p)
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

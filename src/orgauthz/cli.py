@@ -127,7 +127,14 @@ def cmd_check(opts: argparse.Namespace) -> int:
         req.organization = opts.target
     else:
         req.workspace = opts.target
-    with grpc.insecure_channel(opts.server) as channel:
+    from orgauthz.admin_cli import UsageError, channel_from
+
+    try:
+        channel = channel_from(opts)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with channel:
         try:
             resp = pb_grpc.AuthorizationServiceStub(channel).Check(req, timeout=opts.timeout, metadata=metadata)
         except grpc.RpcError as exc:
@@ -169,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file", help="YAML file (see examples/demo.yaml)")
     imp.set_defaults(func=cmd_import)
 
+    from orgauthz.admin_cli import add_tls_options
+
     check = sub.add_parser("check", help="ask a running server for a decision; exit 0 allowed, 1 denied, 2 error")
     check.add_argument("subject", help="user:<id> or service_account:<id>")
     check.add_argument("target", help="workspace id (or organization id with --organization)")
@@ -178,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--auth-token", help="shared secret, if the server requires one (ORGAUTHZ_AUTH_TOKEN)")
     check.add_argument("--min-revision", type=int, default=0, help="never answer from an older revision")
     check.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    add_tls_options(check)
     check.set_defaults(func=cmd_check)
     from orgauthz.tools.policy_cli import add_commands as add_policy_commands  # policy lint|test|diff, explain
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from orgauthz.admin_cli import add_tls_options
 from orgauthz.domain.policy import DEFAULT_POLICY_DIR
 
 
@@ -123,6 +124,7 @@ def add_commands(subparsers: Any) -> None:
     where.add_argument("--database-url", help="build the engine from this store (SQLAlchemy URL)")
     explain.add_argument("--policy-dir", type=Path, help="policies directory, with --database-url (default policies/)")
     explain.add_argument("--auth-token", default="", help="shared secret, if the server requires one")
+    add_tls_options(explain)
     explain.add_argument(
         "--min-revision",
         type=int,

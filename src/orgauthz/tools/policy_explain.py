@@ -53,6 +53,7 @@ class _Failed(Exception):
 def _ask_server(opts: argparse.Namespace, policy: PolicySet) -> tuple[bool, list[str]]:
     import grpc
 
+    from orgauthz.admin_cli import UsageError, channel_from
     from orgauthz.v1 import authorization_pb2 as pb
     from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
 
@@ -62,7 +63,11 @@ def _ask_server(opts: argparse.Namespace, policy: PolicySet) -> tuple[bool, list
     else:
         req.workspace = opts.target
     metadata = [("authorization", f"Bearer {opts.auth_token}")] if opts.auth_token else []
-    with grpc.insecure_channel(opts.server) as channel:
+    try:
+        channel = channel_from(opts)
+    except UsageError as exc:
+        raise _Failed(str(exc)) from None
+    with channel:
         try:
             resp = pb_grpc.AuthorizationServiceStub(channel).Check(req, timeout=opts.timeout, metadata=metadata)
         except grpc.RpcError as exc:
