@@ -142,6 +142,33 @@ async def test_s3_a_guess_at_a_stale_head_is_refused_and_decided_again(store_url
         assert not await allowed(ch_a, "user:bob", "see_flows", workspace="w2")
 
 
+def _still_running(store_url: str, seconds: float) -> tuple[Any, list[Any]]:
+    """A ``Database._send`` whose first call hands the query string to another connection,
+    which takes the lock, sleeps ``seconds`` and then carries it out, and then fails as a
+    dropped connection would; later calls send as usual. Also the list of what it started."""
+    conninfo = make_url(store_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    running: list[Any] = []
+    send = Database._send
+
+    async def failing(self: Database, cursor: Any, sql: str) -> None:
+        if running:
+            return await send(self, cursor, sql)
+        other = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+        before, expect, after = sql.partition(";SELECT orgauthz_expect")
+        delayed = f"{before};SELECT pg_sleep({seconds}){expect}{after}"
+        running.append((other, asyncio.create_task(other.execute(delayed))))
+        await asyncio.sleep(0.1)  # it holds the lock
+        raise psycopg.OperationalError("connection failed (test)")
+
+    return failing, running
+
+
+async def _finish(running: list[Any]) -> None:
+    for other, task in running:
+        await task
+        await other.close()
+
+
 async def _grant_through(app: App, monkeypatch: Any, send: Any) -> tuple[As, grpc.aio.Channel, int]:
     """Bob is granted Viewer in w2 with ``send`` in place of ``Database._send``; the grant is
     answered OK at the next revision, which the database holds, and is reflected here."""
@@ -196,27 +223,13 @@ async def test_s3_a_write_still_running_on_a_failed_connection_is_waited_for_not
     the grant is answered OK, not redone and answered ALREADY_EXISTS."""
     app = App(settings_for(store_url))
     await app.start()
-    conninfo = make_url(store_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    running: list[Any] = []
-
-    async def failing(self: Database, cursor: Any, sql: str) -> None:
-        if running:
-            return await send(self, cursor, sql)
-        other = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-        before, expect, after = sql.partition(";SELECT orgauthz_expect")
-        running.append((other, asyncio.create_task(other.execute(f"{before};SELECT pg_sleep(0.5){expect}{after}"))))
-        await asyncio.sleep(0.1)  # it holds the lock
-        raise psycopg.OperationalError("connection failed (test)")
-
-    send = Database._send
+    failing, running = _still_running(store_url, 0.5)
     try:
         _, channel, _ = await _grant_through(app, monkeypatch, failing)
         assert running
         await channel.close()
     finally:
-        for other, task in running:
-            await task
-            await other.close()
+        await _finish(running)
         await app.stop(0)
 
 
@@ -254,18 +267,7 @@ async def test_s3_a_write_cancelled_while_settling_leaves_its_connection_usable(
     """The connection fails while the database still carries the write out (holding the
     lock), and the caller's deadline passes while this replica waits for the lock to read
     what happened: the event loop's connection is not left inside a failed transaction."""
-    conninfo = make_url(store_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    running: list[Any] = []
-    send = Database._send
-
-    async def failing(self: Database, cursor: Any, sql: str) -> None:
-        if running:
-            return await send(self, cursor, sql)
-        other = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-        before, expect, after = sql.partition(";SELECT orgauthz_expect")
-        running.append((other, asyncio.create_task(other.execute(f"{before};SELECT pg_sleep(1.5){expect}{after}"))))
-        await asyncio.sleep(0.1)  # it holds the lock
-        raise psycopg.OperationalError("connection failed (test)")
+    failing, running = _still_running(store_url, 1.5)
 
     # The feed's poll would otherwise find a broken connection first, and replace it.
     async with _serving(settings_for(store_url, poll_interval_s=60)) as (app, channel, alice):
@@ -279,9 +281,7 @@ async def test_s3_a_write_cancelled_while_settling_leaves_its_connection_usable(
             loop_conn = app.db._loop_conn
             assert loop_conn is None or loop_conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         finally:
-            for other, task in running:
-                await task
-                await other.close()
+            await _finish(running)
         # The grant committed on the other connection; this replica catches up and writes on.
         await app.feed.poll()
         assert await allowed(channel, "user:bob", "see_flows", workspace="w2")

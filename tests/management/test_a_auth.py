@@ -187,6 +187,13 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
     return Pki(d)
 
 
+def _tls_app(store_url: str, pki: Pki, *, client_ca: bool, token: str = "") -> App:
+    """A server with ``server.pem``; with ``client_ca``, only clients with a certificate of ``ca``."""
+    extra = {"tls_client_ca": pki.dir / "ca.pem"} if client_ca else {}
+    tls = {"tls_cert": pki.dir / "server.pem", "tls_key": pki.dir / "server.key", **extra}
+    return App(settings_for(store_url, insecure_dev=False, **({"auth_token": token} if token else {}), **tls))
+
+
 def _tls_channel(port: int, pki: Pki, client: str | None) -> grpc.aio.Channel:
     creds = grpc.ssl_channel_credentials(
         root_certificates=pki.read("ca.pem"),
@@ -197,15 +204,7 @@ def _tls_channel(port: int, pki: Pki, client: str | None) -> grpc.aio.Channel:
 
 
 async def test_mtls(store_url: str, pki: Pki) -> None:
-    app = App(
-        settings_for(
-            store_url,
-            insecure_dev=False,
-            tls_cert=pki.dir / "server.pem",
-            tls_key=pki.dir / "server.key",
-            tls_client_ca=pki.dir / "ca.pem",
-        )
-    )
+    app = _tls_app(store_url, pki, client_ca=True)
     await app.start()
     try:
         async with _tls_channel(app.port, pki, "client") as ch:
@@ -222,15 +221,7 @@ async def test_mtls(store_url: str, pki: Pki) -> None:
 
 
 async def test_server_tls_without_client_ca_still_needs_the_secret(store_url: str, pki: Pki) -> None:
-    app = App(
-        settings_for(
-            store_url,
-            insecure_dev=False,
-            auth_token=TOKEN,
-            tls_cert=pki.dir / "server.pem",
-            tls_key=pki.dir / "server.key",
-        )
-    )
+    app = _tls_app(store_url, pki, client_ca=False, token=TOKEN)
     await app.start()
     try:
         async with _tls_channel(app.port, pki, None) as ch:
@@ -254,16 +245,7 @@ async def test_the_clis_speak_tls_and_mtls(store_url: str, pki: Pki, capsys: pyt
     handshake is refused; a certificate without its key is a usage error."""
     from orgauthz.cli import main
 
-    app = App(
-        settings_for(
-            store_url,
-            insecure_dev=False,
-            auth_token=TOKEN,
-            tls_cert=pki.dir / "server.pem",
-            tls_key=pki.dir / "server.key",
-            tls_client_ca=pki.dir / "ca.pem",
-        )
-    )
+    app = _tls_app(store_url, pki, client_ca=True, token=TOKEN)
     await app.start()
     server = ["--server", f"127.0.0.1:{app.port}", "--auth-token", TOKEN]
 
