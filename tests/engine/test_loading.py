@@ -185,3 +185,44 @@ async def test_s5_a_cancelled_first_caller_does_not_fail_the_others_waiting_for_
         await first
     assert engine.loaded("acme")
     assert engine.loads == 1
+
+
+async def test_s5_an_organization_dropped_before_its_caller_resumes_is_loaded_again(
+    db: Database, policy: PolicySet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Callers resume a turn or two after the load installed the organization; a change
+    that drops it meanwhile (custom roles changed, say) must not make it "not found"."""
+    engine = await _started(db, policy)
+    load = engine._load
+    loads = 0
+
+    async def dropped_at_once(org_id: str) -> None:
+        nonlocal loads
+        loads += 1
+        await load(org_id)
+        if loads == 1:
+            asyncio.get_running_loop().call_soon(engine._orgs.pop, org_id, None)
+
+    monkeypatch.setattr(engine, "_load", dropped_at_once)
+    assert await engine.ensure_loaded("acme") is True
+    assert loads == 2
+    assert engine.loaded("acme")
+
+
+async def test_s5_stopping_the_engine_cancels_the_loads_in_flight(
+    db: Database, policy: PolicySet, in_slices: Pauses
+) -> None:
+    engine = await _started(db, policy)
+    building = asyncio.Event()
+
+    async def at_first() -> None:
+        building.set()
+
+    in_slices.at_first = at_first
+    caller = asyncio.create_task(engine.ensure_loaded("acme"))
+    await building.wait()
+    await engine.close()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert not engine.loaded("acme")
+    assert engine._loading == {}

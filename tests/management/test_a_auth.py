@@ -183,14 +183,15 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
     _ca(d, "rogue-ca")
     _leaf(d, "server", "ca", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
     _leaf(d, "client", "ca", "extendedKeyUsage=clientAuth\n")
+    _leaf(d, "named", "ca", "subjectAltName=DNS:authz.test\nextendedKeyUsage=serverAuth\n")
     _leaf(d, "rogue", "rogue-ca", "extendedKeyUsage=clientAuth\n")
     return Pki(d)
 
 
-def _tls_app(store_url: str, pki: Pki, *, client_ca: bool, token: str = "") -> App:
-    """A server with ``server.pem``; with ``client_ca``, only clients with a certificate of ``ca``."""
+def _tls_app(store_url: str, pki: Pki, *, client_ca: bool, token: str = "", cert: str = "server") -> App:
+    """A server with ``<cert>.pem``; with ``client_ca``, only clients with a certificate of ``ca``."""
     extra = {"tls_client_ca": pki.dir / "ca.pem"} if client_ca else {}
-    tls = {"tls_cert": pki.dir / "server.pem", "tls_key": pki.dir / "server.key", **extra}
+    tls = {"tls_cert": pki.dir / f"{cert}.pem", "tls_key": pki.dir / f"{cert}.key", **extra}
     return App(settings_for(store_url, insecure_dev=False, **({"auth_token": token} if token else {}), **tls))
 
 
@@ -278,3 +279,28 @@ async def test_the_clis_speak_tls_and_mtls(store_url: str, pki: Pki, capsys: pyt
         assert "cannot read the CA file" in err
     finally:
         await app.stop(0)
+
+
+async def test_the_clis_check_the_server_name_they_are_told(
+    store_url: str, pki: Pki, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A server whose certificate names only ``authz.test``, reached at 127.0.0.1: refused
+    unless ``--tls-server-name authz.test``; TLS options without ``--server`` are refused by
+    ``explain``, which then reads the store and talks to no server."""
+    from orgauthz.cli import main
+
+    app = _tls_app(store_url, pki, client_ca=False, token=TOKEN, cert="named")
+    await app.start()
+    try:
+        ca = ["--tls-ca", str(pki.dir / "ca.pem")]
+        check = ["check", "user:nobody", "acme", "read:account", "--organization", "--server", f"127.0.0.1:{app.port}"]
+        check += ["--auth-token", TOKEN, *ca]
+        assert await asyncio.to_thread(main, check) == 2
+        assert "UNAVAILABLE" in capsys.readouterr().err
+        assert await asyncio.to_thread(main, [*check, "--tls-server-name", "authz.test"]) == 1  # DENIED: reached
+        assert capsys.readouterr().out.startswith("DENIED")
+    finally:
+        await app.stop(0)
+    explain = ["explain", "user:nobody", "acme", "read:account", "--organization", "--database-url", store_url, *ca]
+    assert main(explain) == 2
+    assert "--tls options are for --server" in capsys.readouterr().err

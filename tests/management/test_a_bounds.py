@@ -156,6 +156,12 @@ CASES = [
     ("roles", "ListRoles", pb.ListRolesRequest(organization="acme", level="team"), "level"),
     ("roles", "ListScopes", pb.ListScopeCatalogRequest(page_size=1001), "page_size"),
     ("audit", "ListAuditEvents", pb.ListAuditEventsRequest(organization="acme", page_size=1001), "page_size"),
+    (
+        "audit",
+        "ListAuditEvents",  # "²".isdigit(), yet no revision
+        pb.ListAuditEventsRequest(organization="acme", page_token=base64.urlsafe_b64encode("²".encode()).decode()),
+        "page_token",
+    ),
 ]
 
 

@@ -544,3 +544,26 @@ def test_importer_moves_an_id_to_an_organization_imported_after_the_one_giving_i
         "acme-sandbox": "acme",
         "acme-vault": "globex",
     }
+
+
+def test_importer_takes_ids_yaml_reads_as_numbers(db: Database, policy: PolicySet) -> None:
+    """``id: 123`` is the id "123" (YAML gives an int), written and checked as such, and
+    importing the same document again replaces the organization."""
+    numeric = {
+        "organizations": [
+            {
+                "id": 123,
+                "handle": "n123",
+                "name": "Numbers",
+                "members": [{"user": 42, "role": "Admin"}],
+                "workspaces": [{"id": 7, "handle": "seven", "access": [{"subject": "user:42", "role": "Viewer"}]}],
+            }
+        ]
+    }
+    import_document(db, policy, numeric)
+    import_document(db, policy, numeric)
+    assert snapshots.load_index(db).workspace_org == {"7": "123"}
+    loaded = snapshots.load_org(db, "123")
+    assert loaded is not None
+    assert loaded[0].grants == [("7", "user:42", "Viewer")]
+    assert numeric["organizations"][0]["id"] == 123  # the caller's document is left as it was

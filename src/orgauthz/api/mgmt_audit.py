@@ -75,7 +75,7 @@ def _before(token: str) -> int:
     key = bounds.decode_page_token("page_token", token)
     if not key:
         return 0
-    if not key.isdigit() or len(key) > 19:
+    if not (key.isascii() and key.isdigit()) or len(key) > 19:  # "²".isdigit(), yet int("²") raises
         raise InvalidArgument("page_token", "is not a token this server issued")
     return int(key)
 

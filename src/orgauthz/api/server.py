@@ -210,6 +210,8 @@ class App:
         if self.server is not None:
             await self.server.stop(grace)
         self.metrics.close()
+        if self.engine is not None:
+            await self.engine.close()
         if self.db is not None:
             await self.db.aclose()
             self.db.dispose()

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 _BUILD_PART = 200
 _BUILD_SLICE_S = 0.002
 _BUILD_PAUSE_S = 0.001
+_LOAD_ATTEMPTS = 3  # loads of one organization one call waits for (see Engine.ensure_loaded)
 
 # One reason for "not in the organization" and "no such workspace or organization": an
 # explanation must not tell a caller which ids exist (SPEC §2).
@@ -156,17 +157,30 @@ class Engine:
         """Loads the organization if needed; False when it does not exist.
 
         The load runs as a task of its own that every caller waits for: a caller that is
-        cancelled (its deadline passed) neither cancels the load nor fails the others."""
-        if org_id in self._orgs:
-            return True
-        if org_id not in self.org_revision:
-            return False
-        pending = self._loading.get(org_id)
-        if pending is None:
-            pending = self._loading[org_id] = asyncio.create_task(self._load(org_id), name=f"orgauthz-load-{org_id}")
-            pending.add_done_callback(partial(self._loaded, org_id))
-        await asyncio.shield(pending)
+        cancelled (its deadline passed) neither cancels the load nor fails the others. A
+        caller resumes a turn or two after the load installed the organization; should a
+        change have dropped it meanwhile (custom roles changed, a re-read of the index, an
+        eviction), it is loaded again rather than reported missing."""
+        for _ in range(_LOAD_ATTEMPTS):
+            if org_id in self._orgs:
+                return True
+            if org_id not in self.org_revision:
+                return False
+            pending = self._loading.get(org_id)
+            if pending is None:
+                pending = self._loading[org_id] = asyncio.create_task(
+                    self._load(org_id), name=f"orgauthz-load-{org_id}"
+                )
+                pending.add_done_callback(partial(self._loaded, org_id))
+            await asyncio.shield(pending)
         return org_id in self._orgs
+
+    async def close(self) -> None:
+        """Cancels the loads in flight (the server is stopping; its database goes next)."""
+        loads = list(self._loading.values())
+        for task in loads:
+            task.cancel()
+        await asyncio.gather(*loads, return_exceptions=True)
 
     def _loaded(self, org_id: str, task: asyncio.Task[None]) -> None:
         if self._loading.get(org_id) is task:

@@ -10,6 +10,7 @@ path (``organizations[0].workspaces[2].access[1].role``).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -75,17 +76,16 @@ def _roles(policy: PolicySet, custom: dict[str, str], level: str) -> set[str]:
 def _check_org(  # one pass over the document
     policy: PolicySet, org: dict[str, Any], at: str, seen: dict[str, set[Any]]
 ) -> None:
-    org_id = bounds.check_id(f"{at}.id", str(org.get("id", "")))
+    org["id"] = org_id = bounds.check_id(f"{at}.id", str(org.get("id", "")))
     _unique(seen, "organization", org_id, f"{at}.id")
-    _unique(
-        seen, "organization handle", bounds.check_handle(f"{at}.handle", str(org.get("handle", ""))), f"{at}.handle"
-    )
+    org["handle"] = bounds.check_handle(f"{at}.handle", str(org.get("handle", "")))
+    _unique(seen, "organization handle", org["handle"], f"{at}.handle")
     bounds.check_name(f"{at}.name", str(org.get("name", "")))
     _check_limits(org, at)
     custom: dict[str, str] = {}
     for j, role in enumerate(_items(org, "custom_roles", at)):
         p = f"{at}.custom_roles[{j}]"
-        rid = bounds.check_id(f"{p}.id", str(role.get("id", "")))
+        role["id"] = rid = bounds.check_id(f"{p}.id", str(role.get("id", "")))
         _unique(seen, "custom role", rid, f"{p}.id")
         _unique(seen, "custom role name", (org_id, str(role.get("name", rid))), f"{p}.name")
         if rid in policy.roles:
@@ -108,7 +108,7 @@ def _check_org(  # one pass over the document
     subjects: set[str] = set()
     for j, m in enumerate(_items(org, "members", at)):
         p = f"{at}.members[{j}]"
-        user = bounds.check_id(f"{p}.user", str(m.get("user", "")))
+        m["user"] = user = bounds.check_id(f"{p}.user", str(m.get("user", "")))
         _unique(seen, "member", (org_id, user), f"{p}.user")
         subjects.add("user:" + user)
         if m.get("email"):
@@ -117,7 +117,7 @@ def _check_org(  # one pass over the document
             raise InvalidArgument(f"{p}.role", "must be Admin, Member or an organization custom role")
     for j, sa in enumerate(_items(org, "service_accounts", at)):
         p = f"{at}.service_accounts[{j}]"
-        sa_id = bounds.check_id(f"{p}.id", str(sa.get("id", "")))
+        sa["id"] = sa_id = bounds.check_id(f"{p}.id", str(sa.get("id", "")))
         _unique(seen, "service account", sa_id, f"{p}.id")
         subjects.add("service_account:" + sa_id)
         name = bounds.check_name(f"{p}.name", str(sa.get("name", sa.get("id", ""))))
@@ -127,15 +127,16 @@ def _check_org(  # one pass over the document
             raise InvalidArgument(f"{p}.role", "must be Member or an organization custom role, never Admin (R11)")
     for j, ws in enumerate(_items(org, "workspaces", at)):
         p = f"{at}.workspaces[{j}]"
-        ws_id = bounds.check_id(f"{p}.id", str(ws.get("id", "")))
+        ws["id"] = ws_id = bounds.check_id(f"{p}.id", str(ws.get("id", "")))
         _unique(seen, "workspace", ws_id, f"{p}.id")
-        handle = bounds.check_handle(f"{p}.handle", str(ws.get("handle", "")))
+        ws["handle"] = handle = bounds.check_handle(f"{p}.handle", str(ws.get("handle", "")))
         _unique(seen, "workspace handle", (org_id, handle), f"{p}.handle")
         if ws.get("default_role") and ws["default_role"] not in ws_roles:
             raise InvalidArgument(f"{p}.default_role", "must be a workspace role or empty (No Access)")
         for k, g in enumerate(_items(ws, "access", p)):
             q = f"{p}.access[{k}]"
-            bounds.check_subject(f"{q}.subject", str(g.get("subject", "")))
+            kind, ident = bounds.check_subject(f"{q}.subject", str(g.get("subject", "")))
+            g["subject"] = f"{kind}:{ident}"
             _unique(seen, "grant", (ws_id, g["subject"]), f"{q}.subject")
             if g["subject"] not in subjects:
                 raise InvalidArgument(f"{q}.subject", "must be a member or service account of the organization (R16)")
@@ -144,6 +145,7 @@ def _check_org(  # one pass over the document
 
 
 def import_document(db: Database, policy: PolicySet, doc: dict[str, Any]) -> ImportResult:
+    doc = copy.deepcopy(doc)  # ids are written back as the validated strings (YAML may give ints)
     orgs = doc.get("organizations")
     if not isinstance(orgs, list) or not orgs:
         raise InvalidArgument("organizations", "must be a non-empty list")
@@ -190,9 +192,9 @@ def _check_store(db: Database, orgs: list[dict[str, Any]]) -> None:
                 chunk = names[start : start + 5000]
                 for value, holder in session.execute(select(column, owner).where(column.in_(chunk))):
                     i, path = wanted[value]
-                    if holder == orgs[i]["id"]:
+                    if str(holder) == str(orgs[i]["id"]):
                         continue  # the organization keeps its own
-                    if position.get(holder, len(orgs)) < i:
+                    if position.get(str(holder), len(orgs)) < i:
                         continue  # imported before it, without it (the document names each once)
                     raise InvalidArgument(path, "is already used by another organization")
 

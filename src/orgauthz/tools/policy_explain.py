@@ -31,6 +31,8 @@ def run_explain(opts: argparse.Namespace, *, out: TextIO) -> int:
         policy = load_policy(policy_dir)
         if opts.server:
             allowed, lines = _ask_server(opts, policy)
+        elif opts.tls or opts.tls_ca or opts.tls_cert or opts.tls_key or opts.tls_server_name:
+            raise _Failed("the --tls options are for --server; --database-url reads the store directly")
         else:
             allowed, lines = asyncio.run(_ask_database(opts, policy))
     except OrgAuthzError as exc:
