@@ -89,6 +89,17 @@ def in_slices(monkeypatch: pytest.MonkeyPatch) -> Pauses:
     return pauses
 
 
+def _building(pauses: Pauses) -> asyncio.Event:
+    """Set at the build's first pause."""
+    building = asyncio.Event()
+
+    async def at_first() -> None:
+        building.set()
+
+    pauses.at_first = at_first
+    return building
+
+
 async def _started(db: Database, policy: PolicySet) -> Engine:
     seed(db, policy, DOC)
     engine = Engine(policy, db, gc_freeze=False)
@@ -170,12 +181,7 @@ async def test_s5_a_cancelled_first_caller_does_not_fail_the_others_waiting_for_
     db: Database, policy: PolicySet, in_slices: Pauses
 ) -> None:
     engine = await _started(db, policy)
-    building = asyncio.Event()
-
-    async def at_first() -> None:
-        building.set()
-
-    in_slices.at_first = at_first
+    building = _building(in_slices)
     first = asyncio.create_task(engine.ensure_loaded("acme"))
     second = asyncio.create_task(engine.ensure_loaded("acme"))
     await building.wait()
@@ -213,12 +219,7 @@ async def test_s5_stopping_the_engine_cancels_the_loads_in_flight(
     db: Database, policy: PolicySet, in_slices: Pauses
 ) -> None:
     engine = await _started(db, policy)
-    building = asyncio.Event()
-
-    async def at_first() -> None:
-        building.set()
-
-    in_slices.at_first = at_first
+    building = _building(in_slices)
     caller = asyncio.create_task(engine.ensure_loaded("acme"))
     await building.wait()
     await engine.close()
