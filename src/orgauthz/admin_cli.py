@@ -19,7 +19,7 @@ from pathlib import Path
 
 import grpc
 
-from orgauthz.client import Client, channel_options, tls_credentials
+from orgauthz.client import Client, open_channel, tls_credentials
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 
@@ -59,16 +59,18 @@ def add_tls_options(p: argparse.ArgumentParser) -> None:
 def channel_from(opts: argparse.Namespace) -> grpc.Channel:
     """A blocking channel to ``opts.server``, over TLS when the options ask for it
     (:func:`add_tls_options`). UsageError as :func:`credentials_from`."""
-    credentials = credentials_from(opts)
-    if credentials is None:
-        return grpc.insecure_channel(opts.server)
-    return grpc.secure_channel(opts.server, credentials, options=channel_options(opts.tls_server_name))
+    return open_channel(opts.server, credentials_from(opts), opts.tls_server_name)
+
+
+def tls_asked(opts: argparse.Namespace) -> bool:
+    """Whether any option of :func:`add_tls_options` but the server name turns TLS on."""
+    return bool(opts.tls or opts.tls_ca or opts.tls_cert or opts.tls_key)
 
 
 def credentials_from(opts: argparse.Namespace) -> grpc.ChannelCredentials | None:
     """The TLS credentials ``add_tls_options`` asked for, or None (plaintext). UsageError
     when the files do not make a client certificate or cannot be read."""
-    if not (opts.tls or opts.tls_ca or opts.tls_cert or opts.tls_key):
+    if not tls_asked(opts):
         if opts.tls_server_name:
             raise UsageError("--tls-server-name needs TLS (--tls or --tls-ca)")
         return None

@@ -61,6 +61,13 @@ def channel_options(server_name: str) -> list[tuple[str, str]]:
     return [("grpc.ssl_target_name_override", server_name)] if server_name else []
 
 
+def open_channel(target: str, credentials: grpc.ChannelCredentials | None, server_name: str = "") -> grpc.Channel:
+    """A blocking channel: TLS with ``credentials`` (:func:`tls_credentials`), else plaintext."""
+    if credentials is None:
+        return grpc.insecure_channel(target)
+    return grpc.secure_channel(target, credentials, options=channel_options(server_name))
+
+
 def _metadata(token: str, actor: str, api_key: str) -> list[tuple[str, str]]:
     md = []
     if token:
@@ -120,11 +127,7 @@ class Client:
         server_name: str = "",
         timeout: float = 5.0,
     ) -> None:
-        channel = (
-            grpc.secure_channel(target, credentials, options=channel_options(server_name))
-            if credentials
-            else grpc.insecure_channel(target)
-        )
+        channel = open_channel(target, credentials, server_name)
         self._channel = grpc.intercept_channel(channel, _MetadataInterceptor(_metadata(token, actor, api_key)))
         self._raw = channel
         self.timeout = timeout

@@ -52,6 +52,7 @@ _WRITE_LOCK_KEY = 0x6F7A  # pg_advisory_xact_lock key serializing writers
 _MIGRATE_LOCK_KEY = 0x6F7B  # pg_advisory_xact_lock key serializing migrations
 # A write's first statements on PostgreSQL: the lock, then (a later snapshot) the head revision.
 _LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"
+_WRITE_LOCK_STMT = _LOCK_SQL % _WRITE_LOCK_KEY  # the same, as one literal statement (a constant int)
 _HEAD_SQL = "SELECT revision FROM changes ORDER BY revision DESC LIMIT 1"
 # A write sent in one round trip: the head revision and the rows of its ``read`` must be the
 # ones it was decided on, else orgauthz_expect (migration 0002) raises SQLSTATE OZ409.
@@ -484,12 +485,7 @@ class Database:
                     rollback = False  # a new connection has no failed transaction to end
                     if attempt == 2:
                         raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
-            work = Write(
-                session=cast(Session, None),
-                revision=head + 1,
-                change=ChangeSet(org_id=org_id, kind=kind),
-                read=rows,
-            )
+            work = _loop_write(org_id, kind, head, rows)
             try:
                 out = body(work)
             except BaseException:
@@ -524,13 +520,7 @@ class Database:
         """The write in one round trip, decided on ``expected``. Returns its result, or None
         when nothing was written (then whether the connection is left inside a failed
         transaction, which the next round trip ends with ``ROLLBACK``)."""
-        head, rows = expected
-        work = Write(
-            session=cast(Session, None),
-            revision=head + 1,
-            change=ChangeSet(org_id=org_id, kind=kind),
-            read=list(rows),
-        )
+        work = _loop_write(org_id, kind, *expected)
         try:
             out = body(work)
         except Exception:
@@ -540,9 +530,10 @@ class Database:
         except psycopg.OperationalError:
             return None, False
         cursor = psycopg.AsyncClientCursor(conn)
-        lock = cursor.mogrify(_LOCK_SQL, (_WRITE_LOCK_KEY,))
         try:
-            sql = ";".join(["BEGIN", lock, self._expect_sql(cursor, read, expected), *self._closing_sql(cursor, work)])
+            sql = ";".join(
+                ["BEGIN", _WRITE_LOCK_STMT, self._expect_sql(cursor, read, expected), *self._closing_sql(cursor, work)]
+            )
         except Exception:
             log.exception("a write's expectation could not be sent; it is decided on the database's rows")
             return None, False
@@ -593,7 +584,7 @@ class Database:
             found = cursor.mogrify(
                 _COMMITTED_SQL, (work.revision, change.org_id, change.kind, work.now, Json(change.payload()))
             )
-            await cursor.execute(";".join(("BEGIN", cursor.mogrify(_LOCK_SQL, (_WRITE_LOCK_KEY,)), found, "ROLLBACK")))
+            await cursor.execute(";".join(("BEGIN", _WRITE_LOCK_STMT, found, "ROLLBACK")))
             cursor.nextset()  # past BEGIN's
             cursor.nextset()  # and the lock's
             return await cursor.fetchone() is not None
@@ -607,15 +598,19 @@ class Database:
     def _expect_sql(self, cursor: Any, read: Read, expected: Expected) -> str:
         """``SELECT orgauthz_expect(...)``: the head and ``read``'s rows (JSON-comparable
         values, in the order ``read`` returns them) are ``expected``."""
-        sql, defaults = self._compiled_read(read[0])
         names = ", ".join(f"c{i}" for i in range(len(read[0].selected_columns)))
         head, rows = expected
         return _EXPECT_SQL.format(
             head=cursor.mogrify("%s", (int(head),)),
             rows=cursor.mogrify("%s::jsonb", (Json([list(row) for row in rows]),)),
             names=names,
-            read=cursor.mogrify(sql, {**defaults, **read[1]}),
+            read=self._read_sql(cursor, read),
         )
+
+    def _read_sql(self, cursor: Any, read: Read) -> str:
+        """``read`` as one literal statement, its values bound on this side."""
+        sql, defaults = self._compiled_read(read[0])
+        return cast(str, cursor.mogrify(sql, {**defaults, **read[1]}))
 
     def _closing_sql(self, cursor: Any, work: Write) -> list[str]:
         """The body's rows and the bookkeeping as literal statements, bound on this side."""
@@ -643,11 +638,9 @@ class Database:
     ) -> tuple[int, list[tuple[Any, ...]]]:
         """``BEGIN``, the lock, the head and ``read`` in one round trip; ``rollback`` first
         ends the failed transaction of a write whose expectation was refused."""
-        sql, defaults = self._compiled_read(read[0])
         cursor = psycopg.AsyncClientCursor(conn)
         try:
-            lock = cursor.mogrify(_LOCK_SQL, (_WRITE_LOCK_KEY,))
-            first = ("BEGIN", lock, _HEAD_SQL, cursor.mogrify(sql, {**defaults, **read[1]}))
+            first = ("BEGIN", _WRITE_LOCK_STMT, _HEAD_SQL, self._read_sql(cursor, read))
             await cursor.execute(";".join(("ROLLBACK", *first) if rollback else first))
             if rollback:
                 cursor.nextset()  # past ROLLBACK's
@@ -688,6 +681,13 @@ class Database:
         """Closes the event loop's connection (see :meth:`write_on_loop`)."""
         async with self._loop_lock:
             await self._discard_loop_connection()
+
+
+def _loop_write(org_id: str, kind: str, head: int, rows: list[tuple[Any, ...]]) -> Write:
+    """The ``Write`` a body on the event loop fills: no ORM session, the next revision."""
+    return Write(
+        session=cast(Session, None), revision=head + 1, change=ChangeSet(org_id=org_id, kind=kind), read=list(rows)
+    )
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:

@@ -176,25 +176,25 @@ def _check_store(db: Database, orgs: list[dict[str, Any]]) -> None:
     them up: organizations are written one at a time, and a collision found by the store
     would leave the ones before it imported (InvalidArgument names the path instead).
     A concurrent write can still take an id between this check and the import's own."""
-    position = {str(org["id"]): i for i, org in enumerate(orgs)}
+    position = {org["id"]: i for i, org in enumerate(orgs)}  # ids are validated strings by now
     for column, owner, key, field in _GLOBAL:
         wanted: dict[str, tuple[int, str]] = {}
         for i, org in enumerate(orgs):
             at = f"organizations[{i}]"
             if not key:
-                wanted[str(org[field])] = (i, f"{at}.{field}")
+                wanted[org[field]] = (i, f"{at}.{field}")
                 continue
             for j, item in enumerate(org.get(key) or []):
-                wanted[str(item[field])] = (i, f"{at}.{key}[{j}].{field}")
+                wanted[item[field]] = (i, f"{at}.{key}[{j}].{field}")
         names = sorted(wanted)
         with db.read() as session:
             for start in range(0, len(names), 5000):
                 chunk = names[start : start + 5000]
                 for value, holder in session.execute(select(column, owner).where(column.in_(chunk))):
                     i, path = wanted[value]
-                    if str(holder) == str(orgs[i]["id"]):
+                    if holder == orgs[i]["id"]:
                         continue  # the organization keeps its own
-                    if position.get(str(holder), len(orgs)) < i:
+                    if position.get(holder, len(orgs)) < i:
                         continue  # imported before it, without it (the document names each once)
                     raise InvalidArgument(path, "is already used by another organization")
 

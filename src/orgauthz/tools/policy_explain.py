@@ -24,6 +24,7 @@ _ROLE_REASON = re.compile(r"^(organization role|workspace role|default workspace
 
 
 def run_explain(opts: argparse.Namespace, *, out: TextIO) -> int:
+    from orgauthz.admin_cli import tls_asked
     from orgauthz.tools.policy_cli import default_policy_dir
 
     policy_dir = opts.policy_dir or default_policy_dir()
@@ -31,7 +32,7 @@ def run_explain(opts: argparse.Namespace, *, out: TextIO) -> int:
         policy = load_policy(policy_dir)
         if opts.server:
             allowed, lines = _ask_server(opts, policy)
-        elif opts.tls or opts.tls_ca or opts.tls_cert or opts.tls_key or opts.tls_server_name:
+        elif tls_asked(opts) or opts.tls_server_name:
             raise _Failed("the --tls options are for --server; --database-url reads the store directly")
         else:
             allowed, lines = asyncio.run(_ask_database(opts, policy))
