@@ -89,7 +89,7 @@ class ChangeNotifier:
                 await asyncio.sleep(self.retry_s)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                    await pubsub.aclose()
 
     def _received(self, data: bytes) -> None:
         self.received += 1

@@ -1,0 +1,63 @@
+"""The declared floors tell the truth about the committed stubs and the lowest-version lock."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parents[1]
+STUBS = ROOT / "src" / "orgauthz" / "v1"
+
+
+def _floors() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    floors = {}
+    for line in reqs:
+        req = Requirement(line)
+        lows = [s.version for s in req.specifier if s.operator == ">="]
+        assert len(lows) == 1, f"{line}: one >= floor expected"
+        floors[req.name.lower().replace("_", "-")] = lows[0]
+    return floors
+
+
+def _pinned(path: Path) -> dict[str, str]:
+    return {m[1].lower(): m[2] for m in re.finditer(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", path.read_text(), re.M)}
+
+
+def test_grpc_floors_are_the_version_the_stubs_were_generated_for() -> None:
+    generated = {re.search(r"GRPC_GENERATED_VERSION = '([^']+)'", p.read_text())[1] for p in STUBS.glob("*_grpc.py")}
+    floors = _floors()
+    assert {floors[n] for n in ("grpcio", "grpcio-health-checking", "grpcio-reflection")} == generated
+
+
+def test_protobuf_floor_is_the_runtime_the_stubs_were_generated_for() -> None:
+    versions = set()
+    for stub in STUBS.glob("*_pb2.py"):
+        m = re.search(
+            r"ValidateProtobufRuntimeVersion\(\s*_runtime_version\.Domain\.PUBLIC,\s*(\d+),\s*(\d+),\s*(\d+),",
+            stub.read_text(),
+        )
+        assert m, stub.name
+        versions.add(".".join(m.groups()))
+    assert versions == {_floors()["protobuf"]}
+
+
+def test_lowest_lock_pins_every_direct_dependency_at_its_floor() -> None:
+    pinned = _pinned(ROOT / "requirements" / "lowest.txt")
+    wrong = {
+        name: (floor, pinned.get(name))
+        for name, floor in _floors().items()
+        if name not in pinned or Version(pinned[name]) != Version(floor)
+    }
+    assert not wrong, f"requirements/lowest.txt is stale or a floor is untrue (floor, pinned): {wrong}; run make lock"
+
+
+def test_build_gating_tools_are_pinned_exactly() -> None:
+    dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+    exact = {Requirement(r).name for r in dev if "==" in r}
+    assert {"ruff", "mypy", "grpcio-tools"} <= exact
