@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -25,8 +26,12 @@ def _floors() -> dict[str, str]:
     return floors
 
 
+def _pinned_text(text: str) -> dict[str, str]:
+    return {m[1].lower(): m[2] for m in re.finditer(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", text, re.M)}
+
+
 def _pinned(path: Path) -> dict[str, str]:
-    return {m[1].lower(): m[2] for m in re.finditer(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", path.read_text(), re.M)}
+    return _pinned_text(path.read_text())
 
 
 def test_grpc_floors_are_the_version_the_stubs_were_generated_for() -> None:
@@ -61,3 +66,31 @@ def test_build_gating_tools_are_pinned_exactly() -> None:
     dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
     exact = {Requirement(r).name for r in dev if "==" in r}
     assert {"ruff", "mypy", "grpcio-tools"} <= exact
+
+
+def test_the_runtime_installs_no_development_tool() -> None:
+    runtime = {
+        Requirement(r).name.lower()
+        for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    assert not runtime & {"grpcio-tools", "matplotlib", "py-spy", "pytest", "mypy", "ruff", "hypothesis"}
+
+
+def test_the_image_installs_the_locked_runtime_only() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "--require-hashes -r requirements/uv.txt" in dockerfile
+    assert "uv export --frozen --no-emit-project" in dockerfile
+    assert "pip install --no-deps ." in dockerfile
+    uv = ROOT / ".venv-uv" / "bin" / "uv"
+    assert uv.exists(), "make setup installs uv into .venv-uv"
+    out = subprocess.run(
+        [str(uv), "export", "--frozen", "--no-emit-project", "--format", "requirements-txt", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    ).stdout
+    exported = _pinned_text(out)
+    assert not exported.keys() & {"grpcio-tools", "matplotlib", "py-spy", "pytest", "mypy", "ruff", "hypothesis"}
+    assert {"grpcio", "protobuf", "pycasbin", "redis", "psycopg"} <= exported.keys()
+    assert "--hash=sha256:" in out
