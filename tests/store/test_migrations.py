@@ -29,3 +29,20 @@ def test_concurrent_migrations_on_an_empty_database_all_succeed(pg: PgCluster) -
         for db in dbs:
             db.dispose()
         pg.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.mark.postgres
+def test_the_newest_schema_has_no_write_expectation_function(pg: PgCluster) -> None:
+    """Migration 0003 drops migration 0002's orgauthz_expect: no write path calls it."""
+    name = f"migrate_expect_{next(_n)}"
+    pg.psql(f"CREATE DATABASE {name}")
+    db = Database(pg.url(name))
+    try:
+        db.migrate()
+        with db.engine.connect() as conn:
+            found = conn.exec_driver_sql("SELECT count(*) FROM pg_proc WHERE proname = 'orgauthz_expect'").scalar()
+            version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        assert (found, version) == (0, "0003")
+    finally:
+        db.dispose()
+        pg.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -54,12 +54,6 @@ class Metrics:
         )
         self.reloads = Gauge("orgauthz_engine_reloads", "Full index re-reads (far behind or a gap)", registry=r)
         self.org_loads = Gauge("orgauthz_org_loads", "Organizations loaded since start", registry=r)
-        self.access_writes = Gauge(
-            "orgauthz_access_writes",
-            "Grant, change and revoke on PostgreSQL: sent in one round trip, or decided again on the database's rows",
-            ["path"],
-            registry=r,
-        )
         self.errors = Counter(
             "orgauthz_dependency_errors", "Errors talking to a dependency", ["dependency"], registry=r
         )
@@ -96,10 +90,6 @@ class Metrics:
     def bind_gauges(self, applied: Callable[[], float], loads: Callable[[], float]) -> None:
         self.feed_revision.set_function(applied)
         self.org_loads.set_function(loads)
-
-    def bind_writes(self, one_trip: Callable[[], float], decided_again: Callable[[], float]) -> None:
-        self.access_writes.labels("one_trip").set_function(one_trip)
-        self.access_writes.labels("decided_again").set_function(decided_again)
 
     def bind_replication(
         self,

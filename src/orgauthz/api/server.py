@@ -117,7 +117,6 @@ class App:
         self.decisions = Decisions(engine, authorizer, feed, min_revision_wait=s.min_revision_wait_s)
         self.extras["cache"] = cache
         self.metrics.bind_gauges(lambda: engine.applied, lambda: engine.loads)
-        self.metrics.bind_writes(lambda: db.one_trip_writes, lambda: db.expectations_missed)
 
         options = [
             ("grpc.max_receive_message_length", s.max_message_bytes),

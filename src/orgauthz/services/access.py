@@ -8,8 +8,7 @@ member or a service account of the workspace's organization, checked inside the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, and_, bindparam, delete, exists, insert, select, update
 
@@ -88,39 +87,6 @@ _SET_ROLE = update(_GRANTS).where(_ONE_GRANT).values(role=bindparam("new_role"))
 _DELETE_GRANT = delete(_GRANTS).where(_ONE_GRANT)
 
 
-# What the reads above will find, guessed from this replica's engine: a write with a guess
-# goes to the database in one round trip, which refuses it unless the guess is still true
-# under the write lock (Database.write_on_loop). A wrong guess costs time, never an answer.
-
-
-def _custom_guess(mgmt: Management, org_id: str, role: str) -> tuple[str | None, str | None]:
-    custom = mgmt.engine.custom_role(org_id, role) if role else None
-    return (org_id, custom.level) if custom is not None else (None, None)
-
-
-def _guess_grant(mgmt: Management, ws: _Ws, subject: str, role: str) -> list[tuple[Any, ...]] | None:
-    """The row of ``_GRANT_CHECKS``: the workspace exists, the subject is in the
-    organization, it already holds a role here, the custom role's organization and level."""
-    in_org = mgmt.engine.direct_roles(ws.org_id, subject, L.org_domain(ws.org_id))
-    held = mgmt.engine.direct_roles(ws.org_id, subject, L.ws_domain(ws.id))
-    if in_org is None or held is None:
-        return None
-    found = mgmt.engine.workspace_org.get(ws.id) is not None
-    return [(found, L.MEMBER in in_org, bool(held), *_custom_guess(mgmt, ws.org_id, role))]
-
-
-def _guess_grant_of(mgmt: Management, ws: _Ws, subject: str, role: str) -> list[tuple[Any, ...]] | None:
-    """The rows of ``_GRANT_OF``: none without the workspace, else one with the subject's
-    role there (None: no grant) and the custom role's organization and level."""
-    held = mgmt.engine.direct_roles(ws.org_id, subject, L.ws_domain(ws.id))
-    if held is None or len(held) > 1:
-        return None
-    if mgmt.engine.workspace_org.get(ws.id) is None:
-        return []
-    current = held[0].removeprefix(L.role_name("")) if held else None
-    return [(ws.id, current, *_custom_guess(mgmt, ws.org_id, role))]
-
-
 def _existing(w: Write, ws: _Ws, subject: str) -> str:
     """The subject's role in the workspace, from the write's ``_GRANT_OF`` read."""
     if not w.read:
@@ -182,8 +148,7 @@ async def grant(
         )
         return row
 
-    guess = partial(_guess_grant, mgmt, ws, subject, role)
-    return await mgmt.write(ws.org_id, "workspace-access.granted", body, read=read, on_loop=True, guess=guess)
+    return await mgmt.write(ws.org_id, "workspace-access.granted", body, read=read, on_loop=True)
 
 
 async def change(
@@ -210,8 +175,7 @@ async def change(
         return _grant_row(w, ws, subject, role)
 
     read = (_GRANT_OF, {"ws": workspace_id, "subject": subject, "role": role})
-    guess = partial(_guess_grant_of, mgmt, ws, subject, role)
-    return await mgmt.write(ws.org_id, "workspace-access.changed", body, read=read, on_loop=True, guess=guess)
+    return await mgmt.write(ws.org_id, "workspace-access.changed", body, read=read, on_loop=True)
 
 
 async def revoke(mgmt: Management, actor: Actor, workspace_id: str, subject: str) -> int:
@@ -227,8 +191,7 @@ async def revoke(mgmt: Management, actor: Actor, workspace_id: str, subject: str
         )
 
     read = (_GRANT_OF, {"ws": workspace_id, "subject": subject, "role": ""})
-    guess = partial(_guess_grant_of, mgmt, ws, subject, "")
-    _, revision = await mgmt.write(ws.org_id, "workspace-access.revoked", body, read=read, on_loop=True, guess=guess)
+    _, revision = await mgmt.write(ws.org_id, "workspace-access.revoked", body, read=read, on_loop=True)
     return revision
 
 

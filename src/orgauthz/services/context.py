@@ -21,7 +21,7 @@ from orgauthz.domain.policy import PolicySet
 from orgauthz.engine.engine import Engine, Target
 from orgauthz.engine.feed import ChangeFeed
 from orgauthz.errors import NotFound, PermissionDenied, Unavailable
-from orgauthz.store.db import ChangeSet, Database, Expected, Read, Write
+from orgauthz.store.db import ChangeSet, Database, Read, Write
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -112,16 +112,13 @@ class Management:
         *,
         read: Read | None = None,
         on_loop: bool = False,
-        guess: Callable[[], list[tuple[Any, ...]] | None] | None = None,
     ) -> tuple[T, int]:
         """Runs ``body`` in one write transaction (in a worker thread, or on the event loop
         with ``on_loop``); returns its result and revision.
         ``read`` is a SELECT (built once) and its values; the body finds its rows in
         ``Write.read`` (see Database.write). ``on_loop``: the body does not use
-        ``Write.session``, so on PostgreSQL the write runs on the event loop. ``guess``
-        (with ``on_loop``): the rows ``read`` would return, from this replica's engine, or
-        None; with them, at this replica's revision, the write goes in one round trip that
-        the database refuses unless they are still what it holds (Database.write_on_loop).
+        ``Write.session``, so on PostgreSQL the write runs on the event loop in two round
+        trips (Database.write_on_loop).
 
         After it returns, the change is applied to this replica's engine, so a Check here
         reflects it at once (SPEC §3).
@@ -134,7 +131,7 @@ class Management:
 
         if on_loop and read is not None and self.db.writes_on_loop:
             # A body that needs no ORM session runs on the event loop (Database.write_on_loop).
-            result, w = await self.db.write_on_loop(org_id, kind, body, read=read, expect=self._expect(guess))
+            result, w = await self.db.write_on_loop(org_id, kind, body, read=read)
             revision, change = w.revision, w.change
         else:
             result, revision, change = await asyncio.to_thread(run)
@@ -149,20 +146,6 @@ class Management:
                 self.engine.apply(revision, change)
             log.warning("revision %d committed; this replica applies it when the database returns", revision)
         return result, revision
-
-    def _expect(self, guess: Callable[[], list[tuple[Any, ...]] | None] | None) -> Callable[[], Expected | None] | None:
-        """What a write on the event loop expects to find: this replica's revision, if it has
-        applied everything it knows to be committed, and the guessed rows."""
-        if guess is None:
-            return None
-
-        def expect() -> Expected | None:
-            if self.feed.lag_revisions:  # another replica wrote since: the head is not known here
-                return None
-            rows = guess()
-            return None if rows is None else (self.engine.applied, rows)
-
-        return expect
 
     async def read(self, body: Callable[[Any], T]) -> T:
         """Runs ``body(session)`` on a read snapshot, in a thread."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,20 +53,6 @@ _MIGRATE_LOCK_KEY = 0x6F7B  # pg_advisory_xact_lock key serializing migrations
 _LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"
 _WRITE_LOCK_STMT = _LOCK_SQL % _WRITE_LOCK_KEY  # the same, as one literal statement (a constant int)
 _HEAD_SQL = "SELECT revision FROM changes ORDER BY revision DESC LIMIT 1"
-# A write sent in one round trip: the head revision and the rows of its ``read`` must be the
-# ones it was decided on, else orgauthz_expect (migration 0002) raises SQLSTATE OZ409.
-# The template holds no value of its own: each is bound by psycopg (mogrify) before it is filled.
-_EXPECT_SQL = (
-    "SELECT orgauthz_expect(coalesce((SELECT revision FROM changes ORDER BY revision DESC LIMIT 1), 0) = {head}"
-    " AND (SELECT coalesce(jsonb_agg(jsonb_build_array({names})), '[]'::jsonb) FROM ({read}) AS r({names}))"
-    " = {rows})"
-)
-_STALE = "OZ409"
-_UNDEFINED_FUNCTION = "42883"  # migration 0002 not applied (ORGAUTHZ_MIGRATE=false)
-_COMMITTED_SQL = (
-    "SELECT 1 FROM changes WHERE revision = %s AND org_id = %s AND kind = %s"
-    " AND committed_at = %s AND payload::jsonb = %s::jsonb"
-)
 # Driver rows fetched per part, and the pause after a full one (see Database.driver_rows).
 _ROWS_PART = 5000
 _ROWS_PAUSE_S = 0.001
@@ -75,8 +60,6 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 AnySelect: TypeAlias = Select[*tuple[Any, ...]]  # a SELECT of any columns
 # A write's ``read``: a SELECT built once (module level, with bindparams) and its values.
 Read: TypeAlias = tuple[AnySelect, dict[str, Any]]
-# What a write expects to find under the lock: the head revision and the rows of its ``read``.
-Expected: TypeAlias = tuple[int, list[tuple[Any, ...]]]
 # Written by Core statements (no RETURNING), so they can travel in a pipeline.
 _AUDIT = cast(Table, AuditEvent.__table__)
 _CHANGES = cast(Table, Change.__table__)
@@ -233,12 +216,6 @@ class Database:
         self._dml: dict[tuple[int, tuple[str, ...]], tuple[Executable, str]] = {}
         self._loop_conn: Any = None  # psycopg.AsyncConnection of write_on_loop
         self._loop_lock = asyncio.Lock()
-        self._local = threading.local()
-        # Writes on the event loop by how they went: sent in one round trip as expected,
-        # decided again because what they expected had changed (or was not known).
-        self.one_trip_writes = 0
-        self.expectations_missed = 0
-        self._one_trip = True  # off when the database lacks orgauthz_expect
 
     def _sqlite_setup(self) -> None:
         @event.listens_for(self.engine, "connect")
@@ -443,7 +420,6 @@ class Database:
         body: Callable[[Write], T],
         *,
         read: Read,
-        expect: Callable[[], Expected | None] | None = None,
     ) -> tuple[T, Write]:
         """:meth:`write` for bodies that need no ORM session (``Write.session`` is unset),
         run on the event loop with psycopg's asyncio connection: no worker thread and no
@@ -456,33 +432,14 @@ class Database:
         of those turns waits behind the calls already queued). One connection per server,
         in autocommit mode (the transaction is the explicit ``BEGIN``), writes in turn (the
         global write lock serializes them anyway).
-
-        ``expect``, called once this write's turn has come, says what the caller expects
-        the head revision and the rows of ``read`` to be (from this replica's own state),
-        or None. The body is then run on those rows and everything goes in one round trip,
-        which the database refuses unless, under the lock, the head and ``read`` are
-        exactly what was expected (:data:`_EXPECT_SQL`): then the write is the one the two
-        round trips would have made. When they differ, when the body raises on the expected
-        rows, or when the connection fails before anything committed, the write is decided
-        again on what the database holds, in two round trips as above. The body must
-        depend on nothing but its ``Write`` (it may run twice; only one run's rows commit).
         """
         async with self._loop_lock:
-            rollback = False
-            expected = self._expected(expect)
-            if expected is not None:
-                done, rollback = await self._write_as_expected(org_id, kind, body, read, expected)
-                if done is not None:
-                    self.one_trip_writes += 1
-                    return done
-                self.expectations_missed += 1
             for attempt in (1, 2):
                 try:
                     conn = await self._loop_connection()
-                    head, rows = await self._lock_and_head_on_loop(conn, read, rollback=rollback)
+                    head, rows = await self._lock_and_head_on_loop(conn, read)
                     break
                 except psycopg.OperationalError as exc:
-                    rollback = False  # a new connection has no failed transaction to end
                     if attempt == 2:
                         raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
             work = _loop_write(org_id, kind, head, rows)
@@ -504,108 +461,6 @@ class Database:
                 await self._discard_loop_connection()  # a failed transaction may still be open
                 raise
             return out, work
-
-    def _expected(self, expect: Callable[[], Expected | None] | None) -> Expected | None:
-        if expect is None or not self._one_trip:
-            return None
-        try:
-            return expect()
-        except Exception:
-            log.exception("a write's expectation could not be formed; it is decided on the database's rows")
-            return None
-
-    async def _write_as_expected(
-        self, org_id: str, kind: str, body: Callable[[Write], T], read: Read, expected: Expected
-    ) -> tuple[tuple[T, Write] | None, bool]:
-        """The write in one round trip, decided on ``expected``. Returns its result, or None
-        when nothing was written (then whether the connection is left inside a failed
-        transaction, which the next round trip ends with ``ROLLBACK``)."""
-        work = _loop_write(org_id, kind, *expected)
-        try:
-            out = body(work)
-        except Exception:
-            return None, False  # decided on an expectation: the answer comes from the database
-        try:
-            conn = await self._loop_connection()
-        except psycopg.OperationalError:
-            return None, False
-        cursor = psycopg.AsyncClientCursor(conn)
-        try:
-            sql = ";".join(
-                ["BEGIN", _WRITE_LOCK_STMT, self._expect_sql(cursor, read, expected), *self._closing_sql(cursor, work)]
-            )
-        except Exception:
-            log.exception("a write's expectation could not be sent; it is decided on the database's rows")
-            return None, False
-        try:
-            await self._send(cursor, sql + ";COMMIT")
-        except psycopg.IntegrityError as exc:
-            await self._discard_loop_connection()
-            raise AlreadyExists("a resource with that id, handle or name already exists") from exc
-        except psycopg.OperationalError as exc:
-            # The COMMIT may or may not have been carried out before the connection failed.
-            await self._discard_loop_connection()
-            if await self._committed(work, exc):
-                return (out, work), False
-            return None, False
-        except psycopg.DatabaseError as exc:
-            if exc.sqlstate == _UNDEFINED_FUNCTION:
-                self._one_trip = False
-                log.warning(
-                    "the database lacks orgauthz_expect (migration 0002): grant, change and revoke take "
-                    "two round trips until orgauthz is restarted with migrations applied"
-                )
-            elif exc.sqlstate != _STALE:
-                # Nothing committed (the COMMIT is skipped after an error): decided again, on
-                # a fresh connection, where an error of the write itself is raised as usual.
-                log.warning("a one-round-trip write failed (SQLSTATE %s); it is decided again", exc.sqlstate)
-                await self._discard_loop_connection()
-                return None, False
-            return None, True
-        except BaseException:
-            await self._discard_loop_connection()  # a failed transaction may still be open
-            raise
-        return (out, work), False
-
-    async def _send(self, cursor: Any, sql: str) -> None:
-        """One query string, one round trip (a seam for the connection-failure tests)."""
-        await cursor.execute(sql)
-
-    async def _committed(self, work: Write, failure: psycopg.OperationalError) -> bool:
-        """After the connection failed under a one-round-trip write: whether it committed.
-        Its ``changes`` row says so (revision, organization, kind, time and payload: no
-        other write has them all), read under the write lock: a server still running the
-        write holds the lock until it has committed or rolled back. Raises Unavailable when
-        the database cannot tell."""
-        try:
-            conn = await self._loop_connection()
-            cursor = psycopg.AsyncClientCursor(conn)
-            change = work.change
-            found = cursor.mogrify(
-                _COMMITTED_SQL, (work.revision, change.org_id, change.kind, work.now, Json(change.payload()))
-            )
-            await cursor.execute(";".join(("BEGIN", _WRITE_LOCK_STMT, found, "ROLLBACK")))
-            cursor.nextset()  # past BEGIN's
-            cursor.nextset()  # and the lock's
-            return await cursor.fetchone() is not None
-        except psycopg.Error as exc:
-            await self._discard_loop_connection()
-            raise Unavailable(f"database unavailable: {type(failure).__name__}") from exc
-        except BaseException:
-            await self._discard_loop_connection()  # cancelled: possibly waiting for the lock, inside BEGIN
-            raise
-
-    def _expect_sql(self, cursor: Any, read: Read, expected: Expected) -> str:
-        """``SELECT orgauthz_expect(...)``: the head and ``read``'s rows (JSON-comparable
-        values, in the order ``read`` returns them) are ``expected``."""
-        names = ", ".join(f"c{i}" for i in range(len(read[0].selected_columns)))
-        head, rows = expected
-        return _EXPECT_SQL.format(
-            head=cursor.mogrify("%s", (int(head),)),
-            rows=cursor.mogrify("%s::jsonb", (Json([list(row) for row in rows]),)),
-            names=names,
-            read=self._read_sql(cursor, read),
-        )
 
     def _read_sql(self, cursor: Any, read: Read) -> str:
         """``read`` as one literal statement, its values bound on this side."""
@@ -633,17 +488,11 @@ class Database:
                 raise
         return int(row[0]) if row else 0
 
-    async def _lock_and_head_on_loop(
-        self, conn: Any, read: Read, *, rollback: bool = False
-    ) -> tuple[int, list[tuple[Any, ...]]]:
-        """``BEGIN``, the lock, the head and ``read`` in one round trip; ``rollback`` first
-        ends the failed transaction of a write whose expectation was refused."""
+    async def _lock_and_head_on_loop(self, conn: Any, read: Read) -> tuple[int, list[tuple[Any, ...]]]:
+        """``BEGIN``, the lock, the head and ``read`` in one round trip."""
         cursor = psycopg.AsyncClientCursor(conn)
         try:
-            first = ("BEGIN", _WRITE_LOCK_STMT, _HEAD_SQL, self._read_sql(cursor, read))
-            await cursor.execute(";".join(("ROLLBACK", *first) if rollback else first))
-            if rollback:
-                cursor.nextset()  # past ROLLBACK's
+            await cursor.execute(";".join(("BEGIN", _WRITE_LOCK_STMT, _HEAD_SQL, self._read_sql(cursor, read))))
             cursor.nextset()  # past BEGIN's
             cursor.nextset()  # and the lock's
             row = await cursor.fetchone()
