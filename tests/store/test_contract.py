@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,11 +18,11 @@ from sqlalchemy import func, select, update
 
 from orgauthz.domain.lines import OrgSnapshot
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, RoleDef
-from orgauthz.errors import AlreadyExists, InvalidArgument
+from orgauthz.errors import AlreadyExists, InvalidArgument, LimitExceeded
 from orgauthz.store import snapshots
 from orgauthz.store.db import Database
 from orgauthz.store.importer import import_document
-from orgauthz.store.models import Change, Organization, User, Workspace
+from orgauthz.store.models import Change, Invitation, Organization, User, Workspace
 
 ACME: dict[str, Any] = {
     "id": "acme",
@@ -567,3 +568,52 @@ def test_importer_takes_ids_yaml_reads_as_numbers(db: Database, policy: PolicySe
     assert loaded is not None
     assert loaded[0].grants == [("7", "user:42", "Viewer")]
     assert numeric["organizations"][0]["id"] == 123  # the caller's document is left as it was
+
+
+@pytest.mark.parametrize(
+    ("limits", "named"),
+    [
+        ({"members": 2}, "organizations[0].members"),
+        ({"service_accounts": 1}, "organizations[0].service_accounts"),
+        ({"workspaces": 2}, "organizations[0].workspaces"),
+    ],
+    ids=["members", "service-accounts", "workspaces"],
+)
+def test_r10_importer_refuses_a_document_over_its_own_limits_and_writes_nothing(
+    db: Database, policy: PolicySet, limits: dict[str, int], named: str
+) -> None:
+    """Acme has 3 members, 2 service accounts and 3 workspaces: one over each limit here."""
+    with pytest.raises(InvalidArgument) as refused:
+        import_document(db, policy, doc({**ACME, "limits": limits}))
+    assert refused.value.field == named
+    assert _counts(db) == (0, 0, 0)
+
+
+def test_r10_importer_counts_the_pending_invitations_it_keeps(db: Database, policy: PolicySet) -> None:
+    """Members plus pending invitations count (R10): an organization keeps its invitations
+    across a re-import, so a re-import that would overfill it is refused whole."""
+    import_document(db, policy, doc(ACME))
+    now = datetime.now(UTC)
+    with db.write("acme", "test.invited") as w:
+        for i in range(2):
+            w.session.add(
+                Invitation(
+                    id=f"inv-{i}",
+                    org_id="acme",
+                    email=f"p{i}@acme.test",
+                    org_role="Member",
+                    status="pending",
+                    token_hash=f"h{i}",
+                    invited_by="user:alice",
+                    accepted_by=None,
+                    expires_at=now + timedelta(days=1),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    before = revisions(db)
+    with pytest.raises(LimitExceeded):  # 3 members + 2 pending > 4
+        import_document(db, policy, doc({**ACME, "limits": {"members": 4}}, GLOBEX))
+    assert revisions(db) == before
+    import_document(db, policy, doc({**ACME, "limits": {"members": 5}}))
+    assert len(revisions(db)) == len(before) + 1

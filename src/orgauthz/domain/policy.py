@@ -99,6 +99,10 @@ class PolicySet:
     def builtin_roles(self, level: str) -> list[RoleDef]:
         return [r for r in self.roles.values() if r.level == level]
 
+    def builtin_levels(self) -> dict[str, str]:
+        """Each built-in role's level (what ``domain.rules`` checks custom roles against)."""
+        return {name: r.level for name, r in self.roles.items()}
+
     def is_scope(self, level: str, name: str) -> bool:
         table = self.workspace_scopes if level == WORKSPACE else self.organization_permissions
         return name in table

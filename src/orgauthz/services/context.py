@@ -59,12 +59,24 @@ class Management:
     # -- authorization ------------------------------------------------------------
 
     async def is_member(self, actor: Actor, org_id: str) -> bool:
+        return await self._org_roles(actor, org_id) is not None
+
+    async def org_role_of(self, actor: Actor, org_id: str) -> str | None:
+        """The actor's built-in or custom organization role, per the engine (None: not a
+        member). A service account's role is never Admin (R11)."""
+        roles = await self._org_roles(actor, org_id)
+        named = [r.removeprefix(L.role_name("")) for r in roles or () if r != L.MEMBER]
+        return named[0] if named else None
+
+    async def _org_roles(self, actor: Actor, org_id: str) -> tuple[str, ...] | None:
+        """The actor's direct lines in the organization's domain, when it is a member."""
         if actor.org_id and actor.org_id != org_id:
-            return False
+            return None
         target = self.engine.resolve(organization=org_id)
         if target is None or not await self.engine.ensure_loaded(org_id):
-            return False
-        return L.MEMBER in self.engine._state(org_id).enforcer.roles_of(actor.subject, target.domain)
+            return None
+        roles = self.engine.direct_roles(org_id, actor.subject, target.domain)
+        return roles if roles is not None and L.MEMBER in roles else None
 
     async def allowed(self, actor: Actor, org_id: str, permission: str, workspace: str = "") -> bool:
         """Whether the actor holds ``permission`` in the organization (or the workspace scope)."""

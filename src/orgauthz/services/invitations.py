@@ -26,14 +26,13 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from orgauthz.domain import bounds
+from orgauthz.domain import bounds, rules
 from orgauthz.domain import lines as L
 from orgauthz.domain.policy import ORGANIZATION
 from orgauthz.errors import (
     FailedPrecondition,
     InvalidArgument,
     InvitationUnusable,
-    LimitExceeded,
     NotFound,
     PermissionDenied,
 )
@@ -44,7 +43,6 @@ from orgauthz.services.roles import check_role
 from orgauthz.store.db import Write, as_utc, utcnow
 from orgauthz.store.models import Invitation, Membership, Organization, User
 
-ADMIN = "Admin"
 TTL_MAX_S = 90 * 24 * 3600
 
 
@@ -116,19 +114,9 @@ def check_ttl(field: str, seconds: int, default: int) -> int:
     return seconds
 
 
-async def is_admin(mgmt: Management, actor: Actor, org_id: str) -> bool:
-    """Whether the actor holds the built-in Admin role of the organization, per the engine."""
-    target = mgmt.engine.resolve(organization=org_id)
-    if target is None or not await mgmt.is_member(actor, org_id):
-        return False
-    roles = mgmt.engine._state(org_id).enforcer.roles_of(actor.subject, target.domain)
-    return L.role_name(ADMIN) in roles
-
-
 async def _require_may_invite(mgmt: Management, actor: Actor, org_id: str, role: str) -> None:
     await mgmt.require(actor, org_id, "create:invitation")
-    if role == ADMIN and not await is_admin(mgmt, actor, org_id):
-        raise PermissionDenied("only organization Admins may invite with the Admin role (R8)")
+    rules.check_invitation_role(actor_role=await mgmt.org_role_of(actor, org_id), role=role)
 
 
 def _pending_now(now: datetime) -> ColumnElement[bool]:
@@ -228,11 +216,8 @@ async def create_invitations(
                 r.status, r.updated_at = Status.EXPIRED.value, now
         out: list[tuple[int, InviteResult]] = []
         fresh = [e for e in wanted if e not in members and e not in pending]
-        if fresh and _seats_taken(s, org_id, now) + len(fresh) > org.max_members:
-            raise LimitExceeded(
-                f"inviting {len(fresh)} more would exceed the organization's limit of {org.max_members} "
-                "members (members plus pending invitations count)"
-            )
+        if fresh:
+            rules.check_limit(rules.SEATS, used=_seats_taken(s, org_id, now), adding=len(fresh), limit=org.max_members)
         for email, i in wanted.items():
             raw = emails[i]
             if email in members:
@@ -395,11 +380,7 @@ async def resend_invitation(
             )
             if other:
                 raise FailedPrecondition("the address has another pending invitation")
-            if _seats_taken(s, org_id, now) + 1 > org.max_members:
-                raise LimitExceeded(
-                    f"the organization has reached its limit of {org.max_members} members "
-                    "(members plus pending invitations count)"
-                )
+            rules.check_limit(rules.SEATS, used=_seats_taken(s, org_id, now), adding=1, limit=org.max_members)
         row.status, row.expires_at, row.updated_at = Status.PENDING.value, now + timedelta(seconds=ttl_s), now
         token = _issue(mgmt, w, org, row)
         Management.audit(

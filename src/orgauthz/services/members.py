@@ -19,15 +19,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orgauthz.domain import lines as L
+from orgauthz.domain import rules
 from orgauthz.domain.policy import ORGANIZATION
-from orgauthz.errors import FailedPrecondition, NotFound, PermissionDenied
+from orgauthz.errors import NotFound
 from orgauthz.services.access import remove_from_organization
 from orgauthz.services.context import Actor, Management
 from orgauthz.services.roles import check_role
 from orgauthz.store.db import Write
 from orgauthz.store.models import Membership, User
-
-ADMIN = "Admin"
 
 
 @dataclass(frozen=True)
@@ -38,15 +37,21 @@ class MemberView:
     created_at: datetime
 
 
-def _is_admin(s: Session, org_id: str, actor: Actor) -> bool:
+def _role_of(s: Session, org_id: str, actor: Actor) -> str | None:
+    """The actor's organization role, read in the write (None: a service account, R11, or
+    not a member)."""
     if not actor.is_user:
-        return False  # service accounts are never Admin (R11)
+        return None
     m = s.get(Membership, (org_id, actor.id))
-    return m is not None and m.org_role == ADMIN
+    return m.org_role if m is not None else None
 
 
 def _admins(s: Session, org_id: str) -> int:
-    q = select(func.count()).select_from(Membership).where(Membership.org_id == org_id, Membership.org_role == ADMIN)
+    q = (
+        select(func.count())
+        .select_from(Membership)
+        .where(Membership.org_id == org_id, Membership.org_role == rules.ADMIN)
+    )
     return int(s.scalar(q) or 0)
 
 
@@ -93,10 +98,9 @@ async def change_role(mgmt: Management, actor: Actor, org_id: str, user_id: str,
         m = _member(s, org_id, user_id)
         check_role(s, mgmt.policy, org_id, role, ORGANIZATION, "role")
         before = m.org_role
-        if ADMIN in (role, before) and not _is_admin(s, org_id, actor):
-            raise PermissionDenied("only Admins may make someone an Admin or change an Admin's role (R8)")
-        if before == ADMIN and role != ADMIN and _admins(s, org_id) <= 1:
-            raise FailedPrecondition("the last Admin of an organization cannot be demoted (R3)")
+        rules.check_role_change(
+            actor_role=_role_of(s, org_id, actor), before=before, after=role, admins=_admins(s, org_id)
+        )
         subject = f"user:{user_id}"
         if before != role:
             w.change.remove.append(L.membership_lines(subject, org_id, before)[0])
@@ -123,11 +127,10 @@ async def remove_member(mgmt: Management, actor: Actor, org_id: str, user_id: st
     def body(w: Write) -> None:
         s = w.session
         m = _member(s, org_id, user_id)
-        if m.org_role == ADMIN:
-            if not leaving and not _is_admin(s, org_id, actor):
-                raise PermissionDenied("only Admins may remove an Admin (R8)")
-            if _admins(s, org_id) <= 1:
-                raise FailedPrecondition("the last Admin of an organization cannot be removed or leave (R3)")
+        if rules.is_admin(m.org_role):
+            rules.check_removal(
+                actor_role=_role_of(s, org_id, actor), role=m.org_role, admins=_admins(s, org_id), leaving=leaving
+            )
         subject = f"user:{user_id}"
         removed = remove_from_organization(w, org_id, subject, m.org_role)
         s.delete(m)

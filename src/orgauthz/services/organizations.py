@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from orgauthz.domain import lines as L
+from orgauthz.domain import rules
 from orgauthz.errors import AlreadyExists, NotFound, PermissionDenied
 from orgauthz.services.context import Actor, Management
 from orgauthz.store.db import Write
@@ -72,8 +73,8 @@ async def create_organization(
         elif admin_email and not user.email:
             user.email = admin_email
         s.flush()
-        s.add(Membership(org_id=org_id, user_id=admin_user_id, org_role="Admin", created_at=w.now))
-        w.change.add.extend(L.membership_lines(f"user:{admin_user_id}", org_id, "Admin"))
+        s.add(Membership(org_id=org_id, user_id=admin_user_id, org_role=rules.ADMIN, created_at=w.now))
+        w.change.add.extend(L.membership_lines(f"user:{admin_user_id}", org_id, rules.ADMIN))
         Management.audit(
             w,
             actor or PLATFORM,

@@ -21,7 +21,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from orgauthz.domain import bounds
+from orgauthz.domain import bounds, rules
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, RoleDef
 from orgauthz.errors import FailedPrecondition, InvalidArgument, NotFound
 from orgauthz.services.context import Actor, Management
@@ -171,14 +171,11 @@ async def create_role(
 ) -> tuple[RoleView, int]:
     """Needs create:account_role. InvalidArgument for a bad level, inheritance or scope."""
     policy = mgmt.policy
-    if role_id in policy.roles:
-        raise InvalidArgument("id", "must not be a built-in role name")
+    builtin = policy.builtin_levels()
+    rules.check_custom_role_id("id", role_id, builtin)
     if level not in LEVELS:
         raise InvalidArgument("level", "must be workspace or organization")
-    if inherits:
-        parent = policy.roles.get(inherits)
-        if parent is None or parent.level != level or inherits == "Admin":
-            raise InvalidArgument("inherits", f"must be a built-in {level} role other than Admin")
+    rules.check_inherits("inherits", inherits=inherits, level=level, builtin_levels=builtin)
     own = check_scopes(policy, level, scopes, inherits=inherits)
     await mgmt.require(actor, org_id, "create:account_role")
     role_id = role_id or f"role-{secrets.token_hex(8)}"

@@ -24,8 +24,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from orgauthz.domain import lines as L
+from orgauthz.domain import rules
 from orgauthz.domain.policy import ORGANIZATION
-from orgauthz.errors import AlreadyExists, InvalidArgument, LimitExceeded, NotFound, Unauthenticated
+from orgauthz.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
 from orgauthz.services import secrets as sec
 from orgauthz.services.access import remove_from_organization
 from orgauthz.services.context import Actor, Management
@@ -33,7 +34,6 @@ from orgauthz.services.roles import check_role
 from orgauthz.store.db import Write, as_utc, utcnow
 from orgauthz.store.models import ApiKey, Organization, ServiceAccount
 
-ADMIN = "Admin"
 GRACE_MAX_S = 48 * 3600
 KEY_TTL_MAX_S = 10 * 365 * 24 * 3600
 INVALID_KEY = "invalid API key"
@@ -112,8 +112,7 @@ def check_grace(field_name: str, seconds: int) -> int:
 
 
 def _check_sa_role(s: Session, mgmt: Management, org_id: str, role: str) -> None:
-    if role == ADMIN:
-        raise InvalidArgument("org_role", "service accounts never hold the Admin role (R11)")
+    rules.check_service_account_role("org_role", role)
     check_role(s, mgmt.policy, org_id, role, ORGANIZATION, "org_role")
 
 
@@ -145,7 +144,7 @@ async def create_service_account(
     write lock, so racing creates never exceed it).
     """
     await mgmt.require(actor, org_id, "create:service_account")
-    role = role or "Member"
+    role = role or rules.MEMBER
     sa_id = sa_id or f"sa-{_secrets.token_hex(8)}"
 
     def body(w: Write) -> tuple[ServiceAccountView, IssuedKey]:
@@ -161,10 +160,7 @@ async def create_service_account(
         count = int(
             s.scalar(select(func.count()).select_from(ServiceAccount).where(ServiceAccount.org_id == org_id)) or 0
         )
-        if count >= org.max_service_accounts:
-            raise LimitExceeded(
-                f"the organization has reached its limit of {org.max_service_accounts} service accounts"
-            )
+        rules.check_limit("service accounts", used=count, adding=1, limit=org.max_service_accounts)
         sa = ServiceAccount(id=sa_id, org_id=org_id, name=name, org_role=role, created_at=w.now)
         s.add(sa)
         s.flush()

@@ -12,8 +12,9 @@ import secrets
 from sqlalchemy import delete, func, select
 
 from orgauthz.domain import lines as L
+from orgauthz.domain import rules
 from orgauthz.domain.policy import WORKSPACE
-from orgauthz.errors import LimitExceeded, NotFound
+from orgauthz.errors import NotFound
 from orgauthz.services.context import Actor, Management
 from orgauthz.services.roles import check_role
 from orgauthz.store.db import Write
@@ -55,8 +56,7 @@ async def create_workspace(
         if default_role:
             check_role(s, mgmt.policy, org_id, default_role, WORKSPACE, "default_role")
         count = int(s.scalar(select(func.count()).select_from(Workspace).where(Workspace.org_id == org_id)) or 0)
-        if count >= org.max_workspaces:
-            raise LimitExceeded(f"the organization has reached its limit of {org.max_workspaces} workspaces")
+        rules.check_limit("workspaces", used=count, adding=1, limit=org.max_workspaces)
         ws = Workspace(
             id=workspace_id,
             org_id=org_id,

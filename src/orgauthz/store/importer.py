@@ -15,14 +15,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 
-from orgauthz.domain import bounds
+from orgauthz.domain import bounds, rules
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet
 from orgauthz.errors import InvalidArgument
-from orgauthz.store.db import Database
+from orgauthz.store.db import Database, utcnow
 from orgauthz.store.models import (
     CustomRole,
+    Invitation,
     Membership,
     Organization,
     ServiceAccount,
@@ -80,22 +81,22 @@ def _check_org(  # one pass over the document
     _unique(seen, "organization", org_id, f"{at}.id")
     org["handle"] = bounds.check_handle(f"{at}.handle", str(org.get("handle", "")))
     _unique(seen, "organization handle", org["handle"], f"{at}.handle")
-    bounds.check_name(f"{at}.name", str(org.get("name", "")))
+    org["name"] = bounds.check_name(f"{at}.name", str(org.get("name", "")))
     _check_limits(org, at)
+    builtin = policy.builtin_levels()
     custom: dict[str, str] = {}
     for j, role in enumerate(_items(org, "custom_roles", at)):
         p = f"{at}.custom_roles[{j}]"
         role["id"] = rid = bounds.check_id(f"{p}.id", str(role.get("id", "")))
         _unique(seen, "custom role", rid, f"{p}.id")
-        _unique(seen, "custom role name", (org_id, str(role.get("name", rid))), f"{p}.name")
-        if rid in policy.roles:
-            raise InvalidArgument(f"{p}.id", "must not be a built-in role name")
+        role["name"] = bounds.check_name(f"{p}.name", str(role.get("name", rid)))
+        role["description"] = bounds.check_description(f"{p}.description", str(role.get("description") or ""))
+        _unique(seen, "custom role name", (org_id, role["name"]), f"{p}.name")
+        rules.check_custom_role_id(f"{p}.id", rid, builtin)
         level = role.get("level", WORKSPACE)
         if level not in (WORKSPACE, ORGANIZATION):
             raise InvalidArgument(f"{p}.level", "must be workspace or organization")
-        inherits = role.get("inherits") or ""
-        if inherits and (inherits not in policy.roles or policy.roles[inherits].level != level or inherits == "Admin"):
-            raise InvalidArgument(f"{p}.inherits", f"must be a built-in {level} role other than Admin")
+        rules.check_inherits(f"{p}.inherits", inherits=role.get("inherits") or "", level=level, builtin_levels=builtin)
         scopes = role.get("scopes") or []
         if not isinstance(scopes, list):
             raise InvalidArgument(f"{p}.scopes", "must be a list")
@@ -113,17 +114,18 @@ def _check_org(  # one pass over the document
         subjects.add("user:" + user)
         if m.get("email"):
             bounds.check_email(f"{p}.email", str(m["email"]))
-        if m.get("role", "Member") not in org_roles:
+        if m.get("role", rules.MEMBER) not in org_roles:
             raise InvalidArgument(f"{p}.role", "must be Admin, Member or an organization custom role")
     for j, sa in enumerate(_items(org, "service_accounts", at)):
         p = f"{at}.service_accounts[{j}]"
         sa["id"] = sa_id = bounds.check_id(f"{p}.id", str(sa.get("id", "")))
         _unique(seen, "service account", sa_id, f"{p}.id")
         subjects.add("service_account:" + sa_id)
-        name = bounds.check_name(f"{p}.name", str(sa.get("name", sa.get("id", ""))))
+        sa["name"] = name = bounds.check_name(f"{p}.name", str(sa.get("name", sa_id)))
         _unique(seen, "service account name", (org_id, name), f"{p}.name")
-        role = sa.get("role", "Member")
-        if role == "Admin" or role not in org_roles:
+        role = sa.get("role", rules.MEMBER)
+        rules.check_service_account_role(f"{p}.role", role)
+        if role not in org_roles:
             raise InvalidArgument(f"{p}.role", "must be Member or an organization custom role, never Admin (R11)")
     for j, ws in enumerate(_items(org, "workspaces", at)):
         p = f"{at}.workspaces[{j}]"
@@ -131,6 +133,7 @@ def _check_org(  # one pass over the document
         _unique(seen, "workspace", ws_id, f"{p}.id")
         ws["handle"] = handle = bounds.check_handle(f"{p}.handle", str(ws.get("handle", "")))
         _unique(seen, "workspace handle", (org_id, handle), f"{p}.handle")
+        ws["name"] = bounds.check_name(f"{p}.name", str(ws.get("name") or ""), required=False) or handle
         if ws.get("default_role") and ws["default_role"] not in ws_roles:
             raise InvalidArgument(f"{p}.default_role", "must be a workspace role or empty (No Access)")
         for k, g in enumerate(_items(ws, "access", p)):
@@ -142,6 +145,13 @@ def _check_org(  # one pass over the document
                 raise InvalidArgument(f"{q}.subject", "must be a member or service account of the organization (R16)")
             if g.get("role") not in ws_roles:
                 raise InvalidArgument(f"{q}.role", "must be a workspace role")
+    limits = {**DEFAULT_LIMITS, **(org.get("limits") or {})}
+    for key in DEFAULT_LIMITS:  # R10: the document itself within its limits
+        count = len(org.get(key) or [])
+        if count > limits[key]:
+            raise InvalidArgument(
+                f"{at}.{key}", f"{count} {key.replace('_', ' ')} exceed the organization's limit of {limits[key]} (R10)"
+            )
 
 
 def import_document(db: Database, policy: PolicySet, doc: dict[str, Any]) -> ImportResult:
@@ -177,6 +187,7 @@ def _check_store(db: Database, orgs: list[dict[str, Any]]) -> None:
     would leave the ones before it imported (InvalidArgument names the path instead).
     A concurrent write can still take an id between this check and the import's own."""
     position = {org["id"]: i for i, org in enumerate(orgs)}  # ids are validated strings by now
+    _check_seats(db, orgs)
     for column, owner, key, field in _GLOBAL:
         wanted: dict[str, tuple[int, str]] = {}
         for i, org in enumerate(orgs):
@@ -197,6 +208,29 @@ def _check_store(db: Database, orgs: list[dict[str, Any]]) -> None:
                     if position.get(holder, len(orgs)) < i:
                         continue  # imported before it, without it (the document names each once)
                     raise InvalidArgument(path, "is already used by another organization")
+
+
+def _check_seats(db: Database, orgs: list[dict[str, Any]]) -> None:
+    """R10: an organization's imported members plus the pending invitations it keeps may not
+    exceed its member limit (refused before anything is written, like the checks above)."""
+    now = utcnow()
+    with db.read() as session:
+        pending = dict(
+            session.execute(
+                select(Invitation.org_id, func.count())
+                .where(
+                    Invitation.org_id.in_([org["id"] for org in orgs]),
+                    Invitation.status == "pending",
+                    Invitation.expires_at > now,
+                )
+                .group_by(Invitation.org_id)
+            ).all()
+        )
+    for org in orgs:
+        limit = {**DEFAULT_LIMITS, **(org.get("limits") or {})}["members"]
+        rules.check_limit(
+            rules.SEATS, used=int(pending.get(org["id"], 0)), adding=len(org.get("members") or []), limit=limit
+        )
 
 
 def _replace_org(db: Database, org: dict[str, Any]) -> int:
@@ -252,7 +286,7 @@ def _replace_org(db: Database, org: dict[str, Any]) -> int:
             s,
             Membership,
             [
-                {"org_id": org_id, "user_id": m["user"], "org_role": m.get("role", "Member"), "created_at": now}
+                {"org_id": org_id, "user_id": m["user"], "org_role": m.get("role", rules.MEMBER), "created_at": now}
                 for m in members
             ],
         )
@@ -264,7 +298,7 @@ def _replace_org(db: Database, org: dict[str, Any]) -> int:
                     "id": a["id"],
                     "org_id": org_id,
                     "name": a.get("name", a["id"]),
-                    "org_role": a.get("role", "Member"),
+                    "org_role": a.get("role", rules.MEMBER),
                     "created_at": now,
                 }
                 for a in org.get("service_accounts") or []
