@@ -14,6 +14,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from hypothesis import strategies as st
 
+from orgauthz.domain import bounds
 from tests.reliability.support import OrgWorld
 
 F = FieldDescriptor
@@ -156,7 +157,7 @@ def plausible(name: str, world: dict[str, OrgWorld]) -> list[str]:
         *(x for w in world.values() for x in w.roles),
     ]
     table: list[tuple[str, list[str]]] = [
-        ("page_token", ["MDo=", "MTp4", "YS1hZG1pbg==", "c2VlX2Zsb3dz"]),
+        ("page_token", [bounds.encode_page_token(k) for k in ("0:", "1:x", "a-admin", "see_flows", "a/a-ws1", "3")]),
         ("organization", list(world)),
         ("workspace", ws),
         ("subject", subjects),

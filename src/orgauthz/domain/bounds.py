@@ -2,12 +2,33 @@
 
 Each checker returns the value it accepted or raises :class:`InvalidArgument`
 naming the field. docs/api.md lists the same bounds.
+
+**Text** (names, descriptions, emails: :func:`check_text`) refuses, wherever it comes from
+(an RPC or ``orgauthz import``), what SPEC §4 names: every control character (Unicode
+category Cc: C0, DEL and C1), every format character (Cf: bidirectional embeddings,
+overrides, isolates and marks, zero-width space, joiner and non-joiner, word joiner,
+invisible operators, byte order mark, soft hyphen, Mongolian vowel separator, tag
+characters), line and paragraph separators (Zl, Zp), lone surrogates (Cs; only the
+importer's JSON can carry one), and the few other characters that draw nothing on their
+own (:data:`_INVISIBLE`). Cf holds the zero-width joiner that glues some emoji sequences
+(a family, a profession with a skin tone) and the non-joiner some scripts spell with: they
+are refused too, because an authorization service is better off with a name drawn as two
+emoji than with two names drawn alike. Variation selectors stay (they choose how the
+character before them is drawn, as in ❤️), and so do private-use and unassigned code points
+(refusing unassigned ones would refuse each new emoji until Python's Unicode data has it).
+
+**Page tokens** (:func:`encode_page_token`) carry a check value over the key they resume
+after, so a token this server did not issue (made up, altered, cut or extended) is refused
+on every list. The check is not a secret: a token is a position, not a capability, and
+every page is authorized as the first one is.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
+import unicodedata
 from typing import Final
 
 from orgauthz.errors import InvalidArgument
@@ -32,6 +53,28 @@ _SCOPE_RE: Final = re.compile(r"[a-z_]{1,64}(?::[a-z_]{1,64})?")
 _EMAIL_RE: Final = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 SUBJECT_KINDS: Final = ("user", "service_account")
+
+_REFUSED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# Default-ignorable code points outside those categories, drawn as nothing on their own:
+# the combining grapheme joiner, the Hangul fillers (a "blank" name), the Khmer inherent
+# vowels, and the ranges Unicode reserves as default-ignorable (renderers draw nothing for
+# them even before they are assigned). Variation selectors (U+FE00-FE0F, U+E0100-E01EF) and
+# the Mongolian free variation selectors are not here: they only choose a glyph.
+_INVISIBLE: Final = frozenset(
+    chr(c)
+    for first, last in (
+        (0x034F, 0x034F),
+        (0x115F, 0x1160),
+        (0x17B4, 0x17B5),
+        (0x2065, 0x2065),
+        (0x3164, 0x3164),
+        (0xFFA0, 0xFFA0),
+        (0xFFF0, 0xFFF8),
+        (0xE0000, 0xE00FF),
+        (0xE01F0, 0xE0FFF),
+    )
+    for c in range(first, last + 1)
+)
 
 
 def check_id(field: str, value: str) -> str:
@@ -64,24 +107,41 @@ def check_handle(field: str, value: str) -> str:
     return value
 
 
+def refused_character(value: str) -> str | None:
+    """The first character of ``value`` no text field may hold (see the module docstring);
+    None when there is none."""
+    for c in value:
+        if unicodedata.category(c) in _REFUSED_CATEGORIES or c in _INVISIBLE:
+            return c
+    return None
+
+
+def check_text(field: str, value: str) -> str:
+    """``value`` when it holds no control or invisible formatting character; InvalidArgument
+    naming the field and the first such character otherwise."""
+    c = refused_character(value)
+    if c is not None:
+        raise InvalidArgument(field, f"must not contain control or invisible formatting characters (U+{ord(c):04X})")
+    return value
+
+
 def check_name(field: str, value: str, *, required: bool = True) -> str:
-    """Printable text without control characters, at most 200 characters."""
+    """Text (:func:`check_text`) of at most 200 characters, returned trimmed."""
     if not value.strip():
         if required:
             raise InvalidArgument(field, "is required")
         return ""
     if len(value) > NAME_MAX:
         raise InvalidArgument(field, f"must be at most {NAME_MAX} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InvalidArgument(field, "must not contain control characters")
-    return value.strip()
+    return check_text(field, value).strip()
 
 
 def check_email(field: str, value: str) -> str:
-    """An address of at most 254 characters; returned lower-cased (R6 compares case-insensitively)."""
+    """An address of at most 254 characters, text (:func:`check_text`); returned lower-cased
+    (R6 compares case-insensitively)."""
     if not value or len(value) > EMAIL_MAX or not _EMAIL_RE.fullmatch(value):
         raise InvalidArgument(field, "must be an email address of at most 254 characters")
-    return value.lower()
+    return check_text(field, value).lower()
 
 
 def check_scope_name(field: str, value: str) -> str:
@@ -112,31 +172,55 @@ def check_limit(field: str, value: int) -> int:
 
 
 def check_description(field: str, value: str) -> str:
-    """Free text of at most 1,000 characters; tabs and newlines allowed, other controls not."""
+    """Text (:func:`check_text`) of at most 1,000 characters, returned trimmed. Like every
+    text field it refuses every control character, tab and newline included (SPEC §4)."""
     if len(value) > DESCRIPTION_MAX:
         raise InvalidArgument(field, f"must be at most {DESCRIPTION_MAX} characters")
-    if any((ord(c) < 32 and c not in "\t\n") or ord(c) == 127 for c in value):
-        raise InvalidArgument(field, "must not contain control characters")
-    return value.strip()
+    return check_text(field, value).strip()
+
+
+# A token is base64url(check + key): 8 bytes of BLAKE2b over the key's UTF-8, then the key.
+# The longest key a list resumes after (an organization and a workspace id, 257 bytes)
+# makes a token of 356 characters, inside PAGE_TOKEN_MAX.
+_TOKEN_CHECK_BYTES: Final = 8
+_TOKEN_PERSON: Final = b"orgauthz-page-v1"
+
+
+def _token(key: bytes) -> str:
+    check = hashlib.blake2b(key, digest_size=_TOKEN_CHECK_BYTES, person=_TOKEN_PERSON).digest()
+    return base64.urlsafe_b64encode(check + key).decode("ascii")
 
 
 def encode_page_token(key: str) -> str:
-    """The opaque token that resumes a list after ``key`` (keyset paging)."""
-    return base64.urlsafe_b64encode(key.encode()).decode("ascii")
+    """The opaque token that resumes a list after ``key`` (keyset paging); every list issues
+    its tokens here."""
+    return _token(key.encode())
 
 
 def decode_page_token(field: str, token: str) -> str:
-    """The key a token resumes after; "" for the first page. InvalidArgument when malformed."""
+    """The key a token from :func:`encode_page_token` resumes after; "" for the first page.
+    Anything else (too long, not base64url as issued, a check that does not match) raises
+    InvalidArgument naming ``field``."""
     if not token:
         return ""
-    if len(token) > PAGE_TOKEN_MAX:
-        raise InvalidArgument(field, "is not a token this server issued")
+    refused = InvalidArgument(field, "is not a token this server issued")
+    if len(token) > PAGE_TOKEN_MAX or not token.isascii():
+        raise refused
     try:
-        key = base64.urlsafe_b64decode(token.encode("ascii")).decode()
-    except (ValueError, UnicodeError):
-        raise InvalidArgument(field, "is not a token this server issued") from None
-    # Keys are ids, handles, names and revisions, none of which holds a control character
-    # (a NUL reached PostgreSQL, which refused it: UNAVAILABLE; SQLite took it as a key).
-    if not key or any(ord(c) < 32 or ord(c) == 127 for c in key):
-        raise InvalidArgument(field, "is not a token this server issued")
+        raw = base64.urlsafe_b64decode(token)
+    except ValueError:
+        raise refused from None
+    body = raw[_TOKEN_CHECK_BYTES:]
+    # Encoding again, check included, must give the same characters: a changed check, a
+    # changed key, dropped or added characters and non-canonical base64 all differ.
+    if not body or _token(body) != token:
+        raise refused
+    try:
+        key = body.decode()
+    except UnicodeError:
+        raise refused from None
+    # Keys are ids, handles, names and revisions: none holds a control character (a NUL
+    # would reach PostgreSQL, which refuses it).
+    if refused_character(key) is not None:
+        raise refused
     return key

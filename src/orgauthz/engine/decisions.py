@@ -8,8 +8,6 @@ target (unknown: a plain deny) and asks the composed :class:`Authorizer`.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, TypeVar, cast
 
@@ -187,17 +185,18 @@ class Decisions:
         return found, token, min(read_at, default=self.engine.applied)
 
 
+# ListAccessibleWorkspaces pages with the token every list uses (bounds), its key
+# "<organization>/<workspace>": "/" is in no id.
 def _encode_token(org: str, ws: str) -> str:
-    return base64.urlsafe_b64encode(f"{org}\x00{ws}".encode()).decode()
+    return bounds.encode_page_token(f"{org}/{ws}")
 
 
 def _decode_token(token: str) -> tuple[str, str]:
-    if not token:
+    """``(organization, workspace)`` the token resumes after; ``("", "")`` for the first page."""
+    key = bounds.decode_page_token("page_token", token)
+    if not key:
         return ("", "")
-    try:
-        org, sep, ws = base64.urlsafe_b64decode(token.encode("ascii")).decode().partition("\x00")
-    except (binascii.Error, UnicodeError, ValueError):
-        raise InvalidArgument("page_token", "is not a token this server issued") from None
-    if not sep or len(token) > 1024:
+    org, sep, ws = key.partition("/")
+    if not (sep and org and ws):  # another list's token
         raise InvalidArgument("page_token", "is not a token this server issued")
     return (org, ws)
