@@ -36,7 +36,24 @@ class Settings(BaseSettings):
         ge=1,
         description="Revisions behind after which a replica re-reads the index instead of replaying changes",
     )
-    redis_cache_ttl_s: int = Field(600, ge=1, le=7 * 24 * 3600, description="Lifetime of shared Redis decisions")
+    redis_cache_ttl_s: int = Field(
+        600,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="Lifetime of an organization revision's shared Redis decisions, from the first one written "
+        "(later writes never extend it)",
+    )
+    redis_cache_max_fields_per_revision: int = Field(
+        100_000,
+        ge=1,
+        description="Decisions one organization revision's Redis hash holds at most; "
+        "once it is full, new ones are not written",
+    )
+    redis_cache_max_fields: int = Field(
+        1_000_000,
+        ge=1,
+        description="Decisions this replica has in Redis at most (it adds no more than this within one TTL)",
+    )
     redis_lookup: str = Field(
         "unloaded",
         pattern="^(unloaded|always)$",

@@ -20,6 +20,7 @@ from tests.conftest import settings_for
 AUTHZ = "orgauthz.v1.AuthorizationService"
 HEALTH = "grpc.health.v1.Health"
 REFLECTION = "grpc.reflection.v1alpha.ServerReflection"
+STORE = "orgauthz.v1.Store"
 
 
 @pytest.mark.parametrize("service", ["", AUTHZ])
@@ -39,11 +40,24 @@ async def test_health_answers_probes_without_credentials_when_callers_must_authe
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
             got = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
             assert got.status == health_pb2.HealthCheckResponse.SERVING
+            listed = await health_pb2_grpc.HealthStub(channel).List(health_pb2.HealthListRequest(), timeout=10)
+            assert listed.statuses[""].status == health_pb2.HealthCheckResponse.SERVING
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await _reflect(channel, reflection_pb2.ServerReflectionRequest(list_services=""))
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     finally:
         await app.stop(0)
+
+
+async def test_health_list_reports_every_service_name_with_its_status(channel: grpc.aio.Channel) -> None:
+    stub = health_pb2_grpc.HealthStub(channel)
+    got = await stub.List(health_pb2.HealthListRequest(), timeout=10)
+    statuses = {name: health_pb2.HealthCheckResponse.ServingStatus.Name(r.status) for name, r in got.statuses.items()}
+    # No Redis configured: no orgauthz.v1.Cache to report on.
+    assert statuses == {"": "SERVING", AUTHZ: "SERVING", STORE: "SERVING"}
+    for name, listed in got.statuses.items():  # what Check answers, name by name
+        checked = await stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=10)
+        assert checked.status == listed.status, name
 
 
 async def test_health_of_an_unknown_service_is_not_found(channel: grpc.aio.Channel) -> None:

@@ -180,6 +180,87 @@ async def wait_health(replica: Replica, service: str, status: str, within: float
     raise AssertionError(f"{replica.name}: health of {service!r} never became {status}\n{replica.log_tail()}")
 
 
+async def health_of(channel: grpc.aio.Channel, service: str) -> str:
+    """The health status of ``service`` on ``channel``, or the status code of the failed call."""
+    try:
+        got = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+    except grpc.aio.AioRpcError as exc:
+        return exc.code().name
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(got.status))
+
+
+async def eventually(condition: Callable[[], bool], what: str, within: float = 10.0) -> None:
+    """Returns once ``condition()`` holds; AssertionError naming ``what`` after ``within`` s."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {within} s")
+        await asyncio.sleep(0.01)
+
+
+class StallProxy:
+    """A TCP proxy to redis-server, run on the test's event loop, that can stall what clients send.
+
+    :meth:`stall_next` holds the next chunk any client sends for ``hold_s`` and then drops it
+    with its connection: one command Redis never answers in time, Redis itself healthy.
+    With ``blackhole`` set, every chunk is treated so (Redis unreachable, by timeouts).
+    """
+
+    def __init__(self, target_port: int, *, hold_s: float = 0.5) -> None:
+        self.target_port = target_port
+        self.hold_s = hold_s
+        self.blackhole = False
+        self.stalled = 0
+        self._stall_next = False
+        self._server: asyncio.AbstractServer | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stall_next(self) -> None:
+        self._stall_next = True
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(self._upstream(reader, up_writer, writer), self._pipe(up_reader, writer))
+
+    async def _upstream(
+        self, reader: asyncio.StreamReader, upstream: asyncio.StreamWriter, client: asyncio.StreamWriter
+    ) -> None:
+        with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
+            while data := await reader.read(65536):
+                if self.blackhole or self._stall_next:
+                    self._stall_next = False
+                    self.stalled += 1
+                    await asyncio.sleep(self.hold_s)
+                    break  # dropped, and the connection with it
+                upstream.write(data)
+                await upstream.drain()
+        upstream.close()
+        client.close()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+
 # -- the oracle --------------------------------------------------------------------------------
 
 

@@ -1,7 +1,9 @@
 """Assembles the server: store, policies, engine, decision path, servicers, health.
 
 :class:`App` is what ``orgauthz serve`` and the tests run. Health reports NOT_SERVING
-until the policies are loaded and the engine has read the store's index. Decisions stay
+under every name until the policies are loaded, the engine has read the store's index and
+the change feed has applied the head revision found once the server listens (what committed
+while it started); decisions wait for that too. Decisions stay
 SERVING while a dependency is down; what is degraded is reported under its own service
 name: ``orgauthz.v1.Store`` (the change feed cannot read the database) and
 ``orgauthz.v1.Cache`` (Redis unreachable; only registered when Redis is configured).
@@ -17,10 +19,10 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from orgauthz.api import auth, authorization, registry, wire
+from orgauthz.api.health import Health
 from orgauthz.api.metrics import Metrics
 from orgauthz.cache.memory import MemoryCache
 from orgauthz.config import Settings
@@ -93,7 +95,7 @@ class App:
     feed: ChangeFeed | None = None
     decisions: Decisions | None = None
     metrics: Metrics = field(default_factory=Metrics)
-    health: HealthServicer = field(default_factory=HealthServicer)
+    health: Health = field(default_factory=Health)
     extras: dict[str, Any] = field(default_factory=dict)
     management: Management | None = None
     replication: Replication | None = None
@@ -122,6 +124,7 @@ class App:
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
             ("grpc.so_reuseport", 0),
+            *auth.server_options(),
         ]
         self.server = server = grpc.aio.server(options=options, interceptors=auth.interceptors_for(s))
         self.management = Management(db=db, engine=engine, feed=feed, policy=policy, settings=s)
@@ -158,6 +161,12 @@ class App:
         )
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {s.listen}")
+        # The index was read first thing; what committed since is in the store, not in it.
+        # Until the feed has applied the head found once the server listens, every name is
+        # NOT_SERVING and decisions wait (Decisions.at_least): SPEC §3.
+        names = ["", *SERVICE_NAMES, STORE_HEALTH, *([CACHE_HEALTH] if self.replication.cache_ok is not None else [])]
+        for name in names:
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.start()
         feed.start()
         self.replication.start()
@@ -165,11 +174,18 @@ class App:
             self.outbox.start()
         if s.metrics_listen:
             self.metrics_port = self.metrics.serve(s.metrics_listen)
+        head = await feed.catch_up()
         for name in ["", *SERVICE_NAMES]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         await self._report_degradation({})
         self._watch = asyncio.create_task(self._watch_dependencies(), name="orgauthz-health")
-        log.info("orgauthz serving on %s:%d (revision %d)", s.listen.rpartition(":")[0], self.port, engine.applied)
+        log.info(
+            "orgauthz serving on %s:%d (revision %d; head at start %d)",
+            s.listen.rpartition(":")[0],
+            self.port,
+            engine.applied,
+            head,
+        )
 
     async def _watch_dependencies(self) -> None:
         """Keeps the Store/Cache health statuses and dependency error counters current."""

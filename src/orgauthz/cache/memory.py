@@ -7,6 +7,7 @@ found: a revoke is never answered "allow" from this cache.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Final
 
@@ -45,7 +46,7 @@ class MemoryCache:
         data = self._data
         if len(data) >= self.max_entries:
             drop = max(1, int(self.max_entries * _EVICT_FRACTION))
-            for old in list(data)[:drop]:
+            for old in list(itertools.islice(data, drop)):  # not a list of every key
                 del data[old]
         data[key] = allowed
 

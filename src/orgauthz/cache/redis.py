@@ -1,10 +1,12 @@
 """The Redis decision tier shared by replicas, and the one place Redis failures are handled.
 
 :class:`RedisLink` owns the client. Every Redis call in orgauthz goes through it: a
-failure (refused connection, timeout, any ``RedisError``) is logged once, counted, and
-turns the link *down*; while down, no call reaches the network (a lookup is a counted
-miss, a write is dropped) and a probe pings Redis until it answers again. Nothing here
-ever raises to a caller and nothing here ever answers "allow" on its own.
+failure (refused connection, timeout, any ``RedisError``) is a miss, counted and logged
+once. A timeout is not an outage: the link goes *down* when Redis refused the connection or
+failures went on for a second with no answer from Redis in between (it pings Redis after
+a failure). While down, no call reaches the network (a lookup is a counted miss, a write
+is dropped) and a probe pings Redis until it answers again. Nothing here ever raises to a
+caller and nothing here ever answers "allow" on its own.
 
 :class:`RedisDecisionCache` stores decisions in one hash per organization revision::
 
@@ -13,8 +15,15 @@ ever raises to a caller and nothing here ever answers "allow" on its own.
 Keys carry the revision, so a change to an organization makes its old entries
 unreachable (they expire with their TTL) and leaves every other organization's entries
 valid. The policy digest keeps replicas running different ``policies/`` from sharing
-answers. Denials are cached like allows. Writes are batched by a background flush, off
-the response path.
+answers. Denials are cached like allows, for subjects the organization knows (the caller,
+:class:`~orgauthz.engine.redis_authorizer.RedisCachingAuthorizer`, writes nothing about
+the others). Writes are batched by a background flush, off the response path.
+
+Everything written is bounded (SPEC §3): a hash holds at most ``max_fields_per_revision``
+fields, after which its new decisions are not written; it gets its TTL once, when it is
+created, so no later write extends it; and one replica adds at most ``max_fields`` fields
+within any one TTL (:class:`~orgauthz.cache.budget.FieldBudget`), so at most that many of
+its fields are in Redis at once.
 """
 
 from __future__ import annotations
@@ -22,16 +31,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import logging
 import time
-from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from orgauthz.cache.budget import FieldBudget
 from orgauthz.domain import lines as L
 from orgauthz.domain.policy import PolicySet
 
@@ -39,6 +49,41 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "orgauthz:d"
 _FAILURES = (RedisError, OSError, asyncio.TimeoutError, ConnectionError)
+_FULL_MAX = 4096  # hashes remembered as full; all forgotten at once when more fill up
+
+# One organization revision's queued decisions, added while its hash has room: the bound
+# holds however many replicas write the hash at once (a script runs alone). A field already
+# there keeps its value (a value is a function of its key). The TTL is set only on a hash
+# that has none, so later writes never extend it (EXPIRE NX would need Redis 7.0).
+# ARGV: most fields, TTL, then field, value pairs. Returns the pairs gone through (the rest
+# found the hash full), the fields added, and the room left.
+_WRITE = """
+local room = tonumber(ARGV[1]) - redis.call('HLEN', KEYS[1])
+local seen, added = 0, 0
+for i = 3, #ARGV, 2 do
+  if added >= room then break end
+  added = added + redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+  seen = seen + 1
+end
+if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return {seen, added, room - added}
+"""
+
+
+def _name(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the failure is a refused connection: nothing listens at Redis's address."""
+    seen: BaseException | None = exc
+    for _ in range(5):  # redis-py wraps the OSError (as cause or context)
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def policy_digest(policy: PolicySet) -> str:
@@ -50,21 +95,32 @@ def policy_digest(policy: PolicySet) -> str:
 
 
 class RedisLink:
-    """One Redis client and whether Redis is currently usable."""
+    """One Redis client and whether Redis is currently usable.
 
-    def __init__(self, url: str, *, timeout_s: float = 0.25, probe_interval_s: float = 0.5) -> None:
+    A failed call is counted; it takes the link down only as part of an outage: Redis
+    refused the connection (nothing listens there), or failures went on for ``down_after_s``
+    with no answer from Redis in between. One slow command with Redis healthy is only
+    counted: after a failure the link pings Redis at once, and the first answer (a ping, or
+    any call through :meth:`call`) ends the run of failures. While down, no call reaches
+    the network and the link pings every ``probe_interval_s`` until Redis answers."""
+
+    def __init__(
+        self, url: str, *, timeout_s: float = 0.25, probe_interval_s: float = 0.5, down_after_s: float = 1.0
+    ) -> None:
         self.url = url
         self.client: aioredis.Redis = aioredis.Redis.from_url(
             url,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
-            # A failed call is a miss at once; reconnection is the probe's job, not a retry's.
+            # A failed call is a miss at once; checking on Redis is the probe's job, not a retry's.
             retry=Retry(NoBackoff(), 0),
             max_connections=64,
         )
         self.probe_interval_s = probe_interval_s
+        self.down_after_s = down_after_s
         self.available = True
         self.errors = 0
+        self.failing_since = 0.0  # when the current run of failures began; 0: Redis answered since
         self.down_since = 0.0
         self._probe: asyncio.Task[None] | None = None
 
@@ -73,33 +129,53 @@ class RedisLink:
         return self.available
 
     def failed(self, what: str, exc: BaseException) -> None:
-        """Records a failed call; the link is down until a probe succeeds."""
+        """Counts a failed call. The link goes down when Redis refused the connection or the
+        run of failures this one belongs to has lasted ``down_after_s``; otherwise it stays
+        up and the probe asks Redis whether it answers."""
         self.errors += 1
-        if self.available:
+        now = time.monotonic()
+        if not self.failing_since:
+            self.failing_since = now
+            if self.available:
+                log.info("redis %s failed (%s): counted; the link stays up while Redis answers", what, _name(exc))
+        if self.available and (_refused(exc) or now - self.failing_since >= self.down_after_s):
             self.available = False
-            self.down_since = time.monotonic()
-            log.warning("redis unavailable (%s: %s): decisions continue from memory", what, type(exc).__name__)
+            self.down_since = now
+            log.warning("redis unavailable (%s: %s): decisions continue from memory", what, _name(exc))
         if self._probe is None or self._probe.done():
-            self._probe = asyncio.get_running_loop().create_task(self._reconnect(), name="orgauthz-redis-probe")
+            self._probe = asyncio.get_running_loop().create_task(self._watch(), name="orgauthz-redis-probe")
 
-    async def _reconnect(self) -> None:
-        while not self.available:
-            await asyncio.sleep(self.probe_interval_s)
+    def answered(self) -> None:
+        """Redis answered a call: the run of failures, if any, is over."""
+        self.failing_since = 0.0
+
+    async def _watch(self) -> None:
+        """Pings Redis while failures are unresolved: at once after the first, then every
+        ``probe_interval_s``. An answer ends the run and brings a link that was down back up."""
+        first = True
+        while self.failing_since or not self.available:
+            if not first:
+                await asyncio.sleep(self.probe_interval_s)
+            first = False
             try:
                 await self.client.ping()
-            except _FAILURES:
-                self.errors += 1
+            except _FAILURES as exc:
+                self.failed("ping", exc)
                 continue
-            self.available = True
-            log.warning("redis reachable again after %.1f s", time.monotonic() - self.down_since)
+            self.answered()
+            if not self.available:
+                self.available = True
+                log.warning("redis reachable again after %.1f s", time.monotonic() - self.down_since)
 
     async def call(self, what: str, coro: Any) -> Any:
-        """Awaits a Redis command; None (and the link down) on any failure."""
+        """Awaits a Redis command; None on any failure (counted, see :meth:`failed`)."""
         try:
-            return await coro
+            result = await coro
         except _FAILURES as exc:
             self.failed(what, exc)
             return None
+        self.answered()
+        return result
 
     async def close(self) -> None:
         if self._probe is not None:
@@ -114,21 +190,34 @@ class RedisDecisionCache:
     """Decisions shared by replicas. ``get`` returns None on a miss, and on any failure."""
 
     def __init__(
-        self, link: RedisLink, *, digest: str, ttl_s: int = 600, flush_delay_s: float = 0.002, max_pending: int = 50_000
+        self,
+        link: RedisLink,
+        *,
+        digest: str,
+        ttl_s: int = 600,
+        max_fields_per_revision: int = 100_000,
+        max_fields: int = 1_000_000,
+        flush_delay_s: float = 0.002,
+        max_pending: int = 50_000,
     ) -> None:
         self.link = link
         self.digest = digest
         self.ttl_s = ttl_s
+        self.max_fields_per_revision = max_fields_per_revision
+        self.budget = FieldBudget(max_fields, ttl_s)
         self.flush_delay_s = flush_delay_s
         self.max_pending = max_pending
         self._pending: dict[str, dict[str, str]] = {}
         self._npending = 0
+        self._full: set[str] = set()  # hashes found full: their decisions are not queued
         self._flusher: asyncio.Task[None] | None = None
+        self._flushing = asyncio.Lock()  # one flush at a time: the budget is read, then spent
         self.hits = 0
         self.misses = 0
         self.failures = 0  # lookups answered "miss" because Redis failed or is down
-        self.writes = 0
+        self.writes = 0  # decisions sent and kept (added, or already there)
         self.dropped = 0  # writes not sent: Redis down or the queue full
+        self.capped = 0  # writes refused: the hash full, or this replica's total reached
 
     def hash_key(self, org_id: str, org_revision: int) -> str:
         return f"{KEY_PREFIX}:{self.digest}:{org_id}:{org_revision}"
@@ -159,7 +248,11 @@ class RedisDecisionCache:
         if not self.link.available or self._npending >= self.max_pending:
             self.dropped += 1
             return
-        bucket = self._pending.setdefault(self.hash_key(org_id, org_revision), {})
+        key = self.hash_key(org_id, org_revision)
+        if key in self._full:
+            self.capped += 1
+            return
+        bucket = self._pending.setdefault(key, {})
         bucket[self.field(subject, domain, scope)] = "1" if allowed else "0"
         self._npending += 1
         if self._flusher is None:
@@ -171,7 +264,12 @@ class RedisDecisionCache:
         await self.flush()
 
     async def flush(self) -> None:
-        """Sends every queued decision now (tests and shutdown call it)."""
+        """Sends every queued decision now, after any flush still running (tests and
+        shutdown call it)."""
+        async with self._flushing:
+            await self._send()
+
+    async def _send(self) -> None:
         pending, count = self._pending, self._npending
         self._pending, self._npending = {}, 0
         if not pending:
@@ -179,17 +277,37 @@ class RedisDecisionCache:
         if not self.link.available:
             self.dropped += count
             return
+        room = self.budget.room()
         pipe = self.link.client.pipeline(transaction=False)
+        sent: list[tuple[str, int]] = []
+        total = 0
         for key, fields in pending.items():
-            pipe.hset(key, mapping=cast("Mapping[Any, Any]", fields))  # Mapping's key type is invariant
-            pipe.expire(key, self.ttl_s)
+            if total >= room:
+                break
+            pairs = list(itertools.islice(fields.items(), room - total))
+            pipe.eval(_WRITE, 1, key, self.max_fields_per_revision, self.ttl_s, *itertools.chain(*pairs))
+            sent.append((key, len(pairs)))
+            total += len(pairs)
+        self.capped += count - total
+        if not sent:
+            return
         try:
-            await pipe.execute()
+            answers = await pipe.execute()
         except _FAILURES as exc:
             self.link.failed("put", exc)
-            self.dropped += count
+            self.dropped += total
+            self.budget.spend(total)  # some may have been added before the failure
             return
-        self.writes += count
+        added = 0
+        for (key, n), (seen, new, left) in zip(sent, answers, strict=True):
+            self.writes += seen
+            self.capped += n - seen
+            added += new
+            if left <= 0:
+                if len(self._full) >= _FULL_MAX:
+                    self._full.clear()
+                self._full.add(key)
+        self.budget.spend(added)
 
     async def close(self) -> None:
         if self._flusher is not None:

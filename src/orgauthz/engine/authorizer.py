@@ -55,7 +55,11 @@ class EngineAuthorizer:
 
 
 class CachingAuthorizer:
-    """Serves repeated decisions from process memory; explanations always go to the engine."""
+    """Serves repeated decisions from process memory; explanations always go to the engine.
+
+    A subject the loaded organization does not know is not remembered: the engine denies it
+    in one set lookup, and a stream of nonexistent subjects would otherwise fill the cache
+    (and the process) with denials and push out the answers worth keeping."""
 
     def __init__(self, inner: Authorizer, engine: Engine, cache: MemoryCache) -> None:
         self.inner = inner
@@ -115,6 +119,8 @@ class CachingAuthorizer:
             return hit
         engine = self.engine
         decision = await self.inner.check(subject, target, scope, explain=False)
+        if engine.knows(target.org_id, subject) is False:
+            return decision
         # The revision may have moved while the organization loaded: key it at the revision
         # it was decided at, never at an older one.
         key = (target.org_id, engine.org_revision.get(target.org_id, -1), subject, target.domain, scope)

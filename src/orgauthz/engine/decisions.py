@@ -51,6 +51,11 @@ class Decisions:
         self._cached: Callable[[str, Target, str], Decision | None] | None = getattr(authorizer, "cached", None)
 
     async def at_least(self, revision: int) -> None:
+        """Waits, at most ``min_revision_wait``, until this replica may answer: it has applied
+        the head revision found at start (SPEC §3; the in-memory cache, empty until then, is
+        read before this) and ``revision``. StaleRevision (UNAVAILABLE) when it cannot."""
+        if self.feed is not None and not self.feed.caught_up:
+            await self.feed.until_caught_up(self.min_revision_wait)
         if revision and self.engine.applied < revision:
             if self.feed is None:
                 raise InvalidArgument("min_revision", "is ahead of the store")
@@ -102,6 +107,9 @@ class Decisions:
             hit = self._cached(q.subject, target, q.scope)
             if hit is not None:
                 return hit
+        if self.feed is not None and not self.feed.caught_up:  # starting: see at_least
+            await self.at_least(0)
+            target = self.engine.resolve(q.workspace, q.organization)
         return await self.authorizer.check(q.subject, target, q.scope, explain=q.explain)
 
     async def batch(
@@ -121,8 +129,7 @@ class Decisions:
             for i, row in enumerate(rows):
                 if row not in valid:
                     self.validate(Question._make(row), f"items[{i}]")
-        if min_revision:
-            await self.at_least(min_revision)
+        await self.at_least(min_revision)
         resolve = self.engine.resolve
         batch = getattr(self.authorizer, "batch", None)
         if batch is not None:  # CachingAuthorizer: its cache read in one loop

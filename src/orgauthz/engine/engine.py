@@ -280,6 +280,12 @@ class Engine:
         state = self._orgs.get(org_id)
         return None if state is None else tuple(state.enforcer.roles_of(subject, domain))
 
+    def knows(self, org_id: str, subject: str) -> bool | None:
+        """Whether a line of the loaded organization names ``subject`` (False: every decision
+        about it there is a deny, found in one set lookup); None when it is not loaded."""
+        state = self._orgs.get(org_id)
+        return None if state is None else state.enforcer.knows(subject)
+
     def custom_role(self, org_id: str, role_id: str) -> RoleDef | None:
         """The organization's custom role ``role_id`` as last loaded, if any."""
         return self._custom_roles.get(org_id, {}).get(role_id)

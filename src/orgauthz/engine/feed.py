@@ -9,6 +9,11 @@ delays a change until the next poll; it never loses one.
 A replica that finds itself far behind (more than ``reload_after`` revisions) or sees a
 gap in the revisions (changes pruned) re-reads the index and drops its loaded
 organizations, which load again on demand, instead of replaying every change.
+
+At start, :meth:`catch_up` reads the store's head once the replica listens and returns
+when the engine has applied it: the index was read at the beginning of start-up, and what
+committed since is in the store but not in the index (SPEC §3: SERVING only once caught up
+with the head found at start). :attr:`caught_up` says whether that is done.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ class ChangeFeed:
         self.errors = 0
         self.last_error = ""
         self.last_poll_ok = time.monotonic()
+        self.start_head: int | None = None  # the store's head when this replica began to listen
+        self._caught_up = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="orgauthz-change-feed")
@@ -87,6 +94,47 @@ class ChangeFeed:
     @property
     def healthy(self) -> bool:
         return not self.last_error
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether the engine has applied the head revision found at start (:meth:`catch_up`)."""
+        return self._caught_up.is_set()
+
+    async def catch_up(self) -> int:
+        """Reads the store's head and returns it once the engine has applied it (the feed
+        must be started). Retries, every poll interval, while the database cannot be read."""
+        while True:
+            try:
+                head = await self._head()
+                break
+            except Unavailable:
+                await asyncio.sleep(self.poll_interval)
+        self.start_head = head
+        self.observe_head(head)
+        while self.engine.applied < head:
+            with contextlib.suppress(StaleRevision):  # the database is slow or away: keep waiting
+                await self.wait_for(head, self.poll_interval)
+        self._caught_up.set()
+        return head
+
+    async def until_caught_up(self, timeout: float) -> None:  # noqa: ASYNC109  # a bounded wait is the contract
+        """Returns once :attr:`caught_up`; StaleRevision (UNAVAILABLE) after ``timeout``."""
+        if self._caught_up.is_set():
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._caught_up.wait(), timeout)
+        if not self._caught_up.is_set():
+            head = self.start_head if self.start_head is not None else "the store's head"
+            raise StaleRevision(
+                f"this replica is starting: at revision {self.engine.applied}, catching up with {head}; retry"
+            )
+
+    async def _head(self) -> int:
+        """The store's newest revision (on the event loop's connection on PostgreSQL)."""
+        db = self.engine.db
+        if db.writes_on_loop:
+            return await db.head_on_loop()
+        return await asyncio.to_thread(snapshots.head_revision, db)
 
     async def applied_locally(self, revision: int, change: ChangeSet) -> None:
         """After a local write commits: applies its own change set when it is the next

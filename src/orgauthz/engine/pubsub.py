@@ -54,7 +54,11 @@ class ChangeNotifier:
                     await task
 
     def publish(self, revision: int) -> None:
-        """Announces a committed revision; fire-and-forget, a failure is counted and logged."""
+        """Announces a committed revision; fire-and-forget, a failure is counted and logged.
+
+        Only a link that is down (an outage, see :class:`~orgauthz.cache.redis.RedisLink`)
+        stops publishing: a publish that timed out leaves the link up, so the next change is
+        announced as usual (and the other replicas' feeds read every revision up to it)."""
         if not self.link.available:
             return  # the other replicas' polling picks the change up
         task = asyncio.get_running_loop().create_task(self._publish(revision))
@@ -70,6 +74,7 @@ class ChangeNotifier:
             pubsub = self.link.client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
+                self.link.answered()
                 if not self.subscribed:
                     log.info("subscribed to %s", self.channel)
                 self.subscribed = True

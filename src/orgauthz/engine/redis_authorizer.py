@@ -8,8 +8,11 @@ only for organizations this replica has not loaded (a fresh or restarted replica
 evicted organization), where the alternative is reading the organization from the
 database. ``lookup="always"`` asks Redis before the engine on every in-process miss.
 
-Every decision the engine makes is queued for Redis (off the response path) so the
-other replicas can use it.
+Every decision the engine makes about a subject the organization knows is queued for
+Redis (off the response path) so the other replicas can use it. A subject the loaded
+organization does not know (nobody created it, or it left) is denied by the engine in one
+set lookup: Redis is neither asked nor written, so a stream of questions about
+nonexistent subjects cannot grow it.
 
 Consistency: a Redis entry is keyed by the organization's revision, and its value is a
 pure function of the organization's state at that revision and the policies (whose
@@ -56,7 +59,11 @@ class RedisCachingAuthorizer:
         rev = engine.org_revision.get(org)
         if rev is None:
             return await self.inner.check(subject, target, scope, explain=False)
-        if self.lookup == "always" or not engine.loaded(org):
+        known = engine.knows(org, subject)  # None: the organization is not loaded here
+        if known is False:
+            self.skipped += 1
+            return await self.inner.check(subject, target, scope, explain=False)
+        if self.lookup == "always" or known is None:
             hit = await self.cache.get(org, rev, subject, target.domain, scope)
             # The feed may have applied a change to this organization during the round trip:
             # the entry then answers for an older state and is not used.
@@ -69,6 +76,7 @@ class RedisCachingAuthorizer:
         # Keyed at the revision the engine decided at (the organization may have moved on
         # while it loaded); no await between the decision and this read.
         rev = engine.org_revision.get(org)
-        if rev is not None and engine.loaded(org):  # not loaded: the organization vanished meanwhile
+        # Not loaded: the organization vanished meanwhile. Unknown: a deny anyone finds at once.
+        if rev is not None and engine.knows(org, subject):
             self.cache.put(org, rev, subject, target.domain, scope, decision.allowed)
         return decision

@@ -2,8 +2,9 @@
 
 :meth:`Replication.build` composes the decision path
 ``CachingAuthorizer (memory) → RedisCachingAuthorizer → EngineAuthorizer`` when a Redis
-URL is configured, and plain ``memory → engine`` otherwise; it wires the change
-notifier to the feed. It also answers what is degraded, for health and metrics.
+URL is configured, and plain ``memory → engine`` otherwise; it wires the change notifier to
+the feed (decisions wait for the head revision found at start in ``Decisions.at_least``). It also answers what
+is degraded, for health and metrics.
 """
 
 from __future__ import annotations
@@ -39,7 +40,11 @@ class Replication:
         if settings.redis_url:
             rep.link = RedisLink(settings.redis_url, timeout_s=settings.redis_timeout_s)
             rep.shared = RedisDecisionCache(
-                rep.link, digest=policy_digest(engine.policy), ttl_s=settings.redis_cache_ttl_s
+                rep.link,
+                digest=policy_digest(engine.policy),
+                ttl_s=settings.redis_cache_ttl_s,
+                max_fields_per_revision=settings.redis_cache_max_fields_per_revision,
+                max_fields=settings.redis_cache_max_fields,
             )
             rep.redis_tier = inner = RedisCachingAuthorizer(
                 inner, engine, rep.shared, lookup="always" if settings.redis_lookup == "always" else "unloaded"
