@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -94,3 +95,30 @@ def test_the_image_installs_the_locked_runtime_only() -> None:
     assert not exported.keys() & {"grpcio-tools", "matplotlib", "py-spy", "pytest", "mypy", "ruff", "hypothesis"}
     assert {"grpcio", "protobuf", "pycasbin", "redis", "psycopg"} <= exported.keys()
     assert "--hash=sha256:" in out
+
+
+def _lock_check(where: Path) -> subprocess.CompletedProcess[str]:
+    uv = ROOT / ".venv-uv" / "bin" / "uv"
+    assert uv.exists(), "make setup installs uv into .venv-uv"
+    return subprocess.run(
+        [str(uv), "lock", "--check", "--offline", "--python", sys.executable],
+        capture_output=True,
+        text=True,
+        cwd=where,
+        check=False,
+    )
+
+
+def test_make_test_refuses_a_lock_out_of_date_with_pyproject(tmp_path: Path) -> None:
+    """`make test` runs `make check-lock` first; it passes on the committed lock and fails
+    once pyproject.toml asks for something the lock was not made from."""
+    assert re.search(r"^test: check-lock ", (ROOT / "Makefile").read_text(), re.M)
+    for name in ("pyproject.toml", "uv.lock", "README.md"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    current = _lock_check(tmp_path)
+    assert current.returncode == 0, current.stderr
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"PyYAML>=6",', '"PyYAML>=6.0.1",', 1))
+    stale = _lock_check(tmp_path)
+    assert stale.returncode != 0
+    assert "needs to be updated" in stale.stderr
