@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import grpc
 import yaml
 
 from orgauthz.api.server import App
@@ -44,3 +45,29 @@ async def test_sync_client_agrees_with_async(app: App, policy) -> None:
             ]
 
     assert await asyncio.to_thread(run) == [True, False]
+
+
+async def test_a_call_s_own_actor_replaces_the_client_s(app: App, policy) -> None:
+    """The server refuses an identity header given twice; a Client with an actor, asked to act
+    for another on one call, sends that call's actor alone."""
+    rev = seed(app.db, policy, DEMO)
+    from orgauthz.v1 import management_pb2 as mpb
+
+    def run() -> tuple[str, str]:
+        with Client(f"127.0.0.1:{app.port}", actor="user:bob") as c:
+            c.check("user:bob", workspace="acme-prod", scope="see_flows", min_revision=rev)  # the seed is in
+            ws = c.stub("WorkspaceService")
+            made = ws.CreateWorkspace(
+                mpb.CreateWorkspaceRequest(organization="acme", id="acme-x", handle="x", name="X"),
+                metadata=[("x-orgauthz-actor", "user:alice")],  # an Admin, for this call only
+                timeout=10,
+            )
+            try:
+                ws.CreateWorkspace(
+                    mpb.CreateWorkspaceRequest(organization="acme", id="acme-y", handle="y", name="Y"), timeout=10
+                )
+            except grpc.RpcError as exc:
+                return made.workspace.id, exc.code().name  # Bob, the client's own actor, is a Member
+            return made.workspace.id, "OK"
+
+    assert await asyncio.to_thread(run) == ("acme-x", "PERMISSION_DENIED")

@@ -107,7 +107,12 @@ class _MetadataInterceptor(grpc.UnaryUnaryClientInterceptor):  # type: ignore[mi
         self._md = metadata
 
     def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        md = list(details.metadata or []) + self._md
+        """The client's headers follow the call's own; a header the call sets itself (an
+        actor for this one call) replaces the client's, never joins it (the server refuses
+        an identity header given twice)."""
+        own = list(details.metadata or [])
+        named = {key.lower() for key, _ in own}
+        md = own + [(key, value) for key, value in self._md if key not in named]
         return continuation(details._replace(metadata=md), request)
 
 
