@@ -101,7 +101,7 @@ def _lock_check(where: Path) -> subprocess.CompletedProcess[str]:
     uv = ROOT / ".venv-uv" / "bin" / "uv"
     assert uv.exists(), "make setup installs uv into .venv-uv"
     return subprocess.run(
-        [str(uv), "lock", "--check", "--offline", "--python", sys.executable],
+        [str(uv), "lock", "--check", "--python", sys.executable],
         capture_output=True,
         text=True,
         cwd=where,
