@@ -33,7 +33,7 @@ import grpc
 import redis as sync_redis
 
 from orgauthz.domain.policy import load_policy
-from orgauthz.store.db import Database
+from orgauthz.store.db import open_store
 from orgauthz.store.importer import import_document
 from orgauthz.v1 import authorization_pb2 as pb
 from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
@@ -185,7 +185,7 @@ async def main(opts: argparse.Namespace) -> dict[str, Any]:
             url = cluster.url("orgauthz")
         else:
             url = f"sqlite:///{work / 'orgauthz.db'}"
-        db = Database(url)
+        db = open_store(url)
         db.migrate()
         import_document(db, load_policy(), dataset())
         db.dispose()

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, load_policy
-from orgauthz.store.db import Database
+from orgauthz.store.base import Store
+from orgauthz.store.db import open_store
 from orgauthz.store.importer import import_document
 
 SEED = 20240601
@@ -244,7 +245,7 @@ def _organization(
 
 
 def load(
-    db: Database, policy: PolicySet, p: Plan, *, progress: bool = True, chunk_grants: int = 50_000
+    db: Store, policy: PolicySet, p: Plan, *, progress: bool = True, chunk_grants: int = 50_000
 ) -> dict[str, Any]:
     """Writes the data set into ``db`` (migrated here); returns counts and timings."""
     t0 = time.perf_counter()
@@ -311,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = ap.parse_args(argv)
     p = plan(shape_named(opts.dataset), opts.seed)
     print(summary(p), file=sys.stderr)
-    db = Database(opts.database_url)
+    db = open_store(opts.database_url)
     try:
         print(load(db, load_policy(), p))
     finally:

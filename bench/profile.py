@@ -20,7 +20,7 @@ from bench import generate
 from bench.run import DATA, client_background, ensure_dataset, requests_for, server, write_plan
 from orgauthz.domain.policy import load_policy
 from orgauthz.store import snapshots
-from orgauthz.store.db import Database
+from orgauthz.store.db import open_store
 
 PYSPY = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "py-spy")
 
@@ -60,7 +60,7 @@ def main() -> int:
     url = opts.url or f"sqlite:///{DATA / (opts.dataset + '.db')}"
     if not opts.url:
         ensure_dataset(url, p, policy, DATA / f"{opts.dataset}.sqlite.loaded")
-    db = Database(url)
+    db = open_store(url)
     orgs = [f"o{i:04d}" for i in range(min(p.shape.orgs, 20))]
     snaps = {o: snapshots.load_org(db, o)[0] for o in orgs}  # type: ignore[index]
     db.dispose()

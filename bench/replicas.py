@@ -31,7 +31,8 @@ from typing import Any
 import grpc
 
 from orgauthz.domain.policy import load_policy
-from orgauthz.store.db import Database
+from orgauthz.store.base import Store
+from orgauthz.store.db import open_store
 from orgauthz.store.importer import import_document
 from orgauthz.v1 import authorization_pb2 as pb
 from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
@@ -149,7 +150,7 @@ async def micro_costs(db_url: str, redis_url: str, qs: list[pb.CheckRequest]) ->
     await cache.close()
     await link.close()
 
-    db = Database(db_url)
+    db = open_store(db_url)
     engine = Engine(load_policy(), db)
     await engine.start()
     t = time.perf_counter()
@@ -201,7 +202,7 @@ async def propagation(db_url: str, a: Any, b: Any, writes: int) -> list[float]:
     return latencies
 
 
-def _stored_role(db: Database, ws: str, subject: str) -> str | None:
+def _stored_role(db: Store, ws: str, subject: str) -> str | None:
     from orgauthz.store.models import WorkspaceGrant
 
     with db.read() as s:
@@ -233,7 +234,7 @@ async def main(seconds: float, writes: int) -> dict[str, Any]:
     with pg_cluster() as cluster, redis_server() as redis:
         cluster.psql("CREATE DATABASE orgauthz")
         url = cluster.url("orgauthz")
-        db = Database(url)
+        db = open_store(url)
         db.migrate()
         t = time.perf_counter()
         import_document(db, load_policy(), dataset())

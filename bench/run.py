@@ -40,7 +40,7 @@ from orgauthz.domain import lines as L
 from orgauthz.domain.policy import PolicySet, load_policy
 from orgauthz.engine.enforcer import OrgEnforcer, new_enforcer
 from orgauthz.store import snapshots
-from orgauthz.store.db import Database
+from orgauthz.store.db import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -165,7 +165,7 @@ def ensure_dataset(url: str, p: generate.Plan, policy: PolicySet, marker: Path) 
     else:
         Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
     say(f"loading data set {p.shape.name} into {url.split('@')[-1]} ...")
-    db = Database(url)
+    db = open_store(url)
     try:
         out = generate.load(db, policy, p)
     finally:
@@ -571,7 +571,7 @@ def scaling(policy: PolicySet) -> list[dict[str, Any]]:
         p = generate.plan(generate.shape_named(name))
         url = f"sqlite:///{DATA / (name + '.db')}"
         ensure_dataset(url, p, policy, DATA / f"{name}.sqlite.loaded")
-        db = Database(url)
+        db = open_store(url)
         snap, _ = snapshots.load_org(db, "o0000")  # type: ignore[misc]
         db.dispose()
         rng = random.Random(11)
@@ -650,7 +650,7 @@ def run(opts: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         vacuum(url)
     res["dataset"] = generate.summary(p)
     orgs = sample_orgs(p, opts.quick)
-    db = Database(url)
+    db = open_store(url)
     snaps = {o: snapshots.load_org(db, o)[0] for o in orgs}  # type: ignore[index]
     db.dispose()
     rng = random.Random(5)

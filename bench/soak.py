@@ -26,7 +26,7 @@ from typing import Any
 import grpc
 
 from orgauthz.domain.policy import load_policy
-from orgauthz.store.db import Database
+from orgauthz.store.db import open_store
 from orgauthz.store.importer import import_document
 from orgauthz.v1 import authorization_pb2 as apb
 from orgauthz.v1 import authorization_pb2_grpc as apbg
@@ -268,7 +268,7 @@ def main() -> int:
     with pg_cluster() as pg, redis_server() as redis, tempfile.TemporaryDirectory() as tmp:
         pg.psql("CREATE DATABASE orgauthz")
         url = pg.url("orgauthz")
-        db = Database(url)
+        db = open_store(url)
         db.migrate()
         doc = {
             "organizations": [

@@ -19,7 +19,8 @@ import pytest
 from orgauthz.api.server import App
 from orgauthz.config import Settings
 from orgauthz.domain.policy import PolicySet, load_policy
-from orgauthz.store.db import Database
+from orgauthz.store.base import Store
+from orgauthz.store.db import open_store
 from orgauthz.store.importer import import_document
 from orgauthz.v1 import authorization_pb2_grpc
 from tests.support.services import PgCluster, RedisServer, pg_cluster, redis_server
@@ -35,10 +36,10 @@ def policy() -> PolicySet:
 @pytest.fixture(scope="session")
 def pg() -> Iterator[PgCluster]:
     with pg_cluster() as cluster:
-        template = Database(cluster.url("postgres"))
+        template = open_store(cluster.url("postgres"))
         cluster.psql("CREATE DATABASE orgauthz_template")
         template.dispose()
-        migrated = Database(cluster.url("orgauthz_template"))
+        migrated = open_store(cluster.url("orgauthz_template"))
         migrated.migrate()
         migrated.dispose()
         yield cluster
@@ -47,7 +48,7 @@ def pg() -> Iterator[PgCluster]:
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite") / "template.db"
-    db = Database(f"sqlite:///{path}")
+    db = open_store(f"sqlite:///{path}")
     db.migrate()
     db.dispose()
     return path
@@ -75,13 +76,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: P
 
 
 @pytest.fixture
-def db(store_url: str) -> Iterator[Database]:
-    database = Database(store_url)
+def db(store_url: str) -> Iterator[Store]:
+    database = open_store(store_url)
     yield database
     database.dispose()
 
 
-def seed(db: Database, policy: PolicySet, doc: dict[str, Any]) -> int:
+def seed(db: Store, policy: PolicySet, doc: dict[str, Any]) -> int:
     """Imports ``doc`` (the ``orgauthz import`` format); returns the last revision."""
     return import_document(db, policy, doc).revision
 

@@ -50,10 +50,10 @@ async def _serve(settings: Settings, demo: bool) -> int:
 
     if demo:
         from orgauthz.domain.policy import load_policy
-        from orgauthz.store.db import Database
+        from orgauthz.store.db import open_store
         from orgauthz.store.importer import import_document
 
-        db = Database(settings.database_url)
+        db = open_store(settings.database_url)
         db.migrate()
         doc = yaml.safe_load(DEMO_FILE.read_text())
         result = import_document(db, load_policy(settings.policy_dir), doc)
@@ -91,7 +91,7 @@ def cmd_serve(opts: argparse.Namespace) -> int:
 
 def cmd_import(opts: argparse.Namespace) -> int:
     from orgauthz.domain.policy import load_policy
-    from orgauthz.store.db import Database
+    from orgauthz.store.db import open_store
     from orgauthz.store.importer import import_document
 
     settings = _settings(opts)
@@ -103,7 +103,7 @@ def cmd_import(opts: argparse.Namespace) -> int:
     if not isinstance(doc, dict):
         print(f"error: {opts.file} must hold a YAML mapping with `organizations`", file=sys.stderr)
         return 2
-    db = Database(settings.database_url)
+    db = open_store(settings.database_url)
     try:
         db.migrate()
         result = import_document(db, load_policy(settings.policy_dir), doc)

@@ -118,3 +118,124 @@ def test_r22_custom_roles_take_no_builtin_name(role_id, allowed) -> None:
     else:
         with pytest.raises(InvalidArgument):
             rules.check_custom_role_id("id", role_id, BUILTIN)
+
+
+OW = rules.OWNER
+
+
+@pytest.mark.parametrize(
+    ("actor", "before", "after", "admins", "owners", "outcome"),
+    [
+        (OW, M, OW, 1, 1, None),  # an Owner makes a Member an Owner
+        (A, M, OW, 2, 1, PermissionDenied),  # R24: an Admin may not make anyone an Owner
+        (A, OW, M, 2, 2, PermissionDenied),  # R24: nor change an Owner's role
+        (OW, OW, A, 1, 2, None),  # one of two Owners becomes an Admin
+        (OW, OW, A, 1, 1, FailedPrecondition),  # R3: not the last Owner
+        (OW, OW, OW, 0, 1, None),  # unchanged: the last Owner stays one
+        (OW, A, M, 1, 1, None),  # with an Owner, the last Admin may be demoted
+        (A, A, M, 1, 1, None),  # by an Admin too (R8)
+        (A, A, M, 1, 0, FailedPrecondition),  # no Owner yet (not migrated): the last Admin stays
+        (OW, M, A, 0, 1, None),  # an Owner is an Admin for R8
+        (None, M, OW, 0, 1, PermissionDenied),  # R11: a service account is neither
+    ],
+)
+def test_r3_r24_owner_changes(actor, before, after, admins, owners, outcome) -> None:
+    kwargs = {"actor_role": actor, "before": before, "after": after, "admins": admins, "owners": owners}
+    if outcome is None:
+        rules.check_role_change(**kwargs)
+    else:
+        with pytest.raises(outcome):
+            rules.check_role_change(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("actor", "role", "admins", "owners", "leaving", "outcome"),
+    [
+        (OW, OW, 0, 2, False, None),  # an Owner removes another Owner
+        (A, OW, 1, 2, False, PermissionDenied),  # R24: an Admin may not
+        (OW, OW, 0, 2, True, None),  # an Owner leaves while another remains
+        (OW, OW, 0, 1, True, FailedPrecondition),  # R3: the last Owner cannot leave
+        (OW, OW, 0, 1, False, FailedPrecondition),  # R3: nor be removed
+        (OW, A, 1, 1, False, None),  # the last Admin goes while an Owner remains
+        (A, A, 1, 1, True, None),  # and may leave
+        (CUSTOM, A, 2, 1, False, PermissionDenied),  # R8: removing an Admin needs an Owner or Admin
+    ],
+)
+def test_r3_r24_owner_removals(actor, role, admins, owners, leaving, outcome) -> None:
+    kwargs = {"actor_role": actor, "role": role, "admins": admins, "owners": owners, "leaving": leaving}
+    if outcome is None:
+        rules.check_removal(**kwargs)
+    else:
+        with pytest.raises(outcome):
+            rules.check_removal(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("actor", "role", "allowed"),
+    [(OW, OW, True), (A, OW, False), (M, OW, False), (OW, A, True), (A, A, True), (None, OW, False)],
+)
+def test_r8_r24_only_owners_invite_owners(actor, role, allowed) -> None:
+    if allowed:
+        rules.check_invitation_role(actor_role=actor, role=role)
+    else:
+        with pytest.raises(PermissionDenied):
+            rules.check_invitation_role(actor_role=actor, role=role)
+
+
+def test_r11_service_accounts_never_hold_owner() -> None:
+    with pytest.raises(InvalidArgument, match="Owner"):
+        rules.check_service_account_role("org_role", OW)
+
+
+def test_r22_organization_custom_roles_do_not_inherit_owner() -> None:
+    levels = {**BUILTIN, "Owner": "organization"}
+    with pytest.raises(InvalidArgument):
+        rules.check_inherits("inherits", inherits=OW, level="organization", builtin_levels=levels)
+
+
+MANAGER = frozenset({"see_workspace_users", "manage_workspace_users"})
+DEVELOPER = frozenset({"see_flows", "run_deployments", "manage_flows"})
+
+
+@pytest.mark.parametrize(
+    ("admin", "actor_scopes", "role_scopes", "own", "allowed"),
+    [
+        (True, frozenset(), DEVELOPER | MANAGER, False, True),  # R2: Owners and Admins are not limited
+        (True, frozenset(), DEVELOPER, True, True),  # and may change their own access
+        (False, DEVELOPER | MANAGER, DEVELOPER, False, True),  # a role within the actor's scopes
+        (False, DEVELOPER | MANAGER, DEVELOPER | MANAGER, False, True),  # exactly the actor's scopes
+        (False, MANAGER, DEVELOPER, False, False),  # manage_workspace_users alone grants nothing more
+        (False, MANAGER, MANAGER | {"manage_workspace_default_role"}, False, False),  # not an Owner
+        (False, DEVELOPER | MANAGER, DEVELOPER, True, False),  # never its own access
+        (False, DEVELOPER | MANAGER, frozenset(), False, True),  # a role with no scopes
+    ],
+)
+def test_r28_no_escalation(admin, actor_scopes, role_scopes, own, allowed) -> None:
+    kwargs = {"actor_is_admin": admin, "actor_scopes": actor_scopes, "role_scopes": role_scopes, "own_access": own}
+    if allowed:
+        rules.check_no_escalation(**kwargs)
+    else:
+        with pytest.raises(PermissionDenied, match="R28"):
+            rules.check_no_escalation(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("admin", "actor_scopes", "role_scopes", "allowed"),
+    [(True, frozenset(), DEVELOPER, True), (False, DEVELOPER, DEVELOPER, True), (False, MANAGER, DEVELOPER, False)],
+)
+def test_r28_default_role_within_the_setters_scopes(admin, actor_scopes, role_scopes, allowed) -> None:
+    kwargs = {"actor_is_admin": admin, "actor_scopes": actor_scopes, "role_scopes": role_scopes}
+    if allowed:
+        rules.check_default_role_scopes(**kwargs)
+    else:
+        with pytest.raises(PermissionDenied, match="R28"):
+            rules.check_default_role_scopes(**kwargs)
+
+
+@pytest.mark.parametrize(("actor", "allowed"), [(OW, True), (A, True), (M, False), (CUSTOM, False), (None, False)])
+def test_r28_only_owners_and_admins_author_custom_roles(actor, allowed) -> None:
+    if allowed:
+        rules.check_role_author(actor)
+    else:
+        with pytest.raises(PermissionDenied, match="R28"):
+            rules.check_role_author(actor)

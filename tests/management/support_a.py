@@ -98,32 +98,44 @@ async def create_org(channel: grpc.aio.Channel, org: str = "acme", admin: str = 
 
 async def add_member(app: App, org: str, user: str, role: str = "Member") -> None:
     """Adds a member directly in the store (invitations are another feature)."""
+    from sqlalchemy import bindparam, select
+
     from orgauthz.domain import lines as L
-    from orgauthz.services.context import Actor, Management
+    from orgauthz.services.context import Actor, audit
+    from orgauthz.store import base as store
     from orgauthz.store.models import Membership, User
 
-    def body(w: Any) -> None:
-        if w.session.get(User, user) is None:
-            w.session.add(User(id=user, email=f"{user}@example.test", created_at=w.now))
-            w.session.flush()
-        w.session.add(Membership(org_id=org, user_id=user, org_role=role, created_at=w.now))
-        w.change.add.extend(L.membership_lines(f"user:{user}", org, role))
-        Management.audit(w, Actor("platform"), "orgauthz.member.added", f"user:{user}")
+    known = select(User.id).where(User.id == bindparam("user"))
+
+    def decide(at: Any) -> store.Decision[None]:
+        writes = [] if at["user"] else [store.insert(User, {"id": user, "email": f"{user}@example.test", "created_at": at.now})]
+        writes.append(store.insert(Membership, {"org_id": org, "user_id": user, "org_role": role, "created_at": at.now}))
+        return store.Decision(
+            None,
+            writes=writes,
+            audits=[audit(Actor("platform"), "orgauthz.member.added", f"user:{user}")],
+            change=at.change(add=L.membership_lines(f"user:{user}", org, role)),
+        )
 
     assert app.management is not None
-    await app.management.write(org, "member.added", body)
+    await app.management.write(org, "member.added", {"user": (known, {"user": user})}, decide)
 
 
 async def add_service_account(app: App, org: str, sa: str, role: str = "Member") -> None:
     from orgauthz.domain import lines as L
+    from orgauthz.store import base as store
     from orgauthz.store.models import ServiceAccount
 
-    def body(w: Any) -> None:
-        w.session.add(ServiceAccount(id=sa, org_id=org, name=sa, org_role=role, created_at=w.now))
-        w.change.add.extend(L.membership_lines(f"service_account:{sa}", org, role))
+    def decide(at: Any) -> store.Decision[None]:
+        row = {"id": sa, "org_id": org, "name": sa, "org_role": role, "created_at": at.now}
+        return store.Decision(
+            None,
+            writes=[store.insert(ServiceAccount, row)],
+            change=at.change(add=L.membership_lines(f"service_account:{sa}", org, role)),
+        )
 
     assert app.management is not None
-    await app.management.write(org, "service-account.added", body)
+    await app.management.write(org, "service-account.added", {}, decide)
 
 
 async def allowed(

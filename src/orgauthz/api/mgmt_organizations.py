@@ -14,7 +14,7 @@ from orgauthz.api.registry import register
 from orgauthz.domain import bounds
 from orgauthz.services import organizations as svc
 from orgauthz.services.context import Management
-from orgauthz.store.db import as_utc
+from orgauthz.store.base import as_utc
 from orgauthz.store.models import Organization
 from orgauthz.v1 import management_pb2 as pb
 from orgauthz.v1 import management_pb2_grpc as pb_grpc

@@ -34,7 +34,8 @@ from orgauthz.engine.replication import Replication
 from orgauthz.services.context import Management
 from orgauthz.services.outbox import OutboxSender
 from orgauthz.services.service_accounts import KeyAuthenticator
-from orgauthz.store.db import Database
+from orgauthz.store.base import Store
+from orgauthz.store.db import open_store
 from orgauthz.v1 import authorization_pb2
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class App:
     server: grpc.aio.Server | None = None
     port: int = 0
     metrics_port: int = 0
-    db: Database | None = None
+    db: Store | None = None
     engine: Engine | None = None
     feed: ChangeFeed | None = None
     decisions: Decisions | None = None
@@ -105,7 +106,7 @@ class App:
     async def start(self) -> None:
         s = self.settings
         policy = load_policy(s.policy_dir)
-        self.db = db = Database(s.database_url)
+        self.db = db = open_store(s.database_url)
         if s.migrate:
             await asyncio.to_thread(db.migrate)
         self.engine = engine = Engine(policy, db, max_loaded_orgs=s.max_loaded_orgs, gc_freeze=s.gc_freeze)
@@ -127,7 +128,7 @@ class App:
             *auth.server_options(),
         ]
         self.server = server = grpc.aio.server(options=options, interceptors=auth.interceptors_for(s))
-        self.management = Management(db=db, engine=engine, feed=feed, policy=policy, settings=s)
+        self.management = Management(store=db, engine=engine, feed=feed, policy=policy, settings=s)
         authorization.add_to_server(
             authorization.AuthorizationServicer(self.decisions, self.metrics, KeyAuthenticator(self.management)), server
         )

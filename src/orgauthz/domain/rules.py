@@ -8,57 +8,120 @@ importer (``orgauthz import``) share one definition of each rule, and the tests 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 from orgauthz.errors import FailedPrecondition, InvalidArgument, LimitExceeded, PermissionDenied
 
 # The built-in organization roles (R1). Their scopes are in policies/roles.yaml (R23).
+# (``Owner`` is also the name of a built-in *workspace* role: the functions here speak of
+# organization roles only.)
+OWNER: Final = "Owner"
 ADMIN: Final = "Admin"
 MEMBER: Final = "Member"
 
 
 def is_admin(org_role: str | None) -> bool:
-    """R2, R8: whether an organization role is the built-in Admin role (None: no member)."""
-    return org_role == ADMIN
+    """R2, R8, R24: whether an organization role can do everything in the organization: an
+    Admin, or an Owner (Admin and more). None: a service account or no member."""
+    return org_role in (ADMIN, OWNER)
 
 
-# -- R3, R8: organization roles ----------------------------------------------------------
+def _protected(owners: int) -> str:
+    """R3: the role whose last holder stays. Organizations stored before the Owner role
+    existed have no Owner until migrated; their last Admin stays instead."""
+    return OWNER if owners > 0 else ADMIN
 
 
-def check_role_change(*, actor_role: str | None, before: str, after: str, admins: int) -> None:
-    """R8: only Admins make someone an Admin or change an Admin's role. R3: the last Admin
-    cannot be demoted. ``actor_role`` is the actor's own organization role (None for a
-    service account or a non-member), ``admins`` the organization's count of Admins."""
+# -- R3, R8, R24: organization roles -----------------------------------------------------
+
+
+def check_role_change(*, actor_role: str | None, before: str, after: str, admins: int, owners: int = 0) -> None:
+    """R24: only an Owner makes someone an Owner or changes an Owner's role. R8: only Owners
+    and Admins make someone an Admin or change an Admin's role. R3: the last Owner (the last
+    Admin where there is no Owner) cannot be demoted. ``actor_role`` is the actor's own
+    organization role (None for a service account or a non-member); ``admins`` and
+    ``owners`` the organization's counts."""
+    if OWNER in (before, after) and actor_role != OWNER:
+        raise PermissionDenied("only Owners may make someone an Owner or change an Owner's role (R24)")
     if ADMIN in (before, after) and not is_admin(actor_role):
         raise PermissionDenied("only Admins may make someone an Admin or change an Admin's role (R8)")
-    if before == ADMIN and after != ADMIN and admins <= 1:
-        raise FailedPrecondition("the last Admin of an organization cannot be demoted (R3)")
+    kept = _protected(owners)
+    if before == kept and after != kept and (owners if kept == OWNER else admins) <= 1:
+        raise FailedPrecondition(f"the last {kept} of an organization cannot be demoted (R3)")
 
 
-def check_removal(*, actor_role: str | None, role: str, admins: int, leaving: bool) -> None:
-    """R8: removing an Admin needs an Admin (a member may always leave). R3: the last Admin
+def check_removal(*, actor_role: str | None, role: str, admins: int, leaving: bool, owners: int = 0) -> None:
+    """R24: removing an Owner needs an Owner; R8: removing an Admin needs an Owner or Admin
+    (a member may always leave). R3: the last Owner (the last Admin where there is no Owner)
     can be neither removed nor leave."""
     if not is_admin(role):
         return
+    if not leaving and role == OWNER and actor_role != OWNER:
+        raise PermissionDenied("only Owners may remove an Owner (R24)")
     if not leaving and not is_admin(actor_role):
         raise PermissionDenied("only Admins may remove an Admin (R8)")
-    if admins <= 1:
-        raise FailedPrecondition("the last Admin of an organization cannot be removed or leave (R3)")
+    kept = _protected(owners)
+    if role == kept and (owners if kept == OWNER else admins) <= 1:
+        raise FailedPrecondition(f"the last {kept} of an organization cannot be removed or leave (R3)")
 
 
 def check_invitation_role(*, actor_role: str | None, role: str) -> None:
-    """R8: only Admins invite with the Admin role."""
+    """R8: only Owners and Admins invite with the Admin role; R24: only Owners with Owner."""
+    if role == OWNER and actor_role != OWNER:
+        raise PermissionDenied("only organization Owners may invite with the Owner role (R24)")
     if is_admin(role) and not is_admin(actor_role):
         raise PermissionDenied("only organization Admins may invite with the Admin role (R8)")
+
+
+# -- R28: no escalation ------------------------------------------------------------------
+
+
+def check_no_escalation(
+    *,
+    actor_is_admin: bool,
+    actor_scopes: frozenset[str],
+    role_scopes: frozenset[str],
+    own_access: bool,
+    what: str = "grant",
+) -> None:
+    """R28: whoever is not an organization Owner or Admin may grant, change or revoke only
+    roles whose effective scopes (``role_scopes``, of the role before and after) are all
+    scopes it holds itself in that workspace (``actor_scopes``), and may not change its own
+    access (``own_access``). Owners and Admins are not limited (R2)."""
+    if actor_is_admin:
+        return
+    if own_access:
+        raise PermissionDenied(f"only organization Owners and Admins may {what} their own workspace access (R28)")
+    missing = role_scopes - actor_scopes
+    if missing:
+        raise PermissionDenied(
+            f"may not {what} a role holding scopes the actor does not hold here: {', '.join(sorted(missing))} (R28)"
+        )
+
+
+def check_default_role_scopes(
+    *, actor_is_admin: bool, actor_scopes: frozenset[str], role_scopes: frozenset[str]
+) -> None:
+    """R28: the default workspace role may be set only to a role within the setter's own scopes."""
+    check_no_escalation(
+        actor_is_admin=actor_is_admin, actor_scopes=actor_scopes, role_scopes=role_scopes, own_access=False, what="set"
+    )
+
+
+def check_role_author(actor_role: str | None) -> None:
+    """R28: nobody but Owners and Admins defines or changes a custom role."""
+    if not is_admin(actor_role):
+        raise PermissionDenied("only organization Owners and Admins define or change custom roles (R28)")
 
 
 # -- R11: service accounts ---------------------------------------------------------------
 
 
 def check_service_account_role(field: str, role: str) -> None:
-    """R11: a service account holds Member or a custom organization role, never Admin."""
+    """R11: a service account holds Member or a custom organization role, never Owner or Admin."""
     if is_admin(role):
-        raise InvalidArgument(field, "service accounts never hold the Admin role (R11)")
+        raise InvalidArgument(field, f"service accounts never hold the {role} role (R11)")
 
 
 # -- R10: plan limits --------------------------------------------------------------------
@@ -83,11 +146,19 @@ def check_inherits(field: str, *, inherits: str, level: str, builtin_levels: dic
     """R22: a custom role inherits nothing or a built-in role of its own level, never Admin
     (Admin has every scope; a role inheriting it would be an Admin by another name).
     ``builtin_levels`` maps each built-in role to its level."""
-    if inherits and (builtin_levels.get(inherits) != level or is_admin(inherits)):
-        raise InvalidArgument(field, f"must be a built-in {level} role other than Admin")
+    if inherits and (builtin_levels.get(inherits) != level or (level == "organization" and is_admin(inherits))):
+        raise InvalidArgument(field, f"must be a built-in {level} role other than Owner and Admin")
 
 
 def check_custom_role_id(field: str, role_id: str, builtin_levels: dict[str, str]) -> None:
     """R22: a custom role may not take a built-in role's name."""
     if role_id in builtin_levels:
         raise InvalidArgument(field, "must not be a built-in role name")
+
+
+def check_role_unused(role_id: str, uses: Mapping[str, int]) -> None:
+    """R22: a custom role in use (``uses``: how many of each kind of reference, by name)
+    cannot be deleted."""
+    used = [f"{n} {what}" for what, n in uses.items() if n]
+    if used:
+        raise FailedPrecondition(f"role {role_id!r} is in use ({', '.join(used)}); reassign them first")

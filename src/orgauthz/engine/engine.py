@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from functools import partial
 
 from orgauthz.domain import lines as L
+from orgauthz.domain import rules
+from orgauthz.domain.changes import ChangeSet
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, RoleDef
 from orgauthz.engine.enforcer import OrgEnforcer
 from orgauthz.store import snapshots
-from orgauthz.store.db import ChangeSet, Database
+from orgauthz.store.base import Store
 
 log = logging.getLogger(__name__)
 # Building an organization: lines added between looks at the clock, the work done before
@@ -74,9 +76,7 @@ class _Org:
 class Engine:
     """Answers decisions from Casbin for every organization in the store."""
 
-    def __init__(
-        self, policy: PolicySet, db: Database, *, max_loaded_orgs: int = 2000, gc_freeze: bool = False
-    ) -> None:
+    def __init__(self, policy: PolicySet, db: Store, *, max_loaded_orgs: int = 2000, gc_freeze: bool = False) -> None:
         self.policy = policy
         self.db = db
         self.max_loaded_orgs = max_loaded_orgs
@@ -274,6 +274,12 @@ class Engine:
             return Target(organization, L.org_domain(organization), ORGANIZATION)
         return None
 
+    def org_of(self, workspace: str) -> str | None:
+        return self.workspace_org.get(workspace)
+
+    def revision_of(self, org_id: str) -> int | None:
+        return self.org_revision.get(org_id)
+
     def direct_roles(self, org_id: str, subject: str, domain: str) -> tuple[str, ...] | None:
         """The roles ``subject`` holds directly in ``domain`` (``org:`` or ``ws:``) of a
         loaded organization, as of :attr:`applied`; None when it is not loaded."""
@@ -320,7 +326,7 @@ class Engine:
 
         for role in enforcer.roles_of(subject, org_dom):
             if role != L.MEMBER:
-                why(role, "organization role" if role != "role:Admin" else "organization")
+                why(role, "organization" if role == L.role_name(rules.ADMIN) else "organization role")
         if target.level == WORKSPACE:
             for role in enforcer.roles_of(subject, target.domain):
                 why(role, "workspace role")

@@ -24,10 +24,10 @@ import logging
 import time
 from collections.abc import Callable
 
+from orgauthz.domain.changes import ChangeSet
 from orgauthz.engine.engine import Engine
 from orgauthz.errors import StaleRevision, Unavailable
 from orgauthz.store import snapshots
-from orgauthz.store.db import ChangeSet
 
 log = logging.getLogger(__name__)
 
@@ -131,10 +131,21 @@ class ChangeFeed:
 
     async def _head(self) -> int:
         """The store's newest revision (on the event loop's connection on PostgreSQL)."""
-        db = self.engine.db
-        if db.writes_on_loop:
-            return await db.head_on_loop()
-        return await asyncio.to_thread(snapshots.head_revision, db)
+        return await self.engine.db.head()
+
+    async def written_here(self, revision: int, change: ChangeSet) -> None:
+        """After a write of this replica commits: other replicas are nudged (Redis pub/sub)
+        before this one polls, and the change is applied here, so a Check on this replica
+        reflects it when this returns (SPEC §3). Never raises for the database: when it went
+        away before this replica read the write back, the change is applied directly if
+        nothing lies between, otherwise the feed catches up when it can."""
+        self.committed(revision)
+        try:
+            await self.applied_locally(revision, change)
+        except Unavailable:
+            if self.engine.applied == revision - 1:
+                self.engine.apply(revision, change)
+            log.warning("revision %d committed; this replica applies it when the database returns", revision)
 
     async def applied_locally(self, revision: int, change: ChangeSet) -> None:
         """After a local write commits: applies its own change set when it is the next
@@ -157,11 +168,11 @@ class ChangeFeed:
             started = time.monotonic()
             if self.known_head - engine.applied > self.reload_after:
                 await self._reload(f"{self.known_head - engine.applied} revisions behind")
-            if engine.db.writes_on_loop and self.known_head <= engine.applied:
+            if not engine.db.is_sqlite and self.known_head <= engine.applied:
                 # Nothing announced: a head read on the event loop's connection says whether
                 # there is anything to read. A periodic read in a worker thread cost the
                 # Checks around it their tail (its Python contends for the interpreter).
-                head = await engine.db.head_on_loop()
+                head = await engine.db.head()
                 self.observe_head(head)
                 if head <= engine.applied:
                     self.last_caught_up = started

@@ -7,19 +7,22 @@ member or a service account of the workspace's organization, checked inside the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, exists, insert, select, update
+from sqlalchemy import and_, bindparam, exists, select
 
 from orgauthz.domain import lines as L
+from orgauthz.domain.lines import Line
 from orgauthz.domain.policy import WORKSPACE
 from orgauthz.errors import AlreadyExists, FailedPrecondition, NotFound
-from orgauthz.services.context import Actor, Management
-from orgauthz.services.roles import check_role_found
+from orgauthz.services.context import Actor, Management, audit
+from orgauthz.services.roles import check_role_row, role_read
 from orgauthz.services.workspaces import find_workspace
-from orgauthz.store.db import Write
-from orgauthz.store.models import CustomRole, Membership, ServiceAccount, Workspace, WorkspaceGrant
+from orgauthz.store import base as store
+from orgauthz.store.base import Decision, Locked, Read, Write
+from orgauthz.store.models import Membership, ServiceAccount, Workspace, WorkspaceGrant
 
 _MANAGE = "manage_workspace_users"
 
@@ -33,7 +36,7 @@ class _Ws:
 async def _authorized(mgmt: Management, actor: Actor, workspace_id: str, scope: str) -> _Ws:
     """The workspace's organization from the engine's index (no database read on the write
     path; the write re-checks the workspace under its lock), else from the store."""
-    org_id = mgmt.engine.workspace_org.get(workspace_id)
+    org_id = mgmt.engine.org_of(workspace_id)
     if org_id is None:
         org_id = (await find_workspace(mgmt, actor, workspace_id)).org_id
     else:
@@ -45,74 +48,64 @@ async def _authorized(mgmt: Management, actor: Actor, workspace_id: str, scope: 
     return _Ws(workspace_id, org_id)
 
 
-# The statements of grant, change and revoke, built once with bindparams: a write then does
-# no SQLAlchemy construction or compilation of its own (see Database.write).
-_GRANTS = cast(Table, WorkspaceGrant.__table__)
-_WS_EXISTS = exists().where(Workspace.id == bindparam("ws"))
+# What grant, change and revoke read under the write lock, built once with bindparams.
 _HELD = exists().where(WorkspaceGrant.workspace_id == bindparam("ws"), WorkspaceGrant.subject == bindparam("subject"))
-# The custom role named by the request, if any: its organization and level.
-_CUSTOM = (
-    select(CustomRole.org_id).where(CustomRole.id == bindparam("role")).scalar_subquery(),
-    select(CustomRole.level).where(CustomRole.id == bindparam("role")).scalar_subquery(),
-)
-# Whether the workspace exists, the subject is in the organization, and already has a role.
-_GRANT_CHECKS = {
-    "user": select(
-        _WS_EXISTS,
-        exists().where(Membership.org_id == bindparam("org"), Membership.user_id == bindparam("ident")),
-        _HELD,
-        *_CUSTOM,
-    ),
-    "service_account": select(
-        _WS_EXISTS,
-        exists().where(ServiceAccount.id == bindparam("ident"), ServiceAccount.org_id == bindparam("org")),
-        _HELD,
-        *_CUSTOM,
+_IN_ORG = {
+    "user": exists().where(Membership.org_id == bindparam("org"), Membership.user_id == bindparam("ident")),
+    "service_account": exists().where(
+        ServiceAccount.id == bindparam("ident"), ServiceAccount.org_id == bindparam("org")
     ),
 }
-# The workspace (one row if it exists), the subject's role there (None: no grant) and the
-# custom role named by the request.
+# Whether the workspace exists, the subject is in the organization (R16), and already has a role.
+_GRANT_CHECKS = {
+    kind: select(
+        exists().where(Workspace.id == bindparam("ws")).label("found"),
+        in_org.label("in_org"),
+        _HELD.label("held"),
+    )
+    for kind, in_org in _IN_ORG.items()
+}
+# The workspace (one row if it exists) and the subject's role there (None: no grant).
 _GRANT_OF = (
-    select(Workspace.id, WorkspaceGrant.role, *_CUSTOM)
+    select(Workspace.id, WorkspaceGrant.role)
     .outerjoin(
         WorkspaceGrant,
         and_(WorkspaceGrant.workspace_id == Workspace.id, WorkspaceGrant.subject == bindparam("subject")),
     )
     .where(Workspace.id == bindparam("ws"))
 )
-# (an UPDATE's own bindparams may not be named after its columns)
-_ONE_GRANT = and_(_GRANTS.c.workspace_id == bindparam("ws"), _GRANTS.c.subject == bindparam("who"))
-_INSERT_GRANT = insert(_GRANTS).inline()
-_SET_ROLE = update(_GRANTS).where(_ONE_GRANT).values(role=bindparam("new_role"))
-_DELETE_GRANT = delete(_GRANTS).where(_ONE_GRANT)
+# Every workspace grant of a subject in an organization.
+_GRANTS_OF = select(WorkspaceGrant.workspace_id, WorkspaceGrant.role).where(
+    WorkspaceGrant.org_id == bindparam("org"), WorkspaceGrant.subject == bindparam("subject")
+)
 
 
-def _existing(w: Write, ws: _Ws, subject: str) -> str:
+def _existing(at: Locked, ws: _Ws, subject: str) -> str:
     """The subject's role in the workspace, from the write's ``_GRANT_OF`` read."""
-    if not w.read:
+    found = at.one("grant")
+    if found is None:
         raise NotFound(f"workspace {ws.id!r} not found")
-    role: str | None = w.read[0][1]
-    if role is None:
+    if found.role is None:
         raise NotFound(f"{subject} has no access to workspace {ws.id!r}")
-    return role
+    return str(found.role)
 
 
-def _grant_row(w: Write, ws: _Ws, subject: str, role: str) -> WorkspaceGrant:
-    """The grant as it stands after the write (for the answer; not tracked by the session)."""
-    return WorkspaceGrant(workspace_id=ws.id, subject=subject, org_id=ws.org_id, role=role, created_at=w.now)
+def _grant_row(at: Locked, ws: _Ws, subject: str, role: str) -> WorkspaceGrant:
+    """The grant as it stands after the write (for the answer)."""
+    return WorkspaceGrant(workspace_id=ws.id, subject=subject, org_id=ws.org_id, role=role, created_at=at.now)
 
 
-def remove_from_organization(w: Write, org_id: str, subject: str, org_role: str) -> int:
-    """Deletes every workspace grant of ``subject`` in the organization and queues the
-    removal of its membership and grant lines, so its next Check anywhere there is denied
-    (R4, R13). Returns how many grants were removed; the caller deletes the member row."""
-    s = w.session
-    where = (WorkspaceGrant.org_id == org_id, WorkspaceGrant.subject == subject)
-    grants = list(s.execute(select(WorkspaceGrant.workspace_id, WorkspaceGrant.role).where(*where)).all())
-    s.execute(delete(WorkspaceGrant).where(*where))
-    w.change.remove.extend(L.membership_lines(subject, org_id, org_role))
-    w.change.remove.extend(L.grant_line(subject, ws, role) for ws, role in grants)
-    return len(grants)
+def grants_read(org_id: str, subject: str) -> Read:
+    """The read :func:`removal` needs: the subject's workspace grants in the organization."""
+    return _GRANTS_OF, {"org": org_id, "subject": subject}
+
+
+def removal(org_id: str, subject: str, org_role: str, grants: Sequence[Any]) -> tuple[Write, list[Line]]:
+    """Deleting every workspace grant of ``subject`` in the organization (the rows of
+    :func:`grants_read`) and the removal of its membership and grant lines, so its next
+    Check anywhere there is denied (R4, R13). The caller deletes the member row."""
+    lines = [*L.membership_lines(subject, org_id, org_role), *(L.grant_line(subject, ws, role) for ws, role in grants)]
+    return store.delete(WorkspaceGrant, org_id=org_id, subject=subject), lines
 
 
 async def grant(
@@ -121,34 +114,41 @@ async def grant(
     """AlreadyExists when the subject already has a role here (use change);
     FailedPrecondition when it is not in the organization (R16)."""
     ws = await _authorized(mgmt, actor, workspace_id, _MANAGE)
-
-    # The workspace, the subject's place in the organization and an earlier grant: one
-    # statement, read under the write lock with the revision (one round trip).
     kind, _, ident = subject.partition(":")
     checks = _GRANT_CHECKS["user" if kind == "user" else "service_account"]
-    read = (checks, {"ws": workspace_id, "subject": subject, "org": ws.org_id, "ident": ident, "role": role})
+    reads = {
+        "checks": (checks, {"ws": workspace_id, "subject": subject, "org": ws.org_id, "ident": ident}),
+        "role": role_read(role),
+    }
 
-    def body(w: Write) -> WorkspaceGrant:
-        found, in_org, held, custom_org, custom_level = w.read[0]
+    def decide(at: Locked) -> Decision[WorkspaceGrant]:
+        found, in_org, held = at["checks"][0]
         if not found:
             raise NotFound(f"workspace {workspace_id!r} not found")
-        check_role_found(mgmt.policy, ws.org_id, role, WORKSPACE, "role", (custom_org, custom_level))
+        check_role_row(mgmt.policy, ws.org_id, role, WORKSPACE, "role", at.one("role"))
         if not in_org:
             raise FailedPrecondition(f"{subject} is not a member or service account of the organization (R16)")
         if held:
             raise AlreadyExists(f"{subject} already has access to workspace {workspace_id!r}")
-        row = _grant_row(w, ws, subject, role)
-        w.later(
-            _INSERT_GRANT,
-            {"workspace_id": workspace_id, "subject": subject, "org_id": ws.org_id, "role": role, "created_at": w.now},
+        row = {
+            "workspace_id": workspace_id,
+            "subject": subject,
+            "org_id": ws.org_id,
+            "role": role,
+            "created_at": at.now,
+        }
+        return Decision(
+            _grant_row(at, ws, subject, role),
+            writes=[store.insert(WorkspaceGrant, row)],
+            audits=[
+                audit(
+                    actor, "orgauthz.workspace-access.granted", subject, workspace=workspace_id, details={"role": role}
+                )
+            ],
+            change=at.change(add=[L.grant_line(subject, workspace_id, role)]),
         )
-        w.change.add.append(L.grant_line(subject, workspace_id, role))
-        Management.audit(
-            w, actor, "orgauthz.workspace-access.granted", subject, workspace=workspace_id, details={"role": role}
-        )
-        return row
 
-    return await mgmt.write(ws.org_id, "workspace-access.granted", body, read=read, on_loop=True)
+    return await mgmt.write(ws.org_id, "workspace-access.granted", reads, decide)
 
 
 async def change(
@@ -156,42 +156,50 @@ async def change(
 ) -> tuple[WorkspaceGrant, int]:
     """NotFound when the subject has no access here."""
     ws = await _authorized(mgmt, actor, workspace_id, _MANAGE)
+    reads = {"grant": (_GRANT_OF, {"ws": workspace_id, "subject": subject}), "role": role_read(role)}
 
-    def body(w: Write) -> WorkspaceGrant:
-        before = _existing(w, ws, subject)
-        check_role_found(mgmt.policy, ws.org_id, role, WORKSPACE, "role", (w.read[0][2], w.read[0][3]))
-        if before != role:
-            w.change.remove.append(L.grant_line(subject, workspace_id, before))
-            w.change.add.append(L.grant_line(subject, workspace_id, role))
-            w.later(_SET_ROLE, {"ws": workspace_id, "who": subject, "new_role": role})
-        Management.audit(
-            w,
+    def decide(at: Locked) -> Decision[WorkspaceGrant]:
+        before = _existing(at, ws, subject)
+        check_role_row(mgmt.policy, ws.org_id, role, WORKSPACE, "role", at.one("role"))
+        event = audit(
             actor,
             "orgauthz.workspace-access.changed",
             subject,
             workspace=workspace_id,
             details={"from": before, "to": role},
         )
-        return _grant_row(w, ws, subject, role)
+        decision = Decision(_grant_row(at, ws, subject, role), audits=[event])
+        if before != role:
+            decision.writes.append(
+                store.update(WorkspaceGrant, {"workspace_id": workspace_id, "subject": subject}, role=role)
+            )
+            decision.change = at.change(
+                remove=[L.grant_line(subject, workspace_id, before)], add=[L.grant_line(subject, workspace_id, role)]
+            )
+        return decision
 
-    read = (_GRANT_OF, {"ws": workspace_id, "subject": subject, "role": role})
-    return await mgmt.write(ws.org_id, "workspace-access.changed", body, read=read, on_loop=True)
+    return await mgmt.write(ws.org_id, "workspace-access.changed", reads, decide)
 
 
 async def revoke(mgmt: Management, actor: Actor, workspace_id: str, subject: str) -> int:
     """NotFound when the subject has no access here. The next Check is denied (SPEC §3)."""
     ws = await _authorized(mgmt, actor, workspace_id, _MANAGE)
 
-    def body(w: Write) -> None:
-        role = _existing(w, ws, subject)
-        w.change.remove.append(L.grant_line(subject, workspace_id, role))
-        w.later(_DELETE_GRANT, {"ws": workspace_id, "who": subject})
-        Management.audit(
-            w, actor, "orgauthz.workspace-access.revoked", subject, workspace=workspace_id, details={"role": role}
+    def decide(at: Locked) -> Decision[None]:
+        role = _existing(at, ws, subject)
+        return Decision(
+            None,
+            writes=[store.delete(WorkspaceGrant, workspace_id=workspace_id, subject=subject)],
+            audits=[
+                audit(
+                    actor, "orgauthz.workspace-access.revoked", subject, workspace=workspace_id, details={"role": role}
+                )
+            ],
+            change=at.change(remove=[L.grant_line(subject, workspace_id, role)]),
         )
 
-    read = (_GRANT_OF, {"ws": workspace_id, "subject": subject, "role": ""})
-    _, revision = await mgmt.write(ws.org_id, "workspace-access.revoked", body, read=read, on_loop=True)
+    reads = {"grant": (_GRANT_OF, {"ws": workspace_id, "subject": subject})}
+    _, revision = await mgmt.write(ws.org_id, "workspace-access.revoked", reads, decide)
     return revision
 
 

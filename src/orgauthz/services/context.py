@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, TypeVar
 
 from orgauthz.config import Settings
 from orgauthz.domain import lines as L
+from orgauthz.domain.changes import Audit
 from orgauthz.domain.policy import PolicySet
-from orgauthz.engine.engine import Engine, Target
+from orgauthz.engine.engine import Target
 from orgauthz.engine.feed import ChangeFeed
-from orgauthz.errors import NotFound, PermissionDenied, Unavailable
-from orgauthz.store.db import ChangeSet, Database, Read, Write
+from orgauthz.engine.view import EngineView
+from orgauthz.errors import NotFound, PermissionDenied
+from orgauthz.store.base import Decide, Read, Store
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -48,9 +49,9 @@ class Management:
     """Shared by all management services; one per server."""
 
     def __init__(
-        self, *, db: Database, engine: Engine, feed: ChangeFeed, policy: PolicySet, settings: Settings
+        self, *, store: Store, engine: EngineView, feed: ChangeFeed, policy: PolicySet, settings: Settings
     ) -> None:
-        self.db = db
+        self.store = store
         self.engine = engine
         self.feed = feed
         self.policy = policy
@@ -116,83 +117,35 @@ class Management:
 
     # -- writes -------------------------------------------------------------------
 
-    async def write(
-        self,
-        org_id: str,
-        kind: str,
-        body: Callable[[Write], T],
-        *,
-        read: Read | None = None,
-        on_loop: bool = False,
-    ) -> tuple[T, int]:
-        """Runs ``body`` in one write transaction (in a worker thread, or on the event loop
-        with ``on_loop``); returns its result and revision.
-        ``read`` is a SELECT (built once) and its values; the body finds its rows in
-        ``Write.read`` (see Database.write). ``on_loop``: the body does not use
-        ``Write.session``, so on PostgreSQL the write runs on the event loop in two round
-        trips (Database.write_on_loop).
+    async def write(self, org_id: str, kind: str, reads: Mapping[str, Read], decide: Decide[T]) -> tuple[T, int]:
+        """Commits one write (see Store.commit): ``reads`` run under the write lock and
+        ``decide`` turns their rows into a Decision. Returns its result and revision.
 
         After it returns, the change is applied to this replica's engine, so a Check here
         reflects it at once (SPEC §3).
         """
-
-        def run() -> tuple[T, int, ChangeSet]:
-            with self.db.write(org_id, kind, read=read) as w:
-                out = body(w)
-                return out, w.revision, w.change
-
-        if on_loop and read is not None and self.db.writes_on_loop:
-            # A body that needs no ORM session runs on the event loop (Database.write_on_loop).
-            result, w = await self.db.write_on_loop(org_id, kind, body, read=read)
-            revision, change = w.revision, w.change
-        else:
-            result, revision, change = await asyncio.to_thread(run)
-        self.feed.committed(revision)  # other replicas are nudged (Redis pub/sub) before this one polls
-        try:
-            await self.feed.applied_locally(revision, change)
-        except Unavailable:
-            # Committed, but the database went away before this replica read it back. The
-            # write is reported as done (it is); when nothing lies between, apply it directly
-            # so this replica still reflects it; otherwise the feed catches up when it can.
-            if self.engine.applied == revision - 1:
-                self.engine.apply(revision, change)
-            log.warning("revision %d committed; this replica applies it when the database returns", revision)
-        return result, revision
+        done = await self.store.commit(org_id, kind, reads, decide)
+        await self.feed.written_here(done.revision, done.change)
+        return done.result, done.revision
 
     async def read(self, body: Callable[[Any], T]) -> T:
         """Runs ``body(session)`` on a read snapshot, in a thread."""
 
         def run() -> T:
-            with self.db.read() as s:
+            with self.store.read() as s:
                 return body(s)
 
         return await asyncio.to_thread(run)
 
-    @staticmethod
-    def audit(
-        w: Write,
-        actor: Actor,
-        event: str,
-        target: str,
-        *,
-        workspace: str | None = None,
-        details: dict[str, Any] | None = None,
-        org_id: str | None = None,
-    ) -> None:
-        """Records ``orgauthz.<resource>.<action>`` in the write's transaction. Never pass secrets."""
-        w.audits.append(
-            {
-                "org_id": org_id or w.change.org_id,
-                "workspace_id": workspace,
-                "actor": actor.subject,
-                "event": event,
-                "target": target,
-                "details": details or {},
-                "revision": w.revision,
-                "occurred_at": w.now,
-            }
-        )
 
-    @staticmethod
-    def now(w: Write) -> datetime:
-        return w.now
+def audit(
+    actor: Actor,
+    event: str,
+    target: str,
+    *,
+    workspace: str | None = None,
+    details: dict[str, Any] | None = None,
+    org_id: str = "",
+) -> Audit:
+    """The audit event ``orgauthz.<resource>.<action>`` of a decision. Never pass secrets."""
+    return Audit(actor.subject, event, target, workspace, details or {}, org_id)

@@ -21,9 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from orgauthz.domain import bounds, rules
@@ -38,10 +39,11 @@ from orgauthz.errors import (
 )
 from orgauthz.services import outbox
 from orgauthz.services import secrets as sec
-from orgauthz.services.context import Actor, Management
-from orgauthz.services.roles import check_role
-from orgauthz.store.db import Write, as_utc, utcnow
-from orgauthz.store.models import Invitation, Membership, Organization, User
+from orgauthz.services.context import Actor, Management, audit
+from orgauthz.services.roles import check_role_row, role_read
+from orgauthz.store import base as store
+from orgauthz.store.base import Decision, Locked, Read, Write, as_utc, utcnow
+from orgauthz.store.models import CustomRole, Invitation, Membership, Organization, User
 
 TTL_MAX_S = 90 * 24 * 3600
 
@@ -86,20 +88,24 @@ class InviteResult:
     error: str = ""
 
 
-def view(row: Invitation, now: datetime) -> InvitationView:
-    expires = as_utc(row.expires_at)
+def _status(row: Any, now: datetime) -> Status:
+    """The status as reads show it: a pending invitation past its expiry is expired."""
     status = Status(row.status)
-    if status is Status.PENDING and expires <= now:
-        status = Status.EXPIRED
+    if status is Status.PENDING and as_utc(row.expires_at) <= now:
+        return Status.EXPIRED
+    return status
+
+
+def view(row: Invitation, now: datetime) -> InvitationView:
     return InvitationView(
         id=row.id,
         org_id=row.org_id,
         email=row.email,
         org_role=row.org_role,
-        status=status,
+        status=_status(row, now),
         invited_by=row.invited_by,
         accepted_by=row.accepted_by or "",
-        expires_at=expires,
+        expires_at=as_utc(row.expires_at),
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
     )
@@ -123,45 +129,112 @@ def _pending_now(now: datetime) -> ColumnElement[bool]:
     return (Invitation.status == Status.PENDING.value) & (Invitation.expires_at > now)
 
 
-def _org(s: Session, org_id: str) -> Organization:
-    org = s.get(Organization, org_id)
+# What the writes read under the write lock, built once with bindparams. ``now`` in a read is
+# the time the call began: the decision's own (``Locked.now``) is taken once the lock is
+# held, a moment later.
+_ORG = select(Organization.name, Organization.max_members).where(Organization.id == bindparam("org"))
+_INVITATION = select(
+    Invitation.id,
+    Invitation.org_id,
+    Invitation.email,
+    Invitation.org_role,
+    Invitation.status,
+    Invitation.token_hash,
+    Invitation.invited_by,
+    Invitation.accepted_by,
+    Invitation.expires_at,
+    Invitation.created_at,
+    Invitation.updated_at,
+).where(Invitation.id == bindparam("id"))
+_PENDING_AT = (Invitation.status == Status.PENDING.value) & (Invitation.expires_at > bindparam("now"))
+# R10: members plus pending invitations.
+_SEATS = select(
+    select(func.count())
+    .select_from(Membership)
+    .where(Membership.org_id == bindparam("org"))
+    .scalar_subquery()
+    .label("members"),
+    select(func.count())
+    .select_from(Invitation)
+    .where(Invitation.org_id == bindparam("org"), _PENDING_AT)
+    .scalar_subquery()
+    .label("pending"),
+)
+# Create: the addresses (lower-cased) that belong to members, and the invitations still
+# pending by status (expired or not) to the addresses.
+_MEMBER_EMAILS = (
+    select(func.lower(User.email).label("email"))
+    .join(Membership, Membership.user_id == User.id)
+    .where(Membership.org_id == bindparam("org"), func.lower(User.email).in_(bindparam("emails", expanding=True)))
+)
+_OPEN = select(Invitation.id, Invitation.email, Invitation.expires_at).where(
+    Invitation.org_id == bindparam("org"),
+    Invitation.status == Status.PENDING.value,
+    Invitation.email.in_(bindparam("emails", expanding=True)),
+)
+# Resend: whether the invitation's address belongs to a member, and how many other
+# invitations to it are pending.
+_named = aliased(Invitation)  # the invitation ``id``, inside reads of other rows
+_EMAIL_OF = select(_named.email).where(_named.id == bindparam("id")).scalar_subquery()
+_EMAIL_IS_MEMBER = (
+    select(func.count().label("n"))
+    .select_from(Membership)
+    .join(User, User.id == Membership.user_id)
+    .where(Membership.org_id == bindparam("org"), func.lower(User.email) == _EMAIL_OF)
+)
+_OTHER_PENDING = (
+    select(func.count().label("n"))
+    .select_from(Invitation)
+    .where(
+        Invitation.org_id == bindparam("org"),
+        Invitation.email == _EMAIL_OF,
+        Invitation.id != bindparam("id"),
+        _PENDING_AT,
+    )
+)
+# Accept: the membership, the user row, and the custom role the invitation names (the
+# row :func:`~orgauthz.services.roles.check_role_row` takes; none for a built-in role).
+_MEMBERSHIP = select(Membership.user_id).where(
+    Membership.org_id == bindparam("org"), Membership.user_id == bindparam("user")
+)
+_USER = select(User.id).where(User.id == bindparam("user"))
+_INVITED_ROLE = select(CustomRole.org_id, CustomRole.level).where(
+    CustomRole.id == select(_named.org_role).where(_named.id == bindparam("id")).scalar_subquery()
+)
+
+
+def _org(at: Locked, org_id: str) -> Any:
+    org = at.one("org")
     if org is None:
         raise NotFound(f"organization {org_id!r} not found")
     return org
 
 
-def _seats_taken(s: Session, org_id: str, now: datetime) -> int:
-    """Members plus pending invitations (R10)."""
-    members = s.scalar(select(func.count()).select_from(Membership).where(Membership.org_id == org_id)) or 0
-    pending = (
-        s.scalar(select(func.count()).select_from(Invitation).where(Invitation.org_id == org_id, _pending_now(now)))
-        or 0
-    )
-    return int(members) + int(pending)
+def _seats_taken(at: Locked) -> int:
+    """Members plus pending invitations (R10), as read under the lock."""
+    seats = at.one("seats")
+    return int(seats.members) + int(seats.pending) if seats is not None else 0
 
 
-def _member_emails(s: Session, org_id: str, emails: Sequence[str]) -> set[str]:
-    rows = s.scalars(
-        select(func.lower(User.email))
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.org_id == org_id, func.lower(User.email).in_(list(emails)))
-    )
-    return {e for e in rows if e}
-
-
-def _issue(mgmt: Management, w: Write, org: Organization, row: Invitation) -> str:
-    """A fresh token for ``row``: returned when there is no SMTP, else queued in an email."""
+def _issue(
+    mgmt: Management, org_name: str, *, email: str, role: str, expires_at: datetime, now: datetime
+) -> tuple[str, str, list[Write]]:
+    """A fresh token: (the token, its digest to store, the outbox row to insert). The token is
+    returned when there is no SMTP ("" and no row otherwise), else queued in an email (R9)."""
     token = sec.new_token()
-    row.token_hash = sec.digest(token)
+    hashed = sec.digest(token)
     if not mgmt.settings.smtp_host:
-        return token
+        return token, hashed, []
     subject, body = outbox.invitation_mail(
-        mgmt.settings, org_name=org.name, role=row.org_role, token=token, expires_at=as_utc(row.expires_at)
+        mgmt.settings, org_name=org_name, role=role, token=token, expires_at=expires_at
     )
-    outbox.enqueue(
-        w.session, mgmt.settings, kind=outbox.INVITATION, recipient=row.email, subject=subject, body=body, now=w.now
-    )
-    return ""
+    mail = outbox.enqueue(mgmt.settings, kind=outbox.INVITATION, recipient=email, subject=subject, body=body, now=now)
+    return "", hashed, [mail]
+
+
+def _after(row: Any, **changes: Any) -> Invitation:
+    """The invitation of a read row as the write leaves it (for the answer; never added)."""
+    return Invitation(**{**row._asdict(), **changes})
 
 
 async def create_invitations(
@@ -196,28 +269,33 @@ async def create_invitations(
         wanted[email] = i
         results.append(None)
 
-    def body(w: Write) -> list[tuple[int, InviteResult]]:
-        s, now = w.session, w.now
-        org = _org(s, org_id)
-        check_role(s, mgmt.policy, org_id, role, ORGANIZATION, "org_role")
-        members = _member_emails(s, org_id, list(wanted))
-        open_rows = list(
-            s.scalars(
-                select(Invitation).where(
-                    Invitation.org_id == org_id,
-                    Invitation.status == Status.PENDING.value,
-                    Invitation.email.in_(list(wanted)),
-                )
-            )
-        )
+    addresses = list(wanted)
+    called = utcnow()
+    reads: dict[str, Read] = {
+        "org": (_ORG, {"org": org_id}),
+        "role": role_read(role),
+        "members": (_MEMBER_EMAILS, {"org": org_id, "emails": addresses}),
+        "open": (_OPEN, {"org": org_id, "emails": addresses}),
+        "seats": (_SEATS, {"org": org_id, "now": called}),
+    }
+
+    def decide(at: Locked) -> Decision[list[tuple[int, InviteResult]]]:
+        now = at.now
+        org = _org(at, org_id)
+        check_role_row(mgmt.policy, org_id, role, ORGANIZATION, "org_role", at.one("role"))
+        members = {r.email for r in at["members"] if r.email}
+        open_rows = at["open"]
         pending = {r.email for r in open_rows if as_utc(r.expires_at) > now}
-        for r in open_rows:  # expired ones give way to the new invitation
-            if r.email not in pending:
-                r.status, r.updated_at = Status.EXPIRED.value, now
+        writes = [  # expired ones give way to the new invitation
+            store.update(Invitation, {"id": r.id}, status=Status.EXPIRED.value, updated_at=now)
+            for r in open_rows
+            if r.email not in pending
+        ]
         out: list[tuple[int, InviteResult]] = []
+        audits = []
         fresh = [e for e in wanted if e not in members and e not in pending]
         if fresh:
-            rules.check_limit(rules.SEATS, used=_seats_taken(s, org_id, now), adding=len(fresh), limit=org.max_members)
+            rules.check_limit(rules.SEATS, used=_seats_taken(at), adding=len(fresh), limit=org.max_members)
         for email, i in wanted.items():
             raw = emails[i]
             if email in members:
@@ -226,35 +304,38 @@ async def create_invitations(
             if email in pending:
                 out.append((i, InviteResult(email=raw, outcome=Outcome.ALREADY_INVITED)))
                 continue
-            row = Invitation(
-                id=f"inv-{_secrets.token_hex(10)}",
-                org_id=org_id,
-                email=email,
-                org_role=role,
-                status=Status.PENDING.value,
-                token_hash="",
-                invited_by=actor.subject,
-                accepted_by=None,
-                expires_at=now + timedelta(seconds=ttl_s),
-                created_at=now,
-                updated_at=now,
+            expires = now + timedelta(seconds=ttl_s)
+            token, hashed, mail = _issue(mgmt, org.name, email=email, role=role, expires_at=expires, now=now)
+            row = {
+                "id": f"inv-{_secrets.token_hex(10)}",
+                "org_id": org_id,
+                "email": email,
+                "org_role": role,
+                "status": Status.PENDING.value,
+                "token_hash": hashed,
+                "invited_by": actor.subject,
+                "accepted_by": None,
+                "expires_at": expires,
+                "created_at": now,
+                "updated_at": now,
+            }
+            writes += [store.insert(Invitation, row), *mail]
+            audits.append(
+                audit(
+                    actor,
+                    "orgauthz.invitation.created",
+                    f"invitation:{row['id']}",
+                    details={"email": email, "org_role": role},
+                )
             )
-            token = _issue(mgmt, w, org, row)
-            s.add(row)
-            Management.audit(
-                w,
-                actor,
-                "orgauthz.invitation.created",
-                f"invitation:{row.id}",
-                details={"email": email, "org_role": role},
-            )
-            out.append((i, InviteResult(email=raw, outcome=Outcome.INVITED, invitation=view(row, now), token=token)))
+            shown = view(Invitation(**row), now)
+            out.append((i, InviteResult(email=raw, outcome=Outcome.INVITED, invitation=shown, token=token)))
         if not fresh:
             raise _NothingToWrite(out)
-        return out
+        return Decision(out, writes=writes, audits=audits)
 
     try:
-        done, revision = await mgmt.write(org_id, "invitation.created", body)
+        done, revision = await mgmt.write(org_id, "invitation.created", reads, decide)
     except _NothingToWrite as nothing:
         done, revision = nothing.results, 0
     for i, result in done:
@@ -264,7 +345,7 @@ async def create_invitations(
     return [r for r in results if r is not None], revision
 
 
-class _NothingToWrite(Exception):  # control flow: roll back a write that changed nothing
+class _NothingToWrite(Exception):  # control flow: a decision that writes nothing (no revision)
     def __init__(self, results: list[tuple[int, InviteResult]]) -> None:
         super().__init__("no invitation written")
         self.results = results
@@ -283,11 +364,16 @@ async def _find(mgmt: Management, actor: Actor, org_id: str, invitation_id: str,
     return found
 
 
-def _locked(w: Write, invitation_id: str, org_id: str) -> Invitation:
-    row = w.session.scalar(select(Invitation).where(Invitation.id == invitation_id).with_for_update())
+def _locked(at: Locked, invitation_id: str, org_id: str) -> Any:
+    """The invitation as read under the write lock (``_INVITATION``)."""
+    row = at.one("invitation")
     if row is None or row.org_id != org_id:
         raise NotFound(f"invitation {invitation_id!r} not found")
     return row
+
+
+def _invitation_read(invitation_id: str) -> Read:
+    return _INVITATION, {"id": invitation_id}
 
 
 async def get_invitation(mgmt: Management, actor: Actor, org_id: str, invitation_id: str) -> InvitationView:
@@ -328,16 +414,19 @@ async def revoke_invitation(
     """Needs delete:invitation. FailedPrecondition unless the invitation is pending."""
     await _find(mgmt, actor, org_id, invitation_id, "delete:invitation")
 
-    def body(w: Write) -> InvitationView:
-        row = _locked(w, invitation_id, org_id)
-        current = view(row, w.now).status
+    def decide(at: Locked) -> Decision[InvitationView]:
+        row = _locked(at, invitation_id, org_id)
+        current = _status(row, at.now)
         if current is not Status.PENDING:
             raise FailedPrecondition(f"only a pending invitation can be revoked; this one is {current}")
-        row.status, row.updated_at = Status.REVOKED.value, w.now
-        Management.audit(w, actor, "orgauthz.invitation.revoked", f"invitation:{row.id}", details={"email": row.email})
-        return view(row, w.now)
+        changes = {"status": Status.REVOKED.value, "updated_at": at.now}
+        return Decision(
+            view(_after(row, **changes), at.now),
+            writes=[store.update(Invitation, {"id": row.id}, **changes)],
+            audits=[audit(actor, "orgauthz.invitation.revoked", f"invitation:{row.id}", details={"email": row.email})],
+        )
 
-    return await mgmt.write(org_id, "invitation.revoked", body)
+    return await mgmt.write(org_id, "invitation.revoked", {"invitation": _invitation_read(invitation_id)}, decide)
 
 
 async def resend_invitation(
@@ -358,41 +447,44 @@ async def resend_invitation(
     found = await _find(mgmt, actor, org_id, invitation_id, "create:invitation")
     await _require_may_invite(mgmt, actor, org_id, found.org_role)
 
-    def body(w: Write) -> tuple[InvitationView, str]:
-        s, now = w.session, w.now
-        org = _org(s, org_id)
-        row = _locked(w, invitation_id, org_id)
-        current = view(row, now).status
+    called = utcnow()
+    reads: dict[str, Read] = {
+        "org": (_ORG, {"org": org_id}),
+        "invitation": _invitation_read(invitation_id),
+        "member": (_EMAIL_IS_MEMBER, {"org": org_id, "id": invitation_id}),
+        "other": (_OTHER_PENDING, {"org": org_id, "id": invitation_id, "now": called}),
+        "seats": (_SEATS, {"org": org_id, "now": called}),
+    }
+
+    def decide(at: Locked) -> Decision[tuple[InvitationView, str]]:
+        now = at.now
+        org = _org(at, org_id)
+        row = _locked(at, invitation_id, org_id)
+        current = _status(row, now)
         if current not in (Status.PENDING, Status.EXPIRED):
             raise FailedPrecondition(f"only a pending or expired invitation can be resent; this one is {current}")
-        if _member_emails(s, org_id, [row.email]):
+        if at["member"][0].n:
             raise FailedPrecondition("the address already belongs to a member of the organization")
         if current is Status.EXPIRED:
-            other = s.scalar(
-                select(func.count())
-                .select_from(Invitation)
-                .where(
-                    Invitation.org_id == org_id,
-                    Invitation.email == row.email,
-                    Invitation.id != row.id,
-                    _pending_now(now),
-                )
-            )
-            if other:
+            if at["other"][0].n:
                 raise FailedPrecondition("the address has another pending invitation")
-            rules.check_limit(rules.SEATS, used=_seats_taken(s, org_id, now), adding=1, limit=org.max_members)
-        row.status, row.expires_at, row.updated_at = Status.PENDING.value, now + timedelta(seconds=ttl_s), now
-        token = _issue(mgmt, w, org, row)
-        Management.audit(
-            w,
+            rules.check_limit(rules.SEATS, used=_seats_taken(at), adding=1, limit=org.max_members)
+        expires = now + timedelta(seconds=ttl_s)
+        token, hashed, mail = _issue(mgmt, org.name, email=row.email, role=row.org_role, expires_at=expires, now=now)
+        changes = {"status": Status.PENDING.value, "token_hash": hashed, "expires_at": expires, "updated_at": now}
+        event = audit(
             actor,
             "orgauthz.invitation.resent",
             f"invitation:{row.id}",
-            details={"email": row.email, "expires_at": row.expires_at.isoformat()},
+            details={"email": row.email, "expires_at": expires.isoformat()},
         )
-        return view(row, now), token
+        return Decision(
+            (view(_after(row, **changes), now), token),
+            writes=[store.update(Invitation, {"id": row.id}, **changes), *mail],
+            audits=[event],
+        )
 
-    (shown, token), revision = await mgmt.write(org_id, "invitation.resent", body)
+    (shown, token), revision = await mgmt.write(org_id, "invitation.resent", reads, decide)
     if nudge is not None:
         nudge()
     return shown, token, revision
@@ -416,12 +508,12 @@ async def _by_token(mgmt: Management, token: str) -> tuple[str, str]:
     return found.id, found.org_id
 
 
-def _usable(w: Write, token: str, invitation_id: str, org_id: str, email: str) -> Invitation:
-    """The invitation, re-read under the write lock: pending, unexpired, token current, email matching."""
-    row = _locked(w, invitation_id, org_id)
+def _usable(at: Locked, token: str, invitation_id: str, org_id: str, email: str) -> Any:
+    """The invitation, read under the write lock: pending, unexpired, token current, email matching."""
+    row = _locked(at, invitation_id, org_id)
     if not sec.same_digest(row.token_hash, token):
         raise InvitationUnusable("this invitation token was replaced by a newer one (the invitation was resent)")
-    current = view(row, w.now).status
+    current = _status(row, at.now)
     if current is Status.EXPIRED:
         raise InvitationUnusable(f"the invitation expired on {as_utc(row.expires_at):%Y-%m-%d %H:%M} UTC")
     if current is Status.ACCEPTED:
@@ -453,34 +545,44 @@ async def accept_invitation(
     uid = _accepting_user(actor, user_id)
     invitation_id, org_id = await _by_token(mgmt, token)
 
-    def body(w: Write) -> InvitationView:
-        s, now = w.session, w.now
-        row = _usable(w, token, invitation_id, org_id, email)
-        if s.get(Membership, (org_id, uid)) is not None:
+    reads: dict[str, Read] = {
+        "invitation": _invitation_read(invitation_id),
+        "member": (_MEMBERSHIP, {"org": org_id, "user": uid}),
+        "role": (_INVITED_ROLE, {"id": invitation_id}),
+        "user": (_USER, {"user": uid}),
+    }
+
+    def decide(at: Locked) -> Decision[InvitationView]:
+        now = at.now
+        row = _usable(at, token, invitation_id, org_id, email)
+        if at["member"]:
             raise FailedPrecondition("the user is already a member of the organization")
         try:
-            check_role(s, mgmt.policy, org_id, row.org_role, ORGANIZATION, "org_role")
+            check_role_row(mgmt.policy, org_id, row.org_role, ORGANIZATION, "org_role", at.one("role"))
         except InvalidArgument:
             raise InvitationUnusable("the invited role no longer exists; ask for a new invitation") from None
-        user = s.get(User, uid)
-        if user is None:
-            s.add(User(id=uid, email=email, created_at=now))
-            s.flush()  # the membership's foreign key needs the user row first
-        else:
-            user.email = email
-        s.add(Membership(org_id=org_id, user_id=uid, org_role=row.org_role, created_at=now))
-        w.change.add.extend(L.membership_lines(f"user:{uid}", org_id, row.org_role))
-        row.status, row.accepted_by, row.updated_at = Status.ACCEPTED.value, uid, now
-        Management.audit(
-            w,
+        user = (
+            store.update(User, {"id": uid}, email=email)
+            if at["user"]
+            else store.insert(User, {"id": uid, "email": email, "created_at": now})
+        )
+        member = {"org_id": org_id, "user_id": uid, "org_role": row.org_role, "created_at": now}
+        changes = {"status": Status.ACCEPTED.value, "accepted_by": uid, "updated_at": now}
+        event = audit(
             actor,
             "orgauthz.invitation.accepted",
             f"invitation:{row.id}",
             details={"email": email, "user": uid, "org_role": row.org_role},
         )
-        return view(row, now)
+        return Decision(
+            view(_after(row, **changes), now),
+            # the membership's foreign key needs the user row first
+            writes=[user, store.insert(Membership, member), store.update(Invitation, {"id": row.id}, **changes)],
+            audits=[event],
+            change=at.change(add=L.membership_lines(f"user:{uid}", org_id, row.org_role)),
+        )
 
-    return await mgmt.write(org_id, "invitation.accepted", body)
+    return await mgmt.write(org_id, "invitation.accepted", reads, decide)
 
 
 async def reject_invitation(
@@ -490,10 +592,13 @@ async def reject_invitation(
     _accepting_user(actor, user_id)
     invitation_id, org_id = await _by_token(mgmt, token)
 
-    def body(w: Write) -> InvitationView:
-        row = _usable(w, token, invitation_id, org_id, email)
-        row.status, row.updated_at = Status.REJECTED.value, w.now
-        Management.audit(w, actor, "orgauthz.invitation.rejected", f"invitation:{row.id}", details={"email": email})
-        return view(row, w.now)
+    def decide(at: Locked) -> Decision[InvitationView]:
+        row = _usable(at, token, invitation_id, org_id, email)
+        changes = {"status": Status.REJECTED.value, "updated_at": at.now}
+        return Decision(
+            view(_after(row, **changes), at.now),
+            writes=[store.update(Invitation, {"id": row.id}, **changes)],
+            audits=[audit(actor, "orgauthz.invitation.rejected", f"invitation:{row.id}", details={"email": email})],
+        )
 
-    return await mgmt.write(org_id, "invitation.rejected", body)
+    return await mgmt.write(org_id, "invitation.rejected", {"invitation": _invitation_read(invitation_id)}, decide)

@@ -14,18 +14,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, select
 
 from orgauthz.domain import lines as L
 from orgauthz.domain import rules
 from orgauthz.domain.policy import ORGANIZATION
 from orgauthz.errors import NotFound
-from orgauthz.services.access import remove_from_organization
-from orgauthz.services.context import Actor, Management
-from orgauthz.services.roles import check_role
-from orgauthz.store.db import Write
+from orgauthz.services.access import grants_read, removal
+from orgauthz.services.context import Actor, Management, audit
+from orgauthz.services.roles import check_role_row, role_read
+from orgauthz.store import base as store
+from orgauthz.store.base import Decision, Locked, Read, as_utc
 from orgauthz.store.models import Membership, User
 
 
@@ -37,34 +38,43 @@ class MemberView:
     created_at: datetime
 
 
-def _role_of(s: Session, org_id: str, actor: Actor) -> str | None:
-    """The actor's organization role, read in the write (None: a service account, R11, or
-    not a member)."""
-    if not actor.is_user:
-        return None
-    m = s.get(Membership, (org_id, actor.id))
-    return m.org_role if m is not None else None
+# What the writes read under the write lock, built once with bindparams.
+_MEMBER = (
+    select(Membership.org_role, Membership.created_at, User.email)
+    .join(User, User.id == Membership.user_id)
+    .where(Membership.org_id == bindparam("org"), Membership.user_id == bindparam("user"))
+)
+_ROLE_OF = select(Membership.org_role).where(
+    Membership.org_id == bindparam("org"), Membership.user_id == bindparam("user")
+)
+_ADMINS = (
+    select(func.count())
+    .select_from(Membership)
+    .where(Membership.org_id == bindparam("org"), Membership.org_role == rules.ADMIN)
+)
 
 
-def _admins(s: Session, org_id: str) -> int:
-    q = (
-        select(func.count())
-        .select_from(Membership)
-        .where(Membership.org_id == org_id, Membership.org_role == rules.ADMIN)
-    )
-    return int(s.scalar(q) or 0)
+def _reads(org_id: str, actor: Actor, user_id: str) -> dict[str, Read]:
+    """The member, the actor's own role (R8) and the Admin count (R3). Read under the lock:
+    two concurrent demotions cannot both pass the last-Admin check."""
+    return {
+        "member": (_MEMBER, {"org": org_id, "user": user_id}),
+        # A service account's role is never Admin (R11): its id names no membership.
+        "actor": (_ROLE_OF, {"org": org_id, "user": actor.id if actor.is_user else ""}),
+        "admins": (_ADMINS, {"org": org_id}),
+    }
 
 
-def _member(s: Session, org_id: str, user_id: str) -> Membership:
-    m = s.get(Membership, (org_id, user_id))
-    if m is None:
+def _member(at: Locked, user_id: str) -> Any:
+    found = at.one("member")
+    if found is None:
         raise NotFound(f"member {user_id!r} not found")
-    return m
+    return found
 
 
-def _email(s: Session, user_id: str) -> str:
-    user = s.get(User, user_id)
-    return (user.email or "") if user else ""
+def _actor_role(at: Locked) -> str | None:
+    found = at.one("actor")
+    return str(found.org_role) if found is not None else None
 
 
 async def list_members(
@@ -92,24 +102,27 @@ async def change_role(mgmt: Management, actor: Actor, org_id: str, user_id: str,
     FailedPrecondition when it would demote the last Admin (R3).
     """
     await mgmt.require(actor, org_id, "update:account_membership")
+    reads = {**_reads(org_id, actor, user_id), "role": role_read(role)}
 
-    def body(w: Write) -> MemberView:
-        s = w.session
-        m = _member(s, org_id, user_id)
-        check_role(s, mgmt.policy, org_id, role, ORGANIZATION, "role")
+    def decide(at: Locked) -> Decision[MemberView]:
+        m = _member(at, user_id)
+        check_role_row(mgmt.policy, org_id, role, ORGANIZATION, "role", at.one("role"))
         before = m.org_role
-        rules.check_role_change(
-            actor_role=_role_of(s, org_id, actor), before=before, after=role, admins=_admins(s, org_id)
-        )
+        rules.check_role_change(actor_role=_actor_role(at), before=before, after=role, admins=at["admins"][0][0])
         subject = f"user:{user_id}"
+        decision = Decision(
+            MemberView(user_id, m.email or "", role, as_utc(m.created_at)),
+            audits=[audit(actor, "orgauthz.member.role-changed", subject, details={"from": before, "to": role})],
+        )
         if before != role:
-            w.change.remove.append(L.membership_lines(subject, org_id, before)[0])
-            w.change.add.append(L.membership_lines(subject, org_id, role)[0])
-            m.org_role = role
-        Management.audit(w, actor, "orgauthz.member.role-changed", subject, details={"from": before, "to": role})
-        return MemberView(user_id, _email(s, user_id), role, m.created_at)
+            decision.writes.append(store.update(Membership, {"org_id": org_id, "user_id": user_id}, org_role=role))
+            decision.change = at.change(
+                remove=L.membership_lines(subject, org_id, before)[:1],
+                add=L.membership_lines(subject, org_id, role)[:1],
+            )
+        return decision
 
-    return await mgmt.write(org_id, "member.role-changed", body)
+    return await mgmt.write(org_id, "member.role-changed", reads, decide)
 
 
 async def remove_member(mgmt: Management, actor: Actor, org_id: str, user_id: str) -> int:
@@ -124,23 +137,20 @@ async def remove_member(mgmt: Management, actor: Actor, org_id: str, user_id: st
     else:
         await mgmt.require(actor, org_id, "delete:account_membership")
 
-    def body(w: Write) -> None:
-        s = w.session
-        m = _member(s, org_id, user_id)
-        if rules.is_admin(m.org_role):
-            rules.check_removal(
-                actor_role=_role_of(s, org_id, actor), role=m.org_role, admins=_admins(s, org_id), leaving=leaving
-            )
-        subject = f"user:{user_id}"
-        removed = remove_from_organization(w, org_id, subject, m.org_role)
-        s.delete(m)
-        Management.audit(
-            w,
-            actor,
-            "orgauthz.member.left" if leaving else "orgauthz.member.removed",
-            subject,
-            details={"role": m.org_role, "grants_removed": removed},
+    subject = f"user:{user_id}"
+    reads = {**_reads(org_id, actor, user_id), "grants": grants_read(org_id, subject)}
+
+    def decide(at: Locked) -> Decision[None]:
+        m = _member(at, user_id)
+        rules.check_removal(actor_role=_actor_role(at), role=m.org_role, admins=at["admins"][0][0], leaving=leaving)
+        grants, lines = removal(org_id, subject, m.org_role, at["grants"])
+        event = "orgauthz.member.left" if leaving else "orgauthz.member.removed"
+        return Decision(
+            None,
+            writes=[grants, store.delete(Membership, org_id=org_id, user_id=user_id)],
+            audits=[audit(actor, event, subject, details={"role": m.org_role, "grants_removed": len(at["grants"])})],
+            change=at.change(remove=lines),
         )
 
-    _, revision = await mgmt.write(org_id, "member.removed", body)
+    _, revision = await mgmt.write(org_id, "member.removed", reads, decide)
     return revision

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import TypeVar
+
+from sqlalchemy import bindparam, select
 
 from orgauthz.domain import lines as L
 from orgauthz.domain import rules
 from orgauthz.errors import AlreadyExists, NotFound, PermissionDenied
-from orgauthz.services.context import Actor, Management
-from orgauthz.store.db import Write
+from orgauthz.services.context import Actor, Management, audit
+from orgauthz.store import base as store
+from orgauthz.store.base import Decision, Locked, Read, as_utc
 from orgauthz.store.importer import DEFAULT_LIMITS
 from orgauthz.store.models import Membership, Organization, User
 
 PLATFORM = Actor(subject="platform")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,19 @@ class Limits:
     members: int = 0
     service_accounts: int = 0
     workspaces: int = 0
+
+
+# What the writes read under the write lock, built once with bindparams.
+_ORG = select(
+    Organization.id,
+    Organization.handle,
+    Organization.name,
+    Organization.max_members,
+    Organization.max_service_accounts,
+    Organization.max_workspaces,
+    Organization.created_at,
+).where(Organization.id == bindparam("org"))
+_USER = select(User.email).where(User.id == bindparam("user"))
 
 
 async def create_organization(
@@ -46,47 +60,49 @@ async def create_organization(
     """Creates the organization with ``admin_user_id`` as its Admin; returns it and the revision.
 
     Raises PermissionDenied for a service account actor, AlreadyExists when the id or
-    handle is taken.
+    handle is taken (the handle by the store's uniqueness violation).
     """
     if actor is not None and not actor.is_user:
         raise PermissionDenied("service accounts may not create organizations")
     org_id = org_id or f"org-{secrets.token_hex(8)}"
+    reads: dict[str, Read] = {"org": (_ORG, {"org": org_id}), "user": (_USER, {"user": admin_user_id})}
 
-    def body(w: Write) -> Organization:
-        s = w.session
-        if s.get(Organization, org_id) is not None:
+    def decide(at: Locked) -> Decision[Organization]:
+        if at.one("org") is not None:
             raise AlreadyExists(f"organization {org_id!r} already exists")
-        org = Organization(
-            id=org_id,
-            handle=handle,
-            name=name,
-            revision=0,
-            created_at=w.now,
-            max_members=limits.members or DEFAULT_LIMITS["members"],
-            max_service_accounts=limits.service_accounts or DEFAULT_LIMITS["service_accounts"],
-            max_workspaces=limits.workspaces or DEFAULT_LIMITS["workspaces"],
-        )
-        s.add(org)
-        user = s.get(User, admin_user_id)
+        row = {
+            "id": org_id,
+            "handle": handle,
+            "name": name,
+            "revision": 0,  # set to this write's revision by the store's bookkeeping
+            "created_at": at.now,
+            "max_members": limits.members or DEFAULT_LIMITS["members"],
+            "max_service_accounts": limits.service_accounts or DEFAULT_LIMITS["service_accounts"],
+            "max_workspaces": limits.workspaces or DEFAULT_LIMITS["workspaces"],
+        }
+        # Parents first: the membership references both the organization and the user.
+        writes = [store.insert(Organization, row)]
+        user = at.one("user")
         if user is None:
-            s.add(User(id=admin_user_id, email=admin_email or None, created_at=w.now))
+            writes.append(store.insert(User, {"id": admin_user_id, "email": admin_email or None, "created_at": at.now}))
         elif admin_email and not user.email:
-            user.email = admin_email
-        s.flush()
-        s.add(Membership(org_id=org_id, user_id=admin_user_id, org_role=rules.ADMIN, created_at=w.now))
-        w.change.add.extend(L.membership_lines(f"user:{admin_user_id}", org_id, rules.ADMIN))
-        Management.audit(
-            w,
+            writes.append(store.update(User, {"id": admin_user_id}, email=admin_email))
+        member = {"org_id": org_id, "user_id": admin_user_id, "org_role": rules.ADMIN, "created_at": at.now}
+        writes.append(store.insert(Membership, member))
+        event = audit(
             actor or PLATFORM,
             "orgauthz.organization.created",
             f"organization:{org_id}",
             details={"handle": handle, "admin": f"user:{admin_user_id}"},
         )
-        return org
+        return Decision(
+            Organization(**{**row, "revision": at.revision}),
+            writes=writes,
+            audits=[event],
+            change=at.change(add=L.membership_lines(f"user:{admin_user_id}", org_id, rules.ADMIN)),
+        )
 
-    org, revision = await mgmt.write(org_id, "organization.created", body)
-    org.revision = revision
-    return org, revision
+    return await mgmt.write(org_id, "organization.created", reads, decide)
 
 
 async def get_organization(mgmt: Management, actor: Actor, org_id: str) -> Organization:
@@ -102,29 +118,53 @@ async def update_limits(mgmt: Management, actor: Actor, org_id: str, limits: Lim
     """Sets each non-zero limit. Needs ``update:account``. Lowering a limit below current
     use is allowed: it only refuses further additions."""
     await mgmt.require(actor, org_id, "update:account")
+    reads: dict[str, Read] = {"org": (_ORG, {"org": org_id})}
 
-    def body(w: Write) -> Organization:
-        org = w.session.get(Organization, org_id)
-        if org is None:
+    def decide(at: Locked) -> Decision[Organization]:
+        found = at.one("org")
+        if found is None:
             raise NotFound(f"organization {org_id!r} not found")
         old = {
-            "members": org.max_members,
-            "service_accounts": org.max_service_accounts,
-            "workspaces": org.max_workspaces,
+            "members": found.max_members,
+            "service_accounts": found.max_service_accounts,
+            "workspaces": found.max_workspaces,
         }
-        org.max_members = limits.members or org.max_members
-        org.max_service_accounts = limits.service_accounts or org.max_service_accounts
-        org.max_workspaces = limits.workspaces or org.max_workspaces
         new = {
-            "members": org.max_members,
-            "service_accounts": org.max_service_accounts,
-            "workspaces": org.max_workspaces,
+            "members": limits.members or found.max_members,
+            "service_accounts": limits.service_accounts or found.max_service_accounts,
+            "workspaces": limits.workspaces or found.max_workspaces,
         }
-        Management.audit(
-            w, actor, "orgauthz.organization.limits-updated", f"organization:{org_id}", details={"from": old, "to": new}
+        org = Organization(
+            id=org_id,
+            handle=found.handle,
+            name=found.name,
+            revision=at.revision,
+            created_at=as_utc(found.created_at),
+            max_members=new["members"],
+            max_service_accounts=new["service_accounts"],
+            max_workspaces=new["workspaces"],
         )
-        return org
+        decision = Decision(
+            org,
+            audits=[
+                audit(
+                    actor,
+                    "orgauthz.organization.limits-updated",
+                    f"organization:{org_id}",
+                    details={"from": old, "to": new},
+                )
+            ],
+        )
+        if new != old:
+            decision.writes.append(
+                store.update(
+                    Organization,
+                    {"id": org_id},
+                    max_members=new["members"],
+                    max_service_accounts=new["service_accounts"],
+                    max_workspaces=new["workspaces"],
+                )
+            )
+        return decision
 
-    org, revision = await mgmt.write(org_id, "organization.limits-updated", body)
-    org.revision = revision
-    return org, revision
+    return await mgmt.write(org_id, "organization.limits-updated", reads, decide)

@@ -1,12 +1,12 @@
 """Durable invitation email (R9): rows written in the invitation's transaction, sent later.
 
-:func:`enqueue` adds a mail to the ``outbox`` table inside the caller's write, so an
-invitation and its email commit together or not at all. :class:`OutboxSender` runs in
-the server (started by ``App.start``): it takes due rows, sends each with :mod:`smtplib`
-in a thread, and marks it sent only after the mail server accepted it. A failure counts
-an attempt and schedules the next one with exponential backoff and full jitter, so a
-mail server that is down delays mail and loses none. Delivery is at least once: a crash
-between the server's acceptance and the ``sent_at`` update sends that mail again.
+:func:`enqueue` is the ``outbox`` row a write's decision inserts, so an invitation and its
+email commit together or not at all. :class:`OutboxSender` runs in the server (started by
+``App.start``): it takes due rows, sends each with :mod:`smtplib` in a thread, and marks it
+sent only after the mail server accepted it. A failure counts an attempt and schedules the
+next one with exponential backoff and full jitter, so a mail server that is down delays
+mail and loses none. Delivery is at least once: a crash between the server's acceptance and
+the ``sent_at`` update sends that mail again.
 
 Rows are claimed with a conditional update of ``next_attempt_at`` (a lease), so replicas
 sharing a database do not send the same row at the same time. Once sent, the body (which
@@ -27,11 +27,11 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
 from orgauthz.config import Settings
 from orgauthz.services import secrets as sec
-from orgauthz.store.db import Database, utcnow
+from orgauthz.store import base as store
+from orgauthz.store.base import Store, Write, utcnow
 from orgauthz.store.models import Outbox
 
 log = logging.getLogger(__name__)
@@ -42,21 +42,21 @@ LEASE = timedelta(seconds=120)  # a claimed row is not taken by another sender t
 BATCH = 50
 
 
-def enqueue(
-    session: Session, settings: Settings, *, kind: str, recipient: str, subject: str, body: str, now: datetime
-) -> None:
-    """Adds one mail to the outbox in the caller's transaction, due at once; the body is sealed."""
-    session.add(
-        Outbox(
-            kind=kind,
-            recipient=recipient,
-            subject=subject,
-            body=sec.seal(settings.secret_key, body),
-            attempts=0,
-            next_attempt_at=now,
-            sent_at=None,
-            last_error=None,
-        )
+def enqueue(settings: Settings, *, kind: str, recipient: str, subject: str, body: str, now: datetime) -> Write:
+    """One mail for a write's decision to insert (in the write's transaction), due at once;
+    the body is sealed."""
+    return store.insert(
+        Outbox,
+        {
+            "kind": kind,
+            "recipient": recipient,
+            "subject": subject,
+            "body": sec.seal(settings.secret_key, body),
+            "attempts": 0,
+            "next_attempt_at": now,
+            "sent_at": None,
+            "last_error": None,
+        },
     )
 
 
@@ -93,7 +93,7 @@ class _Due:
 class OutboxSender:
     """Sends due outbox rows until stopped. One per server; safe with several replicas."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Store, settings: Settings) -> None:
         self.db = db
         self.settings = settings
         self._task: asyncio.Task[None] | None = None

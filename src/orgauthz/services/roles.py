@@ -8,7 +8,8 @@ member, a service account, a workspace grant, a workspace default or a pending i
 cannot be deleted. Creating, changing or deleting a custom role makes replicas rebuild the
 organization (``reload``).
 
-:func:`check_role` is what the other services use to validate a role reference.
+:func:`role_read` and :func:`check_role_row` are what the other services use to validate
+a role reference under the write lock.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, select
 
 from orgauthz.domain import bounds, rules
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, RoleDef
-from orgauthz.errors import FailedPrecondition, InvalidArgument, NotFound
-from orgauthz.services.context import Actor, Management
-from orgauthz.store.db import Write
+from orgauthz.errors import InvalidArgument, NotFound
+from orgauthz.services.context import Actor, Management, audit
+from orgauthz.store import base as store
+from orgauthz.store.base import AnySelect, Decision, Locked, Read
 from orgauthz.store.models import (
     CustomRole,
     Invitation,
@@ -61,16 +63,25 @@ class ScopeView:
     includes: list[str] = field(default_factory=list)
 
 
-def check_role(s: Session, policy: PolicySet, org_id: str, role: str, level: str, field_name: str) -> None:
-    """InvalidArgument unless ``role`` is a built-in or this organization's custom role of ``level``."""
-    row = s.get(CustomRole, role) if role not in policy.roles else None
+# The custom role a write names (no row: none of that id), read under the write lock.
+_CUSTOM_ROLE = select(CustomRole.org_id, CustomRole.level).where(CustomRole.id == bindparam("role"))
+
+
+def role_read(role: str) -> Read:
+    """The read a write gives :func:`check_role_row` (see Store.commit)."""
+    return _CUSTOM_ROLE, {"role": role}
+
+
+def check_role_row(policy: PolicySet, org_id: str, role: str, level: str, field_name: str, row: Any | None) -> None:
+    """:func:`check_role_found` given the row of :func:`role_read` (None: no such custom role)."""
     check_role_found(policy, org_id, role, level, field_name, (row.org_id, row.level) if row else (None, None))
 
 
 def check_role_found(
     policy: PolicySet, org_id: str, role: str, level: str, field_name: str, custom: tuple[str | None, str | None]
 ) -> None:
-    """:func:`check_role` given the custom role's (organization, level) as read by the
+    """InvalidArgument unless ``role`` is a built-in or this organization's custom role of
+    ``level``, given the custom role's (organization, level) as read by the
     caller (``(None, None)``: no custom role of that id)."""
     builtin = policy.roles.get(role)
     if builtin is not None:
@@ -156,6 +167,52 @@ def list_scope_catalog(policy: PolicySet, *, level: str, page_size: int, after: 
 
 # -- writes ---------------------------------------------------------------------------------
 
+# The custom role a write changes, read under the write lock.
+_ROLE_ROW = select(
+    CustomRole.id,
+    CustomRole.org_id,
+    CustomRole.name,
+    CustomRole.level,
+    CustomRole.inherits,
+    CustomRole.scopes,
+    CustomRole.description,
+    CustomRole.created_at,
+    CustomRole.updated_at,
+).where(CustomRole.id == bindparam("role"), CustomRole.org_id == bindparam("org"))
+
+# Where a role is referenced in its organization: what blocks its deletion (R22).
+_USES: dict[str, AnySelect] = {
+    "members": select(func.count())
+    .select_from(Membership)
+    .where(Membership.org_id == bindparam("org"), Membership.org_role == bindparam("role")),
+    "service accounts": select(func.count())
+    .select_from(ServiceAccount)
+    .where(ServiceAccount.org_id == bindparam("org"), ServiceAccount.org_role == bindparam("role")),
+    "workspace grants": select(func.count())
+    .select_from(WorkspaceGrant)
+    .where(WorkspaceGrant.org_id == bindparam("org"), WorkspaceGrant.role == bindparam("role")),
+    "workspace default roles": select(func.count())
+    .select_from(Workspace)
+    .where(Workspace.org_id == bindparam("org"), Workspace.default_role == bindparam("role")),
+    "pending invitations": select(func.count())
+    .select_from(Invitation)
+    .where(
+        Invitation.org_id == bindparam("org"), Invitation.org_role == bindparam("role"), Invitation.status == "pending"
+    ),
+}
+
+
+def _role_row(at: Locked, role_id: str) -> Any:
+    found = at.one("role")
+    if found is None:
+        raise NotFound(f"role {role_id!r} not found")
+    return found
+
+
+def _row(**values: Any) -> CustomRole:
+    """A CustomRole holding ``values``, for its view (not attached to any session)."""
+    return CustomRole(**values)
+
 
 async def create_role(
     mgmt: Management,
@@ -180,32 +237,33 @@ async def create_role(
     await mgmt.require(actor, org_id, "create:account_role")
     role_id = role_id or f"role-{secrets.token_hex(8)}"
 
-    def body(w: Write) -> CustomRole:
-        row = CustomRole(
-            id=role_id,
-            org_id=org_id,
-            name=name,
-            level=level,
-            inherits=inherits or None,
-            scopes=own,
-            description=description,
-            created_at=w.now,
-            updated_at=w.now,
+    def decide(at: Locked) -> Decision[RoleView]:
+        values = {
+            "id": role_id,
+            "org_id": org_id,
+            "name": name,
+            "level": level,
+            "inherits": inherits or None,
+            "scopes": own,
+            "description": description,
+            "created_at": at.now,
+            "updated_at": at.now,
+        }
+        return Decision(
+            custom_view(policy, _row(**values)),
+            writes=[store.insert(CustomRole, values)],
+            audits=[
+                audit(
+                    actor,
+                    "orgauthz.role.created",
+                    f"role:{role_id}",
+                    details={"name": name, "level": level, "inherits": inherits, "scopes": own},
+                )
+            ],
+            change=at.change(reload=True),
         )
-        w.session.add(row)
-        w.session.flush()
-        w.change.reload = True
-        Management.audit(
-            w,
-            actor,
-            "orgauthz.role.created",
-            f"role:{role_id}",
-            details={"name": name, "level": level, "inherits": inherits, "scopes": own},
-        )
-        return row
 
-    row, revision = await mgmt.write(org_id, "role.created", body)
-    return custom_view(policy, row), revision
+    return await mgmt.write(org_id, "role.created", {}, decide)
 
 
 async def update_role(
@@ -220,63 +278,26 @@ async def update_role(
         raise InvalidArgument("role", "built-in roles are changed in policies/, not through the API (R23)")
     await mgmt.require(actor, org_id, "update:account_role")
 
-    def body(w: Write) -> CustomRole:
-        row = w.session.get(CustomRole, role_id)
-        if row is None or row.org_id != org_id:
-            raise NotFound(f"role {role_id!r} not found")
+    def decide(at: Locked) -> Decision[RoleView]:
+        row = _role_row(at, role_id)
         own = check_scopes(policy, row.level, scopes, inherits=row.inherits or "")
         before = {"name": row.name, "scopes": list(row.scopes)}
-        row.name, row.scopes, row.description, row.updated_at = name, own, description, w.now
-        w.session.flush()
-        w.change.reload = True
-        Management.audit(
-            w,
-            actor,
-            "orgauthz.role.updated",
-            f"role:{role_id}",
-            details={"from": before, "to": {"name": name, "scopes": own}},
+        changed = {"name": name, "scopes": own, "description": description, "updated_at": at.now}
+        return Decision(
+            custom_view(policy, _row(**{**row._asdict(), **changed})),
+            writes=[store.update(CustomRole, {"id": role_id}, **changed)],
+            audits=[
+                audit(
+                    actor,
+                    "orgauthz.role.updated",
+                    f"role:{role_id}",
+                    details={"from": before, "to": {"name": name, "scopes": own}},
+                )
+            ],
+            change=at.change(reload=True),
         )
-        return row
 
-    row, revision = await mgmt.write(org_id, "role.updated", body)
-    return custom_view(policy, row), revision
-
-
-def uses_of(s: Session, org_id: str, role_id: str) -> list[str]:
-    """Where a role is referenced in the organization: what blocks its deletion (R22)."""
-    checks = [
-        (
-            "members",
-            select(func.count())
-            .select_from(Membership)
-            .where(Membership.org_id == org_id, Membership.org_role == role_id),
-        ),
-        (
-            "service accounts",
-            select(func.count())
-            .select_from(ServiceAccount)
-            .where(ServiceAccount.org_id == org_id, ServiceAccount.org_role == role_id),
-        ),
-        (
-            "workspace grants",
-            select(func.count())
-            .select_from(WorkspaceGrant)
-            .where(WorkspaceGrant.org_id == org_id, WorkspaceGrant.role == role_id),
-        ),
-        (
-            "workspace default roles",
-            select(func.count())
-            .select_from(Workspace)
-            .where(Workspace.org_id == org_id, Workspace.default_role == role_id),
-        ),
-        (
-            "pending invitations",
-            select(func.count())
-            .select_from(Invitation)
-            .where(Invitation.org_id == org_id, Invitation.org_role == role_id, Invitation.status == "pending"),
-        ),
-    ]
-    return [f"{n} {what}" for what, q in checks if (n := int(s.scalar(q) or 0))]
+    return await mgmt.write(org_id, "role.updated", {"role": (_ROLE_ROW, {"role": role_id, "org": org_id})}, decide)
 
 
 async def delete_role(mgmt: Management, actor: Actor, org_id: str, role_id: str) -> int:
@@ -284,17 +305,18 @@ async def delete_role(mgmt: Management, actor: Actor, org_id: str, role_id: str)
     if role_id in mgmt.policy.roles:
         raise InvalidArgument("role", "built-in roles cannot be deleted")
     await mgmt.require(actor, org_id, "delete:account_role")
+    key = {"role": role_id, "org": org_id}
+    reads: dict[str, Read] = {"role": (_ROLE_ROW, key), **{what: (q, key) for what, q in _USES.items()}}
 
-    def body(w: Write) -> None:
-        row = w.session.get(CustomRole, role_id)
-        if row is None or row.org_id != org_id:
-            raise NotFound(f"role {role_id!r} not found")
-        used = uses_of(w.session, org_id, role_id)
-        if used:
-            raise FailedPrecondition(f"role {role_id!r} is in use ({', '.join(used)}); reassign them first")
-        w.session.delete(row)
-        w.change.reload = True
-        Management.audit(w, actor, "orgauthz.role.deleted", f"role:{role_id}", details={"name": row.name})
+    def decide(at: Locked) -> Decision[None]:
+        row = _role_row(at, role_id)
+        rules.check_role_unused(role_id, {what: int(at[what][0][0]) for what in _USES})
+        return Decision(
+            None,
+            writes=[store.delete(CustomRole, id=role_id)],
+            audits=[audit(actor, "orgauthz.role.deleted", f"role:{role_id}", details={"name": row.name})],
+            change=at.change(reload=True),
+        )
 
-    _, revision = await mgmt.write(org_id, "role.deleted", body)
+    _, revision = await mgmt.write(org_id, "role.deleted", reads, decide)
     return revision

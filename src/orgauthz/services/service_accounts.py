@@ -17,10 +17,12 @@ itself is never logged or echoed.
 from __future__ import annotations
 
 import secrets as _secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
 from orgauthz.domain import lines as L
@@ -28,10 +30,11 @@ from orgauthz.domain import rules
 from orgauthz.domain.policy import ORGANIZATION
 from orgauthz.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
 from orgauthz.services import secrets as sec
-from orgauthz.services.access import remove_from_organization
-from orgauthz.services.context import Actor, Management
-from orgauthz.services.roles import check_role
-from orgauthz.store.db import Write, as_utc, utcnow
+from orgauthz.services.access import grants_read, removal
+from orgauthz.services.context import Actor, Management, audit
+from orgauthz.services.roles import check_role_row, role_read
+from orgauthz.store import base as store
+from orgauthz.store.base import Decision, Locked, Read, as_utc, utcnow
 from orgauthz.store.models import ApiKey, Organization, ServiceAccount
 
 GRACE_MAX_S = 48 * 3600
@@ -67,11 +70,27 @@ class IssuedKey:
     expires_at: datetime | None
 
 
+@dataclass(frozen=True)
+class _NewKey:
+    """A key made before its write (``decide`` stays pure): its plaintext and stored forms."""
+
+    id: str
+    api_key: str
+    key_hash: str
+    masked: str
+
+    @classmethod
+    def make(cls) -> _NewKey:
+        key = sec.new_api_key()
+        return cls(id=f"key-{_secrets.token_hex(10)}", api_key=key, key_hash=sec.digest(key), masked=sec.mask(key))
+
+
 def _works(expires_at: datetime | None, revoked_at: datetime | None, now: datetime) -> bool:
     return (expires_at is None or as_utc(expires_at) > now) and (revoked_at is None or as_utc(revoked_at) > now)
 
 
-def _key_view(k: ApiKey, now: datetime) -> KeyView:
+def _key_view(k: Any, now: datetime) -> KeyView:
+    """``k``: an ApiKey, or a row with its id, masked, created_at, expires_at and revoked_at."""
     return KeyView(
         id=k.id,
         masked=k.masked,
@@ -82,19 +101,24 @@ def _key_view(k: ApiKey, now: datetime) -> KeyView:
     )
 
 
-def _view(s: Session, sa: ServiceAccount, now: datetime) -> ServiceAccountView:
-    """The account with its keys that still work, newest first."""
-    keys = s.scalars(
-        select(ApiKey).where(ApiKey.service_account_id == sa.id).order_by(ApiKey.created_at.desc(), ApiKey.id)
-    )
+def _account_view(sa: Any, sa_id: str, keys: Iterable[Any], now: datetime) -> ServiceAccountView:
+    """The account (an ORM row or a read row) with its keys that still work, newest first
+    (``created_at`` descending, then ``id``)."""
+    views = sorted((_key_view(k, now) for k in keys), key=lambda v: v.id)
+    views.sort(key=lambda v: v.created_at, reverse=True)  # stable: ties stay in id order
     return ServiceAccountView(
-        id=sa.id,
+        id=sa_id,
         org_id=sa.org_id,
         name=sa.name,
         org_role=sa.org_role,
         created_at=as_utc(sa.created_at),
-        keys=[v for v in (_key_view(k, now) for k in keys) if v.active],
+        keys=[v for v in views if v.active],
     )
+
+
+def _view(s: Session, sa: ServiceAccount, now: datetime) -> ServiceAccountView:
+    """The account with its keys that still work, newest first (reads outside writes)."""
+    return _account_view(sa, sa.id, s.scalars(select(ApiKey).where(ApiKey.service_account_id == sa.id)), now)
 
 
 def check_key_ttl(field_name: str, seconds: int) -> int:
@@ -111,27 +135,56 @@ def check_grace(field_name: str, seconds: int) -> int:
     return seconds
 
 
-def _check_sa_role(s: Session, mgmt: Management, org_id: str, role: str) -> None:
-    rules.check_service_account_role("org_role", role)
-    check_role(s, mgmt.policy, org_id, role, ORGANIZATION, "org_role")
+# What the writes read under the write lock, built once with bindparams.
+# Create: the organization's limit (R10), its count of service accounts, and whether the id
+# or the name (in the organization, R11) is taken; no row: no organization.
+_CREATE_CHECKS = select(
+    Organization.max_service_accounts,
+    select(func.count())
+    .select_from(ServiceAccount)
+    .where(ServiceAccount.org_id == bindparam("org"))
+    .scalar_subquery()
+    .label("service_accounts"),
+    exists().where(ServiceAccount.id == bindparam("sa")).label("id_taken"),
+    exists()
+    .where(ServiceAccount.org_id == bindparam("org"), ServiceAccount.name == bindparam("name"))
+    .label("name_taken"),
+).where(Organization.id == bindparam("org"))
+# Rotate and delete: the account (no row: none of that id) and its keys.
+_ACCOUNT = select(ServiceAccount.org_id, ServiceAccount.name, ServiceAccount.org_role, ServiceAccount.created_at).where(
+    ServiceAccount.id == bindparam("sa")
+)
+_KEYS = select(ApiKey.id, ApiKey.masked, ApiKey.created_at, ApiKey.expires_at, ApiKey.revoked_at).where(
+    ApiKey.service_account_id == bindparam("sa")
+)
 
 
-def _new_key(w: Write, sa: ServiceAccount, ttl_s: int) -> IssuedKey:
-    key = sec.new_api_key()
-    expires = w.now + timedelta(seconds=ttl_s) if ttl_s else None
-    w.session.add(
-        ApiKey(
-            id=f"key-{_secrets.token_hex(10)}",
-            service_account_id=sa.id,
-            org_id=sa.org_id,
-            key_hash=sec.digest(key),
-            masked=sec.mask(key),
-            expires_at=expires,
-            revoked_at=None,
-            created_at=w.now,
-        )
-    )
-    return IssuedKey(api_key=key, expires_at=expires)
+def _account_reads(sa_id: str) -> dict[str, Read]:
+    return {"account": (_ACCOUNT, {"sa": sa_id}), "keys": (_KEYS, {"sa": sa_id})}
+
+
+def _account(at: Locked, org_id: str, sa_id: str) -> Any:
+    """The account read under the lock; NotFound when it is not one of the organization's."""
+    sa = at.one("account")
+    if sa is None or sa.org_id != org_id:
+        raise NotFound(f"service account {sa_id!r} not found")
+    return sa
+
+
+def _issue(at: Locked, sa_id: str, org_id: str, new: _NewKey, ttl_s: int) -> tuple[IssuedKey, ApiKey, store.Write]:
+    """The new key as shown once, as stored (for the answer) and its insert."""
+    expires = at.now + timedelta(seconds=ttl_s) if ttl_s else None
+    row = {
+        "id": new.id,
+        "service_account_id": sa_id,
+        "org_id": org_id,
+        "key_hash": new.key_hash,
+        "masked": new.masked,
+        "expires_at": expires,
+        "revoked_at": None,
+        "created_at": at.now,
+    }
+    return IssuedKey(api_key=new.api_key, expires_at=expires), ApiKey(**row), store.insert(ApiKey, row)
 
 
 async def create_service_account(
@@ -146,29 +199,28 @@ async def create_service_account(
     await mgmt.require(actor, org_id, "create:service_account")
     role = role or rules.MEMBER
     sa_id = sa_id or f"sa-{_secrets.token_hex(8)}"
+    new = _NewKey.make()
+    reads: dict[str, Read] = {
+        "checks": (_CREATE_CHECKS, {"org": org_id, "sa": sa_id, "name": name}),
+        "role": role_read(role),
+    }
 
-    def body(w: Write) -> tuple[ServiceAccountView, IssuedKey]:
-        s = w.session
-        org = s.get(Organization, org_id)
-        if org is None:
+    def decide(at: Locked) -> Decision[tuple[ServiceAccountView, IssuedKey]]:
+        checks = at.one("checks")
+        if checks is None:
             raise NotFound(f"organization {org_id!r} not found")
-        _check_sa_role(s, mgmt, org_id, role)
-        if s.get(ServiceAccount, sa_id) is not None:
+        rules.check_service_account_role("org_role", role)
+        check_role_row(mgmt.policy, org_id, role, ORGANIZATION, "org_role", at.one("role"))
+        if checks.id_taken:
             raise AlreadyExists(f"service account id {sa_id!r} is taken")
-        if s.scalar(select(ServiceAccount.id).where(ServiceAccount.org_id == org_id, ServiceAccount.name == name)):
+        if checks.name_taken:
             raise AlreadyExists(f"a service account named {name!r} already exists in the organization")
-        count = int(
-            s.scalar(select(func.count()).select_from(ServiceAccount).where(ServiceAccount.org_id == org_id)) or 0
+        rules.check_limit(
+            "service accounts", used=int(checks.service_accounts), adding=1, limit=checks.max_service_accounts
         )
-        rules.check_limit("service accounts", used=count, adding=1, limit=org.max_service_accounts)
-        sa = ServiceAccount(id=sa_id, org_id=org_id, name=name, org_role=role, created_at=w.now)
-        s.add(sa)
-        s.flush()
-        issued = _new_key(w, sa, key_ttl_s)
-        s.flush()
-        w.change.add.extend(L.membership_lines(f"service_account:{sa_id}", org_id, role))
-        Management.audit(
-            w,
+        sa = {"id": sa_id, "org_id": org_id, "name": name, "org_role": role, "created_at": at.now}
+        issued, key, insert_key = _issue(at, sa_id, org_id, new, key_ttl_s)
+        event = audit(
             actor,
             "orgauthz.service-account.created",
             f"service_account:{sa_id}",
@@ -178,9 +230,14 @@ async def create_service_account(
                 "key_expires_at": issued.expires_at.isoformat() if issued.expires_at else None,
             },
         )
-        return _view(s, sa, w.now), issued
+        return Decision(
+            (_account_view(ServiceAccount(**sa), sa_id, [key], at.now), issued),
+            writes=[store.insert(ServiceAccount, sa), insert_key],  # the account first: keys reference it
+            audits=[event],
+            change=at.change(add=L.membership_lines(f"service_account:{sa_id}", org_id, role)),
+        )
 
-    (shown, issued), revision = await mgmt.write(org_id, "service-account.created", body)
+    (shown, issued), revision = await mgmt.write(org_id, "service-account.created", reads, decide)
     return shown, issued, revision
 
 
@@ -189,13 +246,6 @@ async def _find(mgmt: Management, actor: Actor, org_id: str, sa_id: str, permiss
     found = await mgmt.read(lambda s: s.scalar(select(ServiceAccount.org_id).where(ServiceAccount.id == sa_id)))
     if found != org_id:
         raise NotFound(f"service account {sa_id!r} not found")
-
-
-def _locked(w: Write, org_id: str, sa_id: str) -> ServiceAccount:
-    sa = w.session.scalar(select(ServiceAccount).where(ServiceAccount.id == sa_id).with_for_update())
-    if sa is None or sa.org_id != org_id:
-        raise NotFound(f"service account {sa_id!r} not found")
-    return sa
 
 
 async def get_service_account(mgmt: Management, actor: Actor, org_id: str, sa_id: str) -> ServiceAccountView:
@@ -238,18 +288,22 @@ async def rotate_key(
     own expiry or an earlier revocation.
     """
     await _find(mgmt, actor, org_id, sa_id, "update:service_account")
+    new = _NewKey.make()
 
-    def body(w: Write) -> tuple[ServiceAccountView, IssuedKey]:
-        s = w.session
-        sa = _locked(w, org_id, sa_id)
-        stop_at = w.now + timedelta(seconds=grace_s)
-        for old in s.scalars(select(ApiKey).where(ApiKey.service_account_id == sa_id)):
+    def decide(at: Locked) -> Decision[tuple[ServiceAccountView, IssuedKey]]:
+        sa = _account(at, org_id, sa_id)
+        stop_at = at.now + timedelta(seconds=grace_s)
+        writes: list[store.Write] = []
+        keys: list[Any] = []
+        for old in at["keys"]:
             if old.revoked_at is None or as_utc(old.revoked_at) > stop_at:
-                old.revoked_at = stop_at
-        issued = _new_key(w, sa, key_ttl_s)
-        s.flush()
-        Management.audit(
-            w,
+                writes.append(store.update(ApiKey, {"id": old.id}, revoked_at=stop_at))
+                keys.append(ApiKey(**{**old._asdict(), "revoked_at": stop_at}))
+            else:
+                keys.append(old)
+        issued, key, insert_key = _issue(at, sa_id, org_id, new, key_ttl_s)
+        writes.append(insert_key)
+        event = audit(
             actor,
             "orgauthz.api-key.rotated",
             f"service_account:{sa_id}",
@@ -259,33 +313,32 @@ async def rotate_key(
             },
         )
         # No Casbin line changes; the write still gets a revision like every write.
-        return _view(s, sa, w.now), issued
+        return Decision((_account_view(sa, sa_id, [*keys, key], at.now), issued), writes=writes, audits=[event])
 
-    (shown, issued), revision = await mgmt.write(org_id, "api-key.rotated", body)
+    reads = _account_reads(sa_id)
+    (shown, issued), revision = await mgmt.write(org_id, "api-key.rotated", reads, decide)
     return shown, issued, revision
 
 
 async def delete_service_account(mgmt: Management, actor: Actor, org_id: str, sa_id: str) -> int:
     """Deletes the account, its keys, membership and workspace grants in one write (R13)."""
     await _find(mgmt, actor, org_id, sa_id, "delete:service_account")
+    subject = f"service_account:{sa_id}"
+    reads = {**_account_reads(sa_id), "grants": grants_read(org_id, subject)}
 
-    def body(w: Write) -> None:
-        s = w.session
-        sa = _locked(w, org_id, sa_id)
-        subject = f"service_account:{sa_id}"
-        removed = remove_from_organization(w, org_id, subject, sa.org_role)
-        keys = len(list(s.scalars(select(ApiKey.id).where(ApiKey.service_account_id == sa_id))))
-        s.execute(delete(ApiKey).where(ApiKey.service_account_id == sa_id))
-        s.delete(sa)
-        Management.audit(
-            w,
-            actor,
-            "orgauthz.service-account.deleted",
-            subject,
-            details={"name": sa.name, "grants_removed": removed, "keys_revoked": keys},
+    def decide(at: Locked) -> Decision[None]:
+        sa = _account(at, org_id, sa_id)
+        grants, lines = removal(org_id, subject, sa.org_role, at["grants"])
+        details = {"name": sa.name, "grants_removed": len(at["grants"]), "keys_revoked": len(at["keys"])}
+        return Decision(
+            None,
+            # Children first: the keys reference the account.
+            writes=[grants, store.delete(ApiKey, service_account_id=sa_id), store.delete(ServiceAccount, id=sa_id)],
+            audits=[audit(actor, "orgauthz.service-account.deleted", subject, details=details)],
+            change=at.change(remove=lines),
         )
 
-    _, revision = await mgmt.write(org_id, "service-account.deleted", body)
+    _, revision = await mgmt.write(org_id, "service-account.deleted", reads, decide)
     return revision
 
 

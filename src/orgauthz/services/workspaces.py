@@ -8,17 +8,34 @@ lock, so concurrent creates never exceed ``max_workspaces`` (R10).
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, func, select
 
 from orgauthz.domain import lines as L
 from orgauthz.domain import rules
 from orgauthz.domain.policy import WORKSPACE
 from orgauthz.errors import NotFound
-from orgauthz.services.context import Actor, Management
-from orgauthz.services.roles import check_role
-from orgauthz.store.db import Write
+from orgauthz.services.context import Actor, Management, audit
+from orgauthz.services.roles import check_role_row, role_read
+from orgauthz.store import base as store
+from orgauthz.store.base import Decision, Locked, Read, as_utc
 from orgauthz.store.models import Organization, Workspace, WorkspaceGrant
+
+# What the writes read under the write lock, built once with bindparams.
+# The organization's workspace limit and its count of workspaces (R10); no row: no organization.
+_ORG_WORKSPACES = select(
+    Organization.max_workspaces,
+    select(func.count())
+    .select_from(Workspace)
+    .where(Workspace.org_id == bindparam("org"))
+    .scalar_subquery()
+    .label("workspaces"),
+).where(Organization.id == bindparam("org"))
+_WORKSPACE = select(
+    Workspace.id, Workspace.org_id, Workspace.handle, Workspace.name, Workspace.default_role, Workspace.created_at
+).where(Workspace.id == bindparam("ws"))
+_GRANTS = select(WorkspaceGrant.subject, WorkspaceGrant.role).where(WorkspaceGrant.workspace_id == bindparam("ws"))
 
 
 async def find_workspace(mgmt: Management, actor: Actor, workspace_id: str) -> Workspace:
@@ -33,12 +50,28 @@ async def find_workspace(mgmt: Management, actor: Actor, workspace_id: str) -> W
     return ws
 
 
-def _locked_workspace(w: Write, ws: Workspace) -> Workspace:
-    """Re-reads the workspace inside the write (it may have been deleted since)."""
-    row = w.session.get(Workspace, ws.id)
+def _workspace_read(workspace_id: str) -> Read:
+    return _WORKSPACE, {"ws": workspace_id}
+
+
+def _locked_workspace(at: Locked, ws: Workspace) -> Any:
+    """The workspace as read under the write lock (it may have been deleted since)."""
+    row = at.one("workspace")
     if row is None or row.org_id != ws.org_id:
         raise NotFound(f"workspace {ws.id!r} not found")
     return row
+
+
+def _answer(row: Any, default_role: str | None) -> Workspace:
+    """The workspace as it stands after the write (for the answer)."""
+    return Workspace(
+        id=row.id,
+        org_id=row.org_id,
+        handle=row.handle,
+        name=row.name,
+        default_role=default_role,
+        created_at=as_utc(row.created_at),
+    )
 
 
 async def create_workspace(
@@ -47,40 +80,44 @@ async def create_workspace(
     """Needs create:workspace. LimitExceeded at ``max_workspaces``; AlreadyExists for a taken id or handle."""
     await mgmt.require(actor, org_id, "create:workspace")
     workspace_id = workspace_id or f"ws-{secrets.token_hex(8)}"
+    reads: dict[str, Read] = {"org": (_ORG_WORKSPACES, {"org": org_id})}
+    if default_role:
+        reads["role"] = role_read(default_role)
 
-    def body(w: Write) -> Workspace:
-        s = w.session
-        org = s.get(Organization, org_id)
+    def decide(at: Locked) -> Decision[Workspace]:
+        org = at.one("org")
         if org is None:
             raise NotFound(f"organization {org_id!r} not found")
         if default_role:
-            check_role(s, mgmt.policy, org_id, default_role, WORKSPACE, "default_role")
-        count = int(s.scalar(select(func.count()).select_from(Workspace).where(Workspace.org_id == org_id)) or 0)
-        rules.check_limit("workspaces", used=count, adding=1, limit=org.max_workspaces)
-        ws = Workspace(
-            id=workspace_id,
-            org_id=org_id,
-            handle=handle,
-            name=name or handle,
-            default_role=default_role or None,
-            created_at=w.now,
-        )
-        s.add(ws)
-        s.flush()
-        w.change.workspaces_added.append(workspace_id)
+            check_role_row(mgmt.policy, org_id, default_role, WORKSPACE, "default_role", at.one("role"))
+        rules.check_limit("workspaces", used=int(org.workspaces or 0), adding=1, limit=org.max_workspaces)
+        row = {
+            "id": workspace_id,
+            "org_id": org_id,
+            "handle": handle,
+            "name": name or handle,
+            "default_role": default_role or None,
+            "created_at": at.now,
+        }
+        change = at.change(workspaces_added=[workspace_id])
         if default_role:
-            w.change.add.append(L.default_role_line(workspace_id, default_role))
-        Management.audit(
-            w,
-            actor,
-            "orgauthz.workspace.created",
-            f"workspace:{workspace_id}",
-            workspace=workspace_id,
-            details={"handle": handle, "default_role": default_role},
+            change.add.append(L.default_role_line(workspace_id, default_role))
+        return Decision(
+            Workspace(**row),
+            writes=[store.insert(Workspace, row)],
+            audits=[
+                audit(
+                    actor,
+                    "orgauthz.workspace.created",
+                    f"workspace:{workspace_id}",
+                    workspace=workspace_id,
+                    details={"handle": handle, "default_role": default_role},
+                )
+            ],
+            change=change,
         )
-        return ws
 
-    return await mgmt.write(org_id, "workspace.created", body)
+    return await mgmt.write(org_id, "workspace.created", reads, decide)
 
 
 async def list_workspaces(
@@ -109,31 +146,34 @@ async def delete_workspace(mgmt: Management, actor: Actor, workspace_id: str) ->
     """Needs delete:workspace. Removes every grant of the workspace in the same write (R19)."""
     ws = await find_workspace(mgmt, actor, workspace_id)
     await mgmt.require(actor, ws.org_id, "delete:workspace")
+    reads = {"workspace": _workspace_read(workspace_id), "grants": (_GRANTS, {"ws": workspace_id})}
 
-    def body(w: Write) -> None:
-        s = w.session
-        row = _locked_workspace(w, ws)
-        grants = list(
-            s.execute(
-                select(WorkspaceGrant.subject, WorkspaceGrant.role).where(WorkspaceGrant.workspace_id == workspace_id)
-            ).all()
+    def decide(at: Locked) -> Decision[None]:
+        row = _locked_workspace(at, ws)
+        grants = at["grants"]
+        change = at.change(
+            remove=[L.grant_line(sub, workspace_id, role) for sub, role in grants],
+            workspaces_removed=[workspace_id],
         )
-        s.execute(delete(WorkspaceGrant).where(WorkspaceGrant.workspace_id == workspace_id))
-        w.change.remove.extend(L.grant_line(sub, workspace_id, role) for sub, role in grants)
         if row.default_role:
-            w.change.remove.append(L.default_role_line(workspace_id, row.default_role))
-        s.delete(row)
-        w.change.workspaces_removed.append(workspace_id)
-        Management.audit(
-            w,
-            actor,
-            "orgauthz.workspace.deleted",
-            f"workspace:{workspace_id}",
-            workspace=workspace_id,
-            details={"handle": row.handle, "grants_removed": len(grants)},
+            change.remove.append(L.default_role_line(workspace_id, row.default_role))
+        return Decision(
+            None,
+            # Children first: the grants reference the workspace.
+            writes=[store.delete(WorkspaceGrant, workspace_id=workspace_id), store.delete(Workspace, id=workspace_id)],
+            audits=[
+                audit(
+                    actor,
+                    "orgauthz.workspace.deleted",
+                    f"workspace:{workspace_id}",
+                    workspace=workspace_id,
+                    details={"handle": row.handle, "grants_removed": len(grants)},
+                )
+            ],
+            change=change,
         )
 
-    _, revision = await mgmt.write(ws.org_id, "workspace.deleted", body)
+    _, revision = await mgmt.write(ws.org_id, "workspace.deleted", reads, decide)
     return revision
 
 
@@ -146,25 +186,35 @@ async def set_default_role(mgmt: Management, actor: Actor, workspace_id: str, ro
     await mgmt.require_any(
         actor, ws.org_id, [("update:workspace", ""), ("manage_workspace_default_role", workspace_id)]
     )
+    reads = {"workspace": _workspace_read(workspace_id)}
+    if role:
+        reads["role"] = role_read(role)
 
-    def body(w: Write) -> Workspace:
-        row = _locked_workspace(w, ws)
+    def decide(at: Locked) -> Decision[Workspace]:
+        row = _locked_workspace(at, ws)
         if role:
-            check_role(w.session, mgmt.policy, ws.org_id, role, WORKSPACE, "role")
+            check_role_row(mgmt.policy, ws.org_id, role, WORKSPACE, "role", at.one("role"))
         before = row.default_role or ""
+        change = at.change()
         if before:
-            w.change.remove.append(L.default_role_line(workspace_id, before))
+            change.remove.append(L.default_role_line(workspace_id, before))
         if role:
-            w.change.add.append(L.default_role_line(workspace_id, role))
-        row.default_role = role or None
-        Management.audit(
-            w,
-            actor,
-            "orgauthz.workspace.default-role-set",
-            f"workspace:{workspace_id}",
-            workspace=workspace_id,
-            details={"from": before, "to": role},
+            change.add.append(L.default_role_line(workspace_id, role))
+        decision = Decision(
+            _answer(row, role or None),
+            audits=[
+                audit(
+                    actor,
+                    "orgauthz.workspace.default-role-set",
+                    f"workspace:{workspace_id}",
+                    workspace=workspace_id,
+                    details={"from": before, "to": role},
+                )
+            ],
+            change=change,
         )
-        return row
+        if before != role:
+            decision.writes.append(store.update(Workspace, {"id": workspace_id}, default_role=role or None))
+        return decision
 
-    return await mgmt.write(ws.org_id, "workspace.default-role-set", body)
+    return await mgmt.write(ws.org_id, "workspace.default-role-set", reads, decide)

@@ -10,17 +10,19 @@ path (``organizations[0].workspaces[2].access[1].role``).
 
 from __future__ import annotations
 
+import asyncio
 import copy
-from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, exists, func, insert, select
 
 from orgauthz.domain import bounds, rules
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet
 from orgauthz.errors import InvalidArgument
-from orgauthz.store.db import Database, utcnow
+from orgauthz.store import base as store
+from orgauthz.store.base import Decide, Decision, Locked, Read, Store, Write, utcnow
 from orgauthz.store.models import (
     CustomRole,
     Invitation,
@@ -154,7 +156,10 @@ def _check_org(  # one pass over the document
             )
 
 
-def import_document(db: Database, policy: PolicySet, doc: dict[str, Any]) -> ImportResult:
+def import_document(db: Store, policy: PolicySet, doc: dict[str, Any]) -> ImportResult:
+    """Checks the whole document, then writes one organization per commit (the store's
+    :meth:`~orgauthz.store.base.Store.commit`, as every write). Synchronous: the commits run
+    on an event loop of their own, in a thread, so it may be called from anywhere."""
     doc = copy.deepcopy(doc)  # ids are written back as the validated strings (YAML may give ints)
     orgs = doc.get("organizations")
     if not isinstance(orgs, list) or not orgs:
@@ -165,9 +170,18 @@ def import_document(db: Database, policy: PolicySet, doc: dict[str, Any]) -> Imp
             raise InvalidArgument(f"organizations[{i}]", "must be a mapping")
         _check_org(policy, org, f"organizations[{i}]", seen)
     _check_store(db, orgs)
-    revision = 0
-    for org in orgs:
-        revision = _replace_org(db, org)
+
+    async def commits() -> int:
+        revision = 0
+        try:
+            for org in orgs:
+                revision = (await db.commit(org["id"], "organization.imported", _reads(org), _replacing(org))).result
+        finally:
+            await db.aclose()
+        return revision
+
+    with ThreadPoolExecutor(1, thread_name_prefix="orgauthz-import") as pool:
+        revision = pool.submit(asyncio.run, commits()).result()
     return ImportResult(organizations=len(orgs), revision=revision)
 
 
@@ -180,7 +194,7 @@ _GLOBAL: tuple[tuple[Any, Any, str, str], ...] = (
 )
 
 
-def _check_store(db: Database, orgs: list[dict[str, Any]]) -> None:
+def _check_store(db: Store, orgs: list[dict[str, Any]]) -> None:
     """Ids and handles the store keeps unique across organizations must not belong to
     another organization already, unless one imported earlier in the same document gives
     them up: organizations are written one at a time, and a collision found by the store
@@ -210,9 +224,43 @@ def _check_store(db: Database, orgs: list[dict[str, Any]]) -> None:
                     raise InvalidArgument(path, "is already used by another organization")
 
 
-def _check_seats(db: Database, orgs: list[dict[str, Any]]) -> None:
+# What an organization's import reads under the write lock.
+_ORG = select(Organization.id).where(Organization.id == bindparam("org"))
+_WORKSPACES = select(Workspace.id).where(Workspace.org_id == bindparam("org"))
+_PENDING = (
+    select(func.count())
+    .select_from(Invitation)
+    .where(
+        Invitation.org_id == bindparam("org"), Invitation.status == "pending", Invitation.expires_at > bindparam("now")
+    )
+)
+# A user row unless one of that id exists (users are shared by organizations).
+_NEW_USER = insert(User).from_select(
+    ["id", "email", "created_at"],
+    select(bindparam("id"), bindparam("email"), bindparam("created_at")).where(
+        ~exists().where(User.id == bindparam("id"))
+    ),
+)
+
+
+def _reads(org: dict[str, Any]) -> dict[str, Read]:
+    return {
+        "org": (_ORG, {"org": org["id"]}),
+        "workspaces": (_WORKSPACES, {"org": org["id"]}),
+        "pending": (_PENDING, {"org": org["id"], "now": utcnow()}),
+    }
+
+
+def _seats(org: dict[str, Any], pending: int) -> None:
     """R10: an organization's imported members plus the pending invitations it keeps may not
-    exceed its member limit (refused before anything is written, like the checks above)."""
+    exceed its member limit (LimitExceeded)."""
+    limit = {**DEFAULT_LIMITS, **(org.get("limits") or {})}["members"]
+    rules.check_limit(rules.SEATS, used=pending, adding=len(org.get("members") or []), limit=limit)
+
+
+def _check_seats(db: Store, orgs: list[dict[str, Any]]) -> None:
+    """R10 before anything is written (each organization's commit checks it again under the
+    write lock, against the invitations pending then)."""
     now = utcnow()
     with db.read() as session:
         pending = dict(
@@ -227,134 +275,110 @@ def _check_seats(db: Database, orgs: list[dict[str, Any]]) -> None:
             ).all()
         )
     for org in orgs:
-        limit = {**DEFAULT_LIMITS, **(org.get("limits") or {})}["members"]
-        rules.check_limit(
-            rules.SEATS, used=int(pending.get(org["id"], 0)), adding=len(org.get("members") or []), limit=limit
-        )
+        _seats(org, int(pending.get(org["id"], 0)))
 
 
-def _replace_org(db: Database, org: dict[str, Any]) -> int:
+def _replacing(org: dict[str, Any]) -> Decide[int]:
+    """The decision of one organization's import: its rows replaced by the document's."""
     org_id = org["id"]
-    with db.write(org_id, "organization.imported") as w:
-        s, now = w.session, w.now
+
+    def decide(at: Locked) -> Decision[int]:
+        _seats(org, int(at["pending"][0][0]))
+        now = at.now
         limits = {**DEFAULT_LIMITS, **(org.get("limits") or {})}
-        existing = s.get(Organization, org_id)
-        old_ws = set(s.scalars(select(Workspace.id).where(Workspace.org_id == org_id))) if existing else set()
-        if existing is None:
-            s.add(
-                Organization(
-                    id=org_id,
-                    handle=org["handle"],
-                    name=org["name"],
-                    revision=0,
-                    created_at=now,
-                    max_members=limits["members"],
-                    max_service_accounts=limits["service_accounts"],
-                    max_workspaces=limits["workspaces"],
-                )
-            )
-        else:
-            existing.handle, existing.name = org["handle"], org["name"]
-            existing.max_members = limits["members"]
-            existing.max_service_accounts = limits["service_accounts"]
-            existing.max_workspaces = limits["workspaces"]
-        s.flush()
-        for model in (WorkspaceGrant, Membership, ServiceAccount, CustomRole):
-            s.execute(delete(model).where(model.org_id == org_id))
-        s.execute(delete(Workspace).where(Workspace.org_id == org_id))
+        values = {
+            "handle": org["handle"],
+            "name": org["name"],
+            "max_members": limits["members"],
+            "max_service_accounts": limits["service_accounts"],
+            "max_workspaces": limits["workspaces"],
+        }
+        writes: list[Write] = [
+            store.update(Organization, {"id": org_id}, **values)
+            if at.one("org") is not None
+            else store.insert(Organization, {"id": org_id, "revision": 0, "created_at": now, **values})
+        ]
+        writes += [store.delete(model, org_id=org_id) for model in (WorkspaceGrant, Membership, ServiceAccount)]
+        writes += [store.delete(model, org_id=org_id) for model in (CustomRole, Workspace)]
         members = org.get("members") or []
-        _upsert_users(w.session, ((m["user"], m.get("email")) for m in members), now)
-        _bulk(
-            s,
-            CustomRole,
-            [
-                {
-                    "id": r["id"],
-                    "org_id": org_id,
-                    "name": r.get("name", r["id"]),
-                    "level": r.get("level", WORKSPACE),
-                    "inherits": r.get("inherits") or None,
-                    "scopes": list(r.get("scopes") or []),
-                    "description": r.get("description", ""),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for r in org.get("custom_roles") or []
-            ],
-        )
-        _bulk(
-            s,
-            Membership,
-            [
-                {"org_id": org_id, "user_id": m["user"], "org_role": m.get("role", rules.MEMBER), "created_at": now}
-                for m in members
-            ],
-        )
-        _bulk(
-            s,
-            ServiceAccount,
-            [
-                {
-                    "id": a["id"],
-                    "org_id": org_id,
-                    "name": a.get("name", a["id"]),
-                    "org_role": a.get("role", rules.MEMBER),
-                    "created_at": now,
-                }
-                for a in org.get("service_accounts") or []
-            ],
-        )
+        users = {m["user"]: m.get("email") for m in members}
+        rows: list[tuple[Any, list[dict[str, Any]]]] = [
+            (User, [{"id": u, "email": (e or None) and e.lower(), "created_at": now} for u, e in users.items()]),
+            (
+                CustomRole,
+                [
+                    {
+                        "id": r["id"],
+                        "org_id": org_id,
+                        "name": r.get("name", r["id"]),
+                        "level": r.get("level", WORKSPACE),
+                        "inherits": r.get("inherits") or None,
+                        "scopes": list(r.get("scopes") or []),
+                        "description": r.get("description", ""),
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for r in org.get("custom_roles") or []
+                ],
+            ),
+            (
+                Membership,
+                [
+                    {"org_id": org_id, "user_id": m["user"], "org_role": m.get("role", rules.MEMBER), "created_at": now}
+                    for m in members
+                ],
+            ),
+            (
+                ServiceAccount,
+                [
+                    {
+                        "id": a["id"],
+                        "org_id": org_id,
+                        "name": a.get("name", a["id"]),
+                        "org_role": a.get("role", rules.MEMBER),
+                        "created_at": now,
+                    }
+                    for a in org.get("service_accounts") or []
+                ],
+            ),
+        ]
         workspaces = org.get("workspaces") or []
-        _bulk(
-            s,
-            Workspace,
-            [
-                {
-                    "id": ws["id"],
-                    "org_id": org_id,
-                    "handle": ws["handle"],
-                    "name": ws.get("name", ws["handle"]),
-                    "default_role": ws.get("default_role") or None,
-                    "created_at": now,
-                }
-                for ws in workspaces
-            ],
-        )
-        _bulk(
-            s,
-            WorkspaceGrant,
-            [
-                {
-                    "workspace_id": ws["id"],
-                    "subject": g["subject"],
-                    "org_id": org_id,
-                    "role": g["role"],
-                    "created_at": now,
-                }
-                for ws in workspaces
-                for g in ws.get("access") or []
-            ],
-        )
+        rows += [
+            (
+                Workspace,
+                [
+                    {
+                        "id": ws["id"],
+                        "org_id": org_id,
+                        "handle": ws["handle"],
+                        "name": ws.get("name", ws["handle"]),
+                        "default_role": ws.get("default_role") or None,
+                        "created_at": now,
+                    }
+                    for ws in workspaces
+                ],
+            ),
+            (
+                WorkspaceGrant,
+                [
+                    {
+                        "workspace_id": ws["id"],
+                        "subject": g["subject"],
+                        "org_id": org_id,
+                        "role": g["role"],
+                        "created_at": now,
+                    }
+                    for ws in workspaces
+                    for g in ws.get("access") or []
+                ],
+            ),
+        ]
+        for model, params in rows:
+            if params:
+                writes.append((_NEW_USER, params) if model is User else store.insert(model, params))
+        old_ws = {row[0] for row in at["workspaces"]}
         new_ws = {ws["id"] for ws in workspaces}
-        w.change.workspaces_added = sorted(new_ws)
-        w.change.workspaces_removed = sorted(old_ws - new_ws)
-        w.change.reload = True
-        return w.revision
+        change = at.change(workspaces_added=sorted(new_ws), workspaces_removed=sorted(old_ws - new_ws), reload=True)
+        return Decision(at.revision, writes=writes, change=change)
 
-
-def _bulk(session: Any, model: Any, rows: list[dict[str, Any]], chunk: int = 5000) -> None:
-    for i in range(0, len(rows), chunk):
-        session.execute(insert(model), rows[i : i + chunk])
-
-
-def _upsert_users(session: Any, users: Iterable[tuple[str, str | None]], now: Any) -> None:
-    wanted = dict(users)
-    known: set[str] = set()
-    ids = list(wanted)
-    for i in range(0, len(ids), 5000):
-        known |= set(session.scalars(select(User.id).where(User.id.in_(ids[i : i + 5000]))))
-    _bulk(
-        session,
-        User,
-        [{"id": u, "email": (e or None) and e.lower(), "created_at": now} for u, e in wanted.items() if u not in known],
-    )
+    return decide

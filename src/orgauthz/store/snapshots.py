@@ -7,9 +7,10 @@ from typing import cast
 
 from sqlalchemy import func, select
 
+from orgauthz.domain.changes import ChangeSet
 from orgauthz.domain.lines import OrgSnapshot
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, RoleDef
-from orgauthz.store.db import ChangeSet, Database
+from orgauthz.store.base import Store
 from orgauthz.store.models import (
     Change,
     CustomRole,
@@ -36,12 +37,12 @@ class FeedEntry:
     change: ChangeSet
 
 
-def head_revision(db: Database) -> int:
+def head_revision(db: Store) -> int:
     with db.read() as s:
         return int(s.scalar(select(func.max(Change.revision))) or 0)
 
 
-def load_index(db: Database) -> Index:
+def load_index(db: Store) -> Index:
     with db.read() as s:
         rev = int(s.scalar(select(func.max(Change.revision))) or 0)
         ws = dict(s.execute(select(Workspace.id, Workspace.org_id)).all())
@@ -60,7 +61,7 @@ def custom_role_def(row: CustomRole) -> RoleDef:
     )
 
 
-def load_org(db: Database, org_id: str) -> tuple[OrgSnapshot, int] | None:
+def load_org(db: Store, org_id: str) -> tuple[OrgSnapshot, int] | None:
     """The organization's facts and its own revision, read at one consistent revision.
 
     Returns None when the organization does not exist.
@@ -87,7 +88,7 @@ def load_org(db: Database, org_id: str) -> tuple[OrgSnapshot, int] | None:
 
 
 def changes_since(
-    db: Database, after: int, *, upto: int | None = None, org_id: str | None = None, limit: int = 5000
+    db: Store, after: int, *, upto: int | None = None, org_id: str | None = None, limit: int = 5000
 ) -> list[FeedEntry]:
     """Committed changes with ``after < revision [<= upto]``, oldest first."""
     q = select(Change).where(Change.revision > after).order_by(Change.revision).limit(limit)
@@ -96,10 +97,13 @@ def changes_since(
     if org_id is not None:
         q = q.where(Change.org_id == org_id)
     with db.read() as s:
-        return [FeedEntry(revision=int(c.revision), change=ChangeSet.from_row(c)) for c in s.scalars(q)]
+        return [
+            FeedEntry(revision=int(c.revision), change=ChangeSet.from_payload(c.org_id, c.kind, c.payload))
+            for c in s.scalars(q)
+        ]
 
 
-def orgs_of_subject(db: Database, kind: str, ident: str) -> list[str]:
+def orgs_of_subject(db: Store, kind: str, ident: str) -> list[str]:
     """Organizations the subject belongs to (member or service account)."""
     with db.read() as s:
         if kind == "user":

@@ -268,11 +268,11 @@ def store_custom_roles(database_url: str, inherits: list[str]) -> Iterator[tuple
     """Custom roles in a store that inherit one of ``inherits``: (organization, role)."""
     from sqlalchemy import select
 
-    from orgauthz.store.db import Database
+    from orgauthz.store.db import open_store
     from orgauthz.store.models import CustomRole
     from orgauthz.store.snapshots import custom_role_def
 
-    db = Database(database_url)
+    db = open_store(database_url)
     try:
         with db.read() as s:
             rows = list(

@@ -108,14 +108,14 @@ async def _ask_database(opts: argparse.Namespace, policy: PolicySet) -> tuple[bo
     from orgauthz.domain import bounds
     from orgauthz.domain.policy import ORGANIZATION, WORKSPACE
     from orgauthz.engine.engine import Engine
-    from orgauthz.store.db import Database
+    from orgauthz.store.db import open_store
 
     bounds.check_subject("subject", opts.subject)
     level = ORGANIZATION if opts.organization else WORKSPACE
     if not policy.is_scope(level, opts.scope):
         kind = "workspace scope" if level == WORKSPACE else "organization permission"
         raise _Failed(f"scope: unknown {kind} {opts.scope!r}")
-    db = Database(opts.database_url)
+    db = open_store(opts.database_url)
     try:
         engine = Engine(policy, db)
         await engine.start()

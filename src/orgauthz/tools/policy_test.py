@@ -242,9 +242,9 @@ class EnginePath:
 
     def __init__(self, policy: PolicySet, database_url: str) -> None:
         from orgauthz.engine.engine import Engine
-        from orgauthz.store.db import Database
+        from orgauthz.store.db import open_store
 
-        self.db = Database(database_url)
+        self.db = open_store(database_url)
         self.engine = Engine(policy, self.db)
 
     async def start(self) -> None:
@@ -423,13 +423,13 @@ def _quiet() -> Iterator[None]:
 
 async def run_file(test: TestFile, policy: PolicySet, policy_dir: Path, paths: tuple[str, ...]) -> list[str]:
     """Imports the fixture into a fresh SQLite file and runs every case on each path."""
-    from orgauthz.store.db import Database
+    from orgauthz.store.db import open_store
     from orgauthz.store.importer import import_document
 
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="orgauthz-policy-test-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'store.db'}"
-        db = Database(url)
+        db = open_store(url)
         try:
             db.migrate()
             import_document(db, policy, test.document)

@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection :meth:`Database.migrate` hands over."""
+"""Alembic environment: runs on the connection :meth:`SqlStore.migrate` hands over."""
 
 from __future__ import annotations
 
