@@ -24,7 +24,7 @@ import yaml
 from sqlalchemy import select
 
 from orgauthz.cli import build_parser, main
-from orgauthz.store.db import Database
+from orgauthz.store.db import open_store
 from orgauthz.store.models import Membership, Organization, Workspace, WorkspaceGrant
 from tests.support.services import free_port
 
@@ -174,7 +174,7 @@ def test_import_loads_the_file_into_the_store(store_url: str, tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     assert re.search(r"imported 1 organization\(s\); revision [1-9]\d*", done.stdout)
 
-    db = Database(store_url)
+    db = open_store(store_url)
     try:
         with db.read() as s:
             assert s.scalars(select(Organization.id)).all() == ["acme"]
@@ -227,7 +227,7 @@ def test_import_of_a_bad_file_exits_2_naming_the_path_and_writes_nothing(
     assert named in done.stderr
     assert "Traceback" not in done.stderr
     if (tmp_path / "store.db").exists():
-        db = Database(url)
+        db = open_store(url)
         try:
             with db.read() as s:
                 assert s.scalars(select(Organization.id)).all() == []

@@ -8,7 +8,7 @@ from orgauthz.cache.memory import MemoryCache
 from orgauthz.domain.policy import PolicySet
 from orgauthz.engine.authorizer import CachingAuthorizer, Decision, EngineAuthorizer
 from orgauthz.engine.engine import Engine, Target
-from orgauthz.store.db import Database
+from orgauthz.store.base import Store
 from tests.conftest import seed
 from tests.engine.test_gc import DOC
 
@@ -33,7 +33,7 @@ def _answer(allowed: bool, revision: int, reasons: Sequence[str]) -> tuple[bool,
     return allowed, revision
 
 
-async def test_a_batch_reads_the_revision_afresh_after_a_miss(db: Database, policy: PolicySet) -> None:
+async def test_a_batch_reads_the_revision_afresh_after_a_miss(db: Store, policy: PolicySet) -> None:
     seed(db, policy, DOC)
     engine = Engine(policy, db, gc_freeze=False)
     await engine.start()

@@ -31,7 +31,8 @@ from orgauthz.domain import lines as L
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, RoleDef, load_policy
 from orgauthz.engine.enforcer import OrgEnforcer, new_enforcer
 from orgauthz.engine.engine import Engine
-from orgauthz.store.db import Database
+from orgauthz.store.base import Store
+from orgauthz.store.db import open_store
 from orgauthz.store.importer import import_document
 from tests.support.reference import Reference, Source
 
@@ -234,14 +235,14 @@ def _reason(source: Source) -> str:
 @pytest.fixture(scope="module")
 def sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("equivalence") / "template.db"
-    db = Database(f"sqlite:///{path}")
+    db = open_store(f"sqlite:///{path}")
     db.migrate()
     db.dispose()
     return path
 
 
 async def _engine_answers(
-    db: Database, world: World
+    db: Store, world: World
 ) -> tuple[dict[tuple[str, str, str, str], bool], dict[tuple[str, str, str, str], list[str]]]:
     engine = Engine(POLICY, db)
     await engine.start()
@@ -269,7 +270,7 @@ def test_engine_from_sqlite_store_equals_reference_and_plain_casbin(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "store.db"
         shutil.copy(sqlite_file, path)
-        db = Database(f"sqlite:///{path}")
+        db = open_store(f"sqlite:///{path}")
         try:
             if world.orgs:
                 import_document(db, POLICY, world.document())

@@ -15,7 +15,7 @@ from orgauthz.domain.policy import PolicySet
 from orgauthz.engine.authorizer import EngineAuthorizer
 from orgauthz.engine.decisions import Decisions, Question
 from orgauthz.engine.engine import Engine
-from orgauthz.store.db import Database
+from orgauthz.store.base import Store
 from tests.conftest import seed
 
 DOC = {
@@ -44,7 +44,7 @@ def _tracked(obj: object) -> bool:
 
 @pytest.mark.parametrize("freeze", [True, False])
 async def test_a_loaded_organization_is_out_of_the_collectors_passes_only_with_gc_freeze(
-    db: Database, policy: PolicySet, freeze: bool, unfrozen: None
+    db: Store, policy: PolicySet, freeze: bool, unfrozen: None
 ) -> None:
     seed(db, policy, DOC)
     engine = Engine(policy, db, gc_freeze=freeze)
@@ -58,7 +58,7 @@ async def test_a_loaded_organization_is_out_of_the_collectors_passes_only_with_g
     assert engine.decide("user:alice", target, "see_flows")  # decisions are unchanged
 
 
-async def test_remembered_valid_questions_leave_the_collectors_passes(db: Database, policy: PolicySet) -> None:
+async def test_remembered_valid_questions_leave_the_collectors_passes(db: Store, policy: PolicySet) -> None:
     """Decisions remembers every question it found valid (up to 100,000); kept as named
     tuples they stayed tracked and every full collection walked them all."""
     seed(db, policy, DOC)

@@ -14,18 +14,21 @@ import sys
 from collections.abc import Awaitable, Callable
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from orgauthz.domain import lines as L
+from orgauthz.domain.changes import ChangeSet
 from orgauthz.domain.policy import PolicySet
 from orgauthz.engine import engine as engine_module
 from orgauthz.engine.enforcer import OrgEnforcer
 from orgauthz.engine.engine import Engine
+from orgauthz.store import base as store
 from orgauthz.store import db as db_module
 from orgauthz.store import snapshots
-from orgauthz.store.db import ChangeSet, Database
+from orgauthz.store.base import Store
 from orgauthz.store.models import WorkspaceGrant
 from tests.conftest import seed
+from tests.support.store import commit_rows_now
 
 ROLES = ("Viewer", "Runner", "Developer", "Owner")
 
@@ -100,7 +103,7 @@ def _building(pauses: Pauses) -> asyncio.Event:
     return building
 
 
-async def _started(db: Database, policy: PolicySet) -> Engine:
+async def _started(db: Store, policy: PolicySet) -> Engine:
     seed(db, policy, DOC)
     engine = Engine(policy, db, gc_freeze=False)
     await engine.start()
@@ -108,7 +111,7 @@ async def _started(db: Database, policy: PolicySet) -> Engine:
 
 
 async def test_s5_an_organization_is_built_in_slices_with_a_real_sleep_after_each(
-    db: Database, policy: PolicySet, in_slices: Pauses
+    db: Store, policy: PolicySet, in_slices: Pauses
 ) -> None:
     engine = await _started(db, policy)
     assert await engine.ensure_loaded("acme")
@@ -148,19 +151,20 @@ async def test_s5_an_organization_is_built_in_slices_with_a_real_sleep_after_eac
 
 
 async def test_s3_a_revoke_committed_while_an_organization_is_built_is_reflected(
-    db: Database, policy: PolicySet, in_slices: Pauses
+    db: Store, policy: PolicySet, in_slices: Pauses
 ) -> None:
     """u2 is a Developer in w0 when the snapshot is read; the revoke commits (and the feed
     passes it by: the organization is not loaded yet) during the build."""
     engine = await _started(db, policy)
 
     def revoke() -> tuple[int, ChangeSet]:
-        with db.write("acme", "workspace-access.revoked") as w:
-            w.session.execute(
-                delete(WorkspaceGrant).where(WorkspaceGrant.workspace_id == "w0", WorkspaceGrant.subject == "user:u2")
-            )
-            w.change.remove.append(L.grant_line("user:u2", "w0", "Developer"))
-            return w.revision, w.change
+        return commit_rows_now(
+            db,
+            "acme",
+            "workspace-access.revoked",
+            store.delete(WorkspaceGrant, workspace_id="w0", subject="user:u2"),
+            remove=(L.grant_line("user:u2", "w0", "Developer"),),
+        )
 
     async def at_first() -> None:
         engine.apply(*await asyncio.to_thread(revoke))
@@ -178,7 +182,7 @@ async def test_s3_a_revoke_committed_while_an_organization_is_built_is_reflected
 
 
 async def test_s5_a_cancelled_first_caller_does_not_fail_the_others_waiting_for_the_load(
-    db: Database, policy: PolicySet, in_slices: Pauses
+    db: Store, policy: PolicySet, in_slices: Pauses
 ) -> None:
     engine = await _started(db, policy)
     building = _building(in_slices)
@@ -194,7 +198,7 @@ async def test_s5_a_cancelled_first_caller_does_not_fail_the_others_waiting_for_
 
 
 async def test_s5_an_organization_dropped_before_its_caller_resumes_is_loaded_again(
-    db: Database, policy: PolicySet, monkeypatch: pytest.MonkeyPatch
+    db: Store, policy: PolicySet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Callers resume a turn or two after the load installed the organization; a change
     that drops it meanwhile (custom roles changed, say) must not make it "not found"."""
@@ -216,7 +220,7 @@ async def test_s5_an_organization_dropped_before_its_caller_resumes_is_loaded_ag
 
 
 async def test_s5_stopping_the_engine_cancels_the_loads_in_flight(
-    db: Database, policy: PolicySet, in_slices: Pauses
+    db: Store, policy: PolicySet, in_slices: Pauses
 ) -> None:
     engine = await _started(db, policy)
     building = _building(in_slices)

@@ -108,8 +108,14 @@ async def add_member(app: App, org: str, user: str, role: str = "Member") -> Non
     known = select(User.id).where(User.id == bindparam("user"))
 
     def decide(at: Any) -> store.Decision[None]:
-        writes = [] if at["user"] else [store.insert(User, {"id": user, "email": f"{user}@example.test", "created_at": at.now})]
-        writes.append(store.insert(Membership, {"org_id": org, "user_id": user, "org_role": role, "created_at": at.now}))
+        writes = (
+            []
+            if at["user"]
+            else [store.insert(User, {"id": user, "email": f"{user}@example.test", "created_at": at.now})]
+        )
+        writes.append(
+            store.insert(Membership, {"org_id": org, "user_id": user, "org_role": role, "created_at": at.now})
+        )
         return store.Decision(
             None,
             writes=writes,

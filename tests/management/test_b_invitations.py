@@ -8,15 +8,17 @@ from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from orgauthz.api.server import App
+from orgauthz.store import base as store
 from orgauthz.store.db import utcnow
 from orgauthz.store.models import AuditEvent, Invitation, Membership, User
 from orgauthz.v1 import authorization_pb2 as apb
 from orgauthz.v1 import invitations_pb2 as pb
 from orgauthz.v1 import invitations_pb2_grpc as pb_grpc
 from tests.conftest import seed
+from tests.support.store import commit_rows
 
 ORG: dict[str, Any] = {
     "id": "acme",
@@ -129,8 +131,9 @@ async def test_r6_email_must_match_case_insensitive(app: App, invites) -> None:
 async def test_r6_expired_revoked_rejected_tokens_change_nothing(app: App, invites) -> None:
     r = await invite(invites, "x1@example.com", "x2@example.com", "x3@example.com")
     (t1, i1), (t2, i2), (t3, _) = [(x.token, x.invitation.id) for x in r.results]
-    with app.db.write("acme", "test.expire") as w:
-        w.session.execute(update(Invitation).where(Invitation.id == i1).values(expires_at=utcnow() - timedelta(1)))
+    await commit_rows(
+        app.db, "acme", "test.expire", store.update(Invitation, {"id": i1}, expires_at=utcnow() - timedelta(1))
+    )
     got = await invites.GetInvitation(pb.GetInvitationRequest(organization="acme", id=i1), metadata=as_user("alice"))
     assert got.invitation.status == pb.INVITATION_STATUS_EXPIRED
     await invites.RevokeInvitation(pb.RevokeInvitationRequest(organization="acme", id=i2), metadata=as_user("alice"))

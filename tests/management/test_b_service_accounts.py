@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import inspect, select, text, update
+from sqlalchemy import bindparam, inspect, select, text, update
 
 from orgauthz.api.server import App
 from orgauthz.store.db import utcnow
@@ -22,6 +22,11 @@ from orgauthz.v1 import management_pb2_grpc as mpb_grpc
 from orgauthz.v1 import service_accounts_pb2 as pb
 from orgauthz.v1 import service_accounts_pb2_grpc as pb_grpc
 from tests.conftest import seed
+from tests.support.store import commit_rows
+
+# Keys aged by a test instead of waited for.
+_AGE_REVOKED = update(ApiKey).where(ApiKey.revoked_at.is_not(None)).values(revoked_at=bindparam("at"))
+_AGE_EXPIRING = update(ApiKey).where(ApiKey.expires_at.is_not(None)).values(expires_at=bindparam("at"))
 
 ORG: dict[str, Any] = {
     "id": "acme",
@@ -150,10 +155,7 @@ async def test_r13_rotation_grace_period(app: App, sas, authz) -> None:
     assert await auth_code(authz, second) == grpc.StatusCode.OK
     assert len(rot.service_account.keys) == 2
     # The grace period ends (moved into the past rather than waited for).
-    with app.db.write("acme", "test.grace-over") as w:
-        w.session.execute(
-            update(ApiKey).where(ApiKey.revoked_at.is_not(None)).values(revoked_at=utcnow() - timedelta(seconds=1))
-        )
+    await commit_rows(app.db, "acme", "test.grace-over", (_AGE_REVOKED, {"at": utcnow() - timedelta(seconds=1)}))
     assert await auth_code(authz, first) == grpc.StatusCode.UNAUTHENTICATED
     # Default: no grace, the old key stops at once.
     third = (
@@ -221,10 +223,7 @@ async def test_r14_authenticate_unknown_expired_revoked(app: App, sas, authz) ->
     await sas.RotateServiceAccountKey(
         pb.RotateServiceAccountKeyRequest(organization="acme", id="revoked"), metadata=as_user("alice")
     )
-    with app.db.write("acme", "test.expire") as w:
-        w.session.execute(
-            update(ApiKey).where(ApiKey.expires_at.is_not(None)).values(expires_at=utcnow() - timedelta(seconds=1))
-        )
+    await commit_rows(app.db, "acme", "test.expire", (_AGE_EXPIRING, {"at": utcnow() - timedelta(seconds=1)}))
     assert await auth_code(authz, live) == grpc.StatusCode.OK
     unknown = "pnb_" + "Z" * 40
     for key in (expiring, revoked, unknown, live[:-1], live + "x", "pnu_" + live[4:], "", "x" * 5000):

@@ -11,7 +11,7 @@ import yaml
 from orgauthz.api.server import App
 from orgauthz.cli import main
 from orgauthz.domain.policy import PolicySet
-from orgauthz.store.db import Database
+from orgauthz.store.db import open_store
 from tests.conftest import seed
 
 DEMO = yaml.safe_load((Path(__file__).parents[2] / "examples" / "demo.yaml").read_text())
@@ -22,7 +22,7 @@ def demo_url(tmp_path: Path, sqlite_template: Path, policy: PolicySet) -> str:
     path = tmp_path / "demo.db"
     path.write_bytes(sqlite_template.read_bytes())
     url = f"sqlite:///{path}"
-    db = Database(url)
+    db = open_store(url)
     seed(db, policy, DEMO)
     db.dispose()
     return url

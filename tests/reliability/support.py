@@ -22,7 +22,7 @@ from google.protobuf.descriptor import Descriptor, MethodDescriptor
 from sqlalchemy import inspect, text
 
 import orgauthz.v1 as v1
-from orgauthz.store.db import Database
+from orgauthz.store.base import Store
 
 SCALE = max(1, int(os.environ.get("ORGAUTHZ_TEST_SCALE", "1")))
 C = grpc.StatusCode
@@ -119,7 +119,7 @@ async def call(
 # -- the store's fingerprint -----------------------------------------------------------------
 
 
-def table_rows(db: Database, *, org_ids: set[str] | None = None) -> dict[str, list[str]]:
+def table_rows(db: Store, *, org_ids: set[str] | None = None) -> dict[str, list[str]]:
     """Every row of every table, as sorted reprs; with ``org_ids``, only rows that name one of them."""
     out: dict[str, list[str]] = {}
     with db.engine.connect() as conn:
@@ -131,7 +131,7 @@ def table_rows(db: Database, *, org_ids: set[str] | None = None) -> dict[str, li
     return out
 
 
-def fingerprint(db: Database, *, org_ids: set[str] | None = None) -> tuple[int, str]:
+def fingerprint(db: Store, *, org_ids: set[str] | None = None) -> tuple[int, str]:
     """(head revision, SHA-256 over all tables): equal before and after means nothing changed."""
     rows = table_rows(db, org_ids=org_ids)
     with db.engine.connect() as conn:
@@ -144,7 +144,7 @@ def fingerprint(db: Database, *, org_ids: set[str] | None = None) -> tuple[int, 
     return int(head), digest.hexdigest()
 
 
-def dump(db: Database) -> str:
+def dump(db: Store) -> str:
     return "\n".join(f"{t}: {r}" for t, rows in table_rows(db).items() for r in rows)
 
 

@@ -31,7 +31,7 @@ from hypothesis.strategies import DataObject
 
 from orgauthz.api.server import App
 from orgauthz.domain.policy import PolicySet
-from orgauthz.store.db import Database
+from orgauthz.store.base import Store
 from tests.conftest import settings_for
 from tests.reliability import fuzz
 from tests.reliability.support import (
@@ -454,7 +454,7 @@ def test_s4_text_rule_refuses_every_control_format_and_separator_code_point() ->
     ids=["org-name", "workspace-name", "service-account-name", "role-name", "role-description", "member-email"],
 )
 def test_s4_import_refuses_control_and_invisible_formatting_characters(
-    db: Database, policy: PolicySet, path: str, edit: Callable[[dict[str, Any], str], None]
+    db: Store, policy: PolicySet, path: str, edit: Callable[[dict[str, Any], str], None]
 ) -> None:
     """``orgauthz import`` holds its text fields to the same rule, naming the path; nothing is written."""
     from orgauthz.errors import InvalidArgument

@@ -61,7 +61,7 @@ def pg_db(pg: PgCluster, policy: PolicySet) -> Iterator[str]:
     name = f"faults{next(_n)}"
     pg.psql(f"CREATE DATABASE {name} TEMPLATE orgauthz_template")
     url = pg.url(name)
-    app_db = __import__("orgauthz.store.db", fromlist=["Database"]).Database(url)
+    app_db = __import__("orgauthz.store.db", fromlist=["open_store"]).open_store(url)
     import_document(app_db, policy, {"organizations": [ORG]})
     app_db.dispose()
     yield url
@@ -183,7 +183,7 @@ async def test_s3_writing_replica_killed_mid_write_loses_no_acknowledged_write(p
         await asyncio.sleep(1.5)
         a.kill()  # SIGKILL with writes in flight
         await asyncio.gather(*tasks)
-    db = __import__("orgauthz.store.db", fromlist=["Database"]).Database(pg_db)
+    db = __import__("orgauthz.store.db", fromlist=["open_store"]).open_store(pg_db)
     try:
         with db.read() as s:
             stored = {

@@ -13,7 +13,7 @@ import grpc
 from aiosmtpd.controller import Controller
 
 from orgauthz.api.server import App
-from orgauthz.store.db import Database
+from orgauthz.store.db import open_store
 from orgauthz.v1 import authorization_pb2 as apb
 from orgauthz.v1 import authorization_pb2_grpc as apbg
 from orgauthz.v1 import invitations_pb2 as ipb
@@ -70,7 +70,7 @@ async def test_r12_r14_secrets_never_at_rest_in_logs_errors_or_audit(pg_db: str,
                     errors.append(exc.details() or "")
         secrets += wrong
     r.stop()
-    db = Database(pg_db)
+    db = open_store(pg_db)
     try:
         stored = dump(db)
     finally:

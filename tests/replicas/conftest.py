@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from orgauthz.domain.policy import PolicySet
-from orgauthz.store.db import Database
+from orgauthz.store.db import open_store
 from orgauthz.store.importer import import_document
 from tests.replicas.harness import SEED, Replica
 from tests.support.services import PgCluster, pg_cluster
@@ -23,7 +23,7 @@ _names = itertools.count()
 
 
 def seed_database(url: str, policy: PolicySet) -> int:
-    db = Database(url)
+    db = open_store(url)
     try:
         return import_document(db, policy, SEED).revision
     finally:
@@ -46,7 +46,7 @@ def own_pg(policy: PolicySet) -> Iterator[tuple[PgCluster, str, int]]:
     with pg_cluster() as cluster:
         cluster.psql("CREATE DATABASE orgauthz")
         url = cluster.url("orgauthz")
-        db = Database(url)
+        db = open_store(url)
         db.migrate()
         db.dispose()
         yield cluster, url, seed_database(url, policy)

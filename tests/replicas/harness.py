@@ -27,12 +27,14 @@ from typing import Any
 import grpc
 import redis as sync_redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from orgauthz.domain import lines as L
 from orgauthz.engine.pubsub import CHANNEL
 from orgauthz.errors import Unavailable
-from orgauthz.store.db import Database
+from orgauthz.store import base as store
+from orgauthz.store.base import Decision, Locked, Read
+from orgauthz.store.db import blocking, open_store
 from orgauthz.store.models import WorkspaceGrant
 from orgauthz.v1 import authorization_pb2 as pb
 from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
@@ -41,6 +43,9 @@ from orgauthz.v1 import management_pb2_grpc as mpb_grpc
 from tests.support.services import free_port
 
 ORG = "acme"
+_GRANT = select(WorkspaceGrant.role).where(
+    WorkspaceGrant.workspace_id == bindparam("ws"), WorkspaceGrant.subject == bindparam("subject")
+)
 ADMIN = "user:admin"
 USERS = [f"u{i}" for i in range(24)]
 WORKSPACES = [f"w{i}" for i in range(4)]
@@ -327,7 +332,7 @@ class Writer:
         org: str = ORG,
         actor: str = ADMIN,
     ) -> None:
-        self.db = Database(database_url)
+        self.db = open_store(database_url)
         self.org = org
         self.actor = actor
         self.redis_url = redis_url
@@ -378,18 +383,31 @@ class Writer:
 
     def _via_store(self, user: str, ws: str, before: str | None, role: str | None) -> int:
         subject = f"user:{user}"
-        with self.db.write(self.org, "workspace_access.set") as w:
-            row = w.session.get(WorkspaceGrant, (ws, subject))
-            if row is not None:
-                w.change.remove.append(L.grant_line(subject, ws, row.role))
-                w.session.delete(row)
-                w.session.flush()
+
+        def decide(at: Locked) -> Decision[None]:
+            decision: Decision[None] = Decision(None, change=at.change())
+            assert decision.change is not None
+            for row in at["grant"]:
+                decision.writes.append(store.delete(WorkspaceGrant, workspace_id=ws, subject=subject))
+                decision.change.remove.append(L.grant_line(subject, ws, row.role))
             if role is not None:
-                w.session.add(
-                    WorkspaceGrant(workspace_id=ws, subject=subject, org_id=self.org, role=role, created_at=w.now)
+                decision.writes.append(
+                    store.insert(
+                        WorkspaceGrant,
+                        {
+                            "workspace_id": ws,
+                            "subject": subject,
+                            "org_id": self.org,
+                            "role": role,
+                            "created_at": at.now,
+                        },
+                    )
                 )
-                w.change.add.append(L.grant_line(subject, ws, role))
-            return w.revision
+                decision.change.add.append(L.grant_line(subject, ws, role))
+            return decision
+
+        reads: dict[str, Read] = {"grant": (_GRANT, {"ws": ws, "subject": subject})}
+        return blocking(self.db, lambda: self.db.commit(self.org, "workspace_access.set", reads, decide)).revision
 
     def _publish(self, revision: int) -> None:
         with contextlib.suppress(sync_redis.RedisError, OSError):

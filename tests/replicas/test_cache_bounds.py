@@ -25,7 +25,7 @@ from orgauthz.api.server import App
 from orgauthz.cache.memory import MemoryCache
 from orgauthz.cache.redis import RedisDecisionCache, RedisLink
 from orgauthz.domain.policy import PolicySet
-from orgauthz.store.db import Database
+from orgauthz.store.db import open_store
 from orgauthz.v1 import authorization_pb2 as pb
 from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
 from tests.conftest import seed, settings_for
@@ -72,7 +72,7 @@ def stranger_questions(org: str, n: int, start: int = 0) -> list[pb.CheckRequest
 async def serving(
     store_url: str, policy: PolicySet, orgs: list[str], **settings: Any
 ) -> AsyncIterator[tuple[App, pb_grpc.AuthorizationServiceStub]]:
-    db = Database(store_url)
+    db = open_store(store_url)
     seed(db, policy, {"organizations": [organization(o) for o in orgs]})
     db.dispose()
     # A loaded test machine can stall the loop past the default 0.25 s: a Redis timeout is

@@ -11,17 +11,18 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import delete
 
 from orgauthz.cache.redis import RedisDecisionCache, RedisLink, policy_digest
 from orgauthz.engine.authorizer import Decision, EngineAuthorizer
 from orgauthz.engine.engine import Engine, Target
 from orgauthz.engine.feed import ChangeFeed
 from orgauthz.engine.redis_authorizer import RedisCachingAuthorizer
+from orgauthz.store import base as store
 from orgauthz.store import snapshots
-from orgauthz.store.db import Database
+from orgauthz.store.db import open_store
 from orgauthz.store.models import Change
 from tests.replicas.harness import ORG, Writer
+from tests.support.store import commit_rows
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -41,7 +42,7 @@ class Counting:
 @pytest.fixture
 async def engine(replica_db, policy):
     url, _ = replica_db
-    db = Database(url)
+    db = open_store(url)
     eng = Engine(policy, db)
     await eng.start()
     yield eng
@@ -135,8 +136,8 @@ async def test_s3_gap_in_revisions_rereads_the_index(engine, replica_db) -> None
         assert await engine.ensure_loaded(ORG)
         first = await writer.set_role("u4", "w2", None, "Developer")
         await writer.set_role("u4", "w2", "Developer", "Viewer")
-        with writer.db.write(ORG, "test.prune") as w:  # changes pruned under the replica
-            w.session.execute(delete(Change).where(Change.revision == first))
+        # changes pruned under the replica
+        await commit_rows(writer.db, ORG, "test.prune", store.delete(Change, revision=first))
         await feed.poll()
         assert engine.reloads == 1
         assert await engine.ensure_loaded(ORG)
@@ -163,7 +164,7 @@ async def test_s3_a_redis_hit_for_an_unloaded_organization_loads_it_in_the_backg
         assert (await warm.check("user:u1", target, "see_flows", explain=False)).allowed
         await shared.flush()
         # A fresh replica on the same store, with nothing loaded.
-        fresh_db = Database(replica_db[0])
+        fresh_db = open_store(replica_db[0])
         fresh = Engine(policy, fresh_db)
         await fresh.start()
         try:

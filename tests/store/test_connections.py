@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from orgauthz.domain.policy import PolicySet
 from orgauthz.errors import AlreadyExists
-from orgauthz.store.db import Database
+from orgauthz.store.base import Store
+from orgauthz.store.db import open_store
 from orgauthz.store.importer import import_document
 from orgauthz.store.models import Workspace
 from tests.store.test_contract import ACME, doc, revisions
@@ -25,17 +26,17 @@ _n = itertools.count()
 
 
 @pytest.fixture
-def pg_store(pg: PgCluster, policy: PolicySet) -> Iterator[tuple[PgCluster, str, Database]]:
+def pg_store(pg: PgCluster, policy: PolicySet) -> Iterator[tuple[PgCluster, str, Store]]:
     name = f"conns{next(_n)}"
     pg.psql(f"CREATE DATABASE {name} TEMPLATE orgauthz_template")
-    db = Database(pg.url(name))
+    db = open_store(pg.url(name))
     import_document(db, policy, doc(ACME))
     yield pg, name, db
     db.dispose()
     pg.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def _add_workspace(db: Database, ws_id: str) -> None:
+def _add_workspace(db: Store, ws_id: str) -> None:
     with db.write("acme", "test.workspace") as w:
         w.session.add(Workspace(id=ws_id, org_id="acme", handle=ws_id, name=ws_id, created_at=w.now))
 
@@ -49,7 +50,7 @@ def _end_every_session(pg: PgCluster, name: str) -> int:
 
 
 def test_writes_and_reads_survive_every_pooled_connection_dying(
-    pg_store: tuple[PgCluster, str, Database],
+    pg_store: tuple[PgCluster, str, Store],
 ) -> None:
     pg, name, db = pg_store
     # Writers in parallel leave several connections in the pool (they queue on the lock).
@@ -69,7 +70,7 @@ def test_writes_and_reads_survive_every_pooled_connection_dying(
 
 
 def test_a_write_hands_its_connection_back_to_the_pool_out_of_pipeline_mode(
-    pg_store: tuple[PgCluster, str, Database],
+    pg_store: tuple[PgCluster, str, Store],
 ) -> None:
     """A connection returned to the pool inside an open pipeline was taken by a concurrent
     write while the first one still had to leave the pipeline: psycopg's check on leaving it

@@ -20,7 +20,7 @@ from orgauthz.domain.lines import OrgSnapshot
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, RoleDef
 from orgauthz.errors import AlreadyExists, InvalidArgument, LimitExceeded
 from orgauthz.store import snapshots
-from orgauthz.store.db import Database
+from orgauthz.store.base import Store
 from orgauthz.store.importer import import_document
 from orgauthz.store.models import Change, Invitation, Organization, User, Workspace
 
@@ -108,7 +108,7 @@ def expected_snapshot(org: dict[str, Any]) -> OrgSnapshot:
     )
 
 
-def loaded(db: Database, org_id: str) -> tuple[OrgSnapshot, int]:
+def loaded(db: Store, org_id: str) -> tuple[OrgSnapshot, int]:
     got = snapshots.load_org(db, org_id)
     assert got is not None
     snap, org_rev = got
@@ -116,11 +116,11 @@ def loaded(db: Database, org_id: str) -> tuple[OrgSnapshot, int]:
     return snap, org_rev
 
 
-def revisions(db: Database) -> list[int]:
+def revisions(db: Store) -> list[int]:
     return [e.revision for e in snapshots.changes_since(db, 0, limit=100_000)]
 
 
-def touch(db: Database, org_id: str, kind: str = "test.touched", **change: Any) -> int:
+def touch(db: Store, org_id: str, kind: str = "test.touched", **change: Any) -> int:
     """A minimal write: renames the organization; returns the revision it committed."""
     with db.write(org_id, kind) as w:
         w.session.execute(update(Organization).where(Organization.id == org_id).values(name=f"r{w.revision}"))
@@ -132,7 +132,7 @@ def touch(db: Database, org_id: str, kind: str = "test.touched", **change: Any) 
 # -- import round trip -------------------------------------------------------------------------
 
 
-def test_import_round_trip(db: Database, policy: PolicySet) -> None:
+def test_import_round_trip(db: Store, policy: PolicySet) -> None:
     result = import_document(db, policy, doc(ACME, GLOBEX))
     assert result.organizations == 2
     assert result.revision == 2
@@ -162,7 +162,7 @@ def test_import_round_trip(db: Database, policy: PolicySet) -> None:
         )
 
 
-def test_reimport_replaces_the_organization_and_records_what_changed(db: Database, policy: PolicySet) -> None:
+def test_reimport_replaces_the_organization_and_records_what_changed(db: Store, policy: PolicySet) -> None:
     import_document(db, policy, doc(ACME, GLOBEX))
     changed = copy.deepcopy(ACME)
     changed["workspaces"] = [changed["workspaces"][0], {"id": "acme-new", "handle": "new", "default_role": "Runner"}]
@@ -194,7 +194,7 @@ def test_reimport_replaces_the_organization_and_records_what_changed(db: Databas
 # -- revisions ---------------------------------------------------------------------------------
 
 
-def test_revisions_strictly_increase_and_are_contiguous(db: Database, policy: PolicySet) -> None:
+def test_revisions_strictly_increase_and_are_contiguous(db: Store, policy: PolicySet) -> None:
     assert snapshots.head_revision(db) == 0
     assert revisions(db) == []
     import_document(db, policy, doc(ACME, GLOBEX))
@@ -208,7 +208,7 @@ def test_revisions_strictly_increase_and_are_contiguous(db: Database, policy: Po
     assert index.revision == 5
 
 
-def test_changes_since_orders_and_filters(db: Database, policy: PolicySet) -> None:
+def test_changes_since_orders_and_filters(db: Store, policy: PolicySet) -> None:
     import_document(db, policy, doc(ACME, GLOBEX))  # 1 acme, 2 globex
     line = ("g", "user:bob", "role:Owner", "ws:acme-prod")
     touch(db, "acme", "access.granted", add=[line])  # 3
@@ -234,7 +234,7 @@ def test_changes_since_orders_and_filters(db: Database, policy: PolicySet) -> No
     assert by_rev[4].org_id == "globex"
 
 
-def test_load_index(db: Database, policy: PolicySet) -> None:
+def test_load_index(db: Store, policy: PolicySet) -> None:
     empty = snapshots.load_index(db)
     assert (empty.revision, empty.workspace_org, empty.org_revision) == (0, {}, {})
     import_document(db, policy, doc(ACME, GLOBEX))
@@ -249,7 +249,7 @@ def test_load_index(db: Database, policy: PolicySet) -> None:
     assert index.org_revision == {"acme": 1, "globex": 2}
 
 
-def test_orgs_of_subject(db: Database, policy: PolicySet) -> None:
+def test_orgs_of_subject(db: Store, policy: PolicySet) -> None:
     import_document(db, policy, doc(ACME, GLOBEX))
     assert snapshots.orgs_of_subject(db, "user", "bob") == ["acme", "globex"]
     assert snapshots.orgs_of_subject(db, "user", "alice") == ["acme"]
@@ -261,7 +261,7 @@ def test_orgs_of_subject(db: Database, policy: PolicySet) -> None:
 # -- atomicity -----------------------------------------------------------------------------------
 
 
-def _counts(db: Database) -> tuple[int, int, int]:
+def _counts(db: Store) -> tuple[int, int, int]:
     with db.read() as s:
         return (
             int(s.scalar(select(func.count()).select_from(Change)) or 0),
@@ -274,7 +274,7 @@ class Boom(Exception):
     pass
 
 
-def test_a_write_that_raises_commits_nothing(db: Database, policy: PolicySet) -> None:
+def test_a_write_that_raises_commits_nothing(db: Store, policy: PolicySet) -> None:
     import_document(db, policy, doc(ACME))
     before = _counts(db)
 
@@ -298,7 +298,7 @@ def test_a_write_that_raises_commits_nothing(db: Database, policy: PolicySet) ->
     assert touch(db, "acme") == 2
 
 
-def test_a_unique_violation_is_already_exists_and_commits_nothing(db: Database, policy: PolicySet) -> None:
+def test_a_unique_violation_is_already_exists_and_commits_nothing(db: Store, policy: PolicySet) -> None:
     import_document(db, policy, doc(ACME, GLOBEX))
     before = _counts(db)
 
@@ -322,7 +322,7 @@ def test_a_unique_violation_is_already_exists_and_commits_nothing(db: Database, 
     assert revisions(db) == [1, 2]
 
 
-def test_a_violation_found_at_commit_leaves_no_broken_connection_behind(db: Database, policy: PolicySet) -> None:
+def test_a_violation_found_at_commit_leaves_no_broken_connection_behind(db: Store, policy: PolicySet) -> None:
     """On PostgreSQL the insert, the bookkeeping and the COMMIT travel together; a uniqueness
     violation answered there must not leave a connection mid-protocol in the pool."""
     import_document(db, policy, doc(ACME, GLOBEX))
@@ -342,7 +342,7 @@ def test_a_violation_found_at_commit_leaves_no_broken_connection_behind(db: Data
         assert s.get(Organization, "globex").name != "G11"  # type: ignore[union-attr]
 
 
-def test_concurrent_writers_get_distinct_contiguous_revisions(db: Database, policy: PolicySet) -> None:
+def test_concurrent_writers_get_distinct_contiguous_revisions(db: Store, policy: PolicySet) -> None:
     import_document(db, policy, doc(ACME, GLOBEX))
     threads, per_thread = 6, 5
     got: list[list[int]] = [[] for _ in range(threads)]
@@ -436,7 +436,7 @@ BAD_DOCUMENTS = [
 ]
 
 
-def _refusals(db: Database, policy: PolicySet, table: list[tuple[str, Any, str]]) -> list[Any]:
+def _refusals(db: Store, policy: PolicySet, table: list[tuple[str, Any, str]]) -> list[Any]:
     """Imports each bad document; returns the cases not refused with their own path."""
     wrong = []
     for path, value, named in table:
@@ -453,7 +453,7 @@ def _refusals(db: Database, policy: PolicySet, table: list[tuple[str, Any, str]]
 
 
 # One database per backend for the whole table: the checks run before any write.
-def test_importer_rejects_a_bad_document_naming_the_path_and_writes_nothing(db: Database, policy: PolicySet) -> None:
+def test_importer_rejects_a_bad_document_naming_the_path_and_writes_nothing(db: Store, policy: PolicySet) -> None:
     assert _refusals(db, policy, BAD_DOCUMENTS) == []
     assert _counts(db) == (0, 0, 0)
 
@@ -470,7 +470,7 @@ MALFORMED = [
 ]
 
 
-def test_importer_rejects_malformed_shapes_naming_the_path(db: Database, policy: PolicySet) -> None:
+def test_importer_rejects_malformed_shapes_naming_the_path(db: Store, policy: PolicySet) -> None:
     assert _refusals(db, policy, MALFORMED) == []
     assert _counts(db) == (0, 0, 0)
 
@@ -486,7 +486,7 @@ DUPLICATES = [
 ]
 
 
-def test_importer_rejects_duplicates_within_the_document_and_writes_nothing(db: Database, policy: PolicySet) -> None:
+def test_importer_rejects_duplicates_within_the_document_and_writes_nothing(db: Store, policy: PolicySet) -> None:
     assert _refusals(db, policy, DUPLICATES) == []
     assert _counts(db) == (0, 0, 0)
 
@@ -516,7 +516,7 @@ INITECH: dict[str, Any] = {
     ids=["workspace", "handle", "service-account", "custom-role"],
 )
 def test_importer_refuses_what_another_organization_holds_and_writes_nothing(
-    db: Database, policy: PolicySet, thief: dict[str, Any], named: str
+    db: Store, policy: PolicySet, thief: dict[str, Any], named: str
 ) -> None:
     """Organizations are written one at a time: Initech, first in the document, would be
     imported before the store refused Globex's id. Nothing is written, and the path is named."""
@@ -529,7 +529,7 @@ def test_importer_refuses_what_another_organization_holds_and_writes_nothing(
 
 
 def test_importer_moves_an_id_to_an_organization_imported_after_the_one_giving_it_up(
-    db: Database, policy: PolicySet
+    db: Store, policy: PolicySet
 ) -> None:
     import_document(db, policy, doc(ACME))
     acme = copy.deepcopy(ACME)
@@ -547,7 +547,7 @@ def test_importer_moves_an_id_to_an_organization_imported_after_the_one_giving_i
     }
 
 
-def test_importer_takes_ids_yaml_reads_as_numbers(db: Database, policy: PolicySet) -> None:
+def test_importer_takes_ids_yaml_reads_as_numbers(db: Store, policy: PolicySet) -> None:
     """``id: 123`` is the id "123" (YAML gives an int), written and checked as such, and
     importing the same document again replaces the organization."""
     numeric = {
@@ -580,7 +580,7 @@ def test_importer_takes_ids_yaml_reads_as_numbers(db: Database, policy: PolicySe
     ids=["members", "service-accounts", "workspaces"],
 )
 def test_r10_importer_refuses_a_document_over_its_own_limits_and_writes_nothing(
-    db: Database, policy: PolicySet, limits: dict[str, int], named: str
+    db: Store, policy: PolicySet, limits: dict[str, int], named: str
 ) -> None:
     """Acme has 3 members, 2 service accounts and 3 workspaces: one over each limit here."""
     with pytest.raises(InvalidArgument) as refused:
@@ -589,7 +589,7 @@ def test_r10_importer_refuses_a_document_over_its_own_limits_and_writes_nothing(
     assert _counts(db) == (0, 0, 0)
 
 
-def test_r10_importer_counts_the_pending_invitations_it_keeps(db: Database, policy: PolicySet) -> None:
+def test_r10_importer_counts_the_pending_invitations_it_keeps(db: Store, policy: PolicySet) -> None:
     """Members plus pending invitations count (R10): an organization keeps its invitations
     across a re-import, so a re-import that would overfill it is refused whole."""
     import_document(db, policy, doc(ACME))

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import inspect
 
-from orgauthz.store.db import Database
+from orgauthz.store.db import open_store
 from tests.support.services import PgCluster
 
 _n = itertools.count()
@@ -19,7 +19,7 @@ def test_concurrent_migrations_on_an_empty_database_all_succeed(pg: PgCluster) -
     name = f"migrate_race_{next(_n)}"
     pg.psql(f"CREATE DATABASE {name}")
     # lock_timeout: a regression fails within seconds instead of waiting on a lock forever.
-    dbs = [Database(pg.url(name) + "?options=-c%20lock_timeout%3D20000") for _ in range(4)]
+    dbs = [open_store(pg.url(name) + "?options=-c%20lock_timeout%3D20000") for _ in range(4)]
     try:
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(lambda db: db.migrate(), dbs))  # raises if any replica failed
@@ -36,7 +36,7 @@ def test_the_newest_schema_has_no_write_expectation_function(pg: PgCluster) -> N
     """Migration 0003 drops migration 0002's orgauthz_expect: no write path calls it."""
     name = f"migrate_expect_{next(_n)}"
     pg.psql(f"CREATE DATABASE {name}")
-    db = Database(pg.url(name))
+    db = open_store(pg.url(name))
     try:
         db.migrate()
         with db.engine.connect() as conn:

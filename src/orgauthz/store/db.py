@@ -3,11 +3,13 @@ bookkeeping every commit writes. :func:`open_store` picks the implementation for
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Engine, Table, bindparam, create_engine, insert, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -18,7 +20,8 @@ from orgauthz.errors import Unavailable
 from orgauthz.store.base import AnySelect, Decision, Locked, Store, Write, as_utc, utcnow
 from orgauthz.store.models import AuditEvent, Change, Organization
 
-__all__ = ["SqlStore", "as_utc", "open_store", "utcnow"]
+__all__ = ["SqlStore", "as_utc", "blocking", "open_store", "utcnow"]
+T = TypeVar("T")
 
 _MIGRATE_LOCK_KEY = 0x6F7B  # pg_advisory_xact_lock key serializing migrations
 # Driver rows fetched per part, and the pause after a full one (see SqlStore.driver_rows).
@@ -120,6 +123,21 @@ class SqlStore:
 
     async def aclose(self) -> None:
         return None
+
+
+def blocking(store: Store, work: Callable[[], Awaitable[T]]) -> T:
+    """Runs ``work()`` (store commits) to the end from synchronous code: on an event loop of
+    its own, in a thread of its own (so it may be called from a thread running a loop), with
+    that loop's store connection closed at the end. The importer and the CLIs use it."""
+
+    async def run() -> T:
+        try:
+            return await work()
+        finally:
+            await store.aclose()
+
+    with ThreadPoolExecutor(1, thread_name_prefix="orgauthz-store") as pool:
+        return pool.submit(asyncio.run, run()).result()
 
 
 def locked(org_id: str, kind: str, head: int, rows: Mapping[str, Any]) -> Locked:

@@ -10,9 +10,7 @@ path (``organizations[0].workspaces[2].access[1].role``).
 
 from __future__ import annotations
 
-import asyncio
 import copy
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +21,7 @@ from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet
 from orgauthz.errors import InvalidArgument
 from orgauthz.store import base as store
 from orgauthz.store.base import Decide, Decision, Locked, Read, Store, Write, utcnow
+from orgauthz.store.db import blocking
 from orgauthz.store.models import (
     CustomRole,
     Invitation,
@@ -173,16 +172,11 @@ def import_document(db: Store, policy: PolicySet, doc: dict[str, Any]) -> Import
 
     async def commits() -> int:
         revision = 0
-        try:
-            for org in orgs:
-                revision = (await db.commit(org["id"], "organization.imported", _reads(org), _replacing(org))).result
-        finally:
-            await db.aclose()
+        for org in orgs:
+            revision = (await db.commit(org["id"], "organization.imported", _reads(org), _replacing(org))).result
         return revision
 
-    with ThreadPoolExecutor(1, thread_name_prefix="orgauthz-import") as pool:
-        revision = pool.submit(asyncio.run, commits()).result()
-    return ImportResult(organizations=len(orgs), revision=revision)
+    return ImportResult(organizations=len(orgs), revision=blocking(db, commits))
 
 
 # What the store keeps unique across organizations, and where the document names it.

@@ -1,0 +1,29 @@
+"""Writes tests make straight to a store (to age a row, prune ``changes``...), through the
+one commit primitive every write of the service takes."""
+
+from __future__ import annotations
+
+from orgauthz.domain.changes import ChangeSet
+from orgauthz.domain.lines import Line
+from orgauthz.store.base import Committed, Decision, Locked, Store, Write
+from orgauthz.store.db import blocking
+
+
+async def commit_rows(
+    store: Store, org: str, kind: str, *writes: Write, add: tuple[Line, ...] = (), remove: tuple[Line, ...] = ()
+) -> Committed[None]:
+    """Commits ``writes`` as one write of ``org`` (a revision of its own), with the lines
+    it adds and removes as its change set."""
+
+    def decide(at: Locked) -> Decision[None]:
+        return Decision(None, writes=list(writes), change=at.change(add=list(add), remove=list(remove)))
+
+    return await store.commit(org, kind, {}, decide)
+
+
+def commit_rows_now(
+    store: Store, org: str, kind: str, *writes: Write, add: tuple[Line, ...] = (), remove: tuple[Line, ...] = ()
+) -> tuple[int, ChangeSet]:
+    """:func:`commit_rows` from synchronous code; returns the revision and the change set."""
+    done = blocking(store, lambda: commit_rows(store, org, kind, *writes, add=add, remove=remove))
+    return done.revision, done.change
