@@ -239,3 +239,29 @@ def test_r28_only_owners_and_admins_author_custom_roles(actor, allowed) -> None:
     else:
         with pytest.raises(PermissionDenied, match="R28"):
             rules.check_role_author(actor)
+
+
+@pytest.mark.parametrize(("in_org", "allowed"), [(True, True), (False, False)])
+def test_r16_only_the_organizations_members_and_service_accounts_get_workspace_roles(in_org, allowed) -> None:
+    if allowed:
+        rules.check_grantee("user:bob", in_org=in_org)
+    else:
+        with pytest.raises(FailedPrecondition, match="R16"):
+            rules.check_grantee("user:mallory", in_org=in_org)
+
+
+@pytest.mark.parametrize(
+    ("uses", "allowed"),
+    [
+        ({"members": 0, "workspace grants": 0}, True),
+        ({"members": 1, "workspace grants": 0}, False),
+        ({"members": 0, "pending invitations": 2}, False),
+        ({}, True),
+    ],
+)
+def test_r22_a_custom_role_in_use_is_not_deleted(uses, allowed) -> None:
+    if allowed:
+        rules.check_role_unused("auditor", uses)
+    else:
+        with pytest.raises(FailedPrecondition, match="in use"):
+            rules.check_role_unused("auditor", uses)

@@ -14,15 +14,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select
 
 from orgauthz.domain.lines import OrgSnapshot
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, RoleDef
 from orgauthz.errors import AlreadyExists, InvalidArgument, LimitExceeded
+from orgauthz.store import base as store
 from orgauthz.store import snapshots
-from orgauthz.store.base import Store
+from orgauthz.store.base import Decision, Locked, Store, Write
 from orgauthz.store.importer import import_document
 from orgauthz.store.models import Change, Invitation, Organization, User, Workspace
+from tests.support.store import commit_now, commit_rows_now
 
 ACME: dict[str, Any] = {
     "id": "acme",
@@ -116,17 +118,27 @@ def loaded(db: Store, org_id: str) -> tuple[OrgSnapshot, int]:
     return snap, org_rev
 
 
+_ORG = select(Organization.id).where(Organization.id == bindparam("org"))
+
+
+def _workspace(ws_id: str, handle: str, *, org: str = "globex") -> Write:
+    return store.insert(
+        Workspace, {"id": ws_id, "org_id": org, "handle": handle, "name": ws_id, "created_at": datetime.now(UTC)}
+    )
+
+
 def revisions(db: Store) -> list[int]:
     return [e.revision for e in snapshots.changes_since(db, 0, limit=100_000)]
 
 
 def touch(db: Store, org_id: str, kind: str = "test.touched", **change: Any) -> int:
     """A minimal write: renames the organization; returns the revision it committed."""
-    with db.write(org_id, kind) as w:
-        w.session.execute(update(Organization).where(Organization.id == org_id).values(name=f"r{w.revision}"))
-        for key, value in change.items():
-            setattr(w.change, key, value)
-        return w.revision
+
+    def decide(at: Locked) -> Decision[int]:
+        rename = store.update(Organization, {"id": org_id}, name=f"r{at.revision}")
+        return Decision(at.revision, writes=[rename], change=at.change(**change))
+
+    return commit_now(db, org_id, kind, decide).result
 
 
 # -- import round trip -------------------------------------------------------------------------
@@ -278,16 +290,23 @@ def test_a_write_that_raises_commits_nothing(db: Store, policy: PolicySet) -> No
     import_document(db, policy, doc(ACME))
     before = _counts(db)
 
-    def failing_write() -> None:
-        with db.write("acme", "test.failed") as w:
-            w.session.execute(update(Organization).where(Organization.id == "acme").values(name="changed"))
-            w.session.add(Workspace(id="half-made", org_id="acme", handle="half", name="half", created_at=w.now))
-            w.session.flush()
-            w.change.add = [("g", "user:bob", "role:Owner", "ws:half-made")]
-            raise Boom
+    def failing(at: Locked) -> Decision[None]:
+        assert at.one("org") is not None  # read under the lock
+        raise Boom
 
     with pytest.raises(Boom):
-        failing_write()
+        commit_now(db, "acme", "test.failed", failing, {"org": (_ORG, {"org": "acme"})})
+    # A decision whose last row fails in the database: its first rows are not kept either.
+    with pytest.raises(AlreadyExists):
+        commit_rows_now(
+            db,
+            "acme",
+            "test.failed",
+            store.update(Organization, {"id": "acme"}, name="changed"),
+            _workspace("half-made", "half", org="acme"),
+            _workspace("acme-prod", "other", org="acme"),  # taken
+            add=(("g", "user:bob", "role:Owner", "ws:half-made"),),
+        )
     assert _counts(db) == before
     assert revisions(db) == [1]
     with db.read() as s:
@@ -302,20 +321,16 @@ def test_a_unique_violation_is_already_exists_and_commits_nothing(db: Store, pol
     import_document(db, policy, doc(ACME, GLOBEX))
     before = _counts(db)
 
-    def add_workspace(ws_id: str, handle: str, *, flush: bool) -> None:
-        with db.write("globex", "test.duplicate") as w:
-            w.session.add(Workspace(id=ws_id, org_id="globex", handle=handle, name="x", created_at=w.now))
-            if flush:  # raised inside the body, or at commit
-                w.session.flush()
+    def add_workspace(ws_id: str, handle: str) -> None:
+        commit_rows_now(db, "globex", "test.duplicate", _workspace(ws_id, handle))
 
     def take_handle() -> None:
-        with db.write("globex", "test.duplicate") as w:
-            w.session.execute(update(Organization).where(Organization.id == "globex").values(handle="acme"))
+        commit_rows_now(db, "globex", "test.duplicate", store.update(Organization, {"id": "globex"}, handle="acme"))
 
     with pytest.raises(AlreadyExists):
-        add_workspace("acme-prod", "other", flush=True)  # id of another organization's workspace
+        add_workspace("acme-prod", "other")  # id of another organization's workspace
     with pytest.raises(AlreadyExists):
-        add_workspace("gx-2", "main", flush=False)  # handle taken in this organization
+        add_workspace("gx-2", "main")  # handle taken in this organization
     with pytest.raises(AlreadyExists):
         take_handle()
     assert _counts(db) == before
@@ -328,15 +343,13 @@ def test_a_violation_found_at_commit_leaves_no_broken_connection_behind(db: Stor
     import_document(db, policy, doc(ACME, GLOBEX))
 
     def duplicate(i: int) -> None:
-        with db.write("globex", "test.duplicate") as w:
-            w.session.execute(update(Organization).where(Organization.id == "globex").values(name=f"G{i}"))
-            w.session.add(Workspace(id=f"gx-{i}", org_id="globex", handle="main", name="x", created_at=w.now))
+        rename = store.update(Organization, {"id": "globex"}, name=f"G{i}")
+        commit_rows_now(db, "globex", "test.duplicate", rename, _workspace(f"gx-{i}", "main"))
 
     for i in range(12):
         with pytest.raises(AlreadyExists):
             duplicate(i)
-        with db.write("globex", "test.next") as w:
-            w.session.add(Workspace(id=f"gy-{i}", org_id="globex", handle=f"h{i}", name="y", created_at=w.now))
+        commit_rows_now(db, "globex", "test.next", _workspace(f"gy-{i}", f"h{i}"))
     assert revisions(db)[-1] == 2 + 12
     with db.read() as s:
         assert s.get(Organization, "globex").name != "G11"  # type: ignore[union-attr]
@@ -594,23 +607,23 @@ def test_r10_importer_counts_the_pending_invitations_it_keeps(db: Store, policy:
     across a re-import, so a re-import that would overfill it is refused whole."""
     import_document(db, policy, doc(ACME))
     now = datetime.now(UTC)
-    with db.write("acme", "test.invited") as w:
-        for i in range(2):
-            w.session.add(
-                Invitation(
-                    id=f"inv-{i}",
-                    org_id="acme",
-                    email=f"p{i}@acme.test",
-                    org_role="Member",
-                    status="pending",
-                    token_hash=f"h{i}",
-                    invited_by="user:alice",
-                    accepted_by=None,
-                    expires_at=now + timedelta(days=1),
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+    pending = [
+        {
+            "id": f"inv-{i}",
+            "org_id": "acme",
+            "email": f"p{i}@acme.test",
+            "org_role": "Member",
+            "status": "pending",
+            "token_hash": f"h{i}",
+            "invited_by": "user:alice",
+            "accepted_by": None,
+            "expires_at": now + timedelta(days=1),
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in range(2)
+    ]
+    commit_rows_now(db, "acme", "test.invited", store.insert(Invitation, pending))
     before = revisions(db)
     with pytest.raises(LimitExceeded):  # 3 members + 2 pending > 4
         import_document(db, policy, doc({**ACME, "limits": {"members": 4}}, GLOBEX))

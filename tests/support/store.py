@@ -3,10 +3,15 @@ one commit primitive every write of the service takes."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeVar
+
 from orgauthz.domain.changes import ChangeSet
 from orgauthz.domain.lines import Line
-from orgauthz.store.base import Committed, Decision, Locked, Store, Write
+from orgauthz.store.base import Committed, Decide, Decision, Locked, Read, Store, Write
 from orgauthz.store.db import blocking
+
+T = TypeVar("T")
 
 
 async def commit_rows(
@@ -27,3 +32,10 @@ def commit_rows_now(
     """:func:`commit_rows` from synchronous code; returns the revision and the change set."""
     done = blocking(store, lambda: commit_rows(store, org, kind, *writes, add=add, remove=remove))
     return done.revision, done.change
+
+
+def commit_now(
+    store: Store, org: str, kind: str, decide: Decide[T], reads: Mapping[str, Read] | None = None
+) -> Committed[T]:
+    """``store.commit`` from synchronous code (a thread of its own may call it)."""
+    return blocking(store, lambda: store.commit(org, kind, reads or {}, decide))

@@ -70,7 +70,7 @@ class InvitationServicer(pb_grpc.InvitationServiceServicer):  # type: ignore[mis
         self.nudge = nudge  # wakes the outbox sender after a write that queued mail
 
     def _ttl(self, seconds: int) -> int:
-        return inv.check_ttl("expires_in_seconds", seconds, self.mgmt.settings.invitation_ttl_s)
+        return inv.check_ttl("expires_in_seconds", seconds, self.mgmt.mail.invitation_ttl_s)
 
     @rpc
     async def CreateInvitations(

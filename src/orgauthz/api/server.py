@@ -32,7 +32,7 @@ from orgauthz.engine.engine import Engine
 from orgauthz.engine.feed import ChangeFeed
 from orgauthz.engine.replication import Replication
 from orgauthz.services.context import Management
-from orgauthz.services.outbox import OutboxSender
+from orgauthz.services.outbox import Mail, OutboxSender
 from orgauthz.services.service_accounts import KeyAuthenticator
 from orgauthz.store.base import Store
 from orgauthz.store.db import open_store
@@ -128,7 +128,7 @@ class App:
             *auth.server_options(),
         ]
         self.server = server = grpc.aio.server(options=options, interceptors=auth.interceptors_for(s))
-        self.management = Management(store=db, engine=engine, feed=feed, policy=policy, settings=s)
+        self.management = Management(store=db, engine=engine, feed=feed, policy=policy, mail=Mail.of(s))
         authorization.add_to_server(
             authorization.AuthorizationServicer(self.decisions, self.metrics, KeyAuthenticator(self.management)), server
         )

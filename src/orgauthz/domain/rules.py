@@ -74,6 +74,16 @@ def check_invitation_role(*, actor_role: str | None, role: str) -> None:
         raise PermissionDenied("only organization Admins may invite with the Admin role (R8)")
 
 
+# -- R16: workspace access --------------------------------------------------------------
+
+
+def check_grantee(subject: str, *, in_org: bool) -> None:
+    """R16: only members and service accounts of the workspace's organization can be given
+    a workspace role; someone outside it cannot be."""
+    if not in_org:
+        raise FailedPrecondition(f"{subject} is not a member or service account of the organization (R16)")
+
+
 # -- R28: no escalation ------------------------------------------------------------------
 
 

@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy import and_, bindparam, exists, select
 
 from orgauthz.domain import lines as L
+from orgauthz.domain import rules
 from orgauthz.domain.lines import Line
 from orgauthz.domain.policy import WORKSPACE
-from orgauthz.errors import AlreadyExists, FailedPrecondition, NotFound
+from orgauthz.errors import AlreadyExists, NotFound
 from orgauthz.services.context import Actor, Management, audit
 from orgauthz.services.roles import check_role_row, role_read
 from orgauthz.services.workspaces import find_workspace
@@ -126,8 +127,7 @@ async def grant(
         if not found:
             raise NotFound(f"workspace {workspace_id!r} not found")
         check_role_row(mgmt.policy, ws.org_id, role, WORKSPACE, "role", at.one("role"))
-        if not in_org:
-            raise FailedPrecondition(f"{subject} is not a member or service account of the organization (R16)")
+        rules.check_grantee(subject, in_org=in_org)
         if held:
             raise AlreadyExists(f"{subject} already has access to workspace {workspace_id!r}")
         row = {

@@ -12,9 +12,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from orgauthz.config import Settings
 from orgauthz.domain import lines as L
 from orgauthz.domain.changes import Audit
 from orgauthz.domain.policy import PolicySet
@@ -23,6 +22,9 @@ from orgauthz.engine.feed import ChangeFeed
 from orgauthz.engine.view import EngineView
 from orgauthz.errors import NotFound, PermissionDenied
 from orgauthz.store.base import Decide, Read, Store
+
+if TYPE_CHECKING:
+    from orgauthz.services.outbox import Mail
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -48,14 +50,12 @@ class Actor:
 class Management:
     """Shared by all management services; one per server."""
 
-    def __init__(
-        self, *, store: Store, engine: EngineView, feed: ChangeFeed, policy: PolicySet, settings: Settings
-    ) -> None:
+    def __init__(self, *, store: Store, engine: EngineView, feed: ChangeFeed, policy: PolicySet, mail: Mail) -> None:
         self.store = store
         self.engine = engine
         self.feed = feed
         self.policy = policy
-        self.settings = settings
+        self.mail = mail  # the part of the settings the services use
 
     # -- authorization ------------------------------------------------------------
 

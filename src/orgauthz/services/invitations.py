@@ -40,7 +40,7 @@ from orgauthz.errors import (
 from orgauthz.services import outbox
 from orgauthz.services import secrets as sec
 from orgauthz.services.context import Actor, Management, audit
-from orgauthz.services.roles import check_role_row, role_read
+from orgauthz.services.roles import check_role_found, check_role_row, role_read
 from orgauthz.store import base as store
 from orgauthz.store.base import Decision, Locked, Read, Write, as_utc, utcnow
 from orgauthz.store.models import CustomRole, Invitation, Membership, Organization, User
@@ -122,6 +122,8 @@ def check_ttl(field: str, seconds: int, default: int) -> int:
 
 async def _require_may_invite(mgmt: Management, actor: Actor, org_id: str, role: str) -> None:
     await mgmt.require(actor, org_id, "create:invitation")
+    if role in mgmt.policy.roles:  # a built-in role of another level is no organization role at all
+        check_role_found(mgmt.policy, org_id, role, ORGANIZATION, "org_role", (None, None))
     rules.check_invitation_role(actor_role=await mgmt.org_role_of(actor, org_id), role=role)
 
 
@@ -223,12 +225,10 @@ def _issue(
     returned when there is no SMTP ("" and no row otherwise), else queued in an email (R9)."""
     token = sec.new_token()
     hashed = sec.digest(token)
-    if not mgmt.settings.smtp_host:
+    if not mgmt.mail.enabled:
         return token, hashed, []
-    subject, body = outbox.invitation_mail(
-        mgmt.settings, org_name=org_name, role=role, token=token, expires_at=expires_at
-    )
-    mail = outbox.enqueue(mgmt.settings, kind=outbox.INVITATION, recipient=email, subject=subject, body=body, now=now)
+    subject, body = outbox.invitation_mail(mgmt.mail, org_name=org_name, role=role, token=token, expires_at=expires_at)
+    mail = outbox.enqueue(mgmt.mail, kind=outbox.INVITATION, recipient=email, subject=subject, body=body, now=now)
     return "", hashed, [mail]
 
 

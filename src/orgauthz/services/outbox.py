@@ -42,7 +42,26 @@ LEASE = timedelta(seconds=120)  # a claimed row is not taken by another sender t
 BATCH = 50
 
 
-def enqueue(settings: Settings, *, kind: str, recipient: str, subject: str, body: str, now: datetime) -> Write:
+@dataclass(frozen=True)
+class Mail:
+    """What writes that queue invitation email need of the settings (R9)."""
+
+    enabled: bool  # an SMTP server is set: tokens travel by email, not in the answer
+    secret_key: str  # seals bodies at rest
+    accept_url_template: str  # the accept link, ``{token}`` replaced
+    invitation_ttl_s: int  # an invitation's default expiry (R5)
+
+    @classmethod
+    def of(cls, settings: Settings) -> Mail:
+        return cls(
+            enabled=bool(settings.smtp_host),
+            secret_key=settings.secret_key,
+            accept_url_template=settings.accept_url_template,
+            invitation_ttl_s=settings.invitation_ttl_s,
+        )
+
+
+def enqueue(mail: Mail, *, kind: str, recipient: str, subject: str, body: str, now: datetime) -> Write:
     """One mail for a write's decision to insert (in the write's transaction), due at once;
     the body is sealed."""
     return store.insert(
@@ -51,7 +70,7 @@ def enqueue(settings: Settings, *, kind: str, recipient: str, subject: str, body
             "kind": kind,
             "recipient": recipient,
             "subject": subject,
-            "body": sec.seal(settings.secret_key, body),
+            "body": sec.seal(mail.secret_key, body),
             "attempts": 0,
             "next_attempt_at": now,
             "sent_at": None,
@@ -60,11 +79,9 @@ def enqueue(settings: Settings, *, kind: str, recipient: str, subject: str, body
     )
 
 
-def invitation_mail(
-    settings: Settings, *, org_name: str, role: str, token: str, expires_at: datetime
-) -> tuple[str, str]:
+def invitation_mail(mail: Mail, *, org_name: str, role: str, token: str, expires_at: datetime) -> tuple[str, str]:
     """Subject and body of an invitation email with its accept link."""
-    link = settings.accept_url_template.replace("{token}", token)
+    link = mail.accept_url_template.replace("{token}", token)
     subject = f"You are invited to join {org_name}"
     body = (
         f"You have been invited to join {org_name} with the role {role}.\n\n"
