@@ -12,13 +12,12 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from orgauthz.domain import lines as L
-from orgauthz.domain.changes import Audit
+from orgauthz.domain.changes import Audit, ChangeSet
 from orgauthz.domain.policy import PolicySet
 from orgauthz.engine.engine import Target
-from orgauthz.engine.feed import ChangeFeed
 from orgauthz.engine.view import EngineView
 from orgauthz.errors import NotFound, PermissionDenied
 from orgauthz.store.base import Decide, Read, Store
@@ -47,10 +46,17 @@ class Actor:
         return self.subject.partition(":")[2]
 
 
+class Feed(Protocol):
+    """What a write needs of the change feed (:class:`~orgauthz.engine.feed.ChangeFeed`)."""
+
+    async def written_here(self, revision: int, change: ChangeSet) -> None:
+        """Announces the committed revision and applies its change to this replica's engine."""
+
+
 class Management:
     """Shared by all management services; one per server."""
 
-    def __init__(self, *, store: Store, engine: EngineView, feed: ChangeFeed, policy: PolicySet, mail: Mail) -> None:
+    def __init__(self, *, store: Store, engine: EngineView, feed: Feed, policy: PolicySet, mail: Mail) -> None:
         self.store = store
         self.engine = engine
         self.feed = feed
