@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from orgauthz.api.auth import resolve_actor
 from orgauthz.api.errors import rpc
 from orgauthz.api.registry import register
-from orgauthz.domain import bounds
+from orgauthz.domain import bounds, rules
 from orgauthz.errors import InvalidArgument
 from orgauthz.services import invitations as inv
 from orgauthz.services.context import Management
@@ -78,7 +78,7 @@ class InvitationServicer(pb_grpc.InvitationServiceServicer):  # type: ignore[mis
     ) -> pb.CreateInvitationsResponse:
         org = bounds.check_id("organization", request.organization)
         bounds.check_count("emails", len(request.emails), bounds.INVITE_BATCH_MAX)
-        role = bounds.check_id("org_role", request.org_role) if request.org_role else "Member"
+        role = bounds.check_id("org_role", request.org_role) if request.org_role else rules.MEMBER
         ttl = self._ttl(request.expires_in_seconds)
         actor = await resolve_actor(context, self.mgmt)
         results, revision = await inv.create_invitations(

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import yaml
 
+from orgauthz.domain import rules
 from orgauthz.errors import PolicyError
 
 WILDCARD: Final = "*"
@@ -261,7 +262,7 @@ def policy_findings(policy: PolicySet) -> list[PolicyError]:
         allowed = policy.workspace_scopes if role.level == WORKSPACE else None
         for s in role.scopes:
             if s == WILDCARD:
-                if role.name != "Admin":
+                if role.name != rules.ADMIN:
                     at(f"role:{role.name}", f"only the Admin role may hold '*' ({role.name} does)")
                 continue
             if s not in table:

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from orgauthz.domain import rules
 from orgauthz.domain.policy import WORKSPACE, PolicySet, RoleDef, parse_policy, policy_findings
 from orgauthz.errors import PolicyError
 from orgauthz.tools.policy_lint import display_path
@@ -128,7 +129,7 @@ class Diff:
     @property
     def changed_builtins(self) -> list[str]:
         """Changed built-in roles a custom role may inherit (never Admin: R11, the importer refuses it)."""
-        return [r.role for r in self.roles if (r.added or r.removed) and r.role != "Admin"]
+        return [r.role for r in self.roles if (r.added or r.removed) and r.role != rules.ADMIN]
 
 
 def compare(base: PolicySet, head: PolicySet, base_label: str, head_label: str) -> Diff:

@@ -23,6 +23,7 @@ import yaml
 from casbin.model import Model
 
 from orgauthz.domain import lines as L
+from orgauthz.domain import rules
 from orgauthz.domain.policy import (
     ORGANIZATION,
     WORKSPACE,
@@ -210,22 +211,22 @@ def _rules(policy: PolicySet) -> list[Finding]:
     org_roles = [r.name for r in policy.builtin_roles(ORGANIZATION)]
     ws_roles = [r.name for r in policy.builtin_roles(WORKSPACE)]
 
-    missing = sorted(policy.all_scopes - eff["Admin"])
+    missing = sorted(policy.all_scopes - eff[rules.ADMIN])
     if missing:
         at("role:Admin", f"R2a: Admin must hold every scope and permission; missing {missing}")
     for name in org_roles:
-        if name == "Admin":
+        if name == rules.ADMIN:
             continue
         role, chain = policy.roles[name], []
         while role.inherits and role.inherits in policy.roles and role.inherits not in chain:
             chain.append(role.inherits)
             role = policy.roles[role.inherits]
-        if "Admin" in chain:
+        if rules.ADMIN in chain:
             at(
                 f"role:{name}/inherits",
                 f"R11: {name} inherits Admin; service accounts hold {name}, so this makes them Admins",
             )
-        elif eff[name] >= eff["Admin"]:
+        elif eff[name] >= eff[rules.ADMIN]:
             at(
                 f"role:{name}",
                 f"R11: {name} holds everything Admin holds; service accounts hold {name}, so this makes them Admins",
