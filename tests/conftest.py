@@ -21,7 +21,6 @@ from orgauthz.config import Settings
 from orgauthz.domain.policy import PolicySet, load_policy
 from orgauthz.store.base import Store
 from orgauthz.store.db import open_store
-from orgauthz.store.importer import import_document
 from orgauthz.v1 import authorization_pb2_grpc
 from tests.support.services import PgCluster, RedisServer, pg_cluster, redis_server
 
@@ -82,11 +81,6 @@ def db(store_url: str) -> Iterator[Store]:
     database.dispose()
 
 
-def seed(db: Store, policy: PolicySet, doc: dict[str, Any]) -> int:
-    """Imports ``doc`` (the ``orgauthz import`` format); returns the last revision."""
-    return import_document(db, policy, doc).revision
-
-
 def settings_for(store_url: str, **overrides: Any) -> Settings:
     base: dict[str, Any] = {
         "listen": "127.0.0.1:0",
@@ -95,7 +89,7 @@ def settings_for(store_url: str, **overrides: Any) -> Settings:
         "insecure_dev": True,
         "poll_interval_s": 0.05,
         # One test process starts hundreds of servers: freezing would keep their cycles for
-        # good. tests/engine/test_gc.py covers the freeze itself.
+        # good. tests/decisions/test_gc.py covers the freeze itself.
         "gc_freeze": False,
     }
     base.update(overrides)

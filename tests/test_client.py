@@ -10,7 +10,7 @@ import yaml
 
 from orgauthz.api.server import App
 from orgauthz.client import AsyncClient, Client
-from tests.conftest import seed
+from tests.support.orgs import seed
 
 DEMO = yaml.safe_load((Path(__file__).parents[1] / "examples" / "demo.yaml").read_text())
 

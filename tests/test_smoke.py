@@ -8,7 +8,7 @@ import yaml
 
 from orgauthz.api.server import App
 from orgauthz.v1 import authorization_pb2 as pb
-from tests.conftest import seed
+from tests.support.orgs import seed
 
 DEMO = yaml.safe_load((Path(__file__).parents[1] / "examples" / "demo.yaml").read_text())
 

@@ -24,7 +24,7 @@ from google.protobuf import json_format
 
 from orgauthz.api.server import App
 from orgauthz.v1 import authorization_pb2 as pb
-from tests.conftest import seed
+from tests.support.orgs import seed
 
 INTEROP = Path(__file__).resolve().parents[1] / "interop"
 DEMO = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "demo.yaml").read_text())

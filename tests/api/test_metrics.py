@@ -20,7 +20,8 @@ from orgauthz.api.server import App
 from orgauthz.domain.policy import PolicySet
 from orgauthz.v1 import authorization_pb2 as pb
 from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
-from tests.conftest import seed, settings_for
+from tests.conftest import settings_for
+from tests.support.orgs import seed
 
 DEMO = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "demo.yaml").read_text())
 

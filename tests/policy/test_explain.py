@@ -12,7 +12,7 @@ from orgauthz.api.server import App
 from orgauthz.cli import main
 from orgauthz.domain.policy import PolicySet
 from orgauthz.store.db import open_store
-from tests.conftest import seed
+from tests.support.orgs import seed
 
 DEMO = yaml.safe_load((Path(__file__).parents[2] / "examples" / "demo.yaml").read_text())
 

@@ -16,7 +16,8 @@ import pytest
 from orgauthz.domain.policy import PolicySet
 from orgauthz.store.db import open_store
 from orgauthz.store.importer import import_document
-from tests.replicas.harness import SEED, Replica
+from tests.replicas.harness import Replica
+from tests.support.orgs import REPLICAS_SEED
 from tests.support.services import PgCluster, pg_cluster
 
 _names = itertools.count()
@@ -25,7 +26,7 @@ _names = itertools.count()
 def seed_database(url: str, policy: PolicySet) -> int:
     db = open_store(url)
     try:
-        return import_document(db, policy, SEED).revision
+        return import_document(db, policy, REPLICAS_SEED).revision
     finally:
         db.dispose()
 

@@ -40,38 +40,18 @@ from orgauthz.v1 import authorization_pb2 as pb
 from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
 from orgauthz.v1 import management_pb2 as mpb
 from orgauthz.v1 import management_pb2_grpc as mpb_grpc
+from tests.support.orgs import REPLICAS_ORG as ORG
+from tests.support.orgs import REPLICAS_USERS as USERS
+from tests.support.orgs import REPLICAS_WORKSPACES as WORKSPACES
 from tests.support.services import free_port
 
-ORG = "acme"
 _GRANT = select(WorkspaceGrant.role).where(
     WorkspaceGrant.workspace_id == bindparam("ws"), WorkspaceGrant.subject == bindparam("subject")
 )
 ADMIN = "user:admin"
-USERS = [f"u{i}" for i in range(24)]
-WORKSPACES = [f"w{i}" for i in range(4)]
 ROLES: list[str | None] = [None, "Viewer", "Developer"]
 # What each role answers for the two scopes the stream checks (roles.yaml: Developer inherits Viewer).
 SCOPES = {"see_flows": {"Viewer", "Developer"}, "manage_flows": {"Developer"}}
-
-SEED = {
-    "organizations": [
-        {
-            "id": ORG,
-            "handle": ORG,
-            "name": "Acme",
-            "limits": {"members": 100, "workspaces": 10},
-            "members": [{"user": "admin", "role": "Admin"}, *({"user": u, "role": "Member"} for u in USERS)],
-            "workspaces": [{"id": w, "handle": w} for w in WORKSPACES],
-        },
-        {
-            "id": "other",
-            "handle": "other",
-            "name": "Other",
-            "members": [{"user": "zed", "role": "Member"}],
-            "workspaces": [{"id": "o0", "handle": "o0", "access": [{"subject": "user:zed", "role": "Viewer"}]}],
-        },
-    ],
-}
 
 
 def _orgauthz_command() -> list[str]:

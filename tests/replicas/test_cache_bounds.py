@@ -28,7 +28,8 @@ from orgauthz.domain.policy import PolicySet
 from orgauthz.store.db import open_store
 from orgauthz.v1 import authorization_pb2 as pb
 from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
-from tests.conftest import seed, settings_for
+from tests.conftest import settings_for
+from tests.support.orgs import seed
 from tests.support.services import RedisServer
 
 MEMBERS = 20

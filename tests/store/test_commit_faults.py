@@ -26,7 +26,8 @@ from orgauthz.store import base as store
 from orgauthz.store.importer import import_document
 from orgauthz.store.models import Workspace
 from orgauthz.store.postgres import PostgresStore, connect
-from tests.store.test_contract import ACME, doc, revisions
+from tests.store.test_contract import revisions
+from tests.support.orgs import ACME, doc
 from tests.support.services import PgCluster
 from tests.support.store import commit_rows_now
 

@@ -22,7 +22,8 @@ from orgauthz.store.base import Store
 from orgauthz.store.db import blocking, open_store
 from orgauthz.store.importer import import_document
 from orgauthz.store.models import Workspace
-from tests.store.test_contract import ACME, doc, revisions
+from tests.store.test_contract import revisions
+from tests.support.orgs import ACME, doc
 from tests.support.services import PgCluster
 from tests.support.store import commit_rows, commit_rows_now
 

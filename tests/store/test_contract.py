@@ -24,65 +24,8 @@ from orgauthz.store import snapshots
 from orgauthz.store.base import Decision, Locked, Store, Write
 from orgauthz.store.importer import import_document
 from orgauthz.store.models import Change, Invitation, Organization, User, Workspace
+from tests.support.orgs import ACME, GLOBEX, doc
 from tests.support.store import commit_now, commit_rows_now
-
-ACME: dict[str, Any] = {
-    "id": "acme",
-    "handle": "acme",
-    "name": "Acme Inc.",
-    "limits": {"members": 50, "service_accounts": 10, "workspaces": 20},
-    "members": [
-        {"user": "alice", "email": "Alice@Acme.test", "role": "Admin"},
-        {"user": "bob", "role": "Member"},
-        {"user": "carol", "role": "acme-auditor"},
-    ],
-    "service_accounts": [
-        {"id": "ci-bot", "name": "CI bot", "role": "Member"},
-        {"id": "audit-bot", "name": "Audit bot", "role": "acme-auditor"},
-    ],
-    "custom_roles": [
-        {
-            "id": "acme-deployer",
-            "name": "Deployer",
-            "level": "workspace",
-            "inherits": "Runner",
-            "scopes": ["manage_deployments", "see_secret_blocks"],
-        },
-        {
-            "id": "acme-auditor",
-            "name": "Auditor",
-            "level": "organization",
-            "inherits": "Member",
-            "scopes": ["read:audit_event"],
-        },
-        {"id": "acme-bare", "name": "Bare", "level": "workspace", "scopes": []},
-    ],
-    "workspaces": [
-        {
-            "id": "acme-prod",
-            "handle": "production",
-            "name": "Production",
-            "default_role": "Viewer",
-            "access": [
-                {"subject": "user:bob", "role": "Developer"},
-                {"subject": "service_account:ci-bot", "role": "acme-deployer"},
-            ],
-        },
-        {"id": "acme-sandbox", "handle": "sandbox", "access": [{"subject": "user:carol", "role": "Owner"}]},
-        {"id": "acme-vault", "handle": "vault", "default_role": "acme-bare"},
-    ],
-}
-GLOBEX: dict[str, Any] = {
-    "id": "globex",
-    "handle": "globex",
-    "name": "Globex",
-    "members": [{"user": "bob", "role": "Admin"}],
-    "workspaces": [{"id": "gx-main", "handle": "main"}],
-}
-
-
-def doc(*orgs: dict[str, Any]) -> dict[str, Any]:
-    return {"organizations": [copy.deepcopy(o) for o in orgs]}
 
 
 def expected_snapshot(org: dict[str, Any]) -> OrgSnapshot:

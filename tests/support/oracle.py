@@ -1,0 +1,333 @@
+"""The test oracle: SPEC §1's access rules in plain Python, written from the SPEC.
+
+It reads only the YAML of ``policies/`` (the reviewed data, R23) and the organizations'
+facts; it imports nothing of ``orgauthz`` and knows nothing of Casbin. One loader
+(:data:`WS_SCOPES`, :data:`ORG_PERMISSIONS`, :data:`WS_ROLES`, :data:`ORG_ROLES`) and one
+expansion of roles into scopes (:func:`role_scopes`) serve two views of the rules:
+
+- :class:`Reference` decides over the facts of several organizations (objects shaped like
+  ``OrgSnapshot``); tests/decisions/test_equivalence.py compares the engine with it.
+- :class:`OrgModel` is one organization changed only by the management operations it
+  allows; tests/security/test_escalation.py's state machine checks the server against it.
+
+The rules it encodes:
+
+- R2/R2a: an organization Admin holds every workspace scope in every workspace of the
+  organization, and every organization permission.
+- R17: a workspace's default role applies to every *user* who is a member of the
+  organization, never to service accounts.
+- R18: a subject's scopes in a workspace are the union of the default role's (users only)
+  and those of the role given to it there.
+- R20/R22: a role holds its own scopes plus everything the role it inherits holds;
+  ``*`` means every scope in the catalog.
+- R21: holding a scope grants every scope it includes, transitively.
+- Unknown subjects, workspaces and organizations: deny.
+- R3, R4, R8, R10, R13, R16: what a management operation must allow and what it removes
+  (:class:`OrgModel`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+ADMIN, MEMBER = "Admin", "Member"
+
+
+class RoleLike(Protocol):
+    """A role as written: its own scopes and the role it inherits (empty: none)."""
+
+    @property
+    def scopes(self) -> Sequence[str]: ...
+
+    @property
+    def inherits(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class BuiltinRole:
+    """A role of ``roles.yaml``."""
+
+    scopes: tuple[str, ...]
+    inherits: str = ""
+
+
+# -- the policy data, read once ------------------------------------------------------------
+
+
+def _load(
+    directory: Path,
+) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, BuiltinRole], dict[str, BuiltinRole]]:
+    """(workspace scopes -> includes, organization permissions -> includes, workspace roles,
+    organization roles), from ``scopes.yaml`` and ``roles.yaml``."""
+    scopes = yaml.safe_load((directory / "scopes.yaml").read_text())
+    roles = yaml.safe_load((directory / "roles.yaml").read_text())
+
+    def catalog(section: str) -> dict[str, list[str]]:
+        return {k: list((v or {}).get("includes") or []) for k, v in scopes[section].items()}
+
+    def builtin(section: str) -> dict[str, BuiltinRole]:
+        out = {}
+        for name, body in roles[section].items():
+            body = body or {}
+            out[name] = BuiltinRole(tuple(body.get("scopes") or ()), str(body.get("inherits") or ""))
+        return out
+
+    return (
+        catalog("workspace_scopes"),
+        catalog("organization_permissions"),
+        builtin("workspace_roles"),
+        builtin("organization_roles"),
+    )
+
+
+WS_SCOPES, ORG_PERMISSIONS, WS_ROLES, ORG_ROLES = _load(POLICIES)
+CATALOG = {**WS_SCOPES, **ORG_PERMISSIONS}
+BUILTIN_ROLES: dict[str, BuiltinRole] = {**ORG_ROLES, **WS_ROLES}
+
+
+# -- roles and scopes (R20-R22) -------------------------------------------------------------
+
+
+def closure(held: Iterable[str]) -> set[str]:
+    """R21: the scopes held and every scope they include, transitively (unknown ones dropped)."""
+    out: set[str] = set()
+    todo = list(held)
+    while todo:
+        s = todo.pop()
+        if s in out or s not in CATALOG:
+            continue
+        out.add(s)
+        todo += CATALOG[s]
+    return out
+
+
+def role_scopes(name: str, custom: Mapping[str, RoleLike]) -> set[str]:
+    """Every scope the role grants: its own, its ancestors' (R20, R22; ``*`` is the whole
+    catalog) and what they include (R21). ``custom`` (the organization's own roles) is looked
+    up before the built-in roles; an unknown role grants nothing."""
+    written: set[str] = set()
+    seen: set[str] = set()
+    while name and name not in seen:
+        seen.add(name)
+        role: RoleLike | None = custom[name] if name in custom else BUILTIN_ROLES.get(name)
+        if role is None:
+            break
+        written |= set(CATALOG) if "*" in role.scopes else set(role.scopes)
+        name = role.inherits or ""
+    return closure(written)
+
+
+# -- decisions over organizations' facts ------------------------------------------------------
+
+
+class OrgFacts(Protocol):
+    """What the reference reads of an organization (``orgauthz``'s ``OrgSnapshot`` fits)."""
+
+    org_id: str
+    workspaces: Mapping[str, str | None]  # id -> default role
+    members: Mapping[str, str]  # user -> organization role
+    service_accounts: Mapping[str, str]  # id -> organization role
+    grants: Sequence[tuple[str, str, str]]  # (workspace, subject, role)
+    custom_roles: Mapping[str, Any]  # id -> role (scopes, inherits)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a held scope comes from: ``("organization", "Admin")``, ``("workspace", "Developer")``,
+    ``("default", "Viewer")``."""
+
+    kind: str
+    role: str
+
+
+class Reference:
+    """Decides from the organizations' facts and the policy data, nothing else."""
+
+    def __init__(self, orgs: Iterable[OrgFacts]) -> None:
+        self.orgs = {o.org_id: o for o in orgs}
+        self.workspace_org = {ws: o.org_id for o in self.orgs.values() for ws in o.workspaces}
+        self._memo: dict[tuple[str, str], frozenset[str]] = {}
+
+    def role_scopes(self, org: OrgFacts, name: str) -> frozenset[str]:
+        """Every scope the role grants in ``org`` (:func:`role_scopes`, remembered)."""
+        key = (org.org_id, name)
+        if key not in self._memo:
+            self._memo[key] = frozenset(role_scopes(name, org.custom_roles))
+        return self._memo[key]
+
+    @staticmethod
+    def _org_role(org: OrgFacts, subject: str) -> str | None:
+        kind, _, ident = subject.partition(":")
+        if kind == "user":
+            return org.members.get(ident)
+        if kind == "service_account":
+            return org.service_accounts.get(ident)
+        return None
+
+    def sources(self, subject: str, *, workspace: str = "", organization: str = "", scope: str) -> set[Source]:
+        """Every way the subject holds ``scope`` at the target; empty means deny."""
+        out: set[Source] = set()
+        if workspace:
+            org_id = self.workspace_org.get(workspace)
+            if org_id is None:
+                return out
+            org = self.orgs[org_id]
+            org_role = self._org_role(org, subject)
+            if org_role is None:
+                return out  # not of this organization: nothing here applies to it
+            if org_role == ADMIN and scope in WS_SCOPES:
+                out.add(Source("organization", ADMIN))  # R2a, whatever roles.yaml says
+            for ws, sub, role in org.grants:
+                if ws == workspace and sub == subject and scope in self.role_scopes(org, role):
+                    out.add(Source("workspace", role))
+            default = org.workspaces.get(workspace)
+            if default and subject.startswith("user:") and scope in self.role_scopes(org, default):
+                out.add(Source("default", default))  # R17: users only
+            return out
+        found = self.orgs.get(organization)
+        if found is None:
+            return out
+        org_role = self._org_role(found, subject)
+        if org_role == ADMIN and scope in ORG_PERMISSIONS:
+            out.add(Source("organization", ADMIN))  # R2: Admins can do everything
+        elif org_role is not None and scope in self.role_scopes(found, org_role):
+            out.add(Source("organization", org_role))
+        return out
+
+    def check(self, subject: str, *, workspace: str = "", organization: str = "", scope: str) -> bool:
+        return bool(self.sources(subject, workspace=workspace, organization=organization, scope=scope))
+
+    def scopes(self, subject: str, *, workspace: str = "", organization: str = "") -> set[str]:
+        """The subject's effective scopes (workspace) or permissions (organization)."""
+        table = WS_SCOPES if workspace else ORG_PERMISSIONS
+        return {s for s in table if self.check(subject, workspace=workspace, organization=organization, scope=s)}
+
+
+# -- one organization under management operations ---------------------------------------------
+
+
+@dataclass
+class CustomRole:
+    level: str
+    inherits: str
+    scopes: list[str]
+
+
+@dataclass
+class OrgModel:
+    """One organization's facts, changed only by operations the model allowed."""
+
+    members: dict[str, str]  # user -> organization role
+    workspaces: dict[str, str]  # workspace -> default role ("" = No Access)
+    grants: dict[tuple[str, str], str] = field(default_factory=dict)  # (workspace, subject) -> role
+    service_accounts: dict[str, str] = field(default_factory=dict)  # id -> role
+    keys: dict[str, str] = field(default_factory=dict)  # service account id -> its one working key
+    custom: dict[str, CustomRole] = field(default_factory=dict)
+    max_members: int = 10
+    max_service_accounts: int = 3
+
+    # -- roles and scopes (R18, R20-R22) ------------------------------------------------
+
+    def role_scopes(self, role: str) -> set[str]:
+        return role_scopes(role, self.custom)
+
+    def org_role(self, subject: str) -> str | None:
+        kind, _, ident = subject.partition(":")
+        return self.members.get(ident) if kind == "user" else self.service_accounts.get(ident)
+
+    def scopes(self, subject: str, workspace: str) -> set[str]:
+        """R2a, R17, R18: Admin holds all; else grant's scopes plus the default role's (users only)."""
+        role = self.org_role(subject)
+        if role is None or workspace not in self.workspaces:
+            return set()
+        if role == ADMIN:
+            return set(WS_SCOPES)
+        out = set()
+        if (workspace, subject) in self.grants:
+            out |= self.role_scopes(self.grants[(workspace, subject)])
+        default = self.workspaces[workspace]
+        if default and subject.startswith("user:"):
+            out |= self.role_scopes(default)
+        return out & set(WS_SCOPES)
+
+    def permissions(self, subject: str) -> set[str]:
+        role = self.org_role(subject)
+        if role is None:
+            return set()
+        if role == ADMIN:
+            return set(ORG_PERMISSIONS)
+        return self.role_scopes(role) & set(ORG_PERMISSIONS)
+
+    def is_admin(self, subject: str) -> bool:
+        return self.org_role(subject) == ADMIN and subject.startswith("user:")
+
+    def admins(self) -> set[str]:
+        return {u for u, r in self.members.items() if r == ADMIN}
+
+    def in_org(self, subject: str) -> bool:
+        return self.org_role(subject) is not None
+
+    # -- what an operation must do -------------------------------------------------------
+
+    def may_manage_access(self, actor: str, workspace: str) -> bool:
+        """R16: organization Admins (update:workspace) and the workspace's Owners."""
+        return "update:workspace" in self.permissions(actor) or "manage_workspace_users" in self.scopes(
+            actor, workspace
+        )
+
+    def may_set_default(self, actor: str, workspace: str) -> bool:
+        return "update:workspace" in self.permissions(actor) or "manage_workspace_default_role" in self.scopes(
+            actor, workspace
+        )
+
+    def may_invite(self, actor: str, role: str) -> bool:
+        """R8: only Admins invite Admins; R10: members plus pending within the limit."""
+        if "create:invitation" not in self.permissions(actor):
+            return False
+        if role == ADMIN and not self.is_admin(actor):
+            return False
+        return len(self.members) + 1 <= self.max_members
+
+    def may_change_role(self, actor: str, user: str, role: str) -> bool:
+        """R8 and R3."""
+        if "update:account_membership" not in self.permissions(actor) or user not in self.members:
+            return False
+        before = self.members[user]
+        if ADMIN in (role, before) and not self.is_admin(actor):
+            return False
+        return not (before == ADMIN and role != ADMIN and len(self.admins()) <= 1)
+
+    def may_remove(self, actor: str, user: str) -> bool:
+        """R3, R8; a member may leave."""
+        leaving = actor == f"user:{user}"
+        if not leaving and "delete:account_membership" not in self.permissions(actor):
+            return False
+        if leaving and not self.in_org(actor):
+            return False
+        if user not in self.members:
+            return False
+        if self.members[user] == ADMIN:
+            if not leaving and not self.is_admin(actor):
+                return False
+            if len(self.admins()) <= 1:
+                return False
+        return True
+
+    def remove(self, user: str) -> None:
+        """R4: the member and all its workspace access go at once."""
+        del self.members[user]
+        subject = f"user:{user}"
+        self.grants = {k: v for k, v in self.grants.items() if k[1] != subject}
+
+    def delete_service_account(self, sa: str) -> None:
+        """R13: its keys and access go at once."""
+        del self.service_accounts[sa]
+        self.keys.pop(sa, None)
+        subject = f"service_account:{sa}"
+        self.grants = {k: v for k, v in self.grants.items() if k[1] != subject}
