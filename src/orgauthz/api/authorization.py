@@ -32,7 +32,7 @@ class ResultEncoder:
 
     Entries without reasons depend only on ``(allowed, revision)`` and are remembered; the
     bytes are what ``BatchCheckResponse.SerializeToString`` writes for the same results
-    (tests/api/test_batch_encoding.py compares them).
+    (tests/decisions/test_batch_encoding.py compares them).
     """
 
     def __init__(self) -> None:
