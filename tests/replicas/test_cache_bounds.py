@@ -25,6 +25,7 @@ from orgauthz.api.server import App
 from orgauthz.cache.memory import MemoryCache
 from orgauthz.cache.redis import RedisDecisionCache, RedisLink
 from orgauthz.domain.policy import PolicySet
+from orgauthz.engine.authorizer import DecisionKey
 from orgauthz.store.db import open_store
 from orgauthz.v1 import authorization_pb2 as pb
 from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
@@ -145,7 +146,7 @@ async def test_s3_replicas_writing_one_hash_at_once_stay_within_its_bound(redis,
     try:
         for n, cache in enumerate(caches):
             for i in range(100):
-                cache.put("acme", 7, f"user:r{n}-{i}", "ws:acme-w0", "see_flows", False)
+                cache.put(DecisionKey("acme", 7, f"user:r{n}-{i}", "ws:acme-w0", "see_flows"), False)
         await asyncio.gather(*(cache.flush() for cache in caches))
         assert decision_hashes(client) == {b"orgauthz:d:d:acme:7": 50}
     finally:
@@ -195,7 +196,7 @@ async def test_s3_unknown_subjects_cost_no_redis_round_trip(store_url, redis, po
 async def test_s3_unknown_subjects_do_not_grow_the_in_process_cache(store_url, policy) -> None:
     known = member_questions(policy, "acme")
     async with serving(store_url, policy, ["acme"], cache_max_entries=1000) as (app, stub):
-        cache = app.extras["cache"]
+        cache = app.replication.memory
         assert isinstance(cache, MemoryCache)
         await ask(app, stub, known[:100])
         assert len(cache) == 100

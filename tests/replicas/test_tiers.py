@@ -9,11 +9,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 
 from orgauthz.cache.redis import RedisDecisionCache, RedisLink, policy_digest
-from orgauthz.engine.authorizer import Decision, EngineAuthorizer
+from orgauthz.engine.authorizer import Ask, Authorizer, Decision, EngineAuthorizer
 from orgauthz.engine.engine import Engine, Target
 from orgauthz.engine.feed import ChangeFeed
 from orgauthz.engine.redis_authorizer import RedisCachingAuthorizer
@@ -28,15 +29,29 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
 class Counting:
-    """The engine's authorizer, counting how often it is asked."""
+    """The engine's authorizer, counting the questions it decides."""
 
     def __init__(self, engine: Engine) -> None:
         self.inner = EngineAuthorizer(engine)
         self.calls = 0
 
-    async def check(self, subject: str, target: Target | None, scope: str, *, explain: bool) -> Decision:
-        self.calls += 1
-        return await self.inner.check(subject, target, scope, explain=explain)
+    def try_cached(self, ask: Ask) -> Decision | None:
+        decision = self.inner.try_cached(ask)
+        self.calls += decision is not None
+        return decision
+
+    async def decide(self, asks: Sequence[Ask]) -> list[Decision]:
+        self.calls += len(asks)
+        return await self.inner.decide(asks)
+
+
+async def ask(tier: Authorizer, subject: str, target: Target | None, scope: str) -> Decision:
+    """One question through the tier, as the layer above it asks (its fast path first)."""
+    question = Ask(subject, target, scope)
+    found = tier.try_cached(question)
+    if found is None:
+        (found,) = await tier.decide([question])
+    return found
 
 
 @pytest.fixture
@@ -60,17 +75,17 @@ async def test_s3_redis_entries_are_keyed_by_the_organizations_revision(engine, 
     try:
         await writer.set_role("u1", "w0", None, "Viewer")
         await feed.poll()
-        assert (await tier.check("user:u1", target, "see_flows", explain=False)).allowed
-        assert not (await tier.check("user:u2", target, "see_flows", explain=False)).allowed  # denials too
+        assert (await ask(tier, "user:u1", target, "see_flows")).allowed
+        assert not (await ask(tier, "user:u2", target, "see_flows")).allowed  # denials too
         await shared.flush()
         calls = counting.calls
-        assert (await tier.check("user:u1", target, "see_flows", explain=False)).allowed
-        assert not (await tier.check("user:u2", target, "see_flows", explain=False)).allowed
+        assert (await ask(tier, "user:u1", target, "see_flows")).allowed
+        assert not (await ask(tier, "user:u2", target, "see_flows")).allowed
         assert counting.calls == calls
         assert shared.hits == 2
         await writer.set_role("u1", "w0", "Viewer", None)  # revoke: a new organization revision
         await feed.poll()
-        assert not (await tier.check("user:u1", target, "see_flows", explain=False)).allowed
+        assert not (await ask(tier, "user:u1", target, "see_flows")).allowed
         assert counting.calls == calls + 1
     finally:
         writer.close()
@@ -85,8 +100,8 @@ async def test_s3_redis_down_is_a_counted_miss_never_an_allow(engine, redis, pol
     target = engine.resolve(workspace="o0")
     try:
         redis.stop()
-        assert (await tier.check("user:zed", target, "see_flows", explain=False)).allowed
-        assert not (await tier.check("user:zed", target, "manage_flows", explain=False)).allowed
+        assert (await ask(tier, "user:zed", target, "see_flows")).allowed
+        assert not (await ask(tier, "user:zed", target, "manage_flows")).allowed
         assert not link.healthy
         assert link.errors >= 1
         assert shared.failures == 2
@@ -96,7 +111,7 @@ async def test_s3_redis_down_is_a_counted_miss_never_an_allow(engine, redis, pol
                 break
             await asyncio.sleep(0.05)
         assert link.healthy  # reconnected by the probe
-        assert not (await tier.check("user:zed", target, "manage_flows", explain=False)).allowed
+        assert not (await ask(tier, "user:zed", target, "manage_flows")).allowed
         await shared.flush()
         assert shared.writes >= 1
     finally:
@@ -161,7 +176,7 @@ async def test_s3_a_redis_hit_for_an_unloaded_organization_loads_it_in_the_backg
         target = engine.resolve(workspace="w0")
         # Another replica decided and shared the answer.
         warm = RedisCachingAuthorizer(EngineAuthorizer(engine), engine, shared)
-        assert (await warm.check("user:u1", target, "see_flows", explain=False)).allowed
+        assert (await ask(warm, "user:u1", target, "see_flows")).allowed
         await shared.flush()
         # A fresh replica on the same store, with nothing loaded.
         fresh_db = open_store(replica_db[0])
@@ -171,7 +186,7 @@ async def test_s3_a_redis_hit_for_an_unloaded_organization_loads_it_in_the_backg
             counting = Counting(fresh)
             tier = RedisCachingAuthorizer(counting, fresh, shared)
             assert not fresh.loaded(ORG)
-            assert (await tier.check("user:u1", fresh.resolve(workspace="w0"), "see_flows", explain=False)).allowed
+            assert (await ask(tier, "user:u1", fresh.resolve(workspace="w0"), "see_flows")).allowed
             assert counting.calls == 0  # answered from Redis
             for _ in range(200):
                 if fresh.loaded(ORG):

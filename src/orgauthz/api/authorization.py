@@ -3,9 +3,8 @@
 ``BatchCheck`` answers with its response already encoded (:class:`ResultEncoder`): a
 result is ``allowed`` and ``revision`` for nearly every item, so each distinct pair is
 encoded once and a response is those bytes joined, instead of one ``CheckResponse`` built
-per item. It reads its request still encoded (:class:`~orgauthz.api.wire.BatchReader`):
-a repeated item is a memo lookup by its bytes. :func:`add_to_server` registers the service
-with a deserializer and a serializer that pass bytes through.
+per item. :func:`add_to_server` registers the service with a serializer for ``BatchCheck``
+that passes those bytes through.
 """
 
 from __future__ import annotations
@@ -16,13 +15,13 @@ from typing import Any
 
 import grpc
 
-from orgauthz.api import wire
 from orgauthz.api.errors import rpc
 from orgauthz.api.metrics import Metrics
 from orgauthz.engine.decisions import Decisions, Question
 from orgauthz.v1 import authorization_pb2 as pb
 from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
 
+SERVICE = pb.DESCRIPTOR.services_by_name["AuthorizationService"]
 _RESULTS_TAG = b"\x0a"  # BatchCheckResponse.results: field 1, length-delimited
 _MEMO_MAX = 4096  # distinct (allowed, revision) pairs kept; all forgotten at once when full
 
@@ -52,7 +51,17 @@ class ResultEncoder:
     @staticmethod
     def _entry(result: pb.CheckResponse) -> bytes:
         body: bytes = result.SerializeToString()
-        return _RESULTS_TAG + wire.encode_varint(len(body)) + body
+        return _RESULTS_TAG + encode_varint(len(body)) + body
+
+
+def encode_varint(n: int) -> bytes:
+    """``n`` (0 <= n < 2^64) as a protobuf varint."""
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def _encoded(response: bytes | pb.BatchCheckResponse) -> bytes:
@@ -63,30 +72,20 @@ def _encoded(response: bytes | pb.BatchCheckResponse) -> bytes:
 
 
 def add_to_server(servicer: AuthorizationServicer, server: Any) -> None:
-    """The generated registration, :func:`~orgauthz.api.wire.tolerant` of requests that do
-    not decode, with ``BatchCheck`` taking its request encoded (:class:`~orgauthz.api.wire.BatchReader`)
-    and answering encoded bytes."""
-    captured = _Captured()
-    pb_grpc.add_AuthorizationServiceServicer_to_server(servicer, captured)
-    handlers = wire.tolerant(captured.handlers)
-    batch = handlers["BatchCheck"]
-    handlers["BatchCheck"] = batch._replace(request_deserializer=wire.raw, response_serializer=_encoded)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(captured.name, handlers),))
-    server.add_registered_method_handlers(captured.name, handlers)
-
-
-class _Captured:
-    """Stands in for a server to take the generated method handlers."""
-
-    def __init__(self) -> None:
-        self.name = ""
-        self.handlers: dict[str, Any] = {}
-
-    def add_generic_rpc_handlers(self, handlers: Any) -> None:
-        pass
-
-    def add_registered_method_handlers(self, name: str, handlers: dict[str, Any]) -> None:
-        self.name, self.handlers = name, handlers
+    """What the generated ``add_AuthorizationServiceServicer_to_server`` does, except that
+    ``BatchCheck``'s answer goes out as the bytes it returns (:func:`_encoded`)."""
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, name),
+            request_deserializer=getattr(pb, method.input_type.name).FromString,
+            response_serializer=_encoded
+            if name == "BatchCheck"
+            else getattr(pb, method.output_type.name).SerializeToString,
+        )
+        for name, method in SERVICE.methods_by_name.items()
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),))
+    server.add_registered_method_handlers(SERVICE.full_name, handlers)
 
 
 def _question(m: Any) -> Question:
@@ -99,7 +98,6 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):  # type: igno
         self.metrics = metrics
         self.authenticator = authenticator
         self.encode = ResultEncoder()
-        self.read_batch = wire.BatchReader()
 
     # Check and BatchCheck time themselves with perf_counter rather than Metrics.timed: the
     # context manager costs more than the cached decision it would time.
@@ -110,23 +108,21 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):  # type: igno
             d = await self.decisions.check(_question(request), request.min_revision)
         finally:
             self.metrics.observe("Check", perf_counter() - start)
-        self.metrics.decided(d.allowed)
         if d.reasons:
             return pb.CheckResponse(allowed=d.allowed, revision=d.revision, reasons=d.reasons)
         return pb.CheckResponse(allowed=d.allowed, revision=d.revision)
 
     @rpc
-    async def BatchCheck(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        """Reads the encoded ``BatchCheckRequest`` and answers the encoded
-        ``BatchCheckResponse`` (see :func:`add_to_server`)."""
+    async def BatchCheck(self, request: pb.BatchCheckRequest, context: grpc.aio.ServicerContext) -> bytes:
+        """Answers the encoded ``BatchCheckResponse`` (see :func:`add_to_server`)."""
         start = perf_counter()
         try:
-            rows, min_revision = self.read_batch(request)
-            results, allowed = await self.decisions.batch(rows, min_revision, self.encode)
+            rows = [(m.subject, m.workspace, m.organization, m.scope, m.explain) for m in request.items]
+            decisions = await self.decisions.batch(rows, request.min_revision)
         finally:
             self.metrics.observe("BatchCheck", perf_counter() - start)
-        self.metrics.decided_many(allowed, len(results) - allowed)
-        return b"".join(results)
+        encode = self.encode
+        return b"".join([encode(d.allowed, d.revision, d.reasons) for d in decisions])
 
     @rpc
     async def ListScopes(

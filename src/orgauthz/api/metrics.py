@@ -59,14 +59,8 @@ class Metrics:
         )
         self._http: tuple[Any, threading.Thread] | None = None
 
-    def decided(self, allowed: bool) -> None:
-        if allowed:
-            self.allowed += 1
-        else:
-            self.denied += 1
-
-    def decided_many(self, allowed: int, denied: int) -> None:
-        """Counts a batch's decisions."""
+    def decided(self, allowed: int, denied: int) -> None:
+        """Counts decisions (the decision path's outermost layer calls it)."""
         self.allowed += allowed
         self.denied += denied
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,12 +22,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
-from orgauthz.api import auth, authorization, registry, wire
+from orgauthz.api import auth, authorization, decoding, registry
 from orgauthz.api.health import Health
 from orgauthz.api.metrics import Metrics
 from orgauthz.cache.memory import MemoryCache
 from orgauthz.config import Settings
 from orgauthz.domain.policy import load_policy
+from orgauthz.engine.authorizer import CountingAuthorizer
 from orgauthz.engine.decisions import Decisions
 from orgauthz.engine.engine import Engine
 from orgauthz.engine.feed import ChangeFeed
@@ -45,22 +47,24 @@ STORE_HEALTH = "orgauthz.v1.Store"
 CACHE_HEALTH = "orgauthz.v1.Cache"
 
 
-class _LookupOnly:
-    """Adds services to ``server`` as generic handlers only, not as registered methods.
+class _Services:
+    """Where every service is added to ``server``: each of its methods answers a request that
+    does not decode INVALID_ARGUMENT (:func:`~orgauthz.api.decoding.refusing_undecodable`), and
+    only the services named in ``registered`` become registered methods.
 
     ``grpc.aio`` keeps one pending request per registered method and, for every call it
     accepts, waits on all of them (``asyncio.wait``: a done-callback added to and removed
     from each). With the management, health and reflection methods registered that was 43
     futures per wait instead of 6, and most of the CPU a cached Check cost over a no-op
-    server. Services added through this wrapper are found by the generic lookup (a dict
-    get per service) instead; only ``AuthorizationService`` stays registered.
+    server. The other services are found by the generic lookup (a dict get per service)
+    instead; only ``AuthorizationService`` is registered.
 
-    The handlers are taken from the registration call, which gets the method dictionary,
-    and made :func:`~orgauthz.api.wire.tolerant` of requests that do not decode.
+    The handlers are taken from the registration call, which gets the method dictionary.
     """
 
-    def __init__(self, server: grpc.aio.Server) -> None:
+    def __init__(self, server: grpc.aio.Server, registered: Collection[str] = ()) -> None:
         self._server = server
+        self._registered = frozenset(registered)
         self._pending: dict[str, Any] = {}
 
     def add_generic_rpc_handlers(self, handlers: Any) -> None:
@@ -75,12 +79,14 @@ class _LookupOnly:
 
     def add_registered_method_handlers(self, service_name: str, method_handlers: Any) -> None:
         self._pending.pop(service_name, None)
-        handler = grpc.method_handlers_generic_handler(service_name, wire.tolerant(method_handlers))
-        self._server.add_generic_rpc_handlers((handler,))
+        handlers = decoding.refusing_undecodable(method_handlers)
+        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service_name, handlers),))
+        if service_name in self._registered:
+            self._server.add_registered_method_handlers(service_name, handlers)
 
     def finish(self) -> None:
         for name, handler in self._pending.items():
-            log.warning("service %s registered without tolerant deserializers", name)
+            log.warning("service %s added without its method dictionary: undecodable requests answer UNKNOWN", name)
             self._server.add_generic_rpc_handlers((handler,))
         self._pending.clear()
 
@@ -97,7 +103,6 @@ class App:
     decisions: Decisions | None = None
     metrics: Metrics = field(default_factory=Metrics)
     health: Health = field(default_factory=Health)
-    extras: dict[str, Any] = field(default_factory=dict)
     management: Management | None = None
     replication: Replication | None = None
     _watch: asyncio.Task[None] | None = None
@@ -117,8 +122,8 @@ class App:
         self.metrics.bind_replication(
             self.replication.cache_counts, lambda: feed.lag_revisions, feed.lag_seconds, lambda: engine.reloads
         )
-        self.decisions = Decisions(engine, authorizer, feed, min_revision_wait=s.min_revision_wait_s)
-        self.extras["cache"] = cache
+        counted = CountingAuthorizer(authorizer, self.metrics.decided)
+        self.decisions = Decisions(engine, counted, feed, min_revision_wait=s.min_revision_wait_s)
         self.metrics.bind_gauges(lambda: engine.applied, lambda: engine.loads)
 
         options = [
@@ -129,8 +134,10 @@ class App:
         ]
         self.server = server = grpc.aio.server(options=options, interceptors=auth.interceptors_for(s))
         self.management = Management(store=db, engine=engine, feed=feed, policy=policy, mail=Mail.of(s))
+        services = _Services(server, registered=SERVICE_NAMES)
         authorization.add_to_server(
-            authorization.AuthorizationServicer(self.decisions, self.metrics, KeyAuthenticator(self.management)), server
+            authorization.AuthorizationServicer(self.decisions, self.metrics, KeyAuthenticator(self.management)),
+            services,
         )
         if s.smtp_host and not s.secret_key:
             raise ValueError(
@@ -140,10 +147,9 @@ class App:
         if s.smtp_host:
             self.outbox = OutboxSender(db, s)
         registry.load_all()
-        lookup_only = _LookupOnly(server)
         for registrar in registry.REGISTRARS:
-            registrar(self, lookup_only, self.management)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, lookup_only)
+            registrar(self, services, self.management)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, services)
         names = [
             *SERVICE_NAMES,
             *registry.SERVICE_NAMES,
@@ -152,8 +158,8 @@ class App:
         ]
         # What reflection.enable_server_reflection does for an aio server, through the wrapper.
         reflector = reflection.aio.ReflectionServicer(names)
-        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflector, lookup_only)
-        lookup_only.finish()
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflector, services)
+        services.finish()
         credentials = auth.server_credentials(s)
         self.port = (
             server.add_secure_port(s.listen, credentials)

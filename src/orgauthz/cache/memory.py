@@ -1,6 +1,7 @@
 """The in-process decision cache: a bounded dict keyed by revision.
 
-A key is ``(org_id, org_revision, subject, domain, scope)``. After any change to an
+A key is a :class:`~orgauthz.engine.authorizer.DecisionKey` ``(org_id, org_revision,
+subject, domain, scope)``. After any change to an
 organization its revision grows, so entries computed before the change can no longer be
 found: a revoke is never answered "allow" from this cache.
 """
@@ -8,10 +9,9 @@ found: a revoke is never answered "allow" from this cache.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from typing import Final
 
-Key = tuple[str, int, str, str, str]
+Key = tuple[str, int, str, str, str]  # a DecisionKey (a named tuple)
 
 _EVICT_FRACTION: Final = 0.1
 
@@ -33,14 +33,6 @@ class MemoryCache:
         else:
             self.hits += 1
         return value
-
-    def lookup(self) -> Callable[[Key], bool | None]:
-        """The bare lookup, for a loop over many keys that counts with :meth:`counted`."""
-        return self._data.get
-
-    def counted(self, hits: int, misses: int) -> None:
-        self.hits += hits
-        self.misses += misses
 
     def put(self, key: Key, allowed: bool) -> None:
         data = self._data

@@ -34,7 +34,7 @@ import hashlib
 import itertools
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -44,6 +44,9 @@ from redis.exceptions import RedisError
 from orgauthz.cache.budget import FieldBudget
 from orgauthz.domain import lines as L
 from orgauthz.domain.policy import PolicySet
+
+if TYPE_CHECKING:
+    from orgauthz.engine.authorizer import DecisionKey
 
 log = logging.getLogger(__name__)
 
@@ -219,20 +222,21 @@ class RedisDecisionCache:
         self.dropped = 0  # writes not sent: Redis down or the queue full
         self.capped = 0  # writes refused: the hash full, or this replica's total reached
 
-    def hash_key(self, org_id: str, org_revision: int) -> str:
-        return f"{KEY_PREFIX}:{self.digest}:{org_id}:{org_revision}"
+    def hash_key(self, key: DecisionKey) -> str:
+        """The hash of the key's organization revision."""
+        return f"{KEY_PREFIX}:{self.digest}:{key.org_id}:{key.revision}"
 
     @staticmethod
-    def field(subject: str, domain: str, scope: str) -> str:
-        return f"{subject}|{domain}|{scope}"
+    def field(key: DecisionKey) -> str:
+        return f"{key.subject}|{key.domain}|{key.scope}"
 
-    async def get(self, org_id: str, org_revision: int, subject: str, domain: str, scope: str) -> bool | None:
+    async def get(self, key: DecisionKey) -> bool | None:
         link = self.link
         if not link.available:
             self.failures += 1
             return None
         try:
-            value = await link.client.hget(self.hash_key(org_id, org_revision), self.field(subject, domain, scope))
+            value = await link.client.hget(self.hash_key(key), self.field(key))
         except _FAILURES as exc:
             link.failed("get", exc)
             self.failures += 1
@@ -243,17 +247,17 @@ class RedisDecisionCache:
         self.hits += 1
         return value == b"1"
 
-    def put(self, org_id: str, org_revision: int, subject: str, domain: str, scope: str, allowed: bool) -> None:
+    def put(self, key: DecisionKey, allowed: bool) -> None:
         """Queues the decision; a background flush sends queued decisions in one pipeline."""
         if not self.link.available or self._npending >= self.max_pending:
             self.dropped += 1
             return
-        key = self.hash_key(org_id, org_revision)
-        if key in self._full:
+        hashed = self.hash_key(key)
+        if hashed in self._full:
             self.capped += 1
             return
-        bucket = self._pending.setdefault(key, {})
-        bucket[self.field(subject, domain, scope)] = "1" if allowed else "0"
+        bucket = self._pending.setdefault(hashed, {})
+        bucket[self.field(key)] = "1" if allowed else "0"
         self._npending += 1
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())

@@ -1,22 +1,63 @@
-"""The decision path, composed: ``Authorizer`` ← engine, wrapped by caching.
+"""The decision path, composed of layers that share one protocol: :class:`Authorizer`.
 
-:class:`EngineAuthorizer` asks Casbin; :class:`CachingAuthorizer` answers repeated
-questions from memory, keyed by the organization's revision. Both take a resolved
-:class:`Target` (None: the workspace or organization names nothing, a plain deny).
+``counting → memory cache → [Redis] → engine`` (:meth:`Replication.build
+<orgauthz.engine.replication.Replication.build>`). Every layer answers a batch of resolved
+questions (:meth:`Authorizer.decide`; a Check is a batch of one) and may answer one
+question at once, without an ``await`` (:meth:`Authorizer.try_cached`): the memory cache
+from a hit, the engine when it holds the organization. A layer asks the next one only for
+what it cannot answer itself.
+
+A cacheable answer carries its :class:`DecisionKey`: the organization's revision read in the
+same step as the decision (no ``await`` between them), so an answer is never filed under a
+revision newer than the state it was decided on. After any change to an organization its
+revision grows: entries decided before a revoke can no longer be found (SPEC §3).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol
 
 from orgauthz.cache.memory import MemoryCache
 from orgauthz.engine.engine import NO_ACCESS, Engine, Target
 
-T = TypeVar("T")
-Row = tuple[str, str, str, str, bool]  # subject, workspace, organization, scope, explain
-_NO_REASONS: tuple[str, ...] = ()
+
+class Ask(NamedTuple):
+    """One resolved question (``target`` None: the workspace or organization names nothing)."""
+
+    subject: str
+    target: Target | None
+    scope: str
+    explain: bool = False
+
+
+class DecisionKey(NamedTuple):
+    """A decision's key in every cache tier (memory and Redis), and the revision it reflects.
+
+    A named tuple: the memory tier files answers under it as is, and a BatchCheck makes one
+    per item."""
+
+    org_id: str
+    revision: int  # the organization's revision when the question was decided or looked up
+    subject: str
+    domain: str
+    scope: str
+
+    @classmethod
+    def at(cls, engine: Engine, subject: str, target: Target, scope: str) -> DecisionKey | None:
+        """The key as of now; None while the organization is unknown here."""
+        revision = engine.org_revision.get(target.org_id)
+        return None if revision is None else cls(target.org_id, revision, subject, target.domain, scope)
+
+    def reflects(self, applied: int) -> int:
+        """The revision an answer under this key reflects: everything applied here (``applied``),
+        or the organization's own revision when it was loaded from a newer snapshot."""
+        return self.revision if self.revision > applied else applied
+
+    def still_current(self, engine: Engine) -> bool:
+        """Whether the organization is still at this key's revision (no change applied since)."""
+        return engine.org_revision.get(self.org_id) == self.revision
 
 
 @dataclass(slots=True)
@@ -24,18 +65,21 @@ class Decision:
     allowed: bool
     revision: int
     reasons: list[str] = field(default_factory=list)
+    key: DecisionKey | None = None  # set when the answer may be cached: under this key
 
 
 def answered_at(engine: Engine, org_id: str) -> int:
-    """The revision a decision about ``org_id`` reflects: everything applied here, or the
-    organization's own revision when it was loaded from a snapshot newer than the feed."""
+    """The revision an answer about ``org_id`` given now reflects (see :meth:`DecisionKey.reflects`)."""
     return max(engine.applied, engine.org_revision.get(org_id, 0))
 
 
 class Authorizer(Protocol):
-    async def check(self, subject: str, target: Target | None, scope: str, *, explain: bool) -> Decision:
-        """The decision for one request; never raises for unknown subjects or targets."""
-        ...
+    def try_cached(self, ask: Ask) -> Decision | None:
+        """The decision if this layer (or one below it) has it at hand, without an ``await``;
+        None: ask :meth:`decide`."""
+
+    async def decide(self, asks: Sequence[Ask]) -> list[Decision]:
+        """One decision per question, in order; never raises for unknown subjects or targets."""
 
 
 class EngineAuthorizer:
@@ -44,85 +88,85 @@ class EngineAuthorizer:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    async def check(self, subject: str, target: Target | None, scope: str, *, explain: bool) -> Decision:
+    def try_cached(self, ask: Ask) -> Decision | None:
+        target = ask.target
+        if target is None or not self.engine.loaded(target.org_id):
+            return None
+        return self._decided(ask, target)
+
+    async def decide(self, asks: Sequence[Ask]) -> list[Decision]:
         engine = self.engine
-        if target is None or not (engine.loaded(target.org_id) or await engine.ensure_loaded(target.org_id)):
-            reasons = [NO_ACCESS] if explain else []
-            return Decision(False, engine.applied, reasons)
+        out: list[Decision] = []
+        for ask in asks:
+            target = ask.target
+            if target is None or not (engine.loaded(target.org_id) or await engine.ensure_loaded(target.org_id)):
+                out.append(Decision(False, engine.applied, [NO_ACCESS] if ask.explain else []))
+            else:
+                out.append(self._decided(ask, target))
+        return out
+
+    def _decided(self, ask: Ask, target: Target) -> Decision:
+        """The organization is loaded: decided now, keyed at the revision decided at. A subject
+        the organization does not know gets no key: the engine denies it in one set lookup,
+        and a stream of nonexistent subjects would otherwise fill the caches with denials."""
+        engine = self.engine
+        subject, scope = ask.subject, ask.scope
         allowed = engine.decide(subject, target, scope)
-        reasons = engine.explain(subject, target, scope) if explain else []
-        return Decision(allowed, answered_at(engine, target.org_id), reasons)
+        reasons = engine.explain(subject, target, scope) if ask.explain else []
+        key = DecisionKey.at(engine, subject, target, scope) if engine.knows(target.org_id, subject) else None
+        return Decision(allowed, answered_at(engine, target.org_id), reasons, key)
 
 
 class CachingAuthorizer:
-    """Serves repeated decisions from process memory; explanations always go to the engine.
-
-    A subject the loaded organization does not know is not remembered: the engine denies it
-    in one set lookup, and a stream of nonexistent subjects would otherwise fill the cache
-    (and the process) with denials and push out the answers worth keeping."""
+    """Serves repeated decisions from process memory; explanations always go to the engine."""
 
     def __init__(self, inner: Authorizer, engine: Engine, cache: MemoryCache) -> None:
         self.inner = inner
         self.engine = engine
         self.cache = cache
 
-    def cached(self, subject: str, target: Target, scope: str) -> Decision | None:
-        """The cached decision without an explanation, or None on a miss (no await: the hot path)."""
-        engine = self.engine
-        rev = engine.org_revision.get(target.org_id, -1)
-        allowed = self.cache.get((target.org_id, rev, subject, target.domain, scope))
-        if allowed is None:
+    def try_cached(self, ask: Ask) -> Decision | None:
+        target = ask.target
+        if target is None or ask.explain:
             return None
-        return Decision(allowed, max(engine.applied, rev if rev > 0 else 0))
+        key = DecisionKey.at(self.engine, ask.subject, target, ask.scope)
+        if key is not None:
+            found = self.cache.get(key)
+            if found is not None:
+                return Decision(found, key.reflects(self.engine.applied), key=key)
+        return self._kept(self.inner.try_cached(ask))
 
-    async def batch(
-        self,
-        rows: Sequence[Row],
-        resolve: Callable[[str, str], Target | None],
-        answer: Callable[[bool, int, Sequence[str]], T],
-    ) -> tuple[list[T], int]:
-        """``answer(allowed, revision, reasons)`` for each row, in order, and how many were
-        allowed. What :meth:`cached` and :meth:`check` do per row, in one loop: a BatchCheck
-        of cached decisions is mostly this loop."""
-        engine = self.engine
-        get = self.cache.lookup()
-        out: list[T] = []
-        allowed = hits = 0
-        try:
-            for subject, workspace, organization, scope, explain in rows:
-                target = resolve(workspace, organization)
-                if target is not None and not explain:
-                    org = target.org_id
-                    # Read afresh per row: a miss below awaits, and a re-read of the index
-                    # replaces engine.org_revision meanwhile (a saved reference would keep
-                    # finding entries from before a revoke).
-                    rev = engine.org_revision.get(org, -1)
-                    found = get((org, rev, subject, target.domain, scope))
-                    if found is not None:
-                        hits += 1
-                        allowed += found
-                        applied = engine.applied  # max(applied, rev), without the call: applied >= 0
-                        out.append(answer(found, rev if rev > applied else applied, _NO_REASONS))
-                        continue
-                d = await self.check(subject, target, scope, explain=explain)
-                allowed += d.allowed
-                out.append(answer(d.allowed, d.revision, d.reasons))
-        finally:
-            self.cache.counted(hits, 0)
-        return out, allowed
+    async def decide(self, asks: Sequence[Ask]) -> list[Decision]:
+        """Every question this layer or the ones below answer at once is answered in one pass
+        (no ``await``); the rest go down in one call."""
+        out: list[Decision | None] = [self.try_cached(ask) for ask in asks]
+        missed = [i for i, d in enumerate(out) if d is None]
+        if missed:
+            for i, d in zip(missed, await self.inner.decide([asks[i] for i in missed]), strict=True):
+                out[i] = self._kept(d)
+        return out  # type: ignore[return-value]  # every None was replaced
 
-    async def check(self, subject: str, target: Target | None, scope: str, *, explain: bool) -> Decision:
-        if target is None or explain:
-            return await self.inner.check(subject, target, scope, explain=explain)
-        hit = self.cached(subject, target, scope)
-        if hit is not None:
-            return hit
-        engine = self.engine
-        decision = await self.inner.check(subject, target, scope, explain=False)
-        if engine.knows(target.org_id, subject) is False:
-            return decision
-        # The revision may have moved while the organization loaded: key it at the revision
-        # it was decided at, never at an older one.
-        key = (target.org_id, engine.org_revision.get(target.org_id, -1), subject, target.domain, scope)
-        self.cache.put(key, decision.allowed)
+    def _kept(self, decision: Decision | None) -> Decision | None:
+        if decision is not None and decision.key is not None:
+            self.cache.put(decision.key, decision.allowed)
         return decision
+
+
+class CountingAuthorizer:
+    """The outermost layer: counts every decision, allowed and denied (``count(allowed, denied)``)."""
+
+    def __init__(self, inner: Authorizer, count: Callable[[int, int], None]) -> None:
+        self.inner = inner
+        self.count = count
+
+    def try_cached(self, ask: Ask) -> Decision | None:
+        decision = self.inner.try_cached(ask)
+        if decision is not None:
+            self.count(decision.allowed, not decision.allowed)
+        return decision
+
+    async def decide(self, asks: Sequence[Ask]) -> list[Decision]:
+        decisions = await self.inner.decide(asks)
+        allowed = sum(d.allowed for d in decisions)
+        self.count(allowed, len(decisions) - allowed)
+        return decisions

@@ -8,18 +8,17 @@ target (unknown: a plain deny) and asks the composed :class:`Authorizer`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from typing import NamedTuple, TypeVar, cast
+from collections.abc import Sequence
+from typing import NamedTuple, TypeVar
 
 from orgauthz.domain import bounds
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE
-from orgauthz.engine.authorizer import Authorizer, Decision, answered_at
-from orgauthz.engine.engine import Engine, Target
+from orgauthz.engine.authorizer import Ask, Authorizer, Decision, answered_at
+from orgauthz.engine.engine import Engine
 from orgauthz.engine.feed import ChangeFeed
 from orgauthz.errors import InvalidArgument
 from orgauthz.store import snapshots
 
-_VALID_MAX = 100_000  # remembered valid questions; forgotten all at once when full
 T = TypeVar("T")
 
 
@@ -42,13 +41,6 @@ class Decisions:
         self.authorizer = authorizer
         self.feed = feed
         self.min_revision_wait = min_revision_wait
-        # Questions already found valid against this policy: validation is a pure function
-        # of the four strings, and a platform asks the same ones again and again.
-        self._valid: set[tuple[str, str, str, str, bool]] = set()
-        self._valid_policy = engine.policy
-        # An authorizer may answer from memory without an await (CachingAuthorizer.cached):
-        # the hot path takes it first and falls back to check() on a miss.
-        self._cached: Callable[[str, Target, str], Decision | None] | None = getattr(authorizer, "cached", None)
 
     async def at_least(self, revision: int) -> None:
         """Waits, at most ``min_revision_wait``, until this replica may answer: it has applied
@@ -76,17 +68,8 @@ class Decisions:
         raise InvalidArgument(f"{prefix}workspace", "a workspace or an organization is required")
 
     def validate(self, q: Question, field: str = "") -> None:
-        if q in self._valid and self.engine.policy is self._valid_policy:
-            return
-        self._validate(q, field)
-        if self.engine.policy is not self._valid_policy or len(self._valid) >= _VALID_MAX:
-            self._valid = set()
-            self._valid_policy = self.engine.policy
-        # Remembered as a plain tuple of strings: the collector stops tracking those, where
-        # a named tuple stays in every full collection's walk (up to _VALID_MAX of them).
-        self._valid.add((q.subject, q.workspace, q.organization, q.scope, q.explain))
-
-    def _validate(self, q: Question, field: str) -> None:
+        """INVALID_ARGUMENT naming the field (``items[i].scope``...) unless ``q`` is well formed.
+        About 1 µs a question, so not remembered (bench/NOTES.md)."""
         prefix = f"{field}." if field else ""
         bounds.check_subject(f"{prefix}subject", q.subject)
         level = self.target_level(q.workspace, q.organization, field)
@@ -95,52 +78,31 @@ class Decisions:
             kind = "workspace scope" if level == WORKSPACE else "organization permission"
             raise InvalidArgument(f"{prefix}scope", f"unknown {kind} {q.scope!r}")
 
-    def resolve(self, workspace: str, organization: str) -> Target | None:
-        return self.engine.resolve(workspace=workspace, organization=organization)
+    def _ready(self) -> bool:
+        """Whether this replica may answer without waiting (see :meth:`at_least`)."""
+        return self.feed is None or self.feed.caught_up
 
     async def check(self, q: Question, min_revision: int = 0) -> Decision:
         self.validate(q)
-        if min_revision:
+        if min_revision or not self._ready():
             await self.at_least(min_revision)
-        target = self.engine.resolve(q.workspace, q.organization)
-        if target is not None and not q.explain and self._cached is not None:
-            hit = self._cached(q.subject, target, q.scope)
-            if hit is not None:
-                return hit
-        if self.feed is not None and not self.feed.caught_up:  # starting: see at_least
-            await self.at_least(0)
-            target = self.engine.resolve(q.workspace, q.organization)
-        return await self.authorizer.check(q.subject, target, q.scope, explain=q.explain)
+        ask = Ask(q.subject, self.engine.resolve(q.workspace, q.organization), q.scope, q.explain)
+        decision = self.authorizer.try_cached(ask)
+        if decision is None:
+            (decision,) = await self.authorizer.decide([ask])
+        return decision
 
-    async def batch(
-        self,
-        rows: Sequence[tuple[str, str, str, str, bool]],
-        min_revision: int,
-        answer: Callable[[bool, int, Sequence[str]], T],
-    ) -> tuple[list[T], int]:
+    async def batch(self, rows: Sequence[tuple[str, str, str, str, bool]], min_revision: int) -> list[Decision]:
         """Decides each row ``(subject, workspace, organization, scope, explain)`` (a
-        :class:`Question` is one): ``answer(allowed, revision, reasons)`` for each, in order,
-        and how many were allowed. Every row is validated before anything is decided (INVALID_ARGUMENT names
-        ``items[i]``). Cached decisions are taken without building a :class:`Decision`: a
-        batch of 1,000 is mostly that."""
+        :class:`Question` is one), in order. Every row is validated before anything is
+        decided (INVALID_ARGUMENT names ``items[i]``)."""
         bounds.check_count("items", len(rows), bounds.BATCH_MAX)
-        valid = self._valid if self.engine.policy is self._valid_policy else set()
-        if not valid.issuperset(rows):  # one pass in C when every row was seen before
-            for i, row in enumerate(rows):
-                if row not in valid:
-                    self.validate(Question._make(row), f"items[{i}]")
-        await self.at_least(min_revision)
+        for i, row in enumerate(rows):
+            self.validate(Question._make(row), f"items[{i}]")
+        if min_revision or not self._ready():
+            await self.at_least(min_revision)
         resolve = self.engine.resolve
-        batch = getattr(self.authorizer, "batch", None)
-        if batch is not None:  # CachingAuthorizer: its cache read in one loop
-            return cast(tuple[list[T], int], await batch(rows, resolve, answer))
-        out: list[T] = []
-        allowed = 0
-        for subject, workspace, organization, scope, explain in rows:
-            d = await self.authorizer.check(subject, resolve(workspace, organization), scope, explain=explain)
-            allowed += d.allowed
-            out.append(answer(d.allowed, d.revision, d.reasons))
-        return out, allowed
+        return await self.authorizer.decide([Ask(s, resolve(w, o), sc, e) for s, w, o, sc, e in rows])
 
     async def scopes(
         self, subject: str, workspace: str, organization: str, min_revision: int = 0

@@ -166,14 +166,19 @@ class Engine:
                 return True
             if org_id not in self.org_revision:
                 return False
-            pending = self._loading.get(org_id)
-            if pending is None:
-                pending = self._loading[org_id] = asyncio.create_task(
-                    self._load(org_id), name=f"orgauthz-load-{org_id}"
-                )
-                pending.add_done_callback(partial(self._loaded, org_id))
-            await asyncio.shield(pending)
+            await asyncio.shield(self._loading.get(org_id) or self._start_load(org_id))
         return org_id in self._orgs
+
+    def load_soon(self, org_id: str) -> None:
+        """Starts loading the organization in the background, unless it is loaded, loading
+        or unknown; nobody waits for it."""
+        if org_id not in self._orgs and org_id not in self._loading and org_id in self.org_revision:
+            self._start_load(org_id)
+
+    def _start_load(self, org_id: str) -> asyncio.Task[None]:
+        task = self._loading[org_id] = asyncio.create_task(self._load(org_id), name=f"orgauthz-load-{org_id}")
+        task.add_done_callback(partial(self._loaded, org_id))
+        return task
 
     async def close(self) -> None:
         """Cancels the loads in flight (the server is stopping; its database goes next)."""

@@ -39,10 +39,6 @@ class ChangeNotifier:
         self._task: asyncio.Task[None] | None = None
         self._sends: set[asyncio.Task[None]] = set()
 
-    @property
-    def healthy(self) -> bool:
-        return self.subscribed
-
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._listen(), name="orgauthz-change-notifier")
 

@@ -22,12 +22,12 @@ looked up after the round trip; otherwise the engine decides.
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Sequence
 from typing import Literal
 
 from orgauthz.cache.redis import RedisDecisionCache
-from orgauthz.engine.authorizer import Authorizer, Decision, answered_at
-from orgauthz.engine.engine import Engine, Target
+from orgauthz.engine.authorizer import Ask, Authorizer, Decision, DecisionKey
+from orgauthz.engine.engine import Engine
 
 Lookup = Literal["unloaded", "always"]
 
@@ -41,42 +41,42 @@ class RedisCachingAuthorizer:
         self.cache = cache
         self.lookup = lookup
         self.skipped = 0  # in-process misses that went straight to the engine (organization loaded)
-        self._loads: dict[str, asyncio.Task[bool]] = {}
 
-    def _load_soon(self, org: str) -> None:
-        """After a Redis hit for an organization not loaded here, loads it in the background,
-        so the replica stops paying a Redis round trip per new question (once per org)."""
-        if org in self._loads or self.engine.loaded(org):
-            return
-        task = asyncio.create_task(self.engine.ensure_loaded(org), name=f"orgauthz-load-{org}")
-        self._loads[org] = task
-        task.add_done_callback(lambda t: (self._loads.pop(org, None), t.cancelled() or t.exception()))
-
-    async def check(self, subject: str, target: Target | None, scope: str, *, explain: bool) -> Decision:
-        if target is None or explain:
-            return await self.inner.check(subject, target, scope, explain=explain)
-        engine, org = self.engine, target.org_id
-        rev = engine.org_revision.get(org)
-        if rev is None:
-            return await self.inner.check(subject, target, scope, explain=False)
-        known = engine.knows(org, subject)  # None: the organization is not loaded here
-        if known is False:
+    def try_cached(self, ask: Ask) -> Decision | None:
+        """By default Redis is not asked about an organization loaded here: the engine answers
+        at once (its answer is still queued for Redis, for the other replicas)."""
+        if self.lookup == "always" or ask.explain:
+            return None
+        decision = self.inner.try_cached(ask)
+        if decision is not None:
             self.skipped += 1
-            return await self.inner.check(subject, target, scope, explain=False)
-        if self.lookup == "always" or known is None:
-            hit = await self.cache.get(org, rev, subject, target.domain, scope)
-            # The feed may have applied a change to this organization during the round trip:
-            # the entry then answers for an older state and is not used.
-            if hit is not None and engine.org_revision.get(org) == rev:
-                self._load_soon(org)
-                return Decision(hit, answered_at(engine, org))
-        else:
-            self.skipped += 1
-        decision = await self.inner.check(subject, target, scope, explain=False)
-        # Keyed at the revision the engine decided at (the organization may have moved on
-        # while it loaded); no await between the decision and this read.
-        rev = engine.org_revision.get(org)
-        # Not loaded: the organization vanished meanwhile. Unknown: a deny anyone finds at once.
-        if rev is not None and engine.knows(org, subject):
-            self.cache.put(org, rev, subject, target.domain, scope, decision.allowed)
+            self._share(decision)
         return decision
+
+    async def decide(self, asks: Sequence[Ask]) -> list[Decision]:
+        return [await self._one(ask) for ask in asks]
+
+    async def _one(self, ask: Ask) -> Decision:
+        target = ask.target
+        key = None if target is None or ask.explain else DecisionKey.at(self.engine, ask.subject, target, ask.scope)
+        if key is not None:
+            known = self.engine.knows(key.org_id, key.subject)  # None: the organization is not loaded here
+            if known is not False and (self.lookup == "always" or known is None):
+                hit = await self.cache.get(key)
+                # The feed may have applied a change to this organization during the round
+                # trip: the entry then answers for an older state and is not used.
+                if hit is not None and key.still_current(self.engine):
+                    # Loaded in the background, so this replica stops paying a Redis round
+                    # trip per new question about it.
+                    self.engine.load_soon(key.org_id)
+                    return Decision(hit, key.reflects(self.engine.applied), key=key)
+            else:
+                self.skipped += 1
+        (decision,) = await self.inner.decide([ask])
+        self._share(decision)
+        return decision
+
+    def _share(self, decision: Decision) -> None:
+        """Queues a keyed decision for Redis (a subject the organization does not know has no key)."""
+        if decision.key is not None:
+            self.cache.put(decision.key, decision.allowed)
