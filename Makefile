@@ -52,7 +52,7 @@ test-lowest: $(UV)
 	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(LOWEST_TESTS)
 
 LOWEST_TESTS ?= tests/decisions/test_batch_cache.py tests/decisions/test_equivalence.py tests/decisions/test_gc.py \
-  tests/decisions/test_loading.py tests/decisions/test_rules.py tests/decisions/test_wire.py tests/api/test_server.py \
+  tests/decisions/test_loading.py tests/decisions/test_rules.py tests/api/test_server.py \
   tests/store/test_contract.py tests/replicas/test_tiers.py tests/test_packaging.py
 
 ## Start the server on the embedded default: SQLite file, no Redis, demo organization loaded.

@@ -436,3 +436,38 @@ async def test_well_formed_ids_that_name_nothing_are_a_plain_deny(server: Server
         got = await s.Check(req)
         assert not got.allowed
     assert (await s.Check(pb.CheckRequest(subject="user:alice", workspace="acme-prod", scope="see_flows"))).allowed
+
+
+# -- BatchCheck's items that do not decode -----------------------------------------------------
+
+_ITEM = pb.CheckRequest(subject="user:bob", workspace="acme-prod", scope="see_flows").SerializeToString()
+_BAD_UTF8 = bytes([0x0A, 1, 0xFF])  # a CheckRequest whose subject is one byte of invalid UTF-8
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # decoding happens before the store
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"".join(b"\x0a" + bytes([len(item)]) + item for item in (_ITEM, _ITEM, _BAD_UTF8)),  # items[2]
+        b"\x0a\x80\x80\x80\x80\x80\x00",  # a length in six bytes
+        b"\x0a" + b"\x80" * 9 + b"\x02",  # a ten-byte length that wraps past 2^64 to 0
+        b"\x0a\xff\xff\xff\xff\x0f",  # a length of 2^32 - 1
+        b"\x0a\xc8\x01" + b"\x3b" * 100 + b"\x3c" * 100,  # an item nesting groups one level too deep
+        (b"\x0a\x03" + _BAD_UTF8) * 1001,  # more items than a batch holds, none of which decodes
+    ],
+)
+async def test_batch_check_whose_items_do_not_decode_is_invalid_argument_naming_the_request(
+    server: Server, data: bytes
+) -> None:
+    with pytest.raises(Exception):  # noqa: B017, PT011  # DecodeError, whatever protobuf raises
+        pb.BatchCheckRequest.FromString(data)
+    batch_check = server.channel.unary_unary(
+        "/orgauthz.v1.AuthorizationService/BatchCheck",
+        request_serializer=bytes,
+        response_deserializer=pb.BatchCheckResponse.FromString,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await batch_check(data, timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+    assert (err.value.details() or "").startswith("request: not a valid encoding"), err.value.details()
+    assert snapshots.head_revision(server.app.db) == server.revision

@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 import grpc
 
 from orgauthz import errors as e
-from orgauthz.api.wire import Undecodable
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +45,11 @@ Handler = Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]
 
 
 def rpc(fn: Handler[Req, Resp]) -> Handler[Req, Resp]:
-    """Decorates a servicer method with the error mapping; a request that did not decode
-    (:class:`~orgauthz.api.wire.Undecodable`) is answered INVALID_ARGUMENT here."""
+    """Decorates a servicer method with the error mapping."""
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> Resp:
         try:
-            if isinstance(request, Undecodable):
-                raise request.error
             return await fn(self, request, context)
         except e.OrgAuthzError as exc:
             await context.abort(status_for(exc), str(exc))
@@ -64,5 +60,4 @@ def rpc(fn: Handler[Req, Resp]) -> Handler[Req, Resp]:
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
         raise AssertionError("unreachable: abort raises")
 
-    wrapper.checks_undecodable = True  # type: ignore[attr-defined]  # read by wire.tolerant
     return wrapper
