@@ -1,18 +1,24 @@
-"""The declared floors tell the truth about the committed stubs and the lowest-version lock."""
+"""The declared floors tell the truth about the committed stubs and the lowest-version lock;
+the built package carries everything it runs with, the policy files included."""
 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+from orgauthz.domain.policy import DEFAULT_POLICY_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
 STUBS = ROOT / "src" / "orgauthz" / "v1"
+UV = ROOT / ".venv-uv" / "bin" / "uv"
 
 
 def _floors() -> dict[str, str]:
@@ -122,3 +128,63 @@ def test_make_test_refuses_a_lock_out_of_date_with_pyproject(tmp_path: Path) -> 
     stale = _lock_check(tmp_path)
     assert stale.returncode != 0
     assert "needs to be updated" in stale.stderr
+
+
+def _setuptools() -> dict[str, object]:
+    config: dict[str, object] = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    return config
+
+
+def test_the_package_list_names_every_package_under_src_and_the_policies() -> None:
+    """pyproject.toml lists the packages (orgauthz.policies lives outside src/, which rules
+    out setuptools' find): a package added under src/ must be added there too."""
+    config = _setuptools()
+    assert config["package-dir"] == {"": "src", "orgauthz.policies": "policies"}
+    src = ROOT / "src"
+    under_src = {
+        ".".join(d.relative_to(src).parts)
+        for d in [src / "orgauthz", *(src / "orgauthz").rglob("*")]
+        if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py"))
+    }
+    assert set(config["packages"]) == under_src | {"orgauthz.policies"}  # type: ignore[arg-type]
+
+
+def test_the_policies_are_found_in_the_installed_package() -> None:
+    """No policy directory configured: the package's own copy, which an editable install
+    (this one) maps to the top-level policies/ itself."""
+    assert DEFAULT_POLICY_DIR.resolve() == (ROOT / "policies").resolve()
+
+
+def _policy_files() -> list[str]:
+    top = ROOT / "policies"
+    return sorted(str(p.relative_to(top)) for p in top.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
+def test_the_wheel_carries_the_policy_files_and_every_module(tmp_path: Path) -> None:
+    """Built from a copy of the sources (the checkout is not written to), the wheel holds
+    policies/ as orgauthz/policies/ and every module under src/orgauthz/."""
+    tree = tmp_path / "tree"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in ("pyproject.toml", "README.md"):
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, tree / name)
+    shutil.copytree(ROOT / "src", tree / "src", ignore=ignore)
+    shutil.copytree(ROOT / "policies", tree / "policies", ignore=ignore)
+    assert UV.exists(), "make setup installs uv into .venv-uv"
+    subprocess.run(
+        [str(UV), "build", "--wheel", "--quiet", "--out-dir", str(tmp_path / "dist"), str(tree)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+        timeout=120,
+    )
+    (wheel,) = (tmp_path / "dist").glob("orgauthz-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    policies = _policy_files()
+    assert {"model.conf", "scopes.yaml", "roles.yaml", "__init__.py"} <= set(policies)
+    assert any(name.startswith("tests/") for name in policies)
+    missing = [name for name in policies if f"orgauthz/policies/{name}" not in names]
+    assert not missing, f"policy files missing from the wheel: {missing}"
+    modules = sorted(str(p.relative_to(ROOT / "src")) for p in (ROOT / "src" / "orgauthz").rglob("*.py"))
+    assert not [m for m in modules if m not in names], "modules missing from the wheel"

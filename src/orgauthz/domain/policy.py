@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib.resources import files
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, Final
@@ -23,7 +24,17 @@ WILDCARD: Final = "*"
 WORKSPACE: Final = "workspace"
 ORGANIZATION: Final = "organization"
 LADDER: Final = ("Viewer", "Runner", "Developer", "Owner")
-DEFAULT_POLICY_DIR: Final = Path(__file__).resolve().parents[3] / "policies"
+
+
+def _installed_policy_dir() -> Path:
+    """The package ``orgauthz.policies``: the top-level ``policies/`` of the checkout, installed
+    with the package (pyproject.toml maps it), so a wheel and an editable install both find it."""
+    directory = files("orgauthz.policies")
+    assert isinstance(directory, Path), directory  # installed as files on disk, never zipped
+    return directory
+
+
+DEFAULT_POLICY_DIR: Final = _installed_policy_dir()
 
 
 @dataclass(frozen=True)
