@@ -91,6 +91,22 @@ BREAKS = [
         0,
         "the matcher grants service_account:bot",
     ),
+    (
+        "effect other than allow-any",
+        "model.conf",
+        "e = some(where (p.eft == allow))",
+        "e = !some(where (p.eft == deny))",
+        0,
+        "the effect must be some(where (p.eft == allow))",
+    ),
+    (
+        "matcher the engine cannot compile",
+        "model.conf",
+        "m = g2(p.obj, r.obj) && ",
+        'm = g2(p.obj, r.obj) && r.dom in ("ws:a", "ws:b") && ',
+        0,
+        "the matcher cannot be compiled at `r.dom in ('ws:a', 'ws:b')`",
+    ),
 ]
 
 

@@ -315,9 +315,14 @@ def policy_findings(policy: PolicySet) -> list[PolicyError]:
 
 
 def load_policy(directory: Path | str | None = None) -> PolicySet:
-    """Parses and checks ``policies/``; raises the first :class:`PolicyError` found."""
+    """Parses and checks ``policies/``; raises the first :class:`PolicyError` found, including
+    a ``model.conf`` the engine cannot evaluate (see :func:`orgauthz.engine.enforcer.check_model`)."""
     policy = parse_policy(Path(directory) if directory else DEFAULT_POLICY_DIR)
     findings = policy_findings(policy)
     if findings:
         raise findings[0]
+    # Imported here: the engine builds on this module, and reading the files needs no Casbin.
+    from orgauthz.engine.enforcer import check_model
+
+    check_model(policy)
     return policy

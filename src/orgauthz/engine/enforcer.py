@@ -1,21 +1,30 @@
-"""One Casbin enforcer per organization, with the rule pre-filter that makes it fast.
+"""Decides for one organization: Casbin's model, evaluated by the project's own code.
 
-Plain ``Enforcer.enforce`` runs the matcher over every ``p`` line. The matcher's first
-conjunct is ``g2(p.obj, r.obj)``: a line can only match when its scope includes the
-requested one. :class:`OrgEnforcer` therefore hands Casbin, for each request, only the
-lines whose scope includes ``r.obj`` (one per role: the others differ only in ``p.obj``,
-which the rest of the matcher does not read). Decisions are identical to a plain
-``casbin.Enforcer`` holding the same model and lines; the property tests prove it.
+Casbin's part is the model (``policies/model.conf``: request, policy and role definitions,
+effect, matcher) and the lines it is fed (``p``, ``g``, ``g2``, ``g3``). The project's part
+is how they are evaluated: :class:`OrgEnforcer` holds the role definitions' links in
+:class:`RoleLinks` (what Casbin's role managers would answer), calls the matcher compiled
+by :mod:`orgauthz.engine.matcher`, and only over the ``p`` lines that can match. The
+matcher's first conjunct is ``g2(p.obj, r.obj)``: a line can only match when its scope
+includes the requested one, so for each scope the lines whose scope includes it are
+indexed in advance (one per role: the others differ only in ``p.obj``, which the rest of
+the matcher does not read). Decisions are identical to a plain ``casbin.Enforcer``
+(:func:`new_enforcer`) holding the same model and lines; tests/decisions/test_equivalence.py
+proves it.
 
-Not thread-safe: Casbin's ``enforce`` mutates internal state. Call from one thread.
+A model the compiler refuses is refused at start-up (:func:`check_model`, which
+:func:`orgauthz.domain.policy.load_policy` runs): there is no second evaluator.
+
+Not thread-safe: call from one thread (the event loop's).
 """
 
 from __future__ import annotations
 
-import contextlib
+import re
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Final
 
 import casbin
 from casbin import persist
@@ -24,6 +33,13 @@ from casbin.model import FunctionMap, Model
 from orgauthz.domain.lines import Line
 from orgauthz.domain.policy import PolicySet
 from orgauthz.engine.matcher import Matcher, compile_matcher
+from orgauthz.errors import PolicyError
+
+# What the engine calls the matcher with: (sub, org, dom, obj) of the request, then (sub, obj)
+# of one p line; and the one effect it implements, allow when any line matches.
+REQUEST: Final = ["r_sub", "r_org", "r_dom", "r_obj"]
+POLICY: Final = ["p_sub", "p_obj"]
+ALLOW_ANY: Final = frozenset({"some(where(p.eft==allow))", "some(where(p_eft==allow))"})
 
 
 class LinesAdapter(persist.Adapter):  # type: ignore[misc]  # casbin ships no type hints
@@ -38,7 +54,9 @@ class LinesAdapter(persist.Adapter):  # type: ignore[misc]  # casbin ships no ty
 
 
 def new_enforcer(model_text: str, lines: Iterable[Line]) -> casbin.Enforcer:
-    """A plain ``casbin.Enforcer`` with ``model_text`` and ``lines`` loaded."""
+    """A plain ``casbin.Enforcer`` with ``model_text`` and ``lines`` loaded: the reference the
+    engine is held to (the equivalence tests, ``policy lint``'s probe, ``policy diff``, the
+    benchmark), never on the decision path."""
     model = Model()
     model.load_model_from_text(model_text)
     return casbin.Enforcer(model, LinesAdapter(lines))
@@ -131,13 +149,74 @@ class RoleLinks:
         return g
 
 
+def compile_model(policy: PolicySet, model: Model, g_functions: Mapping[str, Callable[..., bool]]) -> Matcher:
+    """The model's matcher compiled over ``g_functions`` (one per role definition) and Casbin's
+    function map.
+
+    Raises :class:`PolicyError` at the line of ``policy``'s model.conf at fault when the
+    request or policy definition is not the one the engine calls the matcher with, the effect
+    is not ``some(where (p.eft == allow))``, or :func:`compile_matcher` refuses the matcher.
+    """
+    rows = policy.model_text.splitlines()
+    m = model.model
+
+    def refuse(key: str, message: str) -> PolicyError:
+        line = next((i for i, row in enumerate(rows, 1) if re.match(rf"\s*{key}\s*=", row)), 0)
+        return PolicyError(message, file=str(policy.directory / "model.conf"), line=line)
+
+    if m["r"]["r"].tokens != REQUEST:
+        raise refuse("r", "the request must be r = sub, org, dom, obj (what the engine asks the matcher)")
+    if m["p"]["p"].tokens != POLICY:
+        raise refuse("p", "the policy must be p = sub, obj (what the engine hands the matcher)")
+    if m["e"]["e"].value.replace(" ", "") not in ALLOW_ANY:
+        raise refuse(
+            "e",
+            "the effect must be some(where (p.eft == allow)): the engine allows when one p line "
+            "matches and evaluates no other effect",
+        )
+    functions = {**FunctionMap.load_function_map().get_functions(), **g_functions}
+    try:
+        return compile_matcher(m["m"]["m"].value, REQUEST, POLICY, functions)
+    except PolicyError as exc:
+        raise refuse("m", str(exc)) from None
+
+
+def load_model(policy: PolicySet) -> Model:
+    """Casbin's ``Model`` of ``policy.model_text``; :class:`PolicyError` when Casbin cannot load it
+    or a section the engine reads is missing."""
+    model = Model()
+    try:
+        model.load_model_from_text(policy.model_text)
+    except Exception as exc:  # Casbin raises bare RuntimeError and friends
+        raise PolicyError(f"Casbin cannot load the model: {exc}", file=str(policy.directory / "model.conf")) from None
+    for sec, key, title in (
+        ("r", "r", "request_definition"),
+        ("p", "p", "policy_definition"),
+        ("e", "e", "policy_effect"),
+        ("m", "m", "matchers"),
+    ):
+        if key not in model.model.get(sec, {}):
+            raise PolicyError(f"section [{title}] is missing", file=str(policy.directory / "model.conf"))
+    return model
+
+
+def check_model(policy: PolicySet) -> None:
+    """Raises :class:`PolicyError` (file and line) unless :class:`OrgEnforcer` can evaluate the
+    model: Casbin loads it and :func:`compile_model` accepts it. Run at start-up."""
+    model = load_model(policy)
+    compile_model(policy, model, dict.fromkeys(model.model.get("g", {}), _never))
+
+
+def _never(*_: str) -> bool:
+    return False
+
+
 class OrgEnforcer:
     """Decides for one organization: its lines, the built-in roles, and its custom roles.
 
     Evaluates the model's compiled matcher over the pre-filtered ``p`` lines, with ``g``
-    functions over :class:`RoleLinks`. When the model cannot be compiled (an effect other
-    than allow-any, or a matcher the compiler refuses), a plain ``casbin.Enforcer`` with
-    the same lines decides instead, and changes go to both.
+    functions over :class:`RoleLinks`. Raises :class:`PolicyError` when the model cannot be
+    compiled (:func:`check_model` refuses such a model at start-up first).
     """
 
     def __init__(
@@ -150,29 +229,14 @@ class OrgEnforcer:
     ) -> None:
         self.org_domain = org_domain
         self._policy = policy
-        model = Model()
-        model.load_model_from_text(policy.model_text)
+        model = load_model(policy)
         self._p_lines = [list(line[1:]) for line in p_lines]
-        self._links: dict[str, RoleLinks] = {key: RoleLinks() for key in model.model["g"]}
+        self._links: dict[str, RoleLinks] = {key: RoleLinks() for key in model.model.get("g", {})}
         self.subjects: Counter[str] = Counter()
-        self._enforcer: casbin.Enforcer | None = None
         self._by_obj = self._index(p_lines)
-        self._matcher = self._compile(model)
-        if self._matcher is None:
-            self._enforcer = new_enforcer(policy.model_text, [*p_lines, *include_lines, *access_lines])
-            self._p = self._enforcer.model.model["p"]["p"]
+        self._matcher = compile_model(policy, model, {key: links.g_function() for key, links in self._links.items()})
         self._add_links(include_lines)
         self._add_links(access_lines)
-
-    def _compile(self, model: Model) -> Matcher | None:
-        """The compiled matcher, or None to use Casbin's interpreter (effects other than allow-any)."""
-        m = model.model
-        if m["e"]["e"].value.replace(" ", "") not in {"some(where(p.eft==allow))", "some(where(p_eft==allow))"}:
-            return None
-        functions = dict(FunctionMap.load_function_map().get_functions())
-        for key, links in self._links.items():
-            functions[key] = links.g_function()
-        return compile_matcher(m["m"]["m"].value, m["r"]["r"].tokens, m["p"]["p"].tokens, functions)
 
     def _index(self, p_lines: list[Line]) -> dict[str, list[list[str]]]:
         """For each scope, one ``p`` line per role whose scope includes it."""
@@ -197,21 +261,11 @@ class OrgEnforcer:
         # Unknown subjects hold nothing: denied without evaluating anything.
         if subject not in self.subjects:
             return False
-        lines = self._by_obj.get(scope, ())
-        match = self._matcher
-        if match is not None:
-            org = self.org_domain
-            for line in lines:  # noqa: SIM110  # a loop: no generator object per decision
-                if match(subject, org, domain, scope, *line):
-                    return True
-            return False
-        assert self._enforcer is not None
-        saved = self._p.policy
-        self._p.policy = lines
-        try:
-            return bool(self._enforcer.enforce(subject, self.org_domain, domain, scope))
-        finally:
-            self._p.policy = saved
+        match, org = self._matcher, self.org_domain
+        for line in self._by_obj.get(scope, ()):  # noqa: SIM110  # a loop: no generator object per decision
+            if match(subject, org, domain, scope, *line):
+                return True
+        return False
 
     def roles_of(self, subject: str, domain: str) -> list[str]:
         """Roles the subject holds in ``domain`` (an ``org:`` or ``ws:`` domain)."""
@@ -229,19 +283,12 @@ class OrgEnforcer:
 
     def add(self, lines: Iterable[Line]) -> None:
         """Applies ``g``/``g2``/``g3`` lines to the role links (no list scans)."""
-        lines = list(lines)
         self._add_links(lines)
-        if self._enforcer is not None:
-            for ptype, *values in lines:
-                self._enforcer.get_named_role_manager(ptype).add_link(*values)
 
     def remove(self, lines: Iterable[Line]) -> None:
         for ptype, *values in lines:
             if not self._links[ptype].remove(*values):
                 continue  # already absent: removal is idempotent
-            if self._enforcer is not None:
-                with contextlib.suppress(RuntimeError):
-                    self._enforcer.get_named_role_manager(ptype).delete_link(*values)
             if ptype == "g":
                 self.subjects[values[0]] -= 1
                 if self.subjects[values[0]] <= 0:

@@ -7,8 +7,10 @@ sound: effective scopes cannot be computed over an include cycle):
 1. shape: valid YAML, known keys, no duplicate keys, lists where lists belong;
 2. :func:`orgauthz.domain.policy.policy_findings` (unknown scopes, cycles, R20 ladder...);
 3. the access rules the built-in roles must respect (R2a, R8, R11, R16, R20, R21);
-4. ``model.conf``: Casbin loads it, and a probe organization evaluated by a plain
-   ``casbin.Enforcer`` gets exactly the decisions the SPEC prescribes (R2a, R11, R16-R18).
+4. ``model.conf``: Casbin loads it, the engine compiles it (the effect is allow-any and the
+   matcher is one :mod:`orgauthz.engine.matcher` accepts: the server refuses any other), and a
+   probe organization evaluated by a plain ``casbin.Enforcer`` gets exactly the decisions the
+   SPEC prescribes (R2a, R11, R16-R18).
 """
 
 from __future__ import annotations
@@ -314,6 +316,12 @@ def _model(policy: PolicySet) -> list[Finding]:
         out.append(Finding(path, _line_of(text, r"^\s*p\s*=") or 1, "policy must be p = sub, obj"))
     if out:
         return out
+    from orgauthz.engine.enforcer import check_model  # engine imports stay out of plain lint paths
+
+    try:
+        check_model(policy)  # the server refuses to start with a model its engine cannot compile
+    except PolicyError as exc:
+        return [Finding(path, exc.line or matcher_line, _bare(exc))]
     try:
         wrong = probe_mismatches(policy)
     except Exception as exc:  # any failure to evaluate is the model's fault
