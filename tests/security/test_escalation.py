@@ -253,9 +253,10 @@ class Escalation(RuleBasedStateMachine):
         ws = data.draw(st.sampled_from(self.ws), "workspace")
         subject = data.draw(st.sampled_from(self.subjects()), "subject")
         role = data.draw(st.sampled_from(["Viewer", "Developer", "Owner", "Worker", self.cw]), "role")
-        may = self.model.may_manage_access(actor, ws)
-        held = (ws, subject) in self.model.grants
+        before = self.model.grants.get((ws, subject))
+        held = before is not None
         if not held:
+            may = self.model.may_manage_access(actor, ws, subject, [role])
             expected = may and self.model.in_org(subject)
             self.call(
                 "grant",
@@ -267,6 +268,7 @@ class Escalation(RuleBasedStateMachine):
             if expected:
                 self.model.grants[(ws, subject)] = role
         elif data.draw(st.booleans(), "revoke"):
+            may = self.model.may_manage_access(actor, ws, subject, [before])
             self.call(
                 "revoke",
                 self.acc.RevokeWorkspaceAccess,
@@ -277,6 +279,7 @@ class Escalation(RuleBasedStateMachine):
             if may:
                 del self.model.grants[(ws, subject)]
         else:
+            may = self.model.may_manage_access(actor, ws, subject, [before, role])
             self.call(
                 "change access",
                 self.acc.ChangeWorkspaceAccess,
@@ -292,7 +295,7 @@ class Escalation(RuleBasedStateMachine):
         actor = data.draw(st.sampled_from(self.subjects()), "actor")
         ws = data.draw(st.sampled_from(self.ws), "workspace")
         role = data.draw(st.sampled_from(["", "Viewer", "Runner", "Owner", self.cw]), "role")
-        expected = self.model.may_set_default(actor, ws)
+        expected = self.model.may_set_default(actor, ws, role)
         self.call(
             "set default role",
             self.wss.SetDefaultRole,
@@ -387,7 +390,8 @@ class Escalation(RuleBasedStateMachine):
         level = self.model.custom[role].level
         pool = sorted(ORG_PERMISSIONS) if level == "organization" else sorted(WS_SCOPES)
         scopes = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=5, unique=True), "scopes")
-        expected = "update:account_role" in self.model.permissions(actor)
+        # R28: only Owners and Admins define or change custom roles, whatever permissions
+        expected = "update:account_role" in self.model.permissions(actor) and self.model.is_admin(actor)
         self.n += 1  # role names are unique in an organization
         self.call(
             "update role",
@@ -407,7 +411,7 @@ class Escalation(RuleBasedStateMachine):
         )
         self.n += 1
         rid = f"{self.org}-role{self.n}"
-        expected = "create:account_role" in self.model.permissions(actor)
+        expected = "create:account_role" in self.model.permissions(actor) and self.model.is_admin(actor)
         self.call(
             "create role",
             self.roles.CreateRole,

@@ -275,16 +275,27 @@ class OrgModel:
 
     # -- what an operation must do -------------------------------------------------------
 
-    def may_manage_access(self, actor: str, workspace: str) -> bool:
-        """R16: organization Admins (update:workspace) and the workspace's Owners."""
-        return "update:workspace" in self.permissions(actor) or "manage_workspace_users" in self.scopes(
-            actor, workspace
-        )
+    def within(self, actor: str, workspace: str, roles: Iterable[str]) -> bool:
+        """R28: an organization Admin, or every scope of ``roles`` held by the actor there."""
+        held = self.scopes(actor, workspace)
+        return self.is_admin(actor) or all(self.role_scopes(r) & set(WS_SCOPES) <= held for r in roles if r)
 
-    def may_set_default(self, actor: str, workspace: str) -> bool:
-        return "update:workspace" in self.permissions(actor) or "manage_workspace_default_role" in self.scopes(
+    def may_manage_access(self, actor: str, workspace: str, subject: str, roles: Iterable[str]) -> bool:
+        """R16: organization Admins and whoever holds manage_workspace_users in the workspace
+        (no organization permission grants it); R28: a non-Admin only roles within its own
+        scopes there (``roles``: the role given and the one held before), never its own access."""
+        if self.is_admin(actor):
+            return True
+        if "manage_workspace_users" not in self.scopes(actor, workspace) or subject == actor:
+            return False
+        return self.within(actor, workspace, roles)
+
+    def may_set_default(self, actor: str, workspace: str, role: str) -> bool:
+        """R17 and R28: a role within the setter's own scopes there, unless it is an Admin."""
+        may = "update:workspace" in self.permissions(actor) or "manage_workspace_default_role" in self.scopes(
             actor, workspace
         )
+        return may and self.within(actor, workspace, [role])
 
     def may_invite(self, actor: str, role: str) -> bool:
         """R8: only Admins invite Admins; R10: members plus pending within the limit."""

@@ -30,5 +30,8 @@ class EngineView(Protocol):
         """The roles ``subject`` holds directly in ``domain`` of a loaded organization (None:
         not loaded). Does not count as a use of the organization (its eviction order stays)."""
 
+    def scopes(self, subject: str, target: Target) -> list[str]:
+        """Every scope of the target's level ``subject`` holds there (after :meth:`ensure_loaded`)."""
+
     def decide(self, subject: str, target: Target, scope: str) -> bool:
         """Whether ``subject`` holds ``scope`` at the target (after :meth:`ensure_loaded`)."""

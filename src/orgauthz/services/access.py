@@ -1,8 +1,11 @@
-"""Workspace access: grant, change, revoke and list workspace roles (R16).
+"""Workspace access: grant, change, revoke and list workspace roles (R16, R28).
 
-Only organization Admins (``update:workspace``) and the workspace's own Owners
-(``manage_workspace_users`` in that workspace) may change access. The subject must be a
-member or a service account of the workspace's organization, checked inside the write.
+Only organization Owners and Admins and whoever holds ``manage_workspace_users`` in the
+workspace (its Owners: the built-in role or a custom one) may change access; no permission
+of a custom organization role grants it (R16). Whoever is not an organization Owner or
+Admin may grant, change or revoke only roles all of whose scopes it holds there itself, and
+not its own access (R28). The subject must be a member or a service account of the
+workspace's organization, checked inside the write.
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ from orgauthz.domain import rules
 from orgauthz.domain.lines import Line
 from orgauthz.domain.policy import WORKSPACE
 from orgauthz.errors import AlreadyExists, NotFound
-from orgauthz.services.context import Actor, Management, audit
-from orgauthz.services.roles import check_role_row, role_read
+from orgauthz.services.context import Actor, Authority, Management, audit
+from orgauthz.services.roles import check_role_row, role_read, role_scopes
 from orgauthz.services.workspaces import find_workspace
 from orgauthz.store import base as store
 from orgauthz.store.base import Decision, Locked, Read, Write
-from orgauthz.store.models import Membership, ServiceAccount, Workspace, WorkspaceGrant
+from orgauthz.store.models import CustomRole, Membership, ServiceAccount, Workspace, WorkspaceGrant
 
 _MANAGE = "manage_workspace_users"
 
@@ -34,9 +37,10 @@ class _Ws:
     org_id: str
 
 
-async def _authorized(mgmt: Management, actor: Actor, workspace_id: str, scope: str) -> _Ws:
+async def _located(mgmt: Management, actor: Actor, workspace_id: str) -> _Ws:
     """The workspace's organization from the engine's index (no database read on the write
-    path; the write re-checks the workspace under its lock), else from the store."""
+    path; the write re-checks the workspace under its lock), else from the store. NotFound
+    unless the actor is in that organization."""
     org_id = mgmt.engine.org_of(workspace_id)
     if org_id is None:
         org_id = (await find_workspace(mgmt, actor, workspace_id)).org_id
@@ -45,8 +49,25 @@ async def _authorized(mgmt: Management, actor: Actor, workspace_id: str, scope: 
             await mgmt.require_member(actor, org_id)
         except NotFound:
             raise NotFound(f"workspace {workspace_id!r} not found") from None
-    await mgmt.require_any(actor, org_id, [("update:workspace", ""), (scope, workspace_id)])
     return _Ws(workspace_id, org_id)
+
+
+async def _manager(mgmt: Management, actor: Actor, workspace_id: str) -> tuple[_Ws, Authority]:
+    """R16: the actor holds ``manage_workspace_users`` in the workspace (organization Owners
+    and Admins hold every scope, R2); its authority there, for R28."""
+    ws = await _located(mgmt, actor, workspace_id)
+    await mgmt.require(actor, ws.org_id, _MANAGE, workspace_id)
+    return ws, await mgmt.authority(actor, ws.org_id, workspace_id)
+
+
+def _check_escalation(authority: Authority, actor: Actor, subject: str, scopes: frozenset[str], what: str) -> None:
+    rules.check_no_escalation(
+        actor_is_admin=authority.is_admin,
+        actor_scopes=authority.scopes,
+        role_scopes=scopes,
+        own_access=subject == actor.subject,
+        what=what,
+    )
 
 
 # What grant, change and revoke read under the write lock, built once with bindparams.
@@ -66,13 +87,15 @@ _GRANT_CHECKS = {
     )
     for kind, in_org in _IN_ORG.items()
 }
-# The workspace (one row if it exists) and the subject's role there (None: no grant).
+# The workspace (one row if it exists), the subject's role there (None: no grant) and, when
+# that is a custom role, what it grants (for R28).
 _GRANT_OF = (
-    select(Workspace.id, WorkspaceGrant.role)
+    select(Workspace.id, WorkspaceGrant.role, CustomRole.level, CustomRole.scopes, CustomRole.inherits)
     .outerjoin(
         WorkspaceGrant,
         and_(WorkspaceGrant.workspace_id == Workspace.id, WorkspaceGrant.subject == bindparam("subject")),
     )
+    .outerjoin(CustomRole, CustomRole.id == WorkspaceGrant.role)
     .where(Workspace.id == bindparam("ws"))
 )
 # Every workspace grant of a subject in an organization.
@@ -89,6 +112,12 @@ def _existing(at: Locked, ws: _Ws, subject: str) -> str:
     if found.role is None:
         raise NotFound(f"{subject} has no access to workspace {ws.id!r}")
     return str(found.role)
+
+
+def _held_role_scopes(mgmt: Management, at: Locked, role: str) -> frozenset[str]:
+    """What the subject's present role (``role``, from ``_GRANT_OF``) grants."""
+    found = at.one("grant")
+    return role_scopes(mgmt.policy, role, found if found is not None and found.level is not None else None)
 
 
 def _grant_row(at: Locked, ws: _Ws, subject: str, role: str) -> WorkspaceGrant:
@@ -114,7 +143,7 @@ async def grant(
 ) -> tuple[WorkspaceGrant, int]:
     """AlreadyExists when the subject already has a role here (use change);
     FailedPrecondition when it is not in the organization (R16)."""
-    ws = await _authorized(mgmt, actor, workspace_id, _MANAGE)
+    ws, authority = await _manager(mgmt, actor, workspace_id)
     kind, _, ident = subject.partition(":")
     checks = _GRANT_CHECKS["user" if kind == "user" else "service_account"]
     reads = {
@@ -128,6 +157,7 @@ async def grant(
             raise NotFound(f"workspace {workspace_id!r} not found")
         check_role_row(mgmt.policy, ws.org_id, role, WORKSPACE, "role", at.one("role"))
         rules.check_grantee(subject, in_org=in_org)
+        _check_escalation(authority, actor, subject, role_scopes(mgmt.policy, role, at.one("role")), "grant")
         if held:
             raise AlreadyExists(f"{subject} already has access to workspace {workspace_id!r}")
         row = {
@@ -155,12 +185,14 @@ async def change(
     mgmt: Management, actor: Actor, workspace_id: str, subject: str, role: str
 ) -> tuple[WorkspaceGrant, int]:
     """NotFound when the subject has no access here."""
-    ws = await _authorized(mgmt, actor, workspace_id, _MANAGE)
+    ws, authority = await _manager(mgmt, actor, workspace_id)
     reads = {"grant": (_GRANT_OF, {"ws": workspace_id, "subject": subject}), "role": role_read(role)}
 
     def decide(at: Locked) -> Decision[WorkspaceGrant]:
         before = _existing(at, ws, subject)
         check_role_row(mgmt.policy, ws.org_id, role, WORKSPACE, "role", at.one("role"))
+        scopes = role_scopes(mgmt.policy, role, at.one("role")) | _held_role_scopes(mgmt, at, before)
+        _check_escalation(authority, actor, subject, scopes, "change")
         event = audit(
             actor,
             "orgauthz.workspace-access.changed",
@@ -183,10 +215,11 @@ async def change(
 
 async def revoke(mgmt: Management, actor: Actor, workspace_id: str, subject: str) -> int:
     """NotFound when the subject has no access here. The next Check is denied (SPEC §3)."""
-    ws = await _authorized(mgmt, actor, workspace_id, _MANAGE)
+    ws, authority = await _manager(mgmt, actor, workspace_id)
 
     def decide(at: Locked) -> Decision[None]:
         role = _existing(at, ws, subject)
+        _check_escalation(authority, actor, subject, _held_role_scopes(mgmt, at, role), "revoke")
         return Decision(
             None,
             writes=[store.delete(WorkspaceGrant, workspace_id=workspace_id, subject=subject)],
@@ -207,7 +240,8 @@ async def list_access(
     mgmt: Management, actor: Actor, workspace_id: str, *, page_size: int, after: str
 ) -> tuple[list[WorkspaceGrant], str]:
     """Ordered by subject. Needs update:workspace or see_workspace_users in the workspace."""
-    await _authorized(mgmt, actor, workspace_id, "see_workspace_users")
+    ws = await _located(mgmt, actor, workspace_id)
+    await mgmt.require_any(actor, ws.org_id, [("update:workspace", ""), ("see_workspace_users", workspace_id)])
     q = select(WorkspaceGrant).where(WorkspaceGrant.workspace_id == workspace_id)
     if after:
         q = q.where(WorkspaceGrant.subject > after)

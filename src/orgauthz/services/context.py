@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from orgauthz.domain import lines as L
+from orgauthz.domain import rules
 from orgauthz.domain.changes import Audit, ChangeSet
 from orgauthz.domain.policy import PolicySet
 from orgauthz.engine.engine import Target
@@ -44,6 +45,14 @@ class Actor:
     @property
     def id(self) -> str:
         return self.subject.partition(":")[2]
+
+
+@dataclass(frozen=True)
+class Authority:
+    """An actor's standing in one workspace, for R28 (no escalation)."""
+
+    is_admin: bool  # an organization Owner or Admin: not limited (R2)
+    scopes: frozenset[str]  # the workspace scopes it holds there (empty for Admins: not needed)
 
 
 class Feed(Protocol):
@@ -84,6 +93,16 @@ class Management:
             return None
         roles = self.engine.direct_roles(org_id, actor.subject, target.domain)
         return roles if roles is not None and L.MEMBER in roles else None
+
+    async def authority(self, actor: Actor, org_id: str, workspace: str) -> Authority:
+        """What R28 limits a member by in a workspace: whether it is an organization Owner or
+        Admin, and the workspace scopes it holds there (per the engine)."""
+        if rules.is_admin(await self.org_role_of(actor, org_id)):
+            return Authority(True, frozenset())
+        target = self.engine.resolve(workspace=workspace)
+        if target is None or target.org_id != org_id or not await self.engine.ensure_loaded(org_id):
+            return Authority(False, frozenset())
+        return Authority(False, frozenset(self.engine.scopes(actor.subject, target)))
 
     async def allowed(self, actor: Actor, org_id: str, permission: str, workspace: str = "") -> bool:
         """Whether the actor holds ``permission`` in the organization (or the workspace scope)."""

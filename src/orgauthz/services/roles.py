@@ -64,12 +64,23 @@ class ScopeView:
 
 
 # The custom role a write names (no row: none of that id), read under the write lock.
-_CUSTOM_ROLE = select(CustomRole.org_id, CustomRole.level).where(CustomRole.id == bindparam("role"))
+_CUSTOM_ROLE = select(CustomRole.org_id, CustomRole.level, CustomRole.scopes, CustomRole.inherits).where(
+    CustomRole.id == bindparam("role")
+)
 
 
 def role_read(role: str) -> Read:
     """The read a write gives :func:`check_role_row` (see Store.commit)."""
     return _CUSTOM_ROLE, {"role": role}
+
+
+def role_scopes(policy: PolicySet, role: str, row: Any | None) -> frozenset[str]:
+    """Every scope ``role`` grants (R20-R22): a built-in role's, or the custom role's read by
+    :func:`role_read` (``row``; None: no such custom role, nothing). Empty role: nothing."""
+    found = policy.roles.get(role)
+    if found is None and row is not None:
+        found = RoleDef(role, row.level, "", tuple(row.scopes or ()), row.inherits or "", builtin=False)
+    return policy.effective_scopes(policy.held_scopes(found)) if found is not None else frozenset()
 
 
 def check_role_row(policy: PolicySet, org_id: str, role: str, level: str, field_name: str, row: Any | None) -> None:
@@ -235,6 +246,7 @@ async def create_role(
     rules.check_inherits("inherits", inherits=inherits, level=level, builtin_levels=builtin)
     own = check_scopes(policy, level, scopes, inherits=inherits)
     await mgmt.require(actor, org_id, "create:account_role")
+    rules.check_role_author(await mgmt.org_role_of(actor, org_id))
     role_id = role_id or f"role-{secrets.token_hex(8)}"
 
     def decide(at: Locked) -> Decision[RoleView]:
@@ -277,6 +289,7 @@ async def update_role(
     if role_id in policy.roles:
         raise InvalidArgument("role", "built-in roles are changed in policies/, not through the API (R23)")
     await mgmt.require(actor, org_id, "update:account_role")
+    rules.check_role_author(await mgmt.org_role_of(actor, org_id))
 
     def decide(at: Locked) -> Decision[RoleView]:
         row = _role_row(at, role_id)
@@ -305,6 +318,7 @@ async def delete_role(mgmt: Management, actor: Actor, org_id: str, role_id: str)
     if role_id in mgmt.policy.roles:
         raise InvalidArgument("role", "built-in roles cannot be deleted")
     await mgmt.require(actor, org_id, "delete:account_role")
+    rules.check_role_author(await mgmt.org_role_of(actor, org_id))
     key = {"role": role_id, "org": org_id}
     reads: dict[str, Read] = {"role": (_ROLE_ROW, key), **{what: (q, key) for what, q in _USES.items()}}
 

@@ -17,7 +17,7 @@ from orgauthz.domain import rules
 from orgauthz.domain.policy import WORKSPACE
 from orgauthz.errors import NotFound
 from orgauthz.services.context import Actor, Management, audit
-from orgauthz.services.roles import check_role_row, role_read
+from orgauthz.services.roles import check_role_row, role_read, role_scopes
 from orgauthz.store import base as store
 from orgauthz.store.base import Decision, Locked, Read, as_utc
 from orgauthz.store.models import Organization, Workspace, WorkspaceGrant
@@ -180,12 +180,14 @@ async def delete_workspace(mgmt: Management, actor: Actor, workspace_id: str) ->
 async def set_default_role(mgmt: Management, actor: Actor, workspace_id: str, role: str) -> tuple[Workspace, int]:
     """Sets the role for "Anyone at <organization>"; "" is No Access (R17).
 
-    Needs update:workspace, or manage_workspace_default_role in this workspace.
+    Needs update:workspace, or manage_workspace_default_role in this workspace; whoever is
+    not an organization Owner or Admin may set only a role within its own scopes there (R28).
     """
     ws = await find_workspace(mgmt, actor, workspace_id)
     await mgmt.require_any(
         actor, ws.org_id, [("update:workspace", ""), ("manage_workspace_default_role", workspace_id)]
     )
+    authority = await mgmt.authority(actor, ws.org_id, workspace_id)
     reads = {"workspace": _workspace_read(workspace_id)}
     if role:
         reads["role"] = role_read(role)
@@ -194,6 +196,11 @@ async def set_default_role(mgmt: Management, actor: Actor, workspace_id: str, ro
         row = _locked_workspace(at, ws)
         if role:
             check_role_row(mgmt.policy, ws.org_id, role, WORKSPACE, "role", at.one("role"))
+            rules.check_default_role_scopes(
+                actor_is_admin=authority.is_admin,
+                actor_scopes=authority.scopes,
+                role_scopes=role_scopes(mgmt.policy, role, at.one("role")),
+            )
         before = row.default_role or ""
         change = at.change()
         if before:
