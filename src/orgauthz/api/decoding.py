@@ -55,10 +55,10 @@ def _refusing(handler: Any) -> Any:
     field = _BEHAVIOURS[bool(handler.request_streaming), bool(handler.response_streaming)]
     fn = getattr(handler, field)
     behaviour = _streamed_in(fn) if handler.request_streaming else _unary_in(fn)
-    return handler._replace(request_deserializer=_tolerant(parse), **{field: behaviour})
+    return handler._replace(request_deserializer=_marking_undecodable(parse), **{field: behaviour})
 
 
-def _tolerant(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+def _marking_undecodable(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     def deserialize(data: bytes) -> Any:
         try:
             return parse(data)
