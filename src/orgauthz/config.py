@@ -7,30 +7,44 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from orgauthz.domain.policy import DEFAULT_POLICY_DIR
-
 
 class Settings(BaseSettings):
-    """Every option of ``orgauthz serve``, from ``ORGAUTHZ_<NAME>``; docs/operations.md lists the tuning ones."""
+    """Every option of ``orgauthz serve``, from ``ORGAUTHZ_<NAME>``; docs/operations.md lists them all
+    (``make generate`` writes that table from the fields' defaults and descriptions)."""
 
     model_config = SettingsConfigDict(env_prefix="ORGAUTHZ_", extra="ignore")
 
-    listen: str = Field("127.0.0.1:50051", description="gRPC listen address host:port")
-    metrics_listen: str = Field("127.0.0.1:9464", description="Prometheus endpoint; empty disables it")
+    listen: str = Field("127.0.0.1:50051", description="gRPC listen address, host:port")
+    metrics_listen: str = Field("127.0.0.1:9464", description="Prometheus endpoint, host:port; empty disables it")
     database_url: str = Field("sqlite:///orgauthz.db", description="SQLAlchemy URL: sqlite:///file or postgresql://...")
     redis_url: str = Field("", description="redis://host:port/db; empty: no shared cache")
-    policy_dir: Path = Field(DEFAULT_POLICY_DIR, description="Directory with model.conf, scopes.yaml, roles.yaml")
-    log_format: str = Field("text", pattern="^(text|json)$", description="text or json")
-    log_level: str = Field("INFO", description="Python logging level")
-    cache_max_entries: int = Field(1_000_000, ge=1, description="In-process decision cache size")
-    max_loaded_orgs: int = Field(2000, ge=1, description="Organizations kept loaded in memory")
+    policy_dir: Path | None = Field(
+        None,
+        description="Directory with model.conf, scopes.yaml and roles.yaml; empty: the policies installed with "
+        "the package (the checkout's policies/ in an editable install)",
+    )
+    log_format: str = Field(
+        "text", pattern="^(text|json)$", description="Log lines as text or json (one JSON object per line)"
+    )
+    log_level: str = Field("INFO", description="Python logging level (DEBUG, INFO, WARNING, ERROR)")
+    cache_max_entries: int = Field(
+        1_000_000, ge=1, description="In-process decision cache size, in decisions (about 260-390 bytes each)"
+    )
+    max_loaded_orgs: int = Field(
+        2000, ge=1, description="Organizations kept loaded in memory; the least recently used are evicted"
+    )
     gc_freeze: bool = Field(
         True,
         description="After start-up and each organization load, take long-lived objects out of the "
         "garbage collector's full passes (gc.freeze): a full pass over a million loaded grants "
         "otherwise stalls every call for 50-100 ms",
     )
-    poll_interval_s: float = Field(0.5, gt=0, le=60, description="Change feed polling interval")
+    poll_interval_s: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description="Change feed polling interval, seconds (the fallback when a pub/sub nudge is lost)",
+    )
     feed_reload_after: int = Field(
         10_000,
         ge=1,
@@ -40,14 +54,14 @@ class Settings(BaseSettings):
         600,
         ge=1,
         le=7 * 24 * 3600,
-        description="Lifetime of an organization revision's shared Redis decisions, from the first one written "
-        "(later writes never extend it)",
+        description="Lifetime of an organization revision's decisions in Redis, seconds, from the first one "
+        "written (later writes never extend it)",
     )
     redis_cache_max_fields_per_revision: int = Field(
         100_000,
         ge=1,
         description="Decisions one organization revision's Redis hash holds at most; "
-        "once it is full, new ones are not written",
+        "once it is full, new ones are not written (the engine still answers them)",
     )
     redis_cache_max_fields: int = Field(
         1_000_000,
@@ -58,17 +72,23 @@ class Settings(BaseSettings):
         "unloaded",
         pattern="^(unloaded|always)$",
         description="When the Redis tier is asked: for organizations not loaded here "
-        "(unloaded, measured faster) or on every in-process miss (always)",
+        "(unloaded, measured faster) or on every in-process miss (always); see docs/consistency.md",
     )
-    redis_timeout_s: float = Field(0.25, gt=0, le=10, description="Redis connect and command timeout")
-    min_revision_wait_s: float = Field(2.0, ge=0, le=30, description="How long a read waits for min_revision")
-    max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest accepted request")
+    redis_timeout_s: float = Field(0.25, gt=0, le=10, description="Redis connect and command timeout, seconds")
+    min_revision_wait_s: float = Field(
+        2.0,
+        ge=0,
+        le=30,
+        description="How long a read waits for min_revision, or a Check on a starting replica for its "
+        "catch-up, before UNAVAILABLE; seconds",
+    )
+    max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest accepted request, bytes")
     auth_token: str = Field("", description="Shared secret callers send as 'authorization: Bearer <token>'")
     insecure_dev: bool = Field(False, description="Accept unauthenticated callers (development only)")
     tls_cert: Path | None = Field(None, description="Server certificate (PEM) for TLS")
     tls_key: Path | None = Field(None, description="Server private key (PEM) for TLS")
     tls_client_ca: Path | None = Field(None, description="CA (PEM) for client certificates: enables mTLS")
-    invitation_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="Invitation expiry (R5)")
+    invitation_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="Invitation expiry, seconds (R5)")
     # Invitation email (R9): with smtp_host set, invitations go out through the outbox.
     secret_key: str = Field("", description="Seals queued invitation email at rest; required with smtp_host")
     smtp_host: str = Field("", description="SMTP server for invitation email; empty: tokens are returned")
@@ -82,7 +102,11 @@ class Settings(BaseSettings):
         "https://app.example/invitations/accept?token={token}",
         description="Accept link in invitation email; {token} is replaced by the token",
     )
-    outbox_poll_interval_s: float = Field(1.0, gt=0, le=60, description="How often the mail sender looks for due mail")
-    outbox_retry_base_s: float = Field(2.0, gt=0, le=3600, description="First retry delay of a failed mail (doubles)")
-    outbox_retry_max_s: float = Field(600.0, gt=0, le=86400, description="Longest delay between mail retries")
+    outbox_poll_interval_s: float = Field(
+        1.0, gt=0, le=60, description="How often the mail sender looks for due mail, seconds"
+    )
+    outbox_retry_base_s: float = Field(
+        2.0, gt=0, le=3600, description="First retry delay of a failed mail, seconds (doubles after each failure)"
+    )
+    outbox_retry_max_s: float = Field(600.0, gt=0, le=86400, description="Longest delay between mail retries, seconds")
     migrate: bool = Field(True, description="Apply database migrations at start-up")

@@ -1,2 +1,4 @@
-"""Decision caches. Keys carry the organization's revision: nothing is ever invalidated,
-a change simply makes new keys (SPEC §3)."""
+"""Decision caches, in process and in Redis, keyed by the organization's revision.
+
+Nothing is ever invalidated: a change simply makes new keys (SPEC §3).
+"""

@@ -1,1 +1,1 @@
-"""The decision path: Casbin enforcers per organization, composed with caches and metrics."""
+"""The decision path: Casbin's model evaluated per organization, composed with caches and metrics."""

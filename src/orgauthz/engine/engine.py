@@ -1,9 +1,10 @@
-"""The decision engine: organizations loaded on demand into :class:`OrgEnforcer` s.
+"""The decision engine: organizations loaded on demand, each into an :class:`OrgEnforcer`.
 
 Kept in memory for every organization: which workspaces it owns and its revision (the
-last committed change touching it). Loaded on demand and evicted when cold: the Casbin
-enforcer of an organization. Changes from the store's feed are applied in revision order
-to whatever is loaded, so no organization is reloaded per change.
+last committed change touching it). Loaded on demand and evicted when cold: the
+organization's :class:`OrgEnforcer` (its lines, evaluated with Casbin's model). Changes
+from the store's feed are applied in revision order to whatever is loaded, so no
+organization is reloaded per change.
 
 All methods run on the event loop thread except the store reads, which run in threads.
 """

@@ -1,5 +1,8 @@
-"""The audit log: every write records ``orgauthz.<resource>.<action>`` in its own transaction;
-this module reads it back, newest first, with filters (needs ``read:audit_event``)."""
+"""The audit log, read back: newest first, with filters (needs ``read:audit_event``).
+
+Every write records ``orgauthz.<resource>.<action>`` in its own transaction; this module
+reads those events back.
+"""
 
 from __future__ import annotations
 

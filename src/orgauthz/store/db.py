@@ -1,5 +1,8 @@
-"""What both SQL stores share: the SQLAlchemy engine, migrations, snapshot reads and the
-bookkeeping every commit writes. :func:`open_store` picks the implementation for a URL."""
+"""What both SQL stores share, and :func:`open_store`, which picks one for a URL.
+
+Shared: the SQLAlchemy engine, migrations, snapshot reads and the bookkeeping every commit
+writes.
+"""
 
 from __future__ import annotations
 

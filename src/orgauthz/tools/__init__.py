@@ -1,0 +1,1 @@
+"""The reviewer's and maintainer's commands: ``orgauthz policy ...``, ``orgauthz explain``, ``make generate``."""
