@@ -244,9 +244,7 @@ def _organization(
     }
 
 
-def load(
-    db: Store, policy: PolicySet, p: Plan, *, progress: bool = True, chunk_grants: int = 50_000
-) -> dict[str, Any]:
+def load(db: Store, policy: PolicySet, p: Plan, *, progress: bool = True, chunk_grants: int = 50_000) -> dict[str, Any]:
     """Writes the data set into ``db`` (migrated here); returns counts and timings."""
     t0 = time.perf_counter()
     db.migrate()

@@ -136,9 +136,9 @@ def administrators_day(address: str) -> None:
             seen = ci.stub("WorkspaceService").ListWorkspaces(mpb.ListWorkspacesRequest(organization="acme"))
             assert [w.id for w in seen.workspaces] == ["acme-prod"]
             assert ci.check("service_account:ci", workspace="acme-prod", scope="run_deployments").allowed
-            denied = ci.stub("ServiceAccountService").ListServiceAccounts
+            denied = ci.stub("ServiceAccountService").DeleteServiceAccount
             with pytest.raises(grpc.RpcError) as refused:
-                denied(spb.ListServiceAccountsRequest(organization="acme"))
+                denied(spb.DeleteServiceAccountRequest(organization="acme", id="ci"))
             assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
         # 8. Rotate with a one-hour grace period: the old key keeps working (R13) ...

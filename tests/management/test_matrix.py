@@ -68,11 +68,12 @@ MATRIX: dict[str, tuple[C, C, C, C, C, C, C]] = {
     "OrganizationService.CreateOrganization":         (OK,     OK,     OK,     OK,     DENIED, OK,     UNAUTH),
     "OrganizationService.GetOrganization":            (OK,     OK,     OK,     OK,     OK,     HIDDEN, UNAUTH),
     "OrganizationService.UpdateOrganizationLimits":   (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
-    # Workspaces (R2, R15, R17, R19): Admins create and delete; members see them; the default
+    # Workspaces (R2, R15, R17, R19): Admins create and delete; members see those they can
+    # access (R30: the Member has no access to acme-prod, so it is hidden from it); the default
     # role is set by Admins and the workspace's Owners (manage_workspace_default_role, R20).
     "WorkspaceService.CreateWorkspace":               (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
     "WorkspaceService.ListWorkspaces":                (OK,     OK,     OK,     OK,     OK,     HIDDEN, UNAUTH),
-    "WorkspaceService.GetWorkspace":                  (OK,     OK,     OK,     OK,     OK,     HIDDEN, UNAUTH),
+    "WorkspaceService.GetWorkspace":                  (OK,     HIDDEN, OK,     OK,     OK,     HIDDEN, UNAUTH),
     "WorkspaceService.DeleteWorkspace":               (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
     "WorkspaceService.SetDefaultRole":                (OK,     DENIED, OK,     DENIED, DENIED, HIDDEN, UNAUTH),
     # Members (R2, R3, R8): Admins change roles and remove members; members see each other.
@@ -108,8 +109,8 @@ MATRIX: dict[str, tuple[C, C, C, C, C, C, C]] = {
     "InvitationService.RejectInvitation":             (OK,     OK,     OK,     OK,     DENIED, OK,     UNAUTH),
     # Service accounts (R2, R11-R13): Admins create, read, rotate and delete them.
     "ServiceAccountService.CreateServiceAccount":     (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
-    "ServiceAccountService.ListServiceAccounts":      (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
-    "ServiceAccountService.GetServiceAccount":        (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
+    "ServiceAccountService.ListServiceAccounts":      (OK,     OK,     OK,     OK,     OK,     HIDDEN, UNAUTH),  # R30
+    "ServiceAccountService.GetServiceAccount":        (OK,     OK,     OK,     OK,     OK,     HIDDEN, UNAUTH),  # R30
     "ServiceAccountService.RotateServiceAccountKey":  (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
     "ServiceAccountService.DeleteServiceAccount":     (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import ColumnElement, bindparam, exists, func, or_, select
 
 from orgauthz.domain import lines as L
 from orgauthz.domain import rules
@@ -123,9 +123,12 @@ async def create_workspace(
 async def list_workspaces(
     mgmt: Management, actor: Actor, org_id: str, *, page_size: int, after: str
 ) -> tuple[list[Workspace], str]:
-    """Ordered by handle. Needs read:workspace."""
+    """Ordered by handle. Needs read:workspace; whoever is not an organization Owner or Admin
+    sees only the workspaces it can access (R30)."""
     await mgmt.require(actor, org_id, "read:workspace")
     q = select(Workspace).where(Workspace.org_id == org_id)
+    if not rules.is_admin(await mgmt.org_role_of(actor, org_id)):
+        q = q.where(_accessible(actor))
     if after:
         q = q.where(Workspace.handle > after)
     rows: list[Workspace] = await mgmt.read(
@@ -135,10 +138,20 @@ async def list_workspaces(
     return rows[:page_size], token
 
 
+def _accessible(actor: Actor) -> ColumnElement[bool]:
+    """R30: the workspaces the actor can access: a grant there, or (users only, R17) a default role."""
+    granted = exists().where(WorkspaceGrant.workspace_id == Workspace.id, WorkspaceGrant.subject == actor.subject)
+    return or_(granted, Workspace.default_role.is_not(None)) if actor.is_user else granted
+
+
 async def get_workspace(mgmt: Management, actor: Actor, workspace_id: str) -> Workspace:
-    """Needs read:workspace."""
+    """Needs read:workspace; NotFound for a workspace the actor may not see (R30)."""
     ws = await find_workspace(mgmt, actor, workspace_id)
     await mgmt.require(actor, ws.org_id, "read:workspace")
+    if not rules.is_admin(await mgmt.org_role_of(actor, ws.org_id)):
+        q = select(Workspace.id).where(Workspace.id == workspace_id, _accessible(actor))
+        if await mgmt.read(lambda s: s.scalar(q)) is None:
+            raise NotFound(f"workspace {workspace_id!r} not found")
     return ws
 
 

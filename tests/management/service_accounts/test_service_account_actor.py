@@ -30,6 +30,10 @@ async def test_r11_service_account_actor_acts_as_member(app: App, channel) -> No
     await alice.workspaces.CreateWorkspace(pb.CreateWorkspaceRequest(organization="acme", id="w", handle="w"))
     # It reads what a Member reads, changes nothing an Admin must, and never sees globex.
     r = await robot.workspaces.ListWorkspaces(pb.ListWorkspacesRequest(organization="acme"))
+    assert [w.id for w in r.workspaces] == []  # R30: only the workspaces it can access
+    grant = pb.GrantWorkspaceAccessRequest(workspace="w", subject="service_account:robot", role="Viewer")
+    await alice.access.GrantWorkspaceAccess(grant)
+    r = await robot.workspaces.ListWorkspaces(pb.ListWorkspacesRequest(organization="acme"))
     assert [w.id for w in r.workspaces] == ["w"]
     create = pb.CreateWorkspaceRequest(organization="acme", handle="x")
     assert await code(robot.workspaces.CreateWorkspace(create)) == C.PERMISSION_DENIED
@@ -41,8 +45,8 @@ async def test_r11_service_account_actor_acts_as_member(app: App, channel) -> No
     new_org = pb.CreateOrganizationRequest(handle="robots", name="Robots", admin_user_id="robot")
     assert await code(robot.orgs.CreateOrganization(new_org)) == C.PERMISSION_DENIED
     # Given Owner of the workspace, it manages that workspace's access (R16).
-    grant = pb.GrantWorkspaceAccessRequest(workspace="w", subject="service_account:robot", role="Owner")
-    await alice.access.GrantWorkspaceAccess(grant)
+    owner = pb.ChangeWorkspaceAccessRequest(workspace="w", subject="service_account:robot", role="Owner")
+    await alice.access.ChangeWorkspaceAccess(owner)
     viewer = pb.GrantWorkspaceAccessRequest(workspace="w", subject="user:alice", role="Viewer")
     assert await code(robot.access.GrantWorkspaceAccess(viewer)) == C.OK
 

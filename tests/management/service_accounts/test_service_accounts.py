@@ -208,14 +208,17 @@ async def test_r14_authenticate_unknown_expired_revoked(app: App, sas, authz) ->
         assert await auth_code(authz, key) == grpc.StatusCode.UNAUTHENTICATED
     # The same rules decide the actor of a management call presenting a key.
     get = pb.GetServiceAccountRequest(organization="acme", id="revoked")
+    delete = pb.DeleteServiceAccountRequest(organization="acme", id="revoked")
     assert (
         await code_of(sas.GetServiceAccount(get, metadata=(("x-orgauthz-api-key", expiring),)))
         == grpc.StatusCode.UNAUTHENTICATED
     )
     assert (
-        await code_of(sas.GetServiceAccount(get, metadata=(("x-orgauthz-api-key", live),)))
+        await code_of(sas.DeleteServiceAccount(delete, metadata=(("x-orgauthz-api-key", live),)))
         == grpc.StatusCode.PERMISSION_DENIED
-    )  # authenticated; Member lacks read:service_account
+    )  # authenticated; Member lacks delete:service_account
+    seen = await sas.GetServiceAccount(get, metadata=(("x-orgauthz-api-key", live),))  # R30: Members read them
+    assert seen.service_account.id == "revoked"
 
 
 async def test_r10_service_account_limit(app: App, sas) -> None:

@@ -81,7 +81,12 @@ async def test_member_cannot_create_or_delete_workspaces(app: App, channel) -> N
         == C.PERMISSION_DENIED
     )
     assert await code(bob.workspaces.DeleteWorkspace(pb.DeleteWorkspaceRequest(workspace="w"))) == C.PERMISSION_DENIED
-    # Members may list and read (read:workspace).
+    # Members may list and read (read:workspace) the workspaces they can access (R30).
+    r = await bob.workspaces.ListWorkspaces(pb.ListWorkspacesRequest(organization="acme"))
+    assert [w.id for w in r.workspaces] == []
+    await alice.access.GrantWorkspaceAccess(
+        pb.GrantWorkspaceAccessRequest(workspace="w", subject="user:bob", role="Viewer")
+    )
     r = await bob.workspaces.ListWorkspaces(pb.ListWorkspacesRequest(organization="acme"))
     assert [w.id for w in r.workspaces] == ["w"]
 
