@@ -26,7 +26,16 @@ DEMO_FILE = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
 
 def _settings(opts: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("listen", "metrics_listen", "database_url", "redis_url", "policy_dir", "log_format", "auth_token"):
+    for name in (
+        "listen",
+        "socket_mode",
+        "metrics_listen",
+        "database_url",
+        "redis_url",
+        "policy_dir",
+        "log_format",
+        "auth_token",
+    ):
         value = getattr(opts, name, None)
         if value is not None:
             overrides[name] = value
@@ -67,7 +76,7 @@ async def _serve(settings: Settings, demo: bool) -> int:
         return 2
     # The real port (the configured one may be 0), and no password from the database URL.
     print(
-        f"orgauthz listening on {settings.listen.rpartition(':')[0]}:{app.port} "
+        f"orgauthz listening on {app.address} "
         f"(gRPC), metrics on port {app.metrics_port or '-'}, "
         f"database {_display_url(settings.database_url)}",
         flush=True,
@@ -160,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the gRPC server")
     store_opts(serve)
-    serve.add_argument("--listen", help="gRPC address host:port (default 127.0.0.1:50051)")
+    serve.add_argument("--listen", help="gRPC address host:port or unix:/path (default 127.0.0.1:50051)")
+    serve.add_argument("--socket-mode", help="file mode of a unix: socket, octal (default 660)")
     serve.add_argument("--metrics-listen", help="Prometheus address host:port (default 127.0.0.1:9464; '' disables)")
     serve.add_argument("--redis-url", help="redis://host:port/db for the shared cache (optional)")
     serve.add_argument("--log-format", choices=["text", "json"], help="log format (default text)")
@@ -183,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("target", help="workspace id (or organization id with --organization)")
     check.add_argument("scope", help="workspace scope such as see_flows, or organization permission")
     check.add_argument("--organization", action="store_true", help="TARGET is an organization")
-    check.add_argument("--server", default="127.0.0.1:50051", help="server address (default 127.0.0.1:50051)")
+    check.add_argument(
+        "--server", default="127.0.0.1:50051", help="server address host:port or unix:/path (default 127.0.0.1:50051)"
+    )
     check.add_argument("--auth-token", help="shared secret, if the server requires one (ORGAUTHZ_AUTH_TOKEN)")
     check.add_argument("--min-revision", type=int, default=0, help="never answer from an older revision")
     check.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")

@@ -14,7 +14,12 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ORGAUTHZ_", extra="ignore")
 
-    listen: str = Field("127.0.0.1:50051", description="gRPC listen address, host:port")
+    listen: str = Field(
+        "127.0.0.1:50051", description="gRPC listen address: host:port, or unix:/path/to/orgauthz.sock (a Unix socket)"
+    )
+    socket_mode: str = Field(
+        "660", pattern=r"^[0-7]{3}$", description="File mode of a Unix socket listener (octal): who may connect"
+    )
     metrics_listen: str = Field("127.0.0.1:9464", description="Prometheus endpoint, host:port; empty disables it")
     database_url: str = Field("sqlite:///orgauthz.db", description="SQLAlchemy URL: sqlite:///file or postgresql://...")
     redis_url: str = Field("", description="redis://host:port/db; empty: no shared cache")

@@ -14,6 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import stat
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +94,32 @@ class _Services:
         self._pending.clear()
 
 
+def unix_socket_path(listen: str) -> str | None:
+    """The socket file of a ``unix:/path`` (or ``unix:///path``) listen address; None for host:port."""
+    if not listen.startswith("unix:"):
+        return None
+    path = listen.removeprefix("unix:")
+    return "/" + path.lstrip("/") if path.startswith("//") else path
+
+
+def clear_stale_socket(path: str) -> None:
+    """Removes a socket file left by a server that is gone (gRPC will not bind over it);
+    RuntimeError when a server still answers there, or the path is not a socket."""
+    if not os.path.exists(path):
+        return
+    if not stat.S_ISSOCK(os.stat(path).st_mode):
+        raise RuntimeError(f"cannot listen on unix:{path}: it exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        os.unlink(path)
+        return
+    finally:
+        probe.close()
+    raise RuntimeError(f"cannot listen on unix:{path}: another server listens there")
+
+
 @dataclass
 class App:
     settings: Settings
@@ -161,6 +190,9 @@ class App:
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflector, services)
         services.finish()
         credentials = auth.server_credentials(s)
+        socket_path = unix_socket_path(s.listen)
+        if socket_path is not None:
+            clear_stale_socket(socket_path)
         self.port = (
             server.add_secure_port(s.listen, credentials)
             if credentials is not None
@@ -168,6 +200,8 @@ class App:
         )
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {s.listen}")
+        if socket_path is not None:
+            os.chmod(socket_path, int(s.socket_mode, 8))  # before anyone can be served
         # The index was read first thing; what committed since is in the store, not in it.
         # Until the feed has applied the head found once the server listens, every name is
         # NOT_SERVING and decisions wait (Decisions.at_least): SPEC §3.
@@ -186,13 +220,14 @@ class App:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         await self._report_degradation({})
         self._watch = asyncio.create_task(self._watch_dependencies(), name="orgauthz-health")
-        log.info(
-            "orgauthz serving on %s:%d (revision %d; head at start %d)",
-            s.listen.rpartition(":")[0],
-            self.port,
-            engine.applied,
-            head,
-        )
+        log.info("orgauthz serving on %s (revision %d; head at start %d)", self.address, engine.applied, head)
+
+    @property
+    def address(self) -> str:
+        """Where the server listens: ``host:port`` (the port bound), or ``unix:/path``."""
+        if unix_socket_path(self.settings.listen) is not None:
+            return self.settings.listen
+        return f"{self.settings.listen.rpartition(':')[0]}:{self.port}"
 
     async def _watch_dependencies(self) -> None:
         """Keeps the Store/Cache health statuses and dependency error counters current."""
