@@ -15,8 +15,8 @@ COPY policies ./policies
 RUN pip install --no-deps . && useradd --system --uid 10001 orgauthz
 
 USER orgauthz
-ENV ORGAUTHZ_POLICY_DIR=/app/policies \
-    ORGAUTHZ_LISTEN=0.0.0.0:50051 \
+# The policies are installed with the package (pyproject.toml maps policies/ into it).
+ENV ORGAUTHZ_LISTEN=0.0.0.0:50051 \
     ORGAUTHZ_METRICS_LISTEN=0.0.0.0:9464
 EXPOSE 50051 9464
 

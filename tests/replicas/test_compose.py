@@ -38,4 +38,5 @@ def test_compose_file_is_valid_with_two_replicas_and_health_checks() -> None:
     assert "orgauthz-1" in services["orgauthz-2"]["depends_on"]  # one replica migrates, then the other starts
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "ENTRYPOINT" in dockerfile
-    assert "ORGAUTHZ_POLICY_DIR" in dockerfile
+    assert "COPY policies ./policies" in dockerfile  # built into the package (orgauthz.policies)
+    assert "ORGAUTHZ_POLICY_DIR" not in dockerfile  # the installed package finds them
