@@ -32,6 +32,7 @@ from hypothesis.strategies import DataObject
 from orgauthz.api.server import App
 from orgauthz.domain.policy import PolicySet
 from orgauthz.store.base import Store
+from orgauthz.v1 import management_pb2 as pb
 from tests.bad_input import fuzz
 from tests.conftest import settings_for
 from tests.support.orgs import org_doc
@@ -307,8 +308,20 @@ def _text_request(short: str, n: int, world: dict[str, OrgWorld]) -> tuple[dict[
             {"handle": f"t{n}", "name": f"Org {n}", "admin_user_id": f"t{n}-admin", "admin_email": f"t{n}@t.test"},
             ADMIN,
         ),
-        "WorkspaceService.CreateWorkspace": ({"organization": "a", "handle": f"t{n}", "name": f"Space {n}"}, ADMIN),
+        "OrganizationService.UpdateOrganization": ({"organization": "a", "name": f"Org {n}"}, ADMIN),
+        "WorkspaceService.CreateWorkspace": (
+            {"organization": "a", "handle": f"t{n}", "name": f"Space {n}", "description": "what it is for"},
+            ADMIN,
+        ),
+        "WorkspaceService.UpdateWorkspace": (
+            {"workspace": "a-ws1", "name": f"Space {n}", "description": "what it is for"},
+            ADMIN,
+        ),
         "ServiceAccountService.CreateServiceAccount": ({"organization": "a", "name": f"robot {n}"}, ADMIN),
+        "ServiceAccountService.UpdateServiceAccount": (
+            {"organization": "a", "id": "a-sa-ci", "name": f"robot ci {n}"},
+            ADMIN,
+        ),
         "RoleService.CreateRole": (
             {
                 "organization": "a",
@@ -368,8 +381,11 @@ async def test_s4_text_fields_refuse_control_and_invisible_formatting_characters
     texts = [(rpc, f) for rpc in RPCS for f in sorted(_string_fields(rpc) & TEXT_FIELDS)]
     assert {rpc.short for rpc, _ in texts} >= {
         "OrganizationService.CreateOrganization",
+        "OrganizationService.UpdateOrganization",
         "WorkspaceService.CreateWorkspace",
+        "WorkspaceService.UpdateWorkspace",
         "ServiceAccountService.CreateServiceAccount",
+        "ServiceAccountService.UpdateServiceAccount",
         "RoleService.CreateRole",
         "RoleService.UpdateRole",
     }
@@ -519,6 +535,7 @@ async def test_s4_every_list_refuses_a_page_token_it_did_not_issue(
     assert app.db is not None
     assert {r.short for r in LISTS} >= {
         "AuthorizationService.ListAccessibleWorkspaces",
+        "OrganizationService.ListMyOrganizations",
         "WorkspaceService.ListWorkspaces",
         "MemberService.ListMembers",
         "AccessService.ListWorkspaceAccess",
@@ -528,6 +545,13 @@ async def test_s4_every_list_refuses_a_page_token_it_did_not_issue(
         "InvitationService.ListInvitations",
         "ServiceAccountService.ListServiceAccounts",
     }
+    # The actor's own organizations (ListMyOrganizations) need a second page: a-admin founds one more.
+    founded = await call(
+        channel,
+        next(r for r in RPCS if r.short == "OrganizationService.CreateOrganization"),
+        pb.CreateOrganizationRequest(id="a2", handle="a2", name="A2", admin_user_id="a-admin"),
+    )
+    assert founded.code == C.OK, founded.details
     before = fingerprint(app.db)
     taken: list[str] = []
     for rpc in LISTS:

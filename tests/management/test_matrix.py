@@ -68,6 +68,9 @@ MATRIX: dict[str, tuple[C, C, C, C, C, C, C]] = {
     "OrganizationService.CreateOrganization":         (OK,     OK,     OK,     OK,     DENIED, OK,     UNAUTH),
     "OrganizationService.GetOrganization":            (OK,     OK,     OK,     OK,     OK,     HIDDEN, UNAUTH),
     "OrganizationService.UpdateOrganizationLimits":   (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
+    "OrganizationService.UpdateOrganization":         (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
+    # Everyone lists the organizations it belongs to (Prefect's me/organizations).
+    "OrganizationService.ListMyOrganizations":        (OK,     OK,     OK,     OK,     OK,     OK,     UNAUTH),
     # Workspaces (R2, R15, R17, R19): Admins create and delete; members see those they can
     # access (R30: the Member has no access to acme-prod, so it is hidden from it); the default
     # role is set by Admins and the workspace's Owners (manage_workspace_default_role, R20).
@@ -76,10 +79,14 @@ MATRIX: dict[str, tuple[C, C, C, C, C, C, C]] = {
     "WorkspaceService.GetWorkspace":                  (OK,     HIDDEN, OK,     OK,     OK,     HIDDEN, UNAUTH),
     "WorkspaceService.DeleteWorkspace":               (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
     "WorkspaceService.SetDefaultRole":                (OK,     DENIED, OK,     DENIED, DENIED, HIDDEN, UNAUTH),
+    # Name, handle, description (R15): Admins and the workspace's Owners (manage_workspace_settings).
+    "WorkspaceService.UpdateWorkspace":               (OK,     DENIED, OK,     DENIED, DENIED, HIDDEN, UNAUTH),
     # Members (R2, R3, R8): Admins change roles and remove members; members see each other.
     "MemberService.ListMembers":                      (OK,     OK,     OK,     OK,     OK,     HIDDEN, UNAUTH),
     "MemberService.ChangeMemberRole":                 (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
     "MemberService.RemoveMember":                     (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
+    # Any member may leave (a fresh actor of each kind, see SELF); a service account cannot.
+    "MemberService.LeaveOrganization":                (OK,     OK,     OK,     OK,     DENIED, HIDDEN, UNAUTH),
     # Workspace access (R16): only Admins and that workspace's Owners change it; whoever may
     # see the workspace's users (see_workspace_users: Viewer and up) lists it.
     "AccessService.GrantWorkspaceAccess":             (OK,     DENIED, OK,     DENIED, DENIED, HIDDEN, UNAUTH),
@@ -112,6 +119,7 @@ MATRIX: dict[str, tuple[C, C, C, C, C, C, C]] = {
     "ServiceAccountService.ListServiceAccounts":      (OK,     OK,     OK,     OK,     OK,     HIDDEN, UNAUTH),  # R30
     "ServiceAccountService.GetServiceAccount":        (OK,     OK,     OK,     OK,     OK,     HIDDEN, UNAUTH),  # R30
     "ServiceAccountService.RotateServiceAccountKey":  (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
+    "ServiceAccountService.UpdateServiceAccount":     (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
     "ServiceAccountService.DeleteServiceAccount":     (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
 }
 # fmt: on
@@ -406,6 +414,36 @@ async def _delete_sa(w: World) -> Any:
     return spb.DeleteServiceAccountRequest(organization="acme", id=await w.service_account())
 
 
+async def _update_ws(w: World) -> Any:
+    return mpb.UpdateWorkspaceRequest(workspace=await w.workspace(), name="Renamed", description="what it is for")
+
+
+async def _update_sa(w: World) -> Any:
+    return spb.UpdateServiceAccountRequest(organization="acme", id=await w.service_account(), name=w.fresh("renamed"))
+
+
+# RPCs that act on the actor itself: each column that would change its own standing acts as a
+# fresh actor of its kind, so the other cells keep their actors.
+async def _fresh_admin(w: World) -> str:
+    return await w.member("Admin")
+
+
+async def _fresh_in_ws(w: World, role: str) -> str:
+    user = await w.member()
+    await w.grant(WS, f"user:{user}", role)
+    return user
+
+
+SELF: dict[str, dict[str, Callable[[World], Awaitable[str]]]] = {
+    "MemberService.LeaveOrganization": {
+        "admin": _fresh_admin,
+        "member": lambda w: w.member(),
+        "owner": lambda w: _fresh_in_ws(w, "Owner"),
+        "developer": lambda w: _fresh_in_ws(w, "Developer"),
+    },
+}
+
+
 def _fixed(request: Any) -> Prepare:
     async def prepare(_: World) -> Any:
         return request
@@ -415,6 +453,8 @@ def _fixed(request: Any) -> Prepare:
 
 REQUESTS: dict[str, Prepare] = {
     "OrganizationService.CreateOrganization": _create_org,
+    "OrganizationService.UpdateOrganization": _fixed(mpb.UpdateOrganizationRequest(organization="acme", name="Acme")),
+    "OrganizationService.ListMyOrganizations": _fixed(mpb.ListMyOrganizationsRequest(page_size=10)),
     "OrganizationService.GetOrganization": _fixed(mpb.GetOrganizationRequest(organization="acme")),
     "OrganizationService.UpdateOrganizationLimits": _fixed(
         mpb.UpdateOrganizationLimitsRequest(organization="acme", limits=BIG)
@@ -424,9 +464,11 @@ REQUESTS: dict[str, Prepare] = {
     "WorkspaceService.GetWorkspace": _fixed(mpb.GetWorkspaceRequest(workspace=WS)),
     "WorkspaceService.DeleteWorkspace": _delete_ws,
     "WorkspaceService.SetDefaultRole": _default_role,
+    "WorkspaceService.UpdateWorkspace": _update_ws,
     "MemberService.ListMembers": _fixed(mpb.ListMembersRequest(organization="acme")),
     "MemberService.ChangeMemberRole": _change_member,
     "MemberService.RemoveMember": _remove_member,
+    "MemberService.LeaveOrganization": _fixed(mpb.LeaveOrganizationRequest(organization="acme")),
     "AccessService.GrantWorkspaceAccess": _grant,
     "AccessService.ChangeWorkspaceAccess": _change_access,
     "AccessService.RevokeWorkspaceAccess": _revoke_access,
@@ -449,6 +491,7 @@ REQUESTS: dict[str, Prepare] = {
     "ServiceAccountService.GetServiceAccount": _fixed(spb.GetServiceAccountRequest(organization="acme", id="ci")),
     "ServiceAccountService.RotateServiceAccountKey": _rotate,
     "ServiceAccountService.DeleteServiceAccount": _delete_sa,
+    "ServiceAccountService.UpdateServiceAccount": _update_sa,
 }
 
 CELLS = [(rpc, actor, expected) for rpc, row in MATRIX.items() for actor, expected in zip(ACTORS, row, strict=True)]
@@ -467,9 +510,10 @@ def test_the_matrix_covers_every_management_rpc() -> None:
 @pytest.mark.parametrize(("rpc", "actor", "expected"), CELLS, ids=[f"{r.split('.')[1]}-{a}" for r, a, _ in CELLS])
 async def test_permission_matrix(world: World, rpc: str, actor: str, expected: grpc.StatusCode) -> None:
     request = await REQUESTS[rpc](world)
+    acting = await SELF[rpc][actor](world) if actor in SELF.get(rpc, {}) else actor
     before = world.revision()
     try:
-        await world.call(actor, rpc, request)
+        await world.call(acting, rpc, request)
         got, details = OK, ""
     except grpc.aio.AioRpcError as exc:
         got, details = exc.code(), exc.details() or ""

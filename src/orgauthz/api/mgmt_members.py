@@ -68,6 +68,14 @@ class MemberServicer(pb_grpc.MemberServiceServicer):  # type: ignore[misc]  # ge
         )
         return pb.RemoveMemberResponse(revision=rev)
 
+    @rpc
+    async def LeaveOrganization(
+        self, request: pb.LeaveOrganizationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.LeaveOrganizationResponse:
+        actor = await resolve_actor(context, self.m)
+        rev = await svc.leave_organization(self.m, actor, bounds.check_id("organization", request.organization))
+        return pb.LeaveOrganizationResponse(revision=rev)
+
 
 @register(pb.DESCRIPTOR.services_by_name["MemberService"].full_name)
 def _register(app: Any, server: grpc.aio.Server, management: Management) -> None:

@@ -88,6 +88,35 @@ class OrganizationServicer(pb_grpc.OrganizationServiceServicer):  # type: ignore
         org, rev = await svc.update_limits(self.m, actor, org_id, _limits(request.limits))
         return pb.UpdateOrganizationLimitsResponse(organization=organization(org), revision=rev)
 
+    @rpc
+    async def UpdateOrganization(
+        self, request: pb.UpdateOrganizationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateOrganizationResponse:
+        actor = await resolve_actor(context, self.m)
+        org, rev = await svc.update_organization(
+            self.m,
+            actor,
+            bounds.check_id("organization", request.organization),
+            name=bounds.check_name("name", request.name),
+        )
+        return pb.UpdateOrganizationResponse(organization=organization(org), revision=rev)
+
+    @rpc
+    async def ListMyOrganizations(
+        self, request: pb.ListMyOrganizationsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListMyOrganizationsResponse:
+        actor = await resolve_actor(context, self.m)
+        rows, after = await svc.list_my_organizations(
+            self.m,
+            actor,
+            page_size=bounds.check_page_size("page_size", request.page_size),
+            after=bounds.decode_page_token("page_token", request.page_token),
+        )
+        return pb.ListMyOrganizationsResponse(
+            organizations=[pb.MyOrganization(organization=organization(o), role=role) for o, role in rows],
+            next_page_token=bounds.encode_page_token(after) if after else "",
+        )
+
 
 @register(pb.DESCRIPTOR.services_by_name["OrganizationService"].full_name)
 def _register(app: Any, server: grpc.aio.Server, management: Management) -> None:

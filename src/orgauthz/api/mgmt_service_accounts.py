@@ -104,6 +104,18 @@ class ServiceAccountServicer(pb_grpc.ServiceAccountServiceServicer):  # type: ig
         )
 
     @rpc
+    async def UpdateServiceAccount(
+        self, request: pb.UpdateServiceAccountRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateServiceAccountResponse:
+        org = bounds.check_id("organization", request.organization)
+        ident = bounds.check_id("id", request.id)
+        name = bounds.check_name("name", request.name, required=False)
+        role = bounds.check_id("org_role", request.org_role) if request.org_role else ""
+        actor = await resolve_actor(context, self.mgmt)
+        shown, revision = await sas.update_service_account(self.mgmt, actor, org, ident, name=name, role=role)
+        return pb.UpdateServiceAccountResponse(service_account=to_pb(shown), revision=revision)
+
+    @rpc
     async def DeleteServiceAccount(
         self, request: pb.DeleteServiceAccountRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeleteServiceAccountResponse:

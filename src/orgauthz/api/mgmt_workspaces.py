@@ -26,6 +26,7 @@ def workspace(w: Workspace) -> pb.Workspace:
         name=w.name,
         default_role=w.default_role or "",
         create_time=timestamp(w.created_at),
+        description=w.description or "",
     )
 
 
@@ -46,6 +47,7 @@ class WorkspaceServicer(pb_grpc.WorkspaceServiceServicer):  # type: ignore[misc]
             handle=bounds.check_handle("handle", request.handle),
             name=bounds.check_name("name", request.name, required=False),
             default_role=bounds.check_optional_id("default_role", request.default_role),
+            description=bounds.check_description("description", request.description),
         )
         return pb.CreateWorkspaceResponse(workspace=workspace(ws), revision=rev)
 
@@ -93,6 +95,25 @@ class WorkspaceServicer(pb_grpc.WorkspaceServiceServicer):  # type: ignore[misc]
             bounds.check_optional_id("role", request.role),
         )
         return pb.SetDefaultRoleResponse(workspace=workspace(ws), revision=rev)
+
+    @rpc
+    async def UpdateWorkspace(
+        self, request: pb.UpdateWorkspaceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateWorkspaceResponse:
+        actor = await resolve_actor(context, self.m)
+        ws, rev = await svc.update_workspace(
+            self.m,
+            actor,
+            bounds.check_id("workspace", request.workspace),
+            name=bounds.check_name("name", request.name, required=False),
+            handle=bounds.check_handle("handle", request.handle) if request.handle else "",
+            description=(
+                bounds.check_description("description", request.description)
+                if request.HasField("description")
+                else None
+            ),
+        )
+        return pb.UpdateWorkspaceResponse(workspace=workspace(ws), revision=rev)
 
 
 @register(pb.DESCRIPTOR.services_by_name["WorkspaceService"].full_name)

@@ -1,4 +1,4 @@
-"""Members: list, change organization role, remove (R1, R3, R4, R8).
+"""Members: list, change organization role, remove, leave (R1, R3, R4, R8).
 
 - Making someone Admin, or changing or removing an Admin, needs the actor to be an
   Admin (R8), whatever custom permissions it holds.
@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, func, select
 from orgauthz.domain import lines as L
 from orgauthz.domain import rules
 from orgauthz.domain.policy import ORGANIZATION
-from orgauthz.errors import NotFound
+from orgauthz.errors import NotFound, PermissionDenied
 from orgauthz.services.access import grants_read, removal
 from orgauthz.services.context import Actor, Management, audit
 from orgauthz.services.roles import check_role_row, role_read
@@ -154,3 +154,13 @@ async def remove_member(mgmt: Management, actor: Actor, org_id: str, user_id: st
 
     _, revision = await mgmt.write(org_id, "member.removed", reads, decide)
     return revision
+
+
+async def leave_organization(mgmt: Management, actor: Actor, org_id: str) -> int:
+    """The actor leaves the organization: :func:`remove_member` of itself (R4; audit event
+    ``orgauthz.member.left``). NotFound outside the organization; PermissionDenied for a
+    service account (it is deleted, not left); FailedPrecondition for the last Owner or Admin (R3)."""
+    await mgmt.require_member(actor, org_id)
+    if not actor.is_user:
+        raise PermissionDenied("a service account cannot leave its organization; delete it instead")
+    return await remove_member(mgmt, actor, org_id, actor.id)

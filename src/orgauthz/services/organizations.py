@@ -1,16 +1,19 @@
-"""Organizations: create with the first Admin, read, update plan limits (R1, R3, R10).
+"""Organizations: create, read, rename, change plan limits, list the actor's own (R1, R3, R10).
 
 Creating an organization is a platform operation: the authenticated caller may do it for
 a user actor or with no actor at all (recorded as ``platform``), never for a service
-account. Reading needs ``read:account``, changing limits ``update:account``.
+account. Reading needs ``read:account``, renaming and changing limits ``update:account``.
+Listing the actor's own organizations needs nothing more than being the actor.
 """
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
 
 from orgauthz.domain import lines as L
 from orgauthz.domain import rules
@@ -19,7 +22,7 @@ from orgauthz.services.context import Actor, Management, audit
 from orgauthz.store import base as store
 from orgauthz.store.base import Decision, Locked, Read, as_utc
 from orgauthz.store.importer import DEFAULT_LIMITS
-from orgauthz.store.models import Membership, Organization, User
+from orgauthz.store.models import Membership, Organization, ServiceAccount, User
 
 PLATFORM = Actor(subject="platform")
 
@@ -114,6 +117,75 @@ async def get_organization(mgmt: Management, actor: Actor, org_id: str) -> Organ
     return org
 
 
+def _updated(found: Any, org_id: str, revision: int, **changed: Any) -> Organization:
+    """The organization as it stands after a write: ``found`` (read under the lock) with ``changed``."""
+    row = {
+        "id": org_id,
+        "handle": found.handle,
+        "name": found.name,
+        "revision": revision,
+        "created_at": as_utc(found.created_at),
+        "max_members": found.max_members,
+        "max_service_accounts": found.max_service_accounts,
+        "max_workspaces": found.max_workspaces,
+    }
+    return Organization(**{**row, **changed})
+
+
+async def update_organization(mgmt: Management, actor: Actor, org_id: str, *, name: str) -> tuple[Organization, int]:
+    """Renames the organization (R1); returns it and the revision. Needs ``update:account``;
+    NotFound outside the organization. The audit event says the name before and after."""
+    await mgmt.require(actor, org_id, "update:account")
+    reads: dict[str, Read] = {"org": (_ORG, {"org": org_id})}
+
+    def decide(at: Locked) -> Decision[Organization]:
+        found = at.one("org")
+        if found is None:
+            raise NotFound(f"organization {org_id!r} not found")
+        event = audit(
+            actor,
+            "orgauthz.organization.updated",
+            f"organization:{org_id}",
+            details={"from": {"name": found.name}, "to": {"name": name}},
+        )
+        decision = Decision(_updated(found, org_id, at.revision, name=name), audits=[event])
+        if name != found.name:
+            decision.writes.append(store.update(Organization, {"id": org_id}, name=name))
+        return decision
+
+    return await mgmt.write(org_id, "organization.updated", reads, decide)
+
+
+async def list_my_organizations(
+    mgmt: Management, actor: Actor, *, page_size: int, after: str
+) -> tuple[list[tuple[Organization, str]], str]:
+    """The organizations the actor belongs to, with its organization role in each, ordered by
+    id, after ``after`` (Prefect's ``me/organizations``). A service account belongs to its
+    own organization only. Returns the page and the id to resume after ("" at the end)."""
+    if actor.is_user:
+        q = (
+            select(Organization, Membership.org_role)
+            .join(Membership, Membership.org_id == Organization.id)
+            .where(Membership.user_id == actor.id)
+        )
+    else:
+        q = (
+            select(Organization, ServiceAccount.org_role)
+            .join(ServiceAccount, ServiceAccount.org_id == Organization.id)
+            .where(ServiceAccount.id == actor.id)
+        )
+    if after:
+        q = q.where(Organization.id > after)
+    q = q.order_by(Organization.id).limit(page_size + 1)
+
+    def read(s: Session) -> list[tuple[Organization, str]]:
+        return [(org, str(role)) for org, role in s.execute(q).all()]
+
+    rows = await mgmt.read(read)
+    token = rows[page_size - 1][0].id if len(rows) > page_size else ""
+    return rows[:page_size], token
+
+
 async def update_limits(mgmt: Management, actor: Actor, org_id: str, limits: Limits) -> tuple[Organization, int]:
     """Sets each non-zero limit. Needs ``update:account``. Lowering a limit below current
     use is allowed: it only refuses further additions."""
@@ -134,12 +206,10 @@ async def update_limits(mgmt: Management, actor: Actor, org_id: str, limits: Lim
             "service_accounts": limits.service_accounts or found.max_service_accounts,
             "workspaces": limits.workspaces or found.max_workspaces,
         }
-        org = Organization(
-            id=org_id,
-            handle=found.handle,
-            name=found.name,
-            revision=at.revision,
-            created_at=as_utc(found.created_at),
+        org = _updated(
+            found,
+            org_id,
+            at.revision,
             max_members=new["members"],
             max_service_accounts=new["service_accounts"],
             max_workspaces=new["workspaces"],

@@ -157,6 +157,10 @@ _ACCOUNT = select(ServiceAccount.org_id, ServiceAccount.name, ServiceAccount.org
 _KEYS = select(ApiKey.id, ApiKey.masked, ApiKey.created_at, ApiKey.expires_at, ApiKey.revoked_at).where(
     ApiKey.service_account_id == bindparam("sa")
 )
+# Update: the account holding a name in the organization (R11), if any.
+_NAME_HOLDER = select(ServiceAccount.id).where(
+    ServiceAccount.org_id == bindparam("org"), ServiceAccount.name == bindparam("name")
+)
 
 
 def _account_reads(sa_id: str) -> dict[str, Read]:
@@ -318,6 +322,51 @@ async def rotate_key(
     reads = _account_reads(sa_id)
     (shown, issued), revision = await mgmt.write(org_id, "api-key.rotated", reads, decide)
     return shown, issued, revision
+
+
+async def update_service_account(
+    mgmt: Management, actor: Actor, org_id: str, sa_id: str, *, name: str, role: str
+) -> tuple[ServiceAccountView, int]:
+    """Changes the name and organization role (R11); empty keeps a value. Returns the account
+    (keys masked) and the revision. Needs update:service_account.
+
+    InvalidArgument naming ``org_role`` for Owner, Admin or an unknown role; AlreadyExists
+    naming ``name`` when another account of the organization holds the name. A changed role
+    replaces the account's role line in the same write, so the next Check reflects it.
+    """
+    await _find(mgmt, actor, org_id, sa_id, "update:service_account")
+    if role:
+        rules.check_service_account_role("org_role", role)
+    reads: dict[str, Read] = {**_account_reads(sa_id), "name": (_NAME_HOLDER, {"org": org_id, "name": name})}
+    if role:
+        reads["role"] = role_read(role)
+
+    def decide(at: Locked) -> Decision[ServiceAccountView]:
+        sa = _account(at, org_id, sa_id)
+        if role:
+            check_role_row(mgmt.policy, org_id, role, ORGANIZATION, "org_role", at.one("role"))
+        holder = at.one("name")
+        if name and holder is not None and holder.id != sa_id:
+            raise AlreadyExists(f"name: a service account named {name!r} already exists in the organization")
+        before = {"name": sa.name, "org_role": sa.org_role}
+        after = {"name": name or sa.name, "org_role": role or sa.org_role}
+        subject = f"service_account:{sa_id}"
+        updated = ServiceAccount(id=sa_id, org_id=org_id, created_at=sa.created_at, **after)
+        decision = Decision(
+            _account_view(updated, sa_id, at["keys"], at.now),
+            audits=[audit(actor, "orgauthz.service-account.updated", subject, details={"from": before, "to": after})],
+        )
+        changed = {k: v for k, v in after.items() if v != before[k]}
+        if changed:
+            decision.writes.append(store.update(ServiceAccount, {"id": sa_id}, **changed))
+        if "org_role" in changed:
+            decision.change = at.change(
+                remove=L.membership_lines(subject, org_id, before["org_role"])[:1],
+                add=L.membership_lines(subject, org_id, after["org_role"])[:1],
+            )
+        return decision
+
+    return await mgmt.write(org_id, "service-account.updated", reads, decide)
 
 
 async def delete_service_account(mgmt: Management, actor: Actor, org_id: str, sa_id: str) -> int:

@@ -1,4 +1,4 @@
-"""Workspaces: create, list, read, delete, and the default workspace role (R10, R15, R17, R19).
+"""Workspaces: create, list, read, update, delete, and the default workspace role (R10, R15, R17, R19).
 
 A workspace is found by its id; an actor outside its organization gets NotFound.
 Creating counts the organization's workspaces inside the write, under the global write
@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, bindparam, exists, func, or_, select
 from orgauthz.domain import lines as L
 from orgauthz.domain import rules
 from orgauthz.domain.policy import WORKSPACE
-from orgauthz.errors import NotFound
+from orgauthz.errors import AlreadyExists, NotFound
 from orgauthz.services.context import Actor, Management, audit
 from orgauthz.services.roles import check_role_row, role_read, role_scopes
 from orgauthz.store import base as store
@@ -33,8 +33,19 @@ _ORG_WORKSPACES = select(
     .label("workspaces"),
 ).where(Organization.id == bindparam("org"))
 _WORKSPACE = select(
-    Workspace.id, Workspace.org_id, Workspace.handle, Workspace.name, Workspace.default_role, Workspace.created_at
+    Workspace.id,
+    Workspace.org_id,
+    Workspace.handle,
+    Workspace.name,
+    Workspace.description,
+    Workspace.default_role,
+    Workspace.created_at,
 ).where(Workspace.id == bindparam("ws"))
+# Whether an id is taken (in any organization), and which workspace holds a handle in one (R15).
+_ID_TAKEN = select(Workspace.id).where(Workspace.id == bindparam("ws"))
+_HANDLE_HOLDER = select(Workspace.id).where(
+    Workspace.org_id == bindparam("org"), Workspace.handle == bindparam("handle")
+)
 _GRANTS = select(WorkspaceGrant.subject, WorkspaceGrant.role).where(WorkspaceGrant.workspace_id == bindparam("ws"))
 
 
@@ -62,25 +73,46 @@ def _locked_workspace(at: Locked, ws: Workspace) -> Any:
     return row
 
 
-def _answer(row: Any, default_role: str | None) -> Workspace:
-    """The workspace as it stands after the write (for the answer)."""
+def _answer(row: Any, default_role: str | None, **changed: str) -> Workspace:
+    """The workspace as it stands after the write (for the answer): ``row`` with
+    ``default_role`` and ``changed`` (name, handle, description)."""
+    kept = {"handle": row.handle, "name": row.name, "description": row.description or ""}
     return Workspace(
         id=row.id,
         org_id=row.org_id,
-        handle=row.handle,
-        name=row.name,
         default_role=default_role,
         created_at=as_utc(row.created_at),
+        **{**kept, **changed},
     )
 
 
+def _check_handle_free(at: Locked, handle: str, workspace_id: str) -> None:
+    """R15: AlreadyExists naming ``handle`` when another workspace of the organization holds it."""
+    holder = at.one("handle")
+    if holder is not None and holder.id != workspace_id:
+        raise AlreadyExists(f"handle: {handle!r} is taken by another workspace of the organization")
+
+
 async def create_workspace(
-    mgmt: Management, actor: Actor, org_id: str, *, workspace_id: str, handle: str, name: str, default_role: str
+    mgmt: Management,
+    actor: Actor,
+    org_id: str,
+    *,
+    workspace_id: str,
+    handle: str,
+    name: str,
+    default_role: str,
+    description: str = "",
 ) -> tuple[Workspace, int]:
-    """Needs create:workspace. LimitExceeded at ``max_workspaces``; AlreadyExists for a taken id or handle."""
+    """Needs create:workspace. LimitExceeded at ``max_workspaces``; AlreadyExists naming the
+    field for a taken ``id`` (in any organization) or ``handle`` (in this one, R15)."""
     await mgmt.require(actor, org_id, "create:workspace")
     workspace_id = workspace_id or f"ws-{secrets.token_hex(8)}"
-    reads: dict[str, Read] = {"org": (_ORG_WORKSPACES, {"org": org_id})}
+    reads: dict[str, Read] = {
+        "org": (_ORG_WORKSPACES, {"org": org_id}),
+        "id": (_ID_TAKEN, {"ws": workspace_id}),
+        "handle": (_HANDLE_HOLDER, {"org": org_id, "handle": handle}),
+    }
     if default_role:
         reads["role"] = role_read(default_role)
 
@@ -90,12 +122,16 @@ async def create_workspace(
             raise NotFound(f"organization {org_id!r} not found")
         if default_role:
             check_role_row(mgmt.policy, org_id, default_role, WORKSPACE, "default_role", at.one("role"))
+        if at.one("id") is not None:
+            raise AlreadyExists(f"id: workspace id {workspace_id!r} is taken")
+        _check_handle_free(at, handle, workspace_id)
         rules.check_limit("workspaces", used=int(org.workspaces or 0), adding=1, limit=org.max_workspaces)
         row = {
             "id": workspace_id,
             "org_id": org_id,
             "handle": handle,
             "name": name or handle,
+            "description": description,
             "default_role": default_role or None,
             "created_at": at.now,
         }
@@ -238,3 +274,50 @@ async def set_default_role(mgmt: Management, actor: Actor, workspace_id: str, ro
         return decision
 
     return await mgmt.write(ws.org_id, "workspace.default-role-set", reads, decide)
+
+
+async def update_workspace(
+    mgmt: Management, actor: Actor, workspace_id: str, *, name: str, handle: str, description: str | None
+) -> tuple[Workspace, int]:
+    """Changes the name, handle and description (R15); an empty name or handle and a None
+    description keep their value. Returns the workspace and the revision.
+
+    Needs update:workspace, or manage_workspace_settings in this workspace (changing the
+    workspace's settings). NotFound outside the organization; AlreadyExists naming
+    ``handle`` when another workspace of the organization holds it.
+    """
+    ws = await find_workspace(mgmt, actor, workspace_id)
+    await mgmt.require_any(actor, ws.org_id, [("update:workspace", ""), ("manage_workspace_settings", workspace_id)])
+    reads: dict[str, Read] = {
+        "workspace": _workspace_read(workspace_id),
+        "handle": (_HANDLE_HOLDER, {"org": ws.org_id, "handle": handle}),
+    }
+
+    def decide(at: Locked) -> Decision[Workspace]:
+        row = _locked_workspace(at, ws)
+        if handle:
+            _check_handle_free(at, handle, workspace_id)
+        before = {"name": row.name, "handle": row.handle, "description": row.description or ""}
+        after = {
+            "name": name or before["name"],
+            "handle": handle or before["handle"],
+            "description": before["description"] if description is None else description,
+        }
+        decision = Decision(
+            _answer(row, row.default_role, **after),
+            audits=[
+                audit(
+                    actor,
+                    "orgauthz.workspace.updated",
+                    f"workspace:{workspace_id}",
+                    workspace=workspace_id,
+                    details={"from": before, "to": after},
+                )
+            ],
+        )
+        changed = {k: v for k, v in after.items() if v != before[k]}
+        if changed:
+            decision.writes.append(store.update(Workspace, {"id": workspace_id}, **changed))
+        return decision
+
+    return await mgmt.write(ws.org_id, "workspace.updated", reads, decide)

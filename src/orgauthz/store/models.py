@@ -87,6 +87,8 @@ class Workspace(Base):
     # None: No Access (R17 default).
     default_role: Mapped[str | None] = mapped_column(ROLE_REF)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # R15. Server-side default only: an insert that does not name it gets "" (migration 0004).
+    description: Mapped[str] = mapped_column(Text, server_default="")
 
 
 class WorkspaceGrant(Base):

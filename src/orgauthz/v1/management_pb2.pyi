@@ -88,35 +88,79 @@ class UpdateOrganizationLimitsResponse(_message.Message):
     revision: int
     def __init__(self, organization: _Optional[_Union[Organization, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
 
+class UpdateOrganizationRequest(_message.Message):
+    __slots__ = ("organization", "name")
+    ORGANIZATION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    organization: str
+    name: str
+    def __init__(self, organization: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class UpdateOrganizationResponse(_message.Message):
+    __slots__ = ("organization", "revision")
+    ORGANIZATION_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    organization: Organization
+    revision: int
+    def __init__(self, organization: _Optional[_Union[Organization, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class ListMyOrganizationsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class MyOrganization(_message.Message):
+    __slots__ = ("organization", "role")
+    ORGANIZATION_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    organization: Organization
+    role: str
+    def __init__(self, organization: _Optional[_Union[Organization, _Mapping]] = ..., role: _Optional[str] = ...) -> None: ...
+
+class ListMyOrganizationsResponse(_message.Message):
+    __slots__ = ("organizations", "next_page_token")
+    ORGANIZATIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    organizations: _containers.RepeatedCompositeFieldContainer[MyOrganization]
+    next_page_token: str
+    def __init__(self, organizations: _Optional[_Iterable[_Union[MyOrganization, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class Workspace(_message.Message):
-    __slots__ = ("id", "organization", "handle", "name", "default_role", "create_time")
+    __slots__ = ("id", "organization", "handle", "name", "default_role", "create_time", "description")
     ID_FIELD_NUMBER: _ClassVar[int]
     ORGANIZATION_FIELD_NUMBER: _ClassVar[int]
     HANDLE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_ROLE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     id: str
     organization: str
     handle: str
     name: str
     default_role: str
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., organization: _Optional[str] = ..., handle: _Optional[str] = ..., name: _Optional[str] = ..., default_role: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    description: str
+    def __init__(self, id: _Optional[str] = ..., organization: _Optional[str] = ..., handle: _Optional[str] = ..., name: _Optional[str] = ..., default_role: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., description: _Optional[str] = ...) -> None: ...
 
 class CreateWorkspaceRequest(_message.Message):
-    __slots__ = ("organization", "id", "handle", "name", "default_role")
+    __slots__ = ("organization", "id", "handle", "name", "default_role", "description")
     ORGANIZATION_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     HANDLE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_ROLE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     organization: str
     id: str
     handle: str
     name: str
     default_role: str
-    def __init__(self, organization: _Optional[str] = ..., id: _Optional[str] = ..., handle: _Optional[str] = ..., name: _Optional[str] = ..., default_role: _Optional[str] = ...) -> None: ...
+    description: str
+    def __init__(self, organization: _Optional[str] = ..., id: _Optional[str] = ..., handle: _Optional[str] = ..., name: _Optional[str] = ..., default_role: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
 
 class CreateWorkspaceResponse(_message.Message):
     __slots__ = ("workspace", "revision")
@@ -184,6 +228,26 @@ class SetDefaultRoleResponse(_message.Message):
     revision: int
     def __init__(self, workspace: _Optional[_Union[Workspace, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
 
+class UpdateWorkspaceRequest(_message.Message):
+    __slots__ = ("workspace", "name", "handle", "description")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    name: str
+    handle: str
+    description: str
+    def __init__(self, workspace: _Optional[str] = ..., name: _Optional[str] = ..., handle: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class UpdateWorkspaceResponse(_message.Message):
+    __slots__ = ("workspace", "revision")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    workspace: Workspace
+    revision: int
+    def __init__(self, workspace: _Optional[_Union[Workspace, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
+
 class Member(_message.Message):
     __slots__ = ("user_id", "email", "role", "create_time")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -241,6 +305,18 @@ class RemoveMemberRequest(_message.Message):
     def __init__(self, organization: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
 
 class RemoveMemberResponse(_message.Message):
+    __slots__ = ("revision",)
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    def __init__(self, revision: _Optional[int] = ...) -> None: ...
+
+class LeaveOrganizationRequest(_message.Message):
+    __slots__ = ("organization",)
+    ORGANIZATION_FIELD_NUMBER: _ClassVar[int]
+    organization: str
+    def __init__(self, organization: _Optional[str] = ...) -> None: ...
+
+class LeaveOrganizationResponse(_message.Message):
     __slots__ = ("revision",)
     REVISION_FIELD_NUMBER: _ClassVar[int]
     revision: int

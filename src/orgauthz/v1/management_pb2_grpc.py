@@ -52,6 +52,16 @@ class OrganizationServiceStub:
                 request_serializer=orgauthz_dot_v1_dot_management__pb2.UpdateOrganizationLimitsRequest.SerializeToString,
                 response_deserializer=orgauthz_dot_v1_dot_management__pb2.UpdateOrganizationLimitsResponse.FromString,
                 _registered_method=True)
+        self.UpdateOrganization = channel.unary_unary(
+                '/orgauthz.v1.OrganizationService/UpdateOrganization',
+                request_serializer=orgauthz_dot_v1_dot_management__pb2.UpdateOrganizationRequest.SerializeToString,
+                response_deserializer=orgauthz_dot_v1_dot_management__pb2.UpdateOrganizationResponse.FromString,
+                _registered_method=True)
+        self.ListMyOrganizations = channel.unary_unary(
+                '/orgauthz.v1.OrganizationService/ListMyOrganizations',
+                request_serializer=orgauthz_dot_v1_dot_management__pb2.ListMyOrganizationsRequest.SerializeToString,
+                response_deserializer=orgauthz_dot_v1_dot_management__pb2.ListMyOrganizationsResponse.FromString,
+                _registered_method=True)
 
 
 class OrganizationServiceServicer:
@@ -82,6 +92,21 @@ class OrganizationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateOrganization(self, request, context):
+        """Renames the organization (R1). Needs update:account.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMyOrganizations(self, request, context):
+        """The organizations the actor belongs to, with its role in each (Prefect's
+        `me/organizations`), ordered by id. Needs an actor only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrganizationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -99,6 +124,16 @@ def add_OrganizationServiceServicer_to_server(servicer, server):
                     servicer.UpdateOrganizationLimits,
                     request_deserializer=orgauthz_dot_v1_dot_management__pb2.UpdateOrganizationLimitsRequest.FromString,
                     response_serializer=orgauthz_dot_v1_dot_management__pb2.UpdateOrganizationLimitsResponse.SerializeToString,
+            ),
+            'UpdateOrganization': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateOrganization,
+                    request_deserializer=orgauthz_dot_v1_dot_management__pb2.UpdateOrganizationRequest.FromString,
+                    response_serializer=orgauthz_dot_v1_dot_management__pb2.UpdateOrganizationResponse.SerializeToString,
+            ),
+            'ListMyOrganizations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyOrganizations,
+                    request_deserializer=orgauthz_dot_v1_dot_management__pb2.ListMyOrganizationsRequest.FromString,
+                    response_serializer=orgauthz_dot_v1_dot_management__pb2.ListMyOrganizationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -195,6 +230,60 @@ class OrganizationService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def UpdateOrganization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgauthz.v1.OrganizationService/UpdateOrganization',
+            orgauthz_dot_v1_dot_management__pb2.UpdateOrganizationRequest.SerializeToString,
+            orgauthz_dot_v1_dot_management__pb2.UpdateOrganizationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyOrganizations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgauthz.v1.OrganizationService/ListMyOrganizations',
+            orgauthz_dot_v1_dot_management__pb2.ListMyOrganizationsRequest.SerializeToString,
+            orgauthz_dot_v1_dot_management__pb2.ListMyOrganizationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class WorkspaceServiceStub:
     """---------------------------------------------------------------------------------------
@@ -232,6 +321,11 @@ class WorkspaceServiceStub:
                 '/orgauthz.v1.WorkspaceService/SetDefaultRole',
                 request_serializer=orgauthz_dot_v1_dot_management__pb2.SetDefaultRoleRequest.SerializeToString,
                 response_deserializer=orgauthz_dot_v1_dot_management__pb2.SetDefaultRoleResponse.FromString,
+                _registered_method=True)
+        self.UpdateWorkspace = channel.unary_unary(
+                '/orgauthz.v1.WorkspaceService/UpdateWorkspace',
+                request_serializer=orgauthz_dot_v1_dot_management__pb2.UpdateWorkspaceRequest.SerializeToString,
+                response_deserializer=orgauthz_dot_v1_dot_management__pb2.UpdateWorkspaceResponse.FromString,
                 _registered_method=True)
 
 
@@ -276,6 +370,15 @@ class WorkspaceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateWorkspace(self, request, context):
+        """Changes the name, handle and description (R15). Needs update:workspace, or
+        manage_workspace_settings in the workspace. A handle taken in the organization:
+        ALREADY_EXISTS naming `handle`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkspaceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -303,6 +406,11 @@ def add_WorkspaceServiceServicer_to_server(servicer, server):
                     servicer.SetDefaultRole,
                     request_deserializer=orgauthz_dot_v1_dot_management__pb2.SetDefaultRoleRequest.FromString,
                     response_serializer=orgauthz_dot_v1_dot_management__pb2.SetDefaultRoleResponse.SerializeToString,
+            ),
+            'UpdateWorkspace': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateWorkspace,
+                    request_deserializer=orgauthz_dot_v1_dot_management__pb2.UpdateWorkspaceRequest.FromString,
+                    response_serializer=orgauthz_dot_v1_dot_management__pb2.UpdateWorkspaceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -453,6 +561,33 @@ class WorkspaceService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def UpdateWorkspace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgauthz.v1.WorkspaceService/UpdateWorkspace',
+            orgauthz_dot_v1_dot_management__pb2.UpdateWorkspaceRequest.SerializeToString,
+            orgauthz_dot_v1_dot_management__pb2.UpdateWorkspaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class MemberServiceStub:
     """---------------------------------------------------------------------------------------
@@ -480,6 +615,11 @@ class MemberServiceStub:
                 '/orgauthz.v1.MemberService/RemoveMember',
                 request_serializer=orgauthz_dot_v1_dot_management__pb2.RemoveMemberRequest.SerializeToString,
                 response_deserializer=orgauthz_dot_v1_dot_management__pb2.RemoveMemberResponse.FromString,
+                _registered_method=True)
+        self.LeaveOrganization = channel.unary_unary(
+                '/orgauthz.v1.MemberService/LeaveOrganization',
+                request_serializer=orgauthz_dot_v1_dot_management__pb2.LeaveOrganizationRequest.SerializeToString,
+                response_deserializer=orgauthz_dot_v1_dot_management__pb2.LeaveOrganizationResponse.FromString,
                 _registered_method=True)
 
 
@@ -512,6 +652,14 @@ class MemberServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LeaveOrganization(self, request, context):
+        """The actor (a user) leaves the organization, losing its workspace access at once (R4).
+        Needs membership only. The last Owner or Admin: FAILED_PRECONDITION (R3).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemberServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -529,6 +677,11 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     servicer.RemoveMember,
                     request_deserializer=orgauthz_dot_v1_dot_management__pb2.RemoveMemberRequest.FromString,
                     response_serializer=orgauthz_dot_v1_dot_management__pb2.RemoveMemberResponse.SerializeToString,
+            ),
+            'LeaveOrganization': grpc.unary_unary_rpc_method_handler(
+                    servicer.LeaveOrganization,
+                    request_deserializer=orgauthz_dot_v1_dot_management__pb2.LeaveOrganizationRequest.FromString,
+                    response_serializer=orgauthz_dot_v1_dot_management__pb2.LeaveOrganizationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -615,6 +768,33 @@ class MemberService:
             '/orgauthz.v1.MemberService/RemoveMember',
             orgauthz_dot_v1_dot_management__pb2.RemoveMemberRequest.SerializeToString,
             orgauthz_dot_v1_dot_management__pb2.RemoveMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LeaveOrganization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgauthz.v1.MemberService/LeaveOrganization',
+            orgauthz_dot_v1_dot_management__pb2.LeaveOrganizationRequest.SerializeToString,
+            orgauthz_dot_v1_dot_management__pb2.LeaveOrganizationResponse.FromString,
             options,
             channel_credentials,
             insecure,

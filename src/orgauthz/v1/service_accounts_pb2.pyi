@@ -123,6 +123,26 @@ class RotateServiceAccountKeyResponse(_message.Message):
     revision: int
     def __init__(self, service_account: _Optional[_Union[ServiceAccount, _Mapping]] = ..., api_key: _Optional[str] = ..., api_key_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
 
+class UpdateServiceAccountRequest(_message.Message):
+    __slots__ = ("organization", "id", "name", "org_role")
+    ORGANIZATION_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ORG_ROLE_FIELD_NUMBER: _ClassVar[int]
+    organization: str
+    id: str
+    name: str
+    org_role: str
+    def __init__(self, organization: _Optional[str] = ..., id: _Optional[str] = ..., name: _Optional[str] = ..., org_role: _Optional[str] = ...) -> None: ...
+
+class UpdateServiceAccountResponse(_message.Message):
+    __slots__ = ("service_account", "revision")
+    SERVICE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    service_account: ServiceAccount
+    revision: int
+    def __init__(self, service_account: _Optional[_Union[ServiceAccount, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
+
 class DeleteServiceAccountRequest(_message.Message):
     __slots__ = ("organization", "id")
     ORGANIZATION_FIELD_NUMBER: _ClassVar[int]

@@ -54,6 +54,11 @@ class ServiceAccountServiceStub:
                 request_serializer=orgauthz_dot_v1_dot_service__accounts__pb2.RotateServiceAccountKeyRequest.SerializeToString,
                 response_deserializer=orgauthz_dot_v1_dot_service__accounts__pb2.RotateServiceAccountKeyResponse.FromString,
                 _registered_method=True)
+        self.UpdateServiceAccount = channel.unary_unary(
+                '/orgauthz.v1.ServiceAccountService/UpdateServiceAccount',
+                request_serializer=orgauthz_dot_v1_dot_service__accounts__pb2.UpdateServiceAccountRequest.SerializeToString,
+                response_deserializer=orgauthz_dot_v1_dot_service__accounts__pb2.UpdateServiceAccountResponse.FromString,
+                _registered_method=True)
         self.DeleteServiceAccount = channel.unary_unary(
                 '/orgauthz.v1.ServiceAccountService/DeleteServiceAccount',
                 request_serializer=orgauthz_dot_v1_dot_service__accounts__pb2.DeleteServiceAccountRequest.SerializeToString,
@@ -94,6 +99,15 @@ class ServiceAccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateServiceAccount(self, request, context):
+        """Changes the name and organization role (R11): never Owner or Admin; a name taken in the
+        organization is ALREADY_EXISTS naming `name`. A changed role holds in the next Check.
+        update:service_account.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteServiceAccount(self, request, context):
         """Revokes its keys and all its access at once (R13). delete:service_account.
         """
@@ -123,6 +137,11 @@ def add_ServiceAccountServiceServicer_to_server(servicer, server):
                     servicer.RotateServiceAccountKey,
                     request_deserializer=orgauthz_dot_v1_dot_service__accounts__pb2.RotateServiceAccountKeyRequest.FromString,
                     response_serializer=orgauthz_dot_v1_dot_service__accounts__pb2.RotateServiceAccountKeyResponse.SerializeToString,
+            ),
+            'UpdateServiceAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateServiceAccount,
+                    request_deserializer=orgauthz_dot_v1_dot_service__accounts__pb2.UpdateServiceAccountRequest.FromString,
+                    response_serializer=orgauthz_dot_v1_dot_service__accounts__pb2.UpdateServiceAccountResponse.SerializeToString,
             ),
             'DeleteServiceAccount': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteServiceAccount,
@@ -238,6 +257,33 @@ class ServiceAccountService:
             '/orgauthz.v1.ServiceAccountService/RotateServiceAccountKey',
             orgauthz_dot_v1_dot_service__accounts__pb2.RotateServiceAccountKeyRequest.SerializeToString,
             orgauthz_dot_v1_dot_service__accounts__pb2.RotateServiceAccountKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateServiceAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgauthz.v1.ServiceAccountService/UpdateServiceAccount',
+            orgauthz_dot_v1_dot_service__accounts__pb2.UpdateServiceAccountRequest.SerializeToString,
+            orgauthz_dot_v1_dot_service__accounts__pb2.UpdateServiceAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,
