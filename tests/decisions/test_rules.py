@@ -122,6 +122,7 @@ async def test_organization_permissions_admin_versus_member(authz: Stub, rev: in
         "read:account_membership",
         "read:workspace",
         "read:account_role",
+        "read:service_account",  # R30
     }
 
 
