@@ -104,6 +104,15 @@ class Management:
             return Authority(False, frozenset())
         return Authority(False, frozenset(self.engine.scopes(actor.subject, target)))
 
+    async def org_authority(self, actor: Actor, org_id: str) -> Authority:
+        """Like :meth:`authority`, with the organization permissions the actor holds."""
+        if rules.is_admin(await self.org_role_of(actor, org_id)):
+            return Authority(True, frozenset())
+        target = self.engine.resolve(organization=org_id)
+        if target is None or not await self.engine.ensure_loaded(org_id):
+            return Authority(False, frozenset())
+        return Authority(False, frozenset(self.engine.scopes(actor.subject, target)))
+
     async def allowed(self, actor: Actor, org_id: str, permission: str, workspace: str = "") -> bool:
         """Whether the actor holds ``permission`` in the organization (or the workspace scope)."""
         target: Target | None

@@ -31,8 +31,8 @@ from orgauthz.domain.policy import ORGANIZATION
 from orgauthz.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
 from orgauthz.services import secrets as sec
 from orgauthz.services.access import grants_read, removal
-from orgauthz.services.context import Actor, Management, audit
-from orgauthz.services.roles import check_role_row, role_read
+from orgauthz.services.context import Actor, Authority, Management, audit
+from orgauthz.services.roles import check_role_row, role_read, role_scopes
 from orgauthz.store import base as store
 from orgauthz.store.base import Decision, Locked, Read, as_utc, utcnow
 from orgauthz.store.models import ApiKey, Organization, ServiceAccount
@@ -201,6 +201,7 @@ async def create_service_account(
     write lock, so racing creates never exceed it).
     """
     await mgmt.require(actor, org_id, "create:service_account")
+    authority = await mgmt.org_authority(actor, org_id)
     role = role or rules.MEMBER
     sa_id = sa_id or f"sa-{_secrets.token_hex(8)}"
     new = _NewKey.make()
@@ -215,6 +216,7 @@ async def create_service_account(
             raise NotFound(f"organization {org_id!r} not found")
         rules.check_service_account_role("org_role", role)
         check_role_row(mgmt.policy, org_id, role, ORGANIZATION, "org_role", at.one("role"))
+        _check_role_within(mgmt, authority, role, at.one("role"))
         if checks.id_taken:
             raise AlreadyExists(f"service account id {sa_id!r} is taken")
         if checks.name_taken:
@@ -324,6 +326,19 @@ async def rotate_key(
     return shown, issued, revision
 
 
+def _check_role_within(mgmt: Management, authority: Authority, role: str, row: Any | None) -> None:
+    """No escalation through a service account (R28, R11): whoever is not an organization
+    Owner or Admin gives an account only a role whose permissions it holds itself; the key
+    would otherwise act with more than its creator may."""
+    rules.check_no_escalation(
+        actor_is_admin=authority.is_admin,
+        actor_scopes=authority.scopes,
+        role_scopes=role_scopes(mgmt.policy, role, row),
+        own_access=False,
+        what="give a service account",
+    )
+
+
 async def update_service_account(
     mgmt: Management, actor: Actor, org_id: str, sa_id: str, *, name: str, role: str
 ) -> tuple[ServiceAccountView, int]:
@@ -335,6 +350,7 @@ async def update_service_account(
     replaces the account's role line in the same write, so the next Check reflects it.
     """
     await _find(mgmt, actor, org_id, sa_id, "update:service_account")
+    authority = await mgmt.org_authority(actor, org_id)
     if role:
         rules.check_service_account_role("org_role", role)
     reads: dict[str, Read] = {**_account_reads(sa_id), "name": (_NAME_HOLDER, {"org": org_id, "name": name})}
@@ -345,6 +361,7 @@ async def update_service_account(
         sa = _account(at, org_id, sa_id)
         if role:
             check_role_row(mgmt.policy, org_id, role, ORGANIZATION, "org_role", at.one("role"))
+            _check_role_within(mgmt, authority, role, at.one("role"))
         holder = at.one("name")
         if name and holder is not None and holder.id != sa_id:
             raise AlreadyExists(f"name: a service account named {name!r} already exists in the organization")

@@ -154,3 +154,35 @@ async def test_r28_a_keeper_gains_nothing_by_granting_itself(app: App, channel: 
     assert await code(keeper.access.ChangeWorkspaceAccess(_change("user:keeper", role))) == DENIED
     listed = await alice.access.ListWorkspaceAccess(pb.ListWorkspaceAccessRequest(workspace="w1"))
     assert {a.subject: a.role for a in listed.access}["user:keeper"] == "keeper"
+
+
+async def test_r28_no_escalation_through_a_service_account(app: App, channel: grpc.aio.Channel) -> None:
+    """A member who may create or update service accounts gives one only a role whose
+    permissions it holds itself: the account's key would otherwise act with more."""
+    from orgauthz.v1 import service_accounts_pb2 as spb
+    from orgauthz.v1 import service_accounts_pb2_grpc as spbg
+
+    await create_org(channel)
+    alice = As.of(channel, "user:alice")
+    for role_id, scopes in (
+        ("sa-keeper", ["create:service_account", "update:service_account"]),
+        ("auditor", ["read:audit_event"]),
+    ):
+        await alice.roles.CreateRole(
+            pb.CreateRoleRequest(
+                organization="acme", id=role_id, name=role_id, level="organization", inherits="Member", scopes=scopes
+            )
+        )
+    await add_member(app, "acme", "sam", role="sa-keeper")
+    sas = spbg.ServiceAccountServiceStub(channel)
+    sam, admin = [("x-orgauthz-actor", "user:sam")], [("x-orgauthz-actor", "user:alice")]
+
+    def create(sa_id: str, role: str) -> Any:
+        return spb.CreateServiceAccountRequest(organization="acme", id=sa_id, name=sa_id, org_role=role)
+
+    assert await code(sas.CreateServiceAccount(create("reader", "auditor"), metadata=sam)) == DENIED
+    assert await code(sas.CreateServiceAccount(create("plain", "Member"), metadata=sam)) == OK
+    promote = spb.UpdateServiceAccountRequest(organization="acme", id="plain", org_role="auditor")
+    assert await code(sas.UpdateServiceAccount(promote, metadata=sam)) == DENIED
+    assert await code(sas.UpdateServiceAccount(promote, metadata=admin)) == OK  # Admins are not limited (R2)
+    assert await code(sas.CreateServiceAccount(create("reader", "auditor"), metadata=admin)) == OK
