@@ -117,6 +117,17 @@ def test_import_round_trip(db: Store, policy: PolicySet) -> None:
         )
 
 
+def test_import_keeps_workspace_descriptions(db: Store, policy: PolicySet) -> None:
+    """R15: a workspace's description comes in with the document (empty when absent)."""
+    described = copy.deepcopy(GLOBEX)
+    described["workspaces"][0]["description"] = "The main line"
+    import_document(db, policy, doc(ACME, described))
+    with db.read() as s:
+        got = dict(s.execute(select(Workspace.id, Workspace.description)).all())
+    assert got["gx-main"] == "The main line"
+    assert got["acme-prod"] == ""
+
+
 def test_reimport_replaces_the_organization_and_records_what_changed(db: Store, policy: PolicySet) -> None:
     import_document(db, policy, doc(ACME, GLOBEX))
     changed = copy.deepcopy(ACME)

@@ -135,6 +135,7 @@ def _check_org(  # one pass over the document
         ws["handle"] = handle = bounds.check_handle(f"{p}.handle", str(ws.get("handle", "")))
         _unique(seen, "workspace handle", (org_id, handle), f"{p}.handle")
         ws["name"] = bounds.check_name(f"{p}.name", str(ws.get("name") or ""), required=False) or handle
+        ws["description"] = bounds.check_description(f"{p}.description", str(ws.get("description") or ""))
         if ws.get("default_role") and ws["default_role"] not in ws_roles:
             raise InvalidArgument(f"{p}.default_role", "must be a workspace role or empty (No Access)")
         for k, g in enumerate(_items(ws, "access", p)):
@@ -347,6 +348,7 @@ def _replacing(org: dict[str, Any]) -> Decide[int]:
                         "handle": ws["handle"],
                         "name": ws.get("name", ws["handle"]),
                         "default_role": ws.get("default_role") or None,
+                        "description": ws["description"],
                         "created_at": now,
                     }
                     for ws in workspaces
