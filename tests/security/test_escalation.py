@@ -315,6 +315,7 @@ class Escalation(RuleBasedStateMachine):
         expected = (
             "create:service_account" in self.model.permissions(actor)
             and role != ADMIN
+            and self.model.may_give_org_role(actor, role)
             and len(self.model.service_accounts) < self.model.max_service_accounts
         )
         r = self.call(

@@ -297,6 +297,11 @@ class OrgModel:
         )
         return may and self.within(actor, workspace, [role])
 
+    def may_give_org_role(self, actor: str, role: str) -> bool:
+        """No escalation through a service account: an Admin, or a role whose organization
+        permissions the actor holds itself."""
+        return self.is_admin(actor) or self.role_scopes(role) & set(ORG_PERMISSIONS) <= self.permissions(actor)
+
     def may_invite(self, actor: str, role: str) -> bool:
         """R8: only Admins invite Admins; R10: members plus pending within the limit."""
         if "create:invitation" not in self.permissions(actor):
