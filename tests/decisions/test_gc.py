@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from orgauthz.domain.policy import PolicySet
+from orgauthz.engine.authorizer import EngineAuthorizer
+from orgauthz.engine.decisions import Decisions, Question
 from orgauthz.engine.engine import Engine
 from orgauthz.store.base import Store
 from tests.support.orgs import ACME_ONE_ADMIN, doc, seed
@@ -44,3 +46,19 @@ async def test_a_loaded_organization_is_out_of_the_collectors_passes_only_with_g
     target = engine.resolve(workspace="acme-prod")
     assert target is not None
     assert engine.decide("user:alice", target, "see_flows")  # decisions are unchanged
+
+
+async def test_remembered_valid_questions_leave_the_collectors_passes(db: Store, policy: PolicySet) -> None:
+    """Decisions remembers every question it found valid (up to 100,000); kept as named
+    tuples they stayed tracked and every full collection walked them all."""
+    seed(db, policy, DOC)
+    engine = Engine(policy, db, gc_freeze=False)
+    await engine.start()
+    decisions = Decisions(engine, EngineAuthorizer(engine), None)
+    for i in range(50):
+        await decisions.check(Question(f"user:u{i}", "acme-prod", "", "see_flows"))
+    answers = await decisions.batch([(f"user:b{i}", "acme-prod", "", "see_flows", False) for i in range(50)], 0)
+    assert not any(d.allowed for d in answers)
+    gc.collect()
+    assert len(decisions._valid) == 100
+    assert not [q for q in decisions._valid if gc.is_tracked(q)]

@@ -16,7 +16,7 @@ revision grows: entries decided before a revoke can no longer be found (SPEC §3
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from orgauthz.cache.memory import MemoryCache
@@ -64,7 +64,7 @@ class DecisionKey(NamedTuple):
 class Decision:
     allowed: bool
     revision: int
-    reasons: list[str] = field(default_factory=list)
+    reasons: Sequence[str] = ()
     key: DecisionKey | None = None  # set when the answer may be cached: under this key
 
 
@@ -138,9 +138,32 @@ class CachingAuthorizer:
 
     async def decide(self, asks: Sequence[Ask]) -> list[Decision]:
         """Every question this layer or the ones below answer at once is answered in one pass
-        (no ``await``); the rest go down in one call."""
-        out: list[Decision | None] = [self.try_cached(ask) for ask in asks]
-        missed = [i for i, d in enumerate(out) if d is None]
+        (no ``await``); the rest go down in one call. The pass is :meth:`try_cached` with its
+        calls unfolded: a warm BatchCheck is mostly this loop (bench/NOTES.md item 12)."""
+        engine, inner = self.engine, self.inner
+        revisions, applied, get = engine.org_revision, engine.applied, self.cache.lookup()
+        out: list[Decision | None] = []
+        missed: list[int] = []
+        hits = lookups = 0
+        for i, ask in enumerate(asks):
+            target = ask.target
+            if target is not None and not ask.explain:
+                revision = revisions.get(target.org_id)
+                if revision is not None:
+                    key = DecisionKey(target.org_id, revision, ask.subject, target.domain, ask.scope)
+                    lookups += 1
+                    found = get(key)
+                    if found is not None:
+                        hits += 1
+                        out.append(Decision(found, revision if revision > applied else applied, key=key))
+                        continue
+                decision = self._kept(inner.try_cached(ask))
+                if decision is not None:
+                    out.append(decision)
+                    continue
+            out.append(None)
+            missed.append(i)
+        self.cache.counted(hits, lookups - hits)
         if missed:
             for i, d in zip(missed, await self.inner.decide([asks[i] for i in missed]), strict=True):
                 out[i] = self._kept(d)
