@@ -49,10 +49,10 @@ class Actor:
 
 @dataclass(frozen=True)
 class Authority:
-    """An actor's standing in one workspace, for R28 (no escalation)."""
+    """An actor's standing in a workspace or its organization, for R28 (no escalation)."""
 
     is_admin: bool  # an organization Owner or Admin: not limited (R2)
-    scopes: frozenset[str]  # the workspace scopes it holds there (empty for Admins: not needed)
+    scopes: frozenset[str]  # the scopes or permissions it holds there (empty for Admins: not needed)
 
 
 class Feed(Protocol):
@@ -94,22 +94,14 @@ class Management:
         roles = self.engine.direct_roles(org_id, actor.subject, target.domain)
         return roles if roles is not None and L.MEMBER in roles else None
 
-    async def authority(self, actor: Actor, org_id: str, workspace: str) -> Authority:
-        """What R28 limits a member by in a workspace: whether it is an organization Owner or
-        Admin, and the workspace scopes it holds there (per the engine)."""
+    async def authority(self, actor: Actor, org_id: str, workspace: str = "") -> Authority:
+        """What R28 limits a member by: whether it is an organization Owner or Admin, and the
+        scopes it holds in ``workspace`` (empty: the organization permissions it holds), per
+        the engine."""
         if rules.is_admin(await self.org_role_of(actor, org_id)):
             return Authority(True, frozenset())
-        target = self.engine.resolve(workspace=workspace)
+        target = self.engine.resolve(workspace=workspace, organization="" if workspace else org_id)
         if target is None or target.org_id != org_id or not await self.engine.ensure_loaded(org_id):
-            return Authority(False, frozenset())
-        return Authority(False, frozenset(self.engine.scopes(actor.subject, target)))
-
-    async def org_authority(self, actor: Actor, org_id: str) -> Authority:
-        """Like :meth:`authority`, with the organization permissions the actor holds."""
-        if rules.is_admin(await self.org_role_of(actor, org_id)):
-            return Authority(True, frozenset())
-        target = self.engine.resolve(organization=org_id)
-        if target is None or not await self.engine.ensure_loaded(org_id):
             return Authority(False, frozenset())
         return Authority(False, frozenset(self.engine.scopes(actor.subject, target)))
 

@@ -220,11 +220,6 @@ def _role_row(at: Locked, role_id: str) -> Any:
     return found
 
 
-def _row(**values: Any) -> CustomRole:
-    """A CustomRole holding ``values``, for its view (not attached to any session)."""
-    return CustomRole(**values)
-
-
 async def create_role(
     mgmt: Management,
     actor: Actor,
@@ -262,7 +257,7 @@ async def create_role(
             "updated_at": at.now,
         }
         return Decision(
-            custom_view(policy, _row(**values)),
+            custom_view(policy, CustomRole(**values)),
             writes=[store.insert(CustomRole, values)],
             audits=[
                 audit(
@@ -297,7 +292,7 @@ async def update_role(
         before = {"name": row.name, "scopes": list(row.scopes)}
         changed = {"name": name, "scopes": own, "description": description, "updated_at": at.now}
         return Decision(
-            custom_view(policy, _row(**{**row._asdict(), **changed})),
+            custom_view(policy, CustomRole(**{**row._asdict(), **changed})),
             writes=[store.update(CustomRole, {"id": role_id}, **changed)],
             audits=[
                 audit(

@@ -201,7 +201,7 @@ async def create_service_account(
     write lock, so racing creates never exceed it).
     """
     await mgmt.require(actor, org_id, "create:service_account")
-    authority = await mgmt.org_authority(actor, org_id)
+    authority = await mgmt.authority(actor, org_id)
     role = role or rules.MEMBER
     sa_id = sa_id or f"sa-{_secrets.token_hex(8)}"
     new = _NewKey.make()
@@ -350,7 +350,7 @@ async def update_service_account(
     replaces the account's role line in the same write, so the next Check reflects it.
     """
     await _find(mgmt, actor, org_id, sa_id, "update:service_account")
-    authority = await mgmt.org_authority(actor, org_id)
+    authority = await mgmt.authority(actor, org_id)
     if role:
         rules.check_service_account_role("org_role", role)
     reads: dict[str, Read] = {**_account_reads(sa_id), "name": (_NAME_HOLDER, {"org": org_id, "name": name})}
