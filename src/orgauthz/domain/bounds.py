@@ -49,7 +49,7 @@ PAGE_TOKEN_MAX: Final = 512
 
 _ID_RE: Final = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 _HANDLE_RE: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
-_SCOPE_RE: Final = re.compile(r"[a-z_]{1,64}(?::[a-z_]{1,64})?")
+_SCOPE_RE: Final = re.compile(r"[a-z_]{1,64}(?::[a-z_-]{1,64})?")
 _EMAIL_RE: Final = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 SUBJECT_KINDS: Final = ("user", "service_account")

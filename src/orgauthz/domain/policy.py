@@ -8,6 +8,7 @@ No role holds anything that is not written in these files.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib.resources import files
@@ -24,6 +25,8 @@ WILDCARD: Final = "*"
 WORKSPACE: Final = "workspace"
 ORGANIZATION: Final = "organization"
 LADDER: Final = ("Viewer", "Runner", "Developer", "Owner")
+
+log = logging.getLogger(__name__)
 
 
 def _installed_policy_dir() -> Path:
@@ -42,6 +45,8 @@ class Scope:
     name: str
     description: str
     includes: tuple[str, ...] = ()
+    prefect: str = ""  # the permission's title in Prefect's docs, where it publishes one
+    origin: str = "prefect"  # "orgauthz" for an id Prefect lacks (R21)
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,10 @@ class PolicySet:
     organization_permissions: dict[str, Scope]
     roles: dict[str, RoleDef]
     source_lines: dict[str, tuple[str, int]] = field(default_factory=dict, compare=False)
+    # R21: an id of the previous catalog -> the id it became; accepted for one release.
+    renamed: dict[str, str] = field(default_factory=dict)
+    # Where ``roles.yaml`` still names a renamed id: (role, old id); ``policy lint`` warns.
+    deprecated_uses: tuple[tuple[str, str], ...] = ()
 
     @cached_property
     def all_scopes(self) -> frozenset[str]:
@@ -114,6 +123,14 @@ class PolicySet:
     def builtin_levels(self) -> dict[str, str]:
         """Each built-in role's level (what ``domain.rules`` checks custom roles against)."""
         return {name: r.level for name, r in self.roles.items()}
+
+    def current_id(self, name: str) -> str:
+        """``name``, or the id it was renamed to (R21); a renamed id is logged once per process."""
+        new = self.renamed.get(name)
+        if new is None:
+            return name
+        _warn_renamed(name, new)
+        return new
 
     def is_scope(self, level: str, name: str) -> bool:
         table = self.workspace_scopes if level == WORKSPACE else self.organization_permissions
@@ -170,6 +187,15 @@ class PolicySet:
         return frozenset(out)
 
 
+_warned: set[str] = set()
+
+
+def _warn_renamed(old: str, new: str) -> None:
+    if old not in _warned:
+        _warned.add(old)
+        log.warning("deprecated scope id %r: it is %r now (R21); accepted until the next release", old, new)
+
+
 def _scopes(data: dict[str, Any], key: str, path: Path) -> tuple[dict[str, Scope], dict[str, int]]:
     section = data.get(key) or {}
     lines = section.pop("__lines__", {}) if isinstance(section, dict) else {}
@@ -179,14 +205,28 @@ def _scopes(data: dict[str, Any], key: str, path: Path) -> tuple[dict[str, Scope
     for name, body in section.items():
         body = body or {}
         includes = tuple(body.get("includes") or ())
-        out[name] = Scope(name=name, description=str(body.get("description", "")), includes=includes)
+        out[name] = Scope(
+            name=name,
+            description=str(body.get("description", "")),
+            includes=includes,
+            prefect=str(body.get("prefect") or ""),
+            origin=str(body.get("origin") or "prefect"),
+        )
         item_lines = body.get("__lines__", {})
         for i, inc in enumerate(includes):
             lines[f"{name}/includes:{inc}"] = item_lines.get(f"includes[{i}]", lines.get(name, 0))
     return out, lines
 
 
-def _roles(data: dict[str, Any], key: str, level: str) -> tuple[dict[str, RoleDef], dict[str, int]]:
+def _renamed(data: dict[str, Any]) -> tuple[dict[str, str], dict[str, int]]:
+    section = dict(data.get("renamed") or {})
+    lines = section.pop("__lines__", {})
+    return {str(old): str(new) for old, new in section.items()}, lines
+
+
+def _roles(
+    data: dict[str, Any], key: str, level: str, renamed: dict[str, str], deprecated: list[tuple[str, str]]
+) -> tuple[dict[str, RoleDef], dict[str, int]]:
     section = dict(data.get(key) or {})
     lines = section.pop("__lines__", {})
     out: dict[str, RoleDef] = {}
@@ -197,11 +237,16 @@ def _roles(data: dict[str, Any], key: str, level: str) -> tuple[dict[str, RoleDe
             lines.setdefault(f"{name}/scope:{s}", item_lines.get(f"scopes[{i}]", lines.get(name, 0)))
         if "inherits" in item_lines:
             lines[f"{name}/inherits"] = item_lines["inherits"]
+        written = tuple(body.get("scopes") or ())
+        deprecated.extend((name, s) for s in written if s in renamed)
+        for s in written:
+            if s in renamed:
+                lines.setdefault(f"{name}/scope:{renamed[s]}", lines[f"{name}/scope:{s}"])
         out[name] = RoleDef(
             name=name,
             level=level,
             description=str(body.get("description", "")),
-            scopes=tuple(body.get("scopes") or ()),
+            scopes=tuple(renamed.get(s, s) for s in written),
             inherits=str(body.get("inherits") or ""),
         )
     return out, lines
@@ -218,9 +263,12 @@ def parse_policy(directory: Path) -> PolicySet:
     scopes_data, roles_data = _read(scopes_path), _read(roles_path)
     ws_scopes, ws_lines = _scopes(scopes_data, "workspace_scopes", scopes_path)
     org_perms, org_lines = _scopes(scopes_data, "organization_permissions", scopes_path)
-    ws_roles, wr_lines = _roles(roles_data, "workspace_roles", WORKSPACE)
-    org_roles, or_lines = _roles(roles_data, "organization_roles", ORGANIZATION)
+    renamed, ren_lines = _renamed(scopes_data)
+    deprecated: list[tuple[str, str]] = []
+    ws_roles, wr_lines = _roles(roles_data, "workspace_roles", WORKSPACE, renamed, deprecated)
+    org_roles, or_lines = _roles(roles_data, "organization_roles", ORGANIZATION, renamed, deprecated)
     source: dict[str, tuple[str, int]] = {}
+    source.update({f"renamed:{k}": (str(scopes_path), v) for k, v in ren_lines.items()})
     for lines, path in ((ws_lines, scopes_path), (org_lines, scopes_path)):
         source.update({f"scope:{k}": (str(path), v) for k, v in lines.items()})
     for lines in (wr_lines, or_lines):
@@ -232,6 +280,8 @@ def parse_policy(directory: Path) -> PolicySet:
         organization_permissions=org_perms,
         roles={**ws_roles, **org_roles},
         source_lines=source,
+        renamed=renamed,
+        deprecated_uses=tuple(deprecated),
     )
 
 
@@ -248,7 +298,14 @@ def policy_findings(policy: PolicySet) -> list[PolicyError]:
     overlap = set(policy.workspace_scopes) & set(policy.organization_permissions)
     for name in sorted(overlap):
         at(f"scope:{name}", f"scope {name!r} is both a workspace scope and an organization permission")
+    for old, new in policy.renamed.items():
+        if old in table:
+            at(f"renamed:{old}", f"renamed id {old!r} is still in the catalog")
+        elif new not in table:
+            at(f"renamed:{old}", f"renamed id {old!r} names unknown scope {new!r}")
     for scope in table.values():
+        if scope.origin not in ("prefect", "orgauthz"):
+            at(f"scope:{scope.name}", f"scope {scope.name!r}: origin must be prefect or orgauthz")
         for inc in scope.includes:
             if inc not in table:
                 at(f"scope:{scope.name}/includes:{inc}", f"scope {scope.name!r} includes unknown scope {inc!r}")

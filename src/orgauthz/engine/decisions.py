@@ -86,7 +86,8 @@ class Decisions:
         bounds.check_subject(f"{prefix}subject", q.subject)
         level = self.target_level(q.workspace, q.organization, field)
         bounds.check_scope_name(f"{prefix}scope", q.scope)
-        if not self.engine.policy.is_scope(level, q.scope):
+        # A renamed id is accepted for one release (R21), decided as the id it became.
+        if not self.engine.policy.is_scope(level, self.engine.policy.current_id(q.scope)):
             kind = "workspace scope" if level == WORKSPACE else "organization permission"
             raise InvalidArgument(f"{prefix}scope", f"unknown {kind} {q.scope!r}")
 
@@ -98,7 +99,8 @@ class Decisions:
         self.validate(q)
         if min_revision or not self._ready():
             await self.at_least(min_revision)
-        ask = Ask(q.subject, self.engine.resolve(q.workspace, q.organization), q.scope, q.explain)
+        scope = self.engine.policy.renamed.get(q.scope, q.scope)
+        ask = Ask(q.subject, self.engine.resolve(q.workspace, q.organization), scope, q.explain)
         decision = self.authorizer.try_cached(ask)
         if decision is None:
             (decision,) = await self.authorizer.decide([ask])
@@ -114,8 +116,8 @@ class Decisions:
                 self.validate(Question._make(row), f"items[{i}]")
         if min_revision or not self._ready():
             await self.at_least(min_revision)
-        resolve = self.engine.resolve
-        return await self.authorizer.decide([Ask(s, resolve(w, o), sc, e) for s, w, o, sc, e in rows])
+        resolve, renamed = self.engine.resolve, self.engine.policy.renamed
+        return await self.authorizer.decide([Ask(s, resolve(w, o), renamed.get(sc, sc), e) for s, w, o, sc, e in rows])
 
     async def scopes(
         self, subject: str, workspace: str, organization: str, min_revision: int = 0

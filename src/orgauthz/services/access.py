@@ -239,9 +239,9 @@ async def revoke(mgmt: Management, actor: Actor, workspace_id: str, subject: str
 async def list_access(
     mgmt: Management, actor: Actor, workspace_id: str, *, page_size: int, after: str
 ) -> tuple[list[WorkspaceGrant], str]:
-    """Ordered by subject. Needs update:workspace or see_workspace_users in the workspace."""
+    """Ordered by subject. Needs administrate:workspace or see_workspace_users in the workspace."""
     ws = await _located(mgmt, actor, workspace_id)
-    await mgmt.require_any(actor, ws.org_id, [("update:workspace", ""), ("see_workspace_users", workspace_id)])
+    await mgmt.require_any(actor, ws.org_id, [("administrate:workspace", ""), ("see_workspace_users", workspace_id)])
     q = select(WorkspaceGrant).where(WorkspaceGrant.workspace_id == workspace_id)
     if after:
         q = q.where(WorkspaceGrant.subject > after)

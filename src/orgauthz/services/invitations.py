@@ -411,8 +411,8 @@ async def list_invitations(
 async def revoke_invitation(
     mgmt: Management, actor: Actor, org_id: str, invitation_id: str
 ) -> tuple[InvitationView, int]:
-    """Needs delete:invitation. FailedPrecondition unless the invitation is pending."""
-    await _find(mgmt, actor, org_id, invitation_id, "delete:invitation")
+    """Needs update:invitation. FailedPrecondition unless the invitation is pending."""
+    await _find(mgmt, actor, org_id, invitation_id, "update:invitation")
 
     def decide(at: Locked) -> Decision[InvitationView]:
         row = _locked(at, invitation_id, org_id)

@@ -107,11 +107,19 @@ def check_role_found(
 def check_scopes(policy: PolicySet, level: str, scopes: Sequence[str], *, inherits: str) -> list[str]:
     """Validates a custom role's own scopes; returns them sorted, without duplicates."""
     bounds.check_count("scopes", len(scopes), bounds.SCOPES_PER_ROLE_MAX, minimum=0 if inherits else 1)
+    out: set[str] = set()
     for i, scope in enumerate(scopes):
         bounds.check_scope_name(f"scopes[{i}]", scope)
+        scope = policy.current_id(scope)  # a renamed id is accepted for one release (R21)
         if not policy.is_scope(level, scope):
             raise InvalidArgument(f"scopes[{i}]", f"{scope!r} is not a {level} scope in the catalog")
-    return sorted(set(scopes))
+        out.add(scope)
+    return sorted(out)
+
+
+def role_permission(verb: str, level: str) -> str:
+    """Prefect's ids (R21): custom workspace roles are ``*:workspace_role``, organization ones ``*:account_role``."""
+    return f"{verb}:{'workspace_role' if level == 'workspace' else 'account_role'}"
 
 
 def _view(
@@ -143,8 +151,11 @@ def custom_view(policy: PolicySet, row: CustomRole) -> RoleView:
 async def list_roles(
     mgmt: Management, actor: Actor, org_id: str, *, level: str, page_size: int, after: str
 ) -> tuple[list[RoleView], str]:
-    """Built-in roles (key ``0:<name>``), then custom roles by id (``1:<id>``). Needs read:account_role."""
-    await mgmt.require(actor, org_id, "read:account_role")
+    """Built-in roles (key ``0:<name>``), then custom roles by id (``1:<id>``).
+
+    Needs read:account_role or read:workspace_role (with a level, the one of that level)."""
+    levels = [level] if level in LEVELS else list(LEVELS)
+    await mgmt.require_any(actor, org_id, [(role_permission("read", lv), "") for lv in levels])
     policy = mgmt.policy
     rows: list[CustomRole] = await mgmt.read(
         lambda s: list(s.scalars(select(CustomRole).where(CustomRole.org_id == org_id).order_by(CustomRole.id)))
@@ -213,6 +224,16 @@ _USES: dict[str, AnySelect] = {
 }
 
 
+async def _level_of(mgmt: Management, org_id: str, role_id: str) -> str:
+    """The custom role's level (it never changes), to pick the permission; NotFound when absent."""
+    level = await mgmt.read(
+        lambda s: s.scalar(select(CustomRole.level).where(CustomRole.org_id == org_id, CustomRole.id == role_id))
+    )
+    if level is None:
+        raise NotFound(f"role {role_id!r} not found")
+    return str(level)
+
+
 def _role_row(at: Locked, role_id: str) -> Any:
     found = at.one("role")
     if found is None:
@@ -232,7 +253,8 @@ async def create_role(
     scopes: Sequence[str],
     description: str,
 ) -> tuple[RoleView, int]:
-    """Needs create:account_role. InvalidArgument for a bad level, inheritance or scope."""
+    """Needs create:workspace_role or create:account_role (by level). InvalidArgument for a bad
+    level, inheritance or scope."""
     policy = mgmt.policy
     builtin = policy.builtin_levels()
     rules.check_custom_role_id("id", role_id, builtin)
@@ -240,7 +262,7 @@ async def create_role(
         raise InvalidArgument("level", "must be workspace or organization")
     rules.check_inherits("inherits", inherits=inherits, level=level, builtin_levels=builtin)
     own = check_scopes(policy, level, scopes, inherits=inherits)
-    await mgmt.require(actor, org_id, "create:account_role")
+    await mgmt.require(actor, org_id, role_permission("create", level))
     rules.check_role_author(await mgmt.org_role_of(actor, org_id))
     role_id = role_id or f"role-{secrets.token_hex(8)}"
 
@@ -276,14 +298,15 @@ async def create_role(
 async def update_role(
     mgmt: Management, actor: Actor, org_id: str, role_id: str, *, name: str, scopes: Sequence[str], description: str
 ) -> tuple[RoleView, int]:
-    """Replaces name, description and own scopes of a custom role. Needs update:account_role.
+    """Replaces name, description and own scopes of a custom role. Needs update:workspace_role
+    or update:account_role (by the role's level).
 
     Built-in roles are changed only in ``policies/`` (R23): InvalidArgument here.
     """
     policy = mgmt.policy
     if role_id in policy.roles:
         raise InvalidArgument("role", "built-in roles are changed in policies/, not through the API (R23)")
-    await mgmt.require(actor, org_id, "update:account_role")
+    await mgmt.require(actor, org_id, role_permission("update", await _level_of(mgmt, org_id, role_id)))
     rules.check_role_author(await mgmt.org_role_of(actor, org_id))
 
     def decide(at: Locked) -> Decision[RoleView]:
@@ -309,10 +332,11 @@ async def update_role(
 
 
 async def delete_role(mgmt: Management, actor: Actor, org_id: str, role_id: str) -> int:
-    """Needs delete:account_role. FailedPrecondition while the role is in use (R22)."""
+    """Needs delete:workspace_role or delete:account_role (by level). FailedPrecondition while the
+    role is in use (R22)."""
     if role_id in mgmt.policy.roles:
         raise InvalidArgument("role", "built-in roles cannot be deleted")
-    await mgmt.require(actor, org_id, "delete:account_role")
+    await mgmt.require(actor, org_id, role_permission("delete", await _level_of(mgmt, org_id, role_id)))
     rules.check_role_author(await mgmt.org_role_of(actor, org_id))
     key = {"role": role_id, "org": org_id}
     reads: dict[str, Read] = {"role": (_ROLE_ROW, key), **{what: (q, key) for what, q in _USES.items()}}

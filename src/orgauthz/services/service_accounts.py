@@ -200,7 +200,7 @@ async def create_service_account(
     taken in the organization; LimitExceeded at ``max_service_accounts`` (counted under the
     write lock, so racing creates never exceed it).
     """
-    await mgmt.require(actor, org_id, "create:service_account")
+    await mgmt.require(actor, org_id, "create:bot")
     authority = await mgmt.authority(actor, org_id)
     role = role or rules.MEMBER
     sa_id = sa_id or f"sa-{_secrets.token_hex(8)}"
@@ -256,7 +256,7 @@ async def _find(mgmt: Management, actor: Actor, org_id: str, sa_id: str, permiss
 
 async def get_service_account(mgmt: Management, actor: Actor, org_id: str, sa_id: str) -> ServiceAccountView:
     """Needs read:service_account; keys masked."""
-    await _find(mgmt, actor, org_id, sa_id, "read:service_account")
+    await _find(mgmt, actor, org_id, sa_id, "read:bot")
 
     def read(s: Session) -> ServiceAccountView:
         sa = s.get(ServiceAccount, sa_id)
@@ -271,7 +271,7 @@ async def list_service_accounts(
     mgmt: Management, actor: Actor, org_id: str, *, page_size: int, after: str
 ) -> tuple[list[ServiceAccountView], str]:
     """Ordered by id; needs read:service_account; keys masked."""
-    await mgmt.require(actor, org_id, "read:service_account")
+    await mgmt.require(actor, org_id, "read:bot")
 
     def read(s: Session) -> tuple[list[ServiceAccountView], str]:
         q = select(ServiceAccount).where(ServiceAccount.org_id == org_id)
@@ -293,7 +293,7 @@ async def rotate_key(
     Needs update:service_account. A grace period never extends an older key beyond its
     own expiry or an earlier revocation.
     """
-    await _find(mgmt, actor, org_id, sa_id, "update:service_account")
+    await _find(mgmt, actor, org_id, sa_id, "update:bot")
     new = _NewKey.make()
 
     def decide(at: Locked) -> Decision[tuple[ServiceAccountView, IssuedKey]]:
@@ -349,7 +349,7 @@ async def update_service_account(
     naming ``name`` when another account of the organization holds the name. A changed role
     replaces the account's role line in the same write, so the next Check reflects it.
     """
-    await _find(mgmt, actor, org_id, sa_id, "update:service_account")
+    await _find(mgmt, actor, org_id, sa_id, "update:bot")
     authority = await mgmt.authority(actor, org_id)
     if role:
         rules.check_service_account_role("org_role", role)
@@ -388,7 +388,7 @@ async def update_service_account(
 
 async def delete_service_account(mgmt: Management, actor: Actor, org_id: str, sa_id: str) -> int:
     """Deletes the account, its keys, membership and workspace grants in one write (R13)."""
-    await _find(mgmt, actor, org_id, sa_id, "delete:service_account")
+    await _find(mgmt, actor, org_id, sa_id, "delete:bot")
     subject = f"service_account:{sa_id}"
     reads = {**_account_reads(sa_id), "grants": grants_read(org_id, subject)}
 

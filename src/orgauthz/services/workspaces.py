@@ -229,13 +229,11 @@ async def delete_workspace(mgmt: Management, actor: Actor, workspace_id: str) ->
 async def set_default_role(mgmt: Management, actor: Actor, workspace_id: str, role: str) -> tuple[Workspace, int]:
     """Sets the role for "Anyone at <organization>"; "" is No Access (R17).
 
-    Needs update:workspace, or manage_workspace_default_role in this workspace; whoever is
+    Needs administrate:workspace, or manage_workspace_users in this workspace; whoever is
     not an organization Owner or Admin may set only a role within its own scopes there (R28).
     """
     ws = await find_workspace(mgmt, actor, workspace_id)
-    await mgmt.require_any(
-        actor, ws.org_id, [("update:workspace", ""), ("manage_workspace_default_role", workspace_id)]
-    )
+    await mgmt.require_any(actor, ws.org_id, [("administrate:workspace", ""), ("manage_workspace_users", workspace_id)])
     authority = await mgmt.authority(actor, ws.org_id, workspace_id)
     reads = {"workspace": _workspace_read(workspace_id)}
     if role:
@@ -282,12 +280,14 @@ async def update_workspace(
     """Changes the name, handle and description (R15); an empty name or handle and a None
     description keep their value. Returns the workspace and the revision.
 
-    Needs update:workspace, or manage_workspace_settings in this workspace (changing the
+    Needs administrate:workspace, or write_workspace_settings in this workspace (changing the
     workspace's settings). NotFound outside the organization; AlreadyExists naming
     ``handle`` when another workspace of the organization holds it.
     """
     ws = await find_workspace(mgmt, actor, workspace_id)
-    await mgmt.require_any(actor, ws.org_id, [("update:workspace", ""), ("manage_workspace_settings", workspace_id)])
+    await mgmt.require_any(
+        actor, ws.org_id, [("administrate:workspace", ""), ("write_workspace_settings", workspace_id)]
+    )
     reads: dict[str, Read] = {
         "workspace": _workspace_read(workspace_id),
         "handle": (_HANDLE_HOLDER, {"org": ws.org_id, "handle": handle}),

@@ -102,7 +102,8 @@ def _check_org(  # one pass over the document
         if not isinstance(scopes, list):
             raise InvalidArgument(f"{p}.scopes", "must be a list")
         for k, scope in enumerate(scopes):
-            if not policy.is_scope(level, str(scope)):
+            scopes[k] = policy.current_id(str(scope))  # a renamed id is accepted for one release (R21)
+            if not policy.is_scope(level, scopes[k]):
                 raise InvalidArgument(f"{p}.scopes[{k}]", f"unknown {level} scope {scope!r}")
         custom[rid] = level
     org_roles = _roles(policy, custom, ORGANIZATION)

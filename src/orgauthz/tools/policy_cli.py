@@ -25,12 +25,14 @@ def default_policy_dir() -> Path:
 
 
 def cmd_lint(opts: argparse.Namespace) -> int:
-    from orgauthz.tools.policy_lint import display_path, lint
+    from orgauthz.tools.policy_lint import display_path, lint, warnings
 
     directory = Path(opts.directory) if opts.directory else default_policy_dir()
     if not directory.is_dir():
         print(f"error: {directory} is not a directory", file=sys.stderr)
         return 2
+    for warning in warnings(directory):
+        print(f"warning: {warning}", file=sys.stderr)
     findings = lint(directory)
     for finding in findings:
         print(finding)

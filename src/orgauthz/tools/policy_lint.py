@@ -36,15 +36,22 @@ from orgauthz.domain.policy import (
 from orgauthz.errors import PolicyError
 
 # What a key may hold in each file: top level, then the body of one entry.
-_SCOPE_FILE: Final = {"workspace_scopes", "organization_permissions"}
+_SCOPE_FILE: Final = {"workspace_scopes", "organization_permissions", "renamed"}
 _ROLE_FILE: Final = {"workspace_roles", "organization_roles"}
-_SCOPE_KEYS: Final = {"description", "includes"}
+_SCOPE_KEYS: Final = {"description", "includes", "prefect", "origin"}
+# Sections that map a name to a name (old id -> new id), not to an entry.
+_FLAT: Final = {"renamed"}
 _ROLE_KEYS: Final = {"description", "scopes", "inherits"}
 
 # R8: making someone an Admin is changing a member's organization role.
 ADMIN_ONLY: Final = ("update:account_membership",)
 # R16, R17: managing workspace access and the default role belongs to Owners (and Admins).
-OWNER_ONLY: Final = ("manage_workspace_users", "manage_workspace_default_role")
+OWNER_ONLY: Final = (
+    "manage_workspace_users",
+    "manage_workspace_service_accounts",
+    "manage_workspace_teams",
+    "manage_acls",
+)
 # R20: what each rung of the ladder adds, at the least.
 LADDER_MUST_HOLD: Final = {
     "Runner": ("run_deployments",),
@@ -54,13 +61,14 @@ LADDER_MUST_HOLD: Final = {
         "manage_deployments",
         "manage_work_pools",
         "manage_blocks",
-        "manage_secret_blocks",
+        "see_secret_blocks",
         "manage_automations",
+        "see_workspace_settings",
     ),
-    "Owner": ("manage_workspace_users", "manage_workspace_default_role", "manage_workspace_settings"),
+    "Owner": ("manage_workspace_users", "write_workspace_settings", "manage_acls"),
 }
 _WS_SCOPE_NAME: Final = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
-_ORG_PERM_NAME: Final = re.compile(r"^[a-z]+:[a-z][a-z0-9_]*$")
+_ORG_PERM_NAME: Final = re.compile(r"^[a-z]+:[a-z][a-z0-9_-]*$")
 
 
 @dataclass(frozen=True, order=True)
@@ -80,6 +88,20 @@ def display_path(path: Path | str) -> str:
         return str(p.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(p)
+
+
+def warnings(directory: Path) -> list[Finding]:
+    """What still works but goes away in the next release: renamed ids in ``roles.yaml`` (R21)."""
+    try:
+        policy = parse_policy(directory)
+    except PolicyError:
+        return []
+    return sorted(
+        Finding(
+            *_where(policy, f"role:{role}/scope:{old}"), f"{role}: {old!r} is deprecated, write {policy.renamed[old]!r}"
+        )
+        for role, old in policy.deprecated_uses
+    )
 
 
 def lint(directory: Path) -> list[Finding]:
@@ -147,6 +169,11 @@ def _shape_file(path: Path, top: set[str], body_keys: set[str], list_key: str) -
             continue
         if not isinstance(section, yaml.MappingNode):
             at(section, f"{key.value} must be a mapping of names to entries")
+            continue
+        if key.value in _FLAT:
+            for name, value in _pairs(section, at):
+                if not isinstance(value, yaml.ScalarNode) or _is_null(value) or not value.value:
+                    at(value, f"{key.value}: {name.value!r} must map to one id")
             continue
         for name, body in _pairs(section, at):
             if _is_null(body):
@@ -437,4 +464,4 @@ def _rule_hint(subject: str, domain: str) -> str:
     return "R16-R18: workspace role union default role"
 
 
-__all__ = ["Finding", "display_path", "effective", "lint", "probe_mismatches"]
+__all__ = ["Finding", "display_path", "effective", "lint", "probe_mismatches", "warnings"]

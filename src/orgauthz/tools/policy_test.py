@@ -177,7 +177,8 @@ def _case(shown: str, index: int, raw: Any, policy: PolicySet) -> Case:
             value = [value]
         if not isinstance(value, list):
             raise TestFileError(f"{label}: {key} must be a list")
-        out = tuple(str(v) for v in value)
+        # A renamed id is accepted for one release (R21), as the id it became.
+        out = tuple(str(v) if key == "because" else policy.current_id(str(v)) for v in value)
         for s in out:
             if key != "because" and s != "*" and not policy.is_scope(level, s):
                 kind = "workspace scope" if level == WORKSPACE else "organization permission"
