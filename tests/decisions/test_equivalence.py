@@ -337,7 +337,7 @@ EDGE_CASES = [
     ("service_account:bot", "prod", "", "run_deployments", True),
     ("service_account:bot", "prod", "", "manage_deployments", True),
     ("service_account:bot", "prod", "", "manage_flows", False),
-    ("service_account:bot", "dark", "", "submit_flow_runs", True),
+    ("service_account:bot", "dark", "", "write_workers", True),
     # Organization permissions through built-in and custom organization roles.
     ("user:dev", "", "acme", "read:workspace", True),
     ("user:dev", "", "acme", "create:invitation", False),

@@ -122,7 +122,9 @@ async def test_organization_permissions_admin_versus_member(authz: Stub, rev: in
         "read:account_membership",
         "read:workspace",
         "read:account_role",
-        "read:service_account",  # R30
+        "read:bot",  # R30
+        "read:team",
+        "read:workspace_role",
     }
 
 
@@ -134,7 +136,8 @@ async def test_r17_default_role_applies_to_every_user_member(authz: Stub, rev: i
         authz,
         [
             (ws_check("user:erin", "acme-prod", "see_flows"), True),  # Viewer by default, no grant
-            (ws_check("user:erin", "acme-prod", "see_workspace_settings"), True),
+            (ws_check("user:erin", "acme-prod", "see_workspace_users"), True),
+            (ws_check("user:erin", "acme-prod", "see_workspace_settings"), False),  # Developer up
             (ws_check("user:erin", "acme-prod", "run_deployments"), False),
             (ws_check("user:dave", "acme-prod", "see_deployments"), True),  # custom organization role
             (ws_check("user:erin", "acme-vault", "see_secret_blocks"), True),  # custom default role
@@ -181,7 +184,7 @@ async def test_r18_union_of_default_and_grant(authz: Stub, rev: int) -> None:
             (ws_check("user:carol", "acme-prod", "see_automations"), True),  # Viewer only
             (ws_check("user:carol", "acme-prod", "see_workspace_users"), True),  # Viewer only
             (ws_check("user:carol", "acme-prod", "write_workers"), True),  # Worker only
-            (ws_check("user:carol", "acme-prod", "submit_flow_runs"), True),  # Worker only
+            (ws_check("user:carol", "acme-prod", "run_flows"), True),  # Worker only
             (ws_check("user:carol", "acme-prod", "run_deployments"), False),  # neither
             (ws_check("user:carol", "acme-prod", "manage_flows"), False),
             # bob: Developer grant over Viewer default: the grant adds, the default takes nothing away.
@@ -201,22 +204,26 @@ async def test_r18_union_of_default_and_grant(authz: Stub, rev: int) -> None:
 # fmt: off
 LADDER = [
     # scope                             Viewer Runner Dev.   Owner  Worker
-    ("see_flows",                       True , True , True , True , True ),  # Worker: via see_deployments
+    ("see_flows",                       True , True , True , True , True ),  # Worker: via run_flows
     ("see_workspace_users",             True , True , True , True , False),
     ("see_automations",                 True , True , True , True , False),
     ("run_deployments",                 False, True , True , True , False),
-    ("run_flows",                       False, False, True , True , False),
+    ("run_flows",                       False, False, True , True , True ),  # Worker: reports flow run states
     ("manage_flows",                    False, False, True , True , False),
+    ("write_deployments",               False, False, True , True , False),
     ("manage_deployments",              False, False, True , True , False),
+    ("write_work_pools",                False, False, True , True , False),
     ("manage_work_pools",               False, False, True , True , False),
     ("see_secret_blocks",               False, False, True , True , False),
-    ("manage_secret_blocks",            False, False, True , True , False),
+    ("manage_blocks",                   False, False, True , True , False),
+    ("see_workspace_settings",          False, False, True , True , False),
+    ("write_workspace_settings",        False, False, False, True , False),
     ("manage_workspace_users",          False, False, False, True , False),
-    ("manage_workspace_default_role",   False, False, False, True , False),
     ("manage_workspace_settings",       False, False, False, True , False),
+    ("manage_acls",                     False, False, False, True , False),
     ("see_work_pools",                  True , True , True , True , True ),
+    ("see_work_queues",                 True , True , True , True , True ),
     ("write_workers",                   False, False, True , True , True ),
-    ("submit_flow_runs",                False, False, True , True , True ),
     ("see_variables",                   True , True , True , True , True ),
     ("manage_variables",                False, False, True , True , False),
 ]
@@ -249,10 +256,11 @@ async def test_r21_scope_includes_grant_what_they_include(authz: Stub, rev: int)
             (ws_check("user:sam", "acme-sandbox", "see_blocks"), True),
             (ws_check("user:sam", "acme-sandbox", "manage_blocks"), False),
             (ws_check("user:sam", "acme-sandbox", "see_flows"), False),
-            # tom holds manage_deployments: run_deployments -> see_deployments -> see_flows, transitively.
+            # tom holds manage_deployments: write_ -> run_ -> see_deployments, transitively.
+            (ws_check("user:tom", "acme-sandbox", "write_deployments"), True),
             (ws_check("user:tom", "acme-sandbox", "run_deployments"), True),
             (ws_check("user:tom", "acme-sandbox", "see_deployments"), True),
-            (ws_check("user:tom", "acme-sandbox", "see_flows"), True),
+            (ws_check("user:tom", "acme-sandbox", "see_flows"), False),
             (ws_check("user:tom", "acme-sandbox", "manage_flows"), False),
             (ws_check("user:tom", "acme-sandbox", "see_work_pools"), False),
         ],
@@ -260,9 +268,9 @@ async def test_r21_scope_includes_grant_what_they_include(authz: Stub, rev: int)
     assert await scopes_of(authz, "user:sam", "acme-sandbox") == {"see_secret_blocks", "see_blocks"}
     assert await scopes_of(authz, "user:tom", "acme-sandbox") == {
         "manage_deployments",
+        "write_deployments",
         "run_deployments",
         "see_deployments",
-        "see_flows",
     }
     r = await authz.Check(ws_check("user:sam", "acme-sandbox", "see_blocks", explain=True))
     assert r.reasons == ["workspace role acme-secrets (included by see_secret_blocks)"]
@@ -289,7 +297,7 @@ async def test_r22_custom_role_inherits_builtin_and_adds_its_own(authz: Stub, re
     runner = await scopes_of(authz, "user:l-runner", "acme-ladder")
     deployer = await scopes_of(authz, "service_account:ci-bot", "acme-prod")
     assert runner < deployer
-    assert deployer - runner == {"manage_deployments", "see_secret_blocks"}
+    assert deployer - runner == {"manage_deployments", "write_deployments", "see_secret_blocks"}
 
 
 async def test_r22_custom_organization_role_inherits_member(authz: Stub, rev: int) -> None:

@@ -19,8 +19,8 @@ def _add_scope_to_viewer(catalog: Path) -> None:
     edit(catalog / "scopes.yaml", "\norganization_permissions:\n", NEW_SCOPE + "\norganization_permissions:\n")
     edit(
         catalog / "roles.yaml",
-        "      - see_workspace_settings\n  Runner:\n",
-        "      - see_workspace_settings\n      - see_audit_trail\n  Runner:\n",
+        "      - see_workspace_service_accounts\n  Runner:\n",
+        "      - see_workspace_service_accounts\n      - see_audit_trail\n  Runner:\n",
     )
 
 
@@ -72,11 +72,11 @@ def test_markdown_report_is_a_table_for_a_pull_request(
 def test_removal_only_exits_0_and_says_so(catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = tmp_path / "base"
     subprocess.run(["cp", "-r", str(catalog), str(base)], check=True)
-    edit(catalog / "roles.yaml", "      - write_events\n", "")
+    edit(catalog / "roles.yaml", "      - manage_events\n", "")
     assert main(["policy", "diff", str(base), str(catalog)]) == 0
     out = capsys.readouterr().out
-    assert "removed: -write_events" in out
-    assert "removed: -write_events (via Developer)" in out
+    assert "removed: -manage_events" in out
+    assert "removed: -manage_events (via Developer)" in out
     assert "Removes access only" in out
 
 

@@ -47,13 +47,13 @@ def test_wrong_scope_set_fails_with_what_is_extra_and_missing(
     suite = catalog / "tests" / "r21_included_scopes.yaml"
     edit(
         suite,
-        "    scopes: [manage_blocks, manage_secret_blocks, see_blocks, see_secret_blocks]\n",
-        "    scopes: [manage_blocks, manage_secret_blocks, see_blocks]\n",
+        "    scopes: [manage_blocks, see_blocks, see_secret_blocks]\n",
+        "    scopes: [manage_blocks, see_blocks]\n",
     )
     assert main(["policy", "test", str(catalog), "--file", str(suite), "--path", "grpc"]) == 1
     out = capsys.readouterr().out
     assert (
-        "case 'manage_secret_blocks brings manage_blocks, see_secret_blocks and see_blocks with it' [grpc]: "
+        "case 'manage_blocks brings see_secret_blocks and see_blocks with it (blocks and their secrets)' [grpc]: "
         "ListScopes(user:sec, workspace r21-ws): unexpected ['see_secret_blocks'], missing []"
     ) in out, out
 

@@ -56,7 +56,7 @@ SAMPLE_SCOPES = [
     "write_workers",
     "see_workspace_users",
     "manage_workspace_users",
-    "manage_workspace_default_role",
+    "write_workspace_settings",
 ]
 STATS: Counter[str] = Counter()
 _orgs = itertools.count()
@@ -122,10 +122,10 @@ class Escalation(RuleBasedStateMachine):
                         "read:invitation",
                         "update:account_membership",
                         "delete:account_membership",
-                        "create:service_account",
-                        "update:service_account",
-                        "delete:service_account",
-                        "read:service_account",
+                        "create:bot",
+                        "update:bot",
+                        "delete:bot",
+                        "read:bot",
                     ],
                 },
                 {
@@ -313,7 +313,7 @@ class Escalation(RuleBasedStateMachine):
         self.n += 1
         sa = f"{self.org}-sa{self.n}"
         expected = (
-            "create:service_account" in self.model.permissions(actor)
+            "create:bot" in self.model.permissions(actor)
             and role != ADMIN
             and self.model.may_give_org_role(actor, role)
             and len(self.model.service_accounts) < self.model.max_service_accounts
@@ -336,7 +336,7 @@ class Escalation(RuleBasedStateMachine):
             return
         actor = data.draw(st.sampled_from(self.subjects()), "actor")
         sa = data.draw(st.sampled_from(self.sas), "service account")
-        expected = "update:service_account" in self.model.permissions(actor) and sa in self.model.service_accounts
+        expected = "update:bot" in self.model.permissions(actor) and sa in self.model.service_accounts
         r = self.call(
             "rotate key",
             self.sa.RotateServiceAccountKey,
@@ -354,7 +354,7 @@ class Escalation(RuleBasedStateMachine):
             return
         actor = data.draw(st.sampled_from(self.subjects()), "actor")
         sa = data.draw(st.sampled_from(self.sas), "service account")
-        expected = "delete:service_account" in self.model.permissions(actor) and sa in self.model.service_accounts
+        expected = "delete:bot" in self.model.permissions(actor) and sa in self.model.service_accounts
         if (
             self.call(
                 "delete service account",
@@ -392,7 +392,8 @@ class Escalation(RuleBasedStateMachine):
         pool = sorted(ORG_PERMISSIONS) if level == "organization" else sorted(WS_SCOPES)
         scopes = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=5, unique=True), "scopes")
         # R28: only Owners and Admins define or change custom roles, whatever permissions
-        expected = "update:account_role" in self.model.permissions(actor) and self.model.is_admin(actor)
+        permission = "update:workspace_role" if level == "workspace" else "update:account_role"
+        expected = permission in self.model.permissions(actor) and self.model.is_admin(actor)
         self.n += 1  # role names are unique in an organization
         self.call(
             "update role",

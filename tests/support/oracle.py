@@ -292,7 +292,7 @@ class OrgModel:
 
     def may_set_default(self, actor: str, workspace: str, role: str) -> bool:
         """R17 and R28: a role within the setter's own scopes there, unless it is an Admin."""
-        may = "update:workspace" in self.permissions(actor) or "manage_workspace_default_role" in self.scopes(
+        may = "administrate:workspace" in self.permissions(actor) or "manage_workspace_users" in self.scopes(
             actor, workspace
         )
         return may and self.within(actor, workspace, [role])

@@ -234,7 +234,8 @@ async def test_scope_catalog(app: App, channel) -> None:
     stub = As.of(channel).roles
     r = await stub.ListScopes(pb.ListScopeCatalogRequest(level="workspace", page_size=1000))
     names = {s.name: s for s in r.scopes}
-    assert "see_flows" in names["manage_flows"].includes
+    assert "run_flows" in names["manage_flows"].includes
+    assert len(r.scopes) == 61  # Prefect's scope ids (R21)
     assert not r.next_page_token
     assert all(s.level == "workspace" for s in r.scopes)
     everything, token = [], ""

@@ -103,13 +103,13 @@ async def test_update_is_audited_with_before_and_after(app: App, channel) -> Non
     }
 
 
-async def test_update_needs_update_service_account(app: App, channel) -> None:
+async def test_update_needs_update_bot(app: App, channel) -> None:
     sas = await _acme(channel)
     await add_member(app, "acme", "bob")
     before = head(app)
     e = await error(sas.UpdateServiceAccount(_update(name="Mine"), metadata=(("x-orgauthz-actor", "user:bob"),)))
     assert e.code() == C.PERMISSION_DENIED
-    assert "update:service_account" in (e.details() or "")
+    assert "update:bot" in (e.details() or "")
     assert head(app) == before
 
 
