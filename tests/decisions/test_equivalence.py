@@ -40,8 +40,8 @@ POLICY = load_policy()
 WS_SCOPES = sorted(POLICY.workspace_scopes)
 ORG_PERMS = sorted(POLICY.organization_permissions)
 WS_BUILTIN = sorted(r.name for r in POLICY.builtin_roles(WORKSPACE))
-# Service accounts never hold Admin (R11); custom roles never inherit it.
-ORG_INHERITABLE = sorted(r.name for r in POLICY.builtin_roles(ORGANIZATION) if r.name != "Admin")
+# Service accounts never hold Owner or Admin (R11); custom roles never inherit them (R22).
+ORG_INHERITABLE = sorted(r.name for r in POLICY.builtin_roles(ORGANIZATION) if r.name not in ("Owner", "Admin"))
 
 # Ids use the whole id alphabet (letters, digits and ._:@-) so that prefixes such as
 # "user:" or "ws:" inside ids cannot confuse the deciders.
@@ -137,8 +137,8 @@ def org_snapshot(draw: st.DrawFn, index: int) -> L.OrgSnapshot:
             scopes=tuple(draw(st.lists(st.sampled_from(catalog), max_size=4, unique=True))),
             inherits=draw(st.sampled_from(["", *parents])),
         )
-    org_roles = ["Admin", "Member", *(r for r, d in custom.items() if d.level == ORGANIZATION)]
-    sa_roles = [r for r in org_roles if r != "Admin"]
+    org_roles = ["Owner", "Admin", "Member", *(r for r, d in custom.items() if d.level == ORGANIZATION)]
+    sa_roles = [r for r in org_roles if r not in ("Owner", "Admin")]
     ws_roles = [*WS_BUILTIN, *(r for r, d in custom.items() if d.level == WORKSPACE)]
 
     users = draw(st.lists(st.sampled_from(USER_POOL), max_size=5, unique=True))
@@ -226,7 +226,9 @@ def test_org_enforcer_equals_plain_casbin_and_reference(world: World, data: st.D
 
 def _reason(source: Source) -> str:
     if source.kind == "organization":
-        return "organization Admin" if source.role == "Admin" else f"organization role {source.role}"
+        return (
+            f"organization {source.role}" if source.role in ("Owner", "Admin") else f"organization role {source.role}"
+        )
     if source.kind == "workspace":
         return f"workspace role {source.role}"
     return f"default workspace role {source.role}"
@@ -301,7 +303,7 @@ def _world_of_edge_cases() -> World:
         org_id="acme",
         revision=1,
         workspaces={"prod": "Viewer", "lab": "acme-reader", "dark": None},
-        members={"admin": "Admin", "dev": "Member", "aud": "acme-auditor"},
+        members={"owner": "Owner", "admin": "Admin", "dev": "Member", "aud": "acme-auditor"},
         service_accounts={"bot": "Member", "aud-bot": "acme-auditor"},
         grants=[
             ("prod", "user:dev", "Developer"),
@@ -321,6 +323,11 @@ EDGE_CASES = [
     # R2a: Admin has every scope in every workspace, even with no grant and no default.
     ("user:admin", "dark", "", "manage_workspace_users", True),
     ("user:admin", "", "acme", "delete:workspace", True),
+    # R24: an Owner is an Admin who may also bypass single sign-on; an Admin may not.
+    ("user:owner", "dark", "", "manage_workspace_users", True),
+    ("user:owner", "", "acme", "bypass:sso", True),
+    ("user:admin", "", "acme", "bypass:sso", False),
+    ("user:dev", "", "acme", "bypass:sso", False),
     # R17: the default role applies to users, never to service accounts.
     ("user:aud", "prod", "", "see_flows", True),
     ("service_account:aud-bot", "prod", "", "see_flows", False),

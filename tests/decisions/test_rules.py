@@ -84,9 +84,12 @@ async def test_r2a_admin_has_every_scope_in_every_workspace(authz: Stub, rev: in
     assert not (await authz.Check(ws_check("user:alice", "gx-main", "see_flows"))).allowed
 
 
-async def test_r2_admin_has_every_organization_permission(authz: Stub, rev: int, policy: PolicySet) -> None:
-    every = sorted(policy.organization_permissions)
+async def test_r2_admin_has_every_organization_permission_but_bypass_sso(
+    authz: Stub, rev: int, policy: PolicySet
+) -> None:
+    every = sorted(set(policy.organization_permissions) - {"bypass:sso"})
     await decide_all(authz, [(org_check("user:alice", "acme", p), True) for p in every])
+    await decide_all(authz, [(org_check("user:alice", "acme", "bypass:sso"), False)])  # R24: Owners only
     assert await scopes_of(authz, "user:alice", organization="acme") == set(every)
     assert await scopes_of(authz, "user:alice", organization="globex") == set()
 

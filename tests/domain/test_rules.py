@@ -12,7 +12,12 @@ from orgauthz.domain import rules
 from orgauthz.errors import FailedPrecondition, InvalidArgument, LimitExceeded, PermissionDenied
 
 A, M, CUSTOM = rules.ADMIN, rules.MEMBER, "auditor"
-BUILTIN = {"Admin": "organization", "Member": "organization", "Viewer": "workspace", "Owner": "workspace"}
+# Built-in role names per level; Owner is one at each (R1, R20).
+BUILTIN = {
+    "organization": frozenset({"Owner", "Admin", "Member"}),
+    "workspace": frozenset({"Viewer", "Owner"}),
+}
+ALL_BUILTIN = BUILTIN["organization"] | BUILTIN["workspace"]
 
 
 @pytest.mark.parametrize(
@@ -100,24 +105,26 @@ def test_r10_limits(used, adding, limit, allowed) -> None:
         ("Viewer", "organization", False),  # another level's role
         ("Member", "organization", True),
         ("Admin", "organization", False),  # an Admin by another name
+        ("Owner", "organization", False),  # an Admin by another name
+        ("Owner", "workspace", True),  # the workspace Owner
         ("auditor", "organization", False),  # not a built-in role
     ],
 )
 def test_r22_custom_roles_inherit_a_builtin_of_their_level_other_than_admin(inherits, level, allowed) -> None:
     if allowed:
-        rules.check_inherits("inherits", inherits=inherits, level=level, builtin_levels=BUILTIN)
+        rules.check_inherits("inherits", inherits=inherits, level=level, builtin=BUILTIN[level])
     else:
         with pytest.raises(InvalidArgument):
-            rules.check_inherits("inherits", inherits=inherits, level=level, builtin_levels=BUILTIN)
+            rules.check_inherits("inherits", inherits=inherits, level=level, builtin=BUILTIN[level])
 
 
 @pytest.mark.parametrize(("role_id", "allowed"), [("Viewer", False), ("Admin", False), ("auditor", True)])
 def test_r22_custom_roles_take_no_builtin_name(role_id, allowed) -> None:
     if allowed:
-        rules.check_custom_role_id("id", role_id, BUILTIN)
+        rules.check_custom_role_id("id", role_id, ALL_BUILTIN)
     else:
         with pytest.raises(InvalidArgument):
-            rules.check_custom_role_id("id", role_id, BUILTIN)
+            rules.check_custom_role_id("id", role_id, ALL_BUILTIN)
 
 
 OW = rules.OWNER
@@ -188,9 +195,8 @@ def test_r11_service_accounts_never_hold_owner() -> None:
 
 
 def test_r22_organization_custom_roles_do_not_inherit_owner() -> None:
-    levels = {**BUILTIN, "Owner": "organization"}
     with pytest.raises(InvalidArgument):
-        rules.check_inherits("inherits", inherits=OW, level="organization", builtin_levels=levels)
+        rules.check_inherits("inherits", inherits=OW, level="organization", builtin=BUILTIN["organization"])
 
 
 MANAGER = frozenset({"see_workspace_users", "manage_workspace_users"})

@@ -87,7 +87,7 @@ def administrators_day(address: str) -> None:
             assert accepted.invitation.status == ipb.INVITATION_STATUS_ACCEPTED
         members = alice.stub("MemberService").ListMembers(mpb.ListMembersRequest(organization="acme"))
         assert [(m.user_id, m.role) for m in members.members] == [
-            ("alice", "Admin"),
+            ("alice", "Owner"),
             ("bob", "Member"),
             ("carol", "Member"),
         ]

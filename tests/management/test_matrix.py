@@ -71,13 +71,14 @@ MATRIX: dict[str, tuple[C, C, C, C, C, C, C]] = {
     "OrganizationService.UpdateOrganization":         (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
     # Everyone lists the organizations it belongs to (Prefect's me/organizations).
     "OrganizationService.ListMyOrganizations":        (OK,     OK,     OK,     OK,     OK,     OK,     UNAUTH),
-    # Workspaces (R2, R15, R17, R19): Admins create and delete; members see those they can
+    # Workspaces (R2, R15, R17, R19): Admins create; Admins and the workspace's Owners delete
+    # (manage_workspace_settings: Prefect's "Delete the workspace"); members see those they can
     # access (R30: the Member has no access to acme-prod, so it is hidden from it); the default
-    # role is set by Admins and the workspace's Owners (manage_workspace_default_role, R20).
+    # role is set by Admins and the workspace's Owners (manage_workspace_users, R17, R20).
     "WorkspaceService.CreateWorkspace":               (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
     "WorkspaceService.ListWorkspaces":                (OK,     OK,     OK,     OK,     OK,     HIDDEN, UNAUTH),
     "WorkspaceService.GetWorkspace":                  (OK,     HIDDEN, OK,     OK,     OK,     HIDDEN, UNAUTH),
-    "WorkspaceService.DeleteWorkspace":               (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
+    "WorkspaceService.DeleteWorkspace":               (OK,     DENIED, OK,     DENIED, DENIED, HIDDEN, UNAUTH),
     "WorkspaceService.SetDefaultRole":                (OK,     DENIED, OK,     DENIED, DENIED, HIDDEN, UNAUTH),
     # Name, handle, description (R15): Admins and the workspace's Owners (manage_workspace_settings).
     "WorkspaceService.UpdateWorkspace":               (OK,     DENIED, OK,     DENIED, DENIED, HIDDEN, UNAUTH),

@@ -25,11 +25,11 @@ def _add_scope_to_viewer(catalog: Path) -> None:
 
 
 def _granted(out: str) -> dict[str, str]:
-    """Role -> its `granted:` line, from the text report."""
+    """``Role/level`` -> its `granted:` line, from the text report."""
     rows, role = {}, ""
     for line in out.splitlines():
         if line.startswith("  ") and not line.startswith("    ") and "(" in line:
-            role = line.split()[0]
+            role = f"{line.split()[0]}/{line.split('(')[1].split()[0]}"
         elif line.strip().startswith("granted:"):
             rows[role] = line.strip()
     return rows
@@ -44,12 +44,13 @@ def test_r20_scope_added_to_viewer_is_granted_to_every_role_inheriting_it(
     assert main(["policy", "diff", str(base), str(catalog)]) == 1
     out = capsys.readouterr().out
     granted = _granted(out)
-    assert granted["Viewer"] == "granted: +see_audit_trail"
+    assert granted["Viewer/workspace"] == "granted: +see_audit_trail"
     for role, parent in (("Runner", "Viewer"), ("Developer", "Viewer"), ("Owner", "Viewer")):
-        assert granted[role] == f"granted: +see_audit_trail (via {parent})", out
-    assert granted["Admin"] == "granted: +see_audit_trail"  # R2a: `*` takes every new scope
-    assert "Worker" not in granted
-    assert "Member" not in granted
+        assert granted[f"{role}/workspace"] == f"granted: +see_audit_trail (via {parent})", out
+    # R2a: `*` takes every new scope
+    assert granted["Owner/organization"] == granted["Admin/organization"] == "granted: +see_audit_trail"
+    assert "Worker/workspace" not in granted
+    assert "Member/organization" not in granted
     assert "+ workspace scope see_audit_trail" in out
     # The fixture's custom role inheriting Runner (policies/tests/r22_custom_roles.yaml) follows it (R22).
     assert "r22-deployer" in out

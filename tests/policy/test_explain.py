@@ -52,10 +52,10 @@ def test_allow_through_a_custom_role_names_the_built_in_it_inherits(
     ), out
 
 
-def test_allow_by_organization_admin(demo_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_allow_by_organization_owner(demo_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = explain(capsys, "user:alice", "acme-sandbox", "manage_workspace_users", "--database-url", demo_url)
     assert code == 0
-    assert "  - organization Admin" in out
+    assert "  - organization Owner" in out
 
 
 def test_deny_names_what_is_held_and_the_nearest_missing_role(

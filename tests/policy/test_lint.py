@@ -48,7 +48,7 @@ BREAKS = [
         "    inherits: Runner\n",
         "    inherits: Runer\n",
         0,
-        "role 'Developer' inherits unknown role 'Runer'",
+        "role 'Developer' inherits unknown workspace role 'Runer'",
     ),
     (
         "R11 Member inherits Admin",
@@ -56,7 +56,7 @@ BREAKS = [
         "    description: A collaborator; sees the organization, works where given access.\n",
         "    description: A collaborator; sees the organization, works where given access.\n    inherits: Admin\n",
         1,
-        "R11: Member inherits Admin",
+        "R11: Member inherits an Admin role",
     ),
     (
         "R8 Member may change member roles",
@@ -64,7 +64,23 @@ BREAKS = [
         "      - read:account_role\n",
         "      - read:account_role\n      - update:account_membership\n",
         1,
-        "R8: only Admin may hold update:account_membership",
+        "R8: only Owner and Admin may hold update:account_membership",
+    ),
+    (
+        "R24 Admin may bypass SSO",
+        "roles.yaml",
+        '    scopes: ["*"]\n    except: [bypass:sso]\n',
+        '    scopes: ["*"]\n',
+        0,
+        "R24: only Owner may hold bypass:sso; Admin does",
+    ),
+    (
+        "R24 Member may bypass SSO",
+        "roles.yaml",
+        "      - read:account_role\n",
+        "      - read:account_role\n      - bypass:sso\n",
+        1,
+        "R24: only Owner may hold bypass:sso; Member does",
     ),
     (
         "R16 Runner manages workspace access",

@@ -44,7 +44,7 @@ from orgauthz.v1 import management_pb2_grpc as mpbg
 from orgauthz.v1 import service_accounts_pb2 as spb
 from orgauthz.v1 import service_accounts_pb2_grpc as spbg
 from tests.conftest import settings_for
-from tests.support.oracle import ADMIN, ORG_PERMISSIONS, WS_SCOPES, CustomRole, OrgModel
+from tests.support.oracle import ADMIN, ADMINS, ORG_PERMISSIONS, OWNER, WS_SCOPES, CustomRole, OrgModel
 from tests.support.rpcs import scaled
 
 C = grpc.StatusCode
@@ -105,7 +105,7 @@ class Escalation(RuleBasedStateMachine):
             "name": o,
             "limits": {"members": 10, "service_accounts": 3, "workspaces": 5},
             "members": [
-                {"user": f"{o}-root", "role": ADMIN},
+                {"user": f"{o}-root", "role": OWNER},
                 {"user": f"{o}-adm2", "role": ADMIN},
                 {"user": f"{o}-mem", "role": "Member"},
                 {"user": f"{o}-own", "role": "Member"},
@@ -158,7 +158,9 @@ class Escalation(RuleBasedStateMachine):
         self.users = [*list(self.model.members), "outsider"]
         self.sas: list[str] = []
         self.retired_keys: list[str] = []
-        self.ever_admin = set(self.model.admins())
+        # Who ever held Owner or Admin, and Owner: nobody gets there but through one (R8, R24).
+        self.ever_admin = {u for u, r in self.model.members.items() if r in ADMINS}
+        self.ever_owner = self.model.holders(OWNER)
         ch = self.server.channel
         self.inv, self.mem = ipbg.InvitationServiceStub(ch), mpbg.MemberServiceStub(ch)
         self.acc, self.wss = mpbg.AccessServiceStub(ch), mpbg.WorkspaceServiceStub(ch)
@@ -195,7 +197,17 @@ class Escalation(RuleBasedStateMachine):
         return resp if ok else None
 
     def org_roles(self) -> list[str]:
-        return [ADMIN, "Member", *(r for r, c in self.model.custom.items() if c.level == "organization")]
+        return [OWNER, ADMIN, "Member", *(r for r, c in self.model.custom.items() if c.level == "organization")]
+
+    def became(self, actor: str, user: str, role: str) -> None:
+        """``user`` now holds ``role``, given by ``actor``: only an Owner makes an Owner (R24),
+        only an Owner or Admin an Admin (R8)."""
+        if role == OWNER:
+            assert self.model.is_owner(actor)
+            self.ever_owner.add(user)
+        if role in ADMINS:
+            assert self.model.is_admin(actor)
+            self.ever_admin.add(user)
 
     # -- operations --------------------------------------------------------------------
 
@@ -224,9 +236,7 @@ class Escalation(RuleBasedStateMachine):
         )
         self.model.members[user] = role
         self.users.append(user)
-        if role == ADMIN:
-            assert self.model.is_admin(actor)  # R8: only an Admin makes an Admin
-            self.ever_admin.add(user)
+        self.became(actor, user, role)
 
     @rule(data=st.data())
     def change_role(self, data: st.DataObject) -> None:
@@ -242,9 +252,8 @@ class Escalation(RuleBasedStateMachine):
             expected,
         )
         if expected:
-            if role == ADMIN and self.model.members[user] != ADMIN:
-                assert self.model.is_admin(actor)
-                self.ever_admin.add(user)
+            if self.model.members[user] != role:
+                self.became(actor, user, role)
             self.model.members[user] = role
 
     @rule(data=st.data())
@@ -314,7 +323,7 @@ class Escalation(RuleBasedStateMachine):
         sa = f"{self.org}-sa{self.n}"
         expected = (
             "create:bot" in self.model.permissions(actor)
-            and role != ADMIN
+            and role not in ADMINS
             and self.model.may_give_org_role(actor, role)
             and len(self.model.service_accounts) < self.model.max_service_accounts
         )
@@ -450,11 +459,13 @@ class Escalation(RuleBasedStateMachine):
             }
         assert members == self.model.members
         assert sas == self.model.service_accounts
-        assert ADMIN not in sas.values()  # R11
+        assert not set(ADMINS) & set(sas.values())  # R11
         assert grants == self.model.grants
-        admins = {u for u, r in members.items() if r == ADMIN}
-        assert admins <= self.ever_admin  # nobody became Admin but through an Admin (R8)
-        assert admins  # R3
+        admins = {u for u, r in members.items() if r in ADMINS}
+        owners = {u for u, r in members.items() if r == OWNER}
+        assert admins <= self.ever_admin  # nobody became Owner or Admin but through one (R8)
+        assert owners <= self.ever_owner  # nobody became Owner but through an Owner (R24)
+        assert owners  # R3: the last Owner stays
 
     @invariant()
     def decisions_match_model(self) -> None:

@@ -378,7 +378,7 @@ BAD_DOCUMENTS = [
     ("organizations[0].custom_roles[1].scopes", ["see_flows"], "organizations[0].custom_roles[1].scopes[0]"),
     ("organizations[0].members[1].user", "b ob", "organizations[0].members[1].user"),
     ("organizations[0].members[0].email", "not-an-email", "organizations[0].members[0].email"),
-    ("organizations[0].members[1].role", "Owner", "organizations[0].members[1].role"),
+    ("organizations[0].members[1].role", "Viewer", "organizations[0].members[1].role"),
     ("organizations[0].members[1].role", "acme-deployer", "organizations[0].members[1].role"),
     ("organizations[0].service_accounts[0].role", "Admin", "organizations[0].service_accounts[0].role"),
     ("organizations[0].service_accounts[0].id", "ci bot", "organizations[0].service_accounts[0].id"),

@@ -16,12 +16,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from orgauthz.domain.policy import load_policy
 from orgauthz.engine.engine import Engine
 from orgauthz.store.db import open_store
-from orgauthz.store.models import CustomRole
+from orgauthz.store.models import CustomRole, Membership
 from tests.support.services import PgCluster
 
 PREVIOUS_RELEASE = "6f268cc30e77"  # main before Prefect's ids (issue 17)
@@ -36,6 +36,7 @@ OLD_DOC = textwrap.dedent(
         name: Upgrade Inc.
         members:
           - {user: ada, email: ada@up.test, role: Admin}
+          - {user: zed, email: zed@up.test, role: Admin}
           - {user: sec, email: sec@up.test, role: Member}
           - {user: ops, email: ops@up.test, role: Member}
           - {user: wrk, email: wrk@up.test, role: Member}
@@ -109,6 +110,12 @@ async def _check_upgraded(url: str) -> None:
         with db.read() as s:
             stored = {r.id: list(r.scopes) for r in s.scalars(select(CustomRole).where(CustomRole.org_id == "up"))}
         assert stored == MIGRATED
+        with db.read() as s:
+            roles = dict(
+                s.execute(select(Membership.user_id, Membership.org_role).where(Membership.org_id == "up")).all()
+            )
+        # R3: the earliest Admin (joined together: the first by user id) is the Owner; the other stays Admin.
+        assert (roles["ada"], roles["zed"]) == ("Owner", "Admin")
         engine = Engine(load_policy(), db)
         await engine.start()
         ws = engine.resolve(workspace="up-ws")
@@ -173,8 +180,10 @@ def test_migration_0005_downgrades_to_ids_the_previous_release_knows(previous_re
             command.downgrade(cfg, "0004")
         with db.read() as s:
             stored = {r.id: list(r.scopes) for r in s.scalars(select(CustomRole).where(CustomRole.org_id == "up"))}
+            owners = s.scalar(select(func.count()).select_from(Membership).where(Membership.org_role == "Owner"))
     finally:
         db.dispose()
+    assert owners == 0
     assert stored == {
         "up-secrets": ["manage_blocks"],
         "up-settings": ["manage_workspace_settings", "manage_workspace_users"],

@@ -36,7 +36,9 @@ from typing import Any, Protocol
 import yaml
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
-ADMIN, MEMBER = "Admin", "Member"
+OWNER, ADMIN, MEMBER = "Owner", "Admin", "Member"
+ADMINS = (OWNER, ADMIN)  # R2: they can do everything in the organization
+OWNERS_ONLY = frozenset({"bypass:sso"})  # R24: what an Owner holds beyond an Admin
 
 
 class RoleLike(Protocol):
@@ -55,6 +57,7 @@ class BuiltinRole:
 
     scopes: tuple[str, ...]
     inherits: str = ""
+    excludes: tuple[str, ...] = ()
 
 
 # -- the policy data, read once ------------------------------------------------------------
@@ -75,7 +78,9 @@ def _load(
         out = {}
         for name, body in roles[section].items():
             body = body or {}
-            out[name] = BuiltinRole(tuple(body.get("scopes") or ()), str(body.get("inherits") or ""))
+            out[name] = BuiltinRole(
+                tuple(body.get("scopes") or ()), str(body.get("inherits") or ""), tuple(body.get("except") or ())
+            )
         return out
 
     return (
@@ -88,7 +93,7 @@ def _load(
 
 WS_SCOPES, ORG_PERMISSIONS, WS_ROLES, ORG_ROLES = _load(POLICIES)
 CATALOG = {**WS_SCOPES, **ORG_PERMISSIONS}
-BUILTIN_ROLES: dict[str, BuiltinRole] = {**ORG_ROLES, **WS_ROLES}
+BUILTIN_ROLES: dict[str, dict[str, BuiltinRole]] = {"workspace": WS_ROLES, "organization": ORG_ROLES}
 
 
 # -- roles and scopes (R20-R22) -------------------------------------------------------------
@@ -107,18 +112,21 @@ def closure(held: Iterable[str]) -> set[str]:
     return out
 
 
-def role_scopes(name: str, custom: Mapping[str, RoleLike]) -> set[str]:
+def role_scopes(name: str, custom: Mapping[str, RoleLike], level: str = "workspace") -> set[str]:
     """Every scope the role grants: its own, its ancestors' (R20, R22; ``*`` is the whole
-    catalog) and what they include (R21). ``custom`` (the organization's own roles) is looked
-    up before the built-in roles; an unknown role grants nothing."""
+    catalog but its ``except``) and what they include (R21). ``custom`` (the organization's own
+    roles) is looked up before the built-in roles of ``level``; an unknown role grants nothing."""
     written: set[str] = set()
     seen: set[str] = set()
     while name and name not in seen:
         seen.add(name)
-        role: RoleLike | None = custom[name] if name in custom else BUILTIN_ROLES.get(name)
+        role: RoleLike | None = custom[name] if name in custom else BUILTIN_ROLES[level].get(name)
         if role is None:
             break
-        written |= set(CATALOG) if "*" in role.scopes else set(role.scopes)
+        if "*" in role.scopes:
+            written |= set(CATALOG) - set(getattr(role, "excludes", ()))
+        else:
+            written |= set(role.scopes)
         name = role.inherits or ""
     return closure(written)
 
@@ -152,13 +160,13 @@ class Reference:
     def __init__(self, orgs: Iterable[OrgFacts]) -> None:
         self.orgs = {o.org_id: o for o in orgs}
         self.workspace_org = {ws: o.org_id for o in self.orgs.values() for ws in o.workspaces}
-        self._memo: dict[tuple[str, str], frozenset[str]] = {}
+        self._memo: dict[tuple[str, str, str], frozenset[str]] = {}
 
-    def role_scopes(self, org: OrgFacts, name: str) -> frozenset[str]:
-        """Every scope the role grants in ``org`` (:func:`role_scopes`, remembered)."""
-        key = (org.org_id, name)
+    def role_scopes(self, org: OrgFacts, name: str, level: str = "workspace") -> frozenset[str]:
+        """Every scope the role of ``level`` grants in ``org`` (:func:`role_scopes`, remembered)."""
+        key = (org.org_id, name, level)
         if key not in self._memo:
-            self._memo[key] = frozenset(role_scopes(name, org.custom_roles))
+            self._memo[key] = frozenset(role_scopes(name, org.custom_roles, level))
         return self._memo[key]
 
     @staticmethod
@@ -181,8 +189,8 @@ class Reference:
             org_role = self._org_role(org, subject)
             if org_role is None:
                 return out  # not of this organization: nothing here applies to it
-            if org_role == ADMIN and scope in WS_SCOPES:
-                out.add(Source("organization", ADMIN))  # R2a, whatever roles.yaml says
+            if org_role in ADMINS and scope in WS_SCOPES:
+                out.add(Source("organization", org_role))  # R2a, whatever roles.yaml says
             for ws, sub, role in org.grants:
                 if ws == workspace and sub == subject and scope in self.role_scopes(org, role):
                     out.add(Source("workspace", role))
@@ -194,9 +202,10 @@ class Reference:
         if found is None:
             return out
         org_role = self._org_role(found, subject)
-        if org_role == ADMIN and scope in ORG_PERMISSIONS:
-            out.add(Source("organization", ADMIN))  # R2: Admins can do everything
-        elif org_role is not None and scope in self.role_scopes(found, org_role):
+        if org_role in ADMINS and scope in ORG_PERMISSIONS:
+            if org_role == OWNER or scope not in OWNERS_ONLY:
+                out.add(Source("organization", org_role))  # R2, R24: everything (Admins but bypass:sso)
+        elif org_role is not None and scope in self.role_scopes(found, org_role, "organization"):
             out.add(Source("organization", org_role))
         return out
 
@@ -234,8 +243,8 @@ class OrgModel:
 
     # -- roles and scopes (R18, R20-R22) ------------------------------------------------
 
-    def role_scopes(self, role: str) -> set[str]:
-        return role_scopes(role, self.custom)
+    def role_scopes(self, role: str, level: str = "workspace") -> set[str]:
+        return role_scopes(role, self.custom, level)
 
     def org_role(self, subject: str) -> str | None:
         kind, _, ident = subject.partition(":")
@@ -246,7 +255,7 @@ class OrgModel:
         role = self.org_role(subject)
         if role is None or workspace not in self.workspaces:
             return set()
-        if role == ADMIN:
+        if role in ADMINS:
             return set(WS_SCOPES)
         out = set()
         if (workspace, subject) in self.grants:
@@ -260,15 +269,25 @@ class OrgModel:
         role = self.org_role(subject)
         if role is None:
             return set()
-        if role == ADMIN:
+        if role == OWNER:
             return set(ORG_PERMISSIONS)
-        return self.role_scopes(role) & set(ORG_PERMISSIONS)
+        if role == ADMIN:
+            return set(ORG_PERMISSIONS) - OWNERS_ONLY
+        return self.role_scopes(role, "organization") & set(ORG_PERMISSIONS)
 
     def is_admin(self, subject: str) -> bool:
-        return self.org_role(subject) == ADMIN and subject.startswith("user:")
+        """An organization Owner or Admin (R2: not limited by R28)."""
+        return self.org_role(subject) in ADMINS and subject.startswith("user:")
 
-    def admins(self) -> set[str]:
-        return {u for u, r in self.members.items() if r == ADMIN}
+    def is_owner(self, subject: str) -> bool:
+        return self.org_role(subject) == OWNER and subject.startswith("user:")
+
+    def holders(self, role: str) -> set[str]:
+        return {u for u, r in self.members.items() if r == role}
+
+    def protected(self) -> str:
+        """R3: the role whose last holder stays (an organization without an Owner: Admin)."""
+        return OWNER if self.holders(OWNER) else ADMIN
 
     def in_org(self, subject: str) -> bool:
         return self.org_role(subject) is not None
@@ -300,24 +319,32 @@ class OrgModel:
     def may_give_org_role(self, actor: str, role: str) -> bool:
         """No escalation through a service account: an Admin, or a role whose organization
         permissions the actor holds itself."""
-        return self.is_admin(actor) or self.role_scopes(role) & set(ORG_PERMISSIONS) <= self.permissions(actor)
+        return self.is_admin(actor) or self.role_scopes(role, "organization") & set(
+            ORG_PERMISSIONS
+        ) <= self.permissions(actor)
 
     def may_invite(self, actor: str, role: str) -> bool:
-        """R8: only Admins invite Admins; R10: members plus pending within the limit."""
+        """R8: only Owners and Admins invite Admins; R24: only Owners invite Owners; R10:
+        members plus pending within the limit."""
         if "create:invitation" not in self.permissions(actor):
+            return False
+        if role == OWNER and not self.is_owner(actor):
             return False
         if role == ADMIN and not self.is_admin(actor):
             return False
         return len(self.members) + 1 <= self.max_members
 
     def may_change_role(self, actor: str, user: str, role: str) -> bool:
-        """R8 and R3."""
+        """R8, R24 and R3."""
         if "update:account_membership" not in self.permissions(actor) or user not in self.members:
             return False
         before = self.members[user]
+        if OWNER in (role, before) and not self.is_owner(actor):
+            return False
         if ADMIN in (role, before) and not self.is_admin(actor):
             return False
-        return not (before == ADMIN and role != ADMIN and len(self.admins()) <= 1)
+        kept = self.protected()
+        return not (before == kept and role != kept and len(self.holders(kept)) <= 1)
 
     def may_remove(self, actor: str, user: str) -> bool:
         """R3, R8; a member may leave."""
@@ -328,10 +355,13 @@ class OrgModel:
             return False
         if user not in self.members:
             return False
-        if self.members[user] == ADMIN:
+        role = self.members[user]
+        if role in ADMINS:
+            if not leaving and role == OWNER and not self.is_owner(actor):
+                return False
             if not leaving and not self.is_admin(actor):
                 return False
-            if len(self.admins()) <= 1:
+            if role == self.protected() and len(self.holders(role)) <= 1:
                 return False
         return True
 

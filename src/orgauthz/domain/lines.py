@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from orgauthz.domain.policy import PolicySet, RoleDef
+from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, RoleDef, role_key
 
 Line = tuple[str, ...]
 
@@ -26,13 +26,20 @@ def ws_domain(workspace_id: str) -> str:
 
 
 def role_name(role_ref: str) -> str:
-    return f"role:{role_ref}"
+    """A workspace role (built-in or custom) as Casbin names it: ``role:<ref>``."""
+    return role_key(WORKSPACE, role_ref)
+
+
+def org_role_name(role_ref: str) -> str:
+    """An organization role (built-in or custom) as Casbin names it: ``orgrole:<ref>``, apart
+    from workspace roles, since built-in names repeat across levels (Owner, R1 and R20)."""
+    return role_key(ORGANIZATION, role_ref)
 
 
 def membership_lines(subject: str, org_id: str, org_role: str) -> list[Line]:
     """A member or service account of ``org_id`` holding ``org_role`` there (R1, R11)."""
     dom = org_domain(org_id)
-    return [("g", subject, role_name(org_role), dom), ("g", subject, MEMBER, dom)]
+    return [("g", subject, org_role_name(org_role), dom), ("g", subject, MEMBER, dom)]
 
 
 def grant_line(subject: str, workspace_id: str, role_ref: str) -> Line:
@@ -47,12 +54,12 @@ def default_role_line(workspace_id: str, role_ref: str) -> Line:
 
 def role_policy_lines(policy: PolicySet, role: RoleDef, custom: Mapping[str, RoleDef]) -> list[Line]:
     """``p`` lines: every scope the role holds, inherited ones written out (R22)."""
-    return [("p", role_name(role.name), s) for s in sorted(policy.held_scopes(role, dict(custom)))]
+    return [("p", role.key, s) for s in sorted(policy.held_scopes(role, dict(custom)))]
 
 
 def builtin_policy_lines(policy: PolicySet) -> list[Line]:
     lines: list[Line] = []
-    for role in policy.roles.values():
+    for role in policy.all_roles():
         lines.extend(role_policy_lines(policy, role, {}))
     return lines
 

@@ -49,9 +49,16 @@ class Scope:
     origin: str = "prefect"  # "orgauthz" for an id Prefect lacks (R21)
 
 
+def role_key(level: str, ref: str) -> str:
+    """The role's name in Casbin's lines and in findings: ``role:<ref>`` for a workspace role,
+    ``orgrole:<ref>`` for an organization role. Built-in names repeat across levels (Owner)."""
+    return f"{'orgrole' if level == ORGANIZATION else 'role'}:{ref}"
+
+
 @dataclass(frozen=True)
 class RoleDef:
-    """A role as written: its own scopes and the built-in role it inherits, if any."""
+    """A role as written: its own scopes and the built-in role it inherits, if any.
+    ``excludes`` takes permissions out of a ``*`` (Admin holds all but ``bypass:sso``, R24)."""
 
     name: str
     level: str  # WORKSPACE or ORGANIZATION
@@ -59,6 +66,11 @@ class RoleDef:
     scopes: tuple[str, ...]
     inherits: str = ""
     builtin: bool = True
+    excludes: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return role_key(self.level, self.name)
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -103,26 +115,33 @@ class PolicySet:
     model_text: str
     workspace_scopes: dict[str, Scope]
     organization_permissions: dict[str, Scope]
-    roles: dict[str, RoleDef]
+    workspace_roles: dict[str, RoleDef]
+    organization_roles: dict[str, RoleDef]
     source_lines: dict[str, tuple[str, int]] = field(default_factory=dict, compare=False)
     # R21: an id of the previous catalog -> the id it became; accepted for one release.
     renamed: dict[str, str] = field(default_factory=dict)
-    # Where ``roles.yaml`` still names a renamed id: (role, old id); ``policy lint`` warns.
+    # Where ``roles.yaml`` still names a renamed id: (role key, old id); ``policy lint`` warns.
     deprecated_uses: tuple[tuple[str, str], ...] = ()
 
     @cached_property
     def all_scopes(self) -> frozenset[str]:
         return frozenset(self.workspace_scopes) | frozenset(self.organization_permissions)
 
-    def role(self, name: str) -> RoleDef:
-        return self.roles[name]
+    def role(self, level: str, name: str) -> RoleDef | None:
+        """The built-in role ``name`` of ``level`` (Owner is one at each level), or None."""
+        return (self.workspace_roles if level == WORKSPACE else self.organization_roles).get(name)
 
     def builtin_roles(self, level: str) -> list[RoleDef]:
-        return [r for r in self.roles.values() if r.level == level]
+        return list((self.workspace_roles if level == WORKSPACE else self.organization_roles).values())
 
-    def builtin_levels(self) -> dict[str, str]:
-        """Each built-in role's level (what ``domain.rules`` checks custom roles against)."""
-        return {name: r.level for name, r in self.roles.items()}
+    def all_roles(self) -> list[RoleDef]:
+        """Every built-in role: the workspace roles, then the organization roles."""
+        return [*self.workspace_roles.values(), *self.organization_roles.values()]
+
+    def builtin_names(self, level: str = "") -> frozenset[str]:
+        """The built-in role names of ``level`` (empty: of both levels)."""
+        levels = [level] if level else [WORKSPACE, ORGANIZATION]
+        return frozenset(r.name for lv in levels for r in self.builtin_roles(lv))
 
     def current_id(self, name: str) -> str:
         """``name``, or the id it was renamed to (R21); a renamed id is logged once per process."""
@@ -148,9 +167,9 @@ class PolicySet:
         current: RoleDef | None = role
         while current is not None and current.name not in seen:
             seen.add(current.name)
-            held.update(self.expand_wildcard(current.scopes))
+            held.update(set(self.expand_wildcard(current.scopes)) - set(current.excludes))
             parent = current.inherits
-            current = (custom or {}).get(parent) or self.roles.get(parent) if parent else None
+            current = (custom or {}).get(parent) or self.role(current.level, parent) if parent else None
         return frozenset(held)
 
     @cached_property
@@ -238,7 +257,7 @@ def _roles(
         if "inherits" in item_lines:
             lines[f"{name}/inherits"] = item_lines["inherits"]
         written = tuple(body.get("scopes") or ())
-        deprecated.extend((name, s) for s in written if s in renamed)
+        deprecated.extend((role_key(level, name), s) for s in written if s in renamed)
         for s in written:
             if s in renamed:
                 lines.setdefault(f"{name}/scope:{renamed[s]}", lines[f"{name}/scope:{s}"])
@@ -248,7 +267,10 @@ def _roles(
             description=str(body.get("description", "")),
             scopes=tuple(renamed.get(s, s) for s in written),
             inherits=str(body.get("inherits") or ""),
+            excludes=tuple(str(x) for x in body.get("except") or ()),
         )
+        if "except" in item_lines:
+            lines[f"{name}/except"] = item_lines["except"]
     return out, lines
 
 
@@ -271,14 +293,15 @@ def parse_policy(directory: Path) -> PolicySet:
     source.update({f"renamed:{k}": (str(scopes_path), v) for k, v in ren_lines.items()})
     for lines, path in ((ws_lines, scopes_path), (org_lines, scopes_path)):
         source.update({f"scope:{k}": (str(path), v) for k, v in lines.items()})
-    for lines in (wr_lines, or_lines):
-        source.update({f"role:{k}": (str(roles_path), v) for k, v in lines.items()})
+    for lines, level in ((wr_lines, WORKSPACE), (or_lines, ORGANIZATION)):
+        source.update({role_key(level, k): (str(roles_path), v) for k, v in lines.items()})
     return PolicySet(
         directory=directory,
         model_text=model_text,
         workspace_scopes=ws_scopes,
         organization_permissions=org_perms,
-        roles={**ws_roles, **org_roles},
+        workspace_roles=ws_roles,
+        organization_roles=org_roles,
         source_lines=source,
         renamed=renamed,
         deprecated_uses=tuple(deprecated),
@@ -326,48 +349,49 @@ def policy_findings(policy: PolicySet) -> list[PolicyError]:
     for name in table:
         if name not in state:
             cyc(name, [])
-    for role in policy.roles.values():
+    for role in policy.all_roles():
         allowed = policy.workspace_scopes if role.level == WORKSPACE else None
         for s in role.scopes:
             if s == WILDCARD:
-                if role.name != rules.ADMIN:
-                    at(f"role:{role.name}", f"only the Admin role may hold '*' ({role.name} does)")
+                if role.level != ORGANIZATION or not rules.is_admin(role.name):
+                    at(role.key, f"only the Owner and Admin roles may hold '*' ({role.name} does)")
                 continue
             if s not in table:
-                at(f"role:{role.name}/scope:{s}", f"role {role.name!r} names unknown scope {s!r}")
+                at(f"{role.key}/scope:{s}", f"role {role.name!r} names unknown scope {s!r}")
             elif allowed is not None and s not in allowed:
-                at(f"role:{role.name}/scope:{s}", f"workspace role {role.name!r} holds organization permission {s!r}")
-            elif role.level == ORGANIZATION and role.name != "Admin" and s in policy.workspace_scopes:
-                at(f"role:{role.name}/scope:{s}", f"organization role {role.name!r} holds workspace scope {s!r}")
-        if role.inherits:
-            parent = policy.roles.get(role.inherits)
-            if parent is None:
-                at(f"role:{role.name}/inherits", f"role {role.name!r} inherits unknown role {role.inherits!r}")
-            elif parent.level != role.level:
-                at(f"role:{role.name}/inherits", f"role {role.name!r} inherits a role of another level")
+                at(f"{role.key}/scope:{s}", f"workspace role {role.name!r} holds organization permission {s!r}")
+            elif role.level == ORGANIZATION and not rules.is_admin(role.name) and s in policy.workspace_scopes:
+                at(f"{role.key}/scope:{s}", f"organization role {role.name!r} holds workspace scope {s!r}")
+        for s in role.excludes:
+            if s not in table:
+                at(f"{role.key}/except", f"role {role.name!r} excepts unknown scope {s!r}")
+        if role.excludes and WILDCARD not in role.scopes:
+            at(f"{role.key}/except", f"role {role.name!r}: except applies to '*' only")
+        if role.inherits and policy.role(role.level, role.inherits) is None:
+            at(f"{role.key}/inherits", f"role {role.name!r} inherits unknown {role.level} role {role.inherits!r}")
     # Inheritance cycles.
-    for role in policy.roles.values():
-        seen, cur = [role.name], role.inherits
-        while cur and cur in policy.roles:
-            if cur in seen:
-                at(f"role:{role.name}/inherits", "role inheritance forms a cycle: " + " -> ".join([*seen, cur]))
+    for role in policy.all_roles():
+        seen, cur = [role.name], policy.role(role.level, role.inherits) if role.inherits else None
+        while cur is not None:
+            if cur.name in seen:
+                at(f"{role.key}/inherits", "role inheritance forms a cycle: " + " -> ".join([*seen, cur.name]))
                 break
-            seen.append(cur)
-            cur = policy.roles[cur].inherits
+            seen.append(cur.name)
+            cur = policy.role(cur.level, cur.inherits) if cur.inherits else None
     roles_file = str(policy.directory / "roles.yaml")
-    for name in ("Admin", "Member"):
-        if policy.roles.get(name, RoleDef("", "", "", ())).level != ORGANIZATION:
+    for name in (rules.OWNER, rules.ADMIN, rules.MEMBER):
+        if policy.role(ORGANIZATION, name) is None:
             findings.append(PolicyError(f"built-in organization role {name!r} is missing", file=roles_file, line=1))
     for name in (*LADDER, "Worker"):
-        if policy.roles.get(name, RoleDef("", "", "", ())).level != WORKSPACE:
+        if policy.role(WORKSPACE, name) is None:
             findings.append(PolicyError(f"built-in workspace role {name!r} is missing", file=roles_file, line=1))
     if not findings:
         # R20 ladder, on effective scopes (after inheritance and includes).
-        eff = {n: policy.effective_scopes(policy.held_scopes(policy.roles[n])) for n in LADDER}
+        eff = {n: policy.effective_scopes(policy.held_scopes(policy.workspace_roles[n])) for n in LADDER}
         for lower, upper in pairwise(LADDER):
             missing = sorted(eff[lower] - eff[upper])
             if missing:
-                at(f"role:{upper}", f"R20: {upper} must hold everything {lower} holds; missing {missing}")
+                at(role_key(WORKSPACE, upper), f"R20: {upper} must hold everything {lower} holds; missing {missing}")
     return findings
 
 

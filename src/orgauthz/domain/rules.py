@@ -152,17 +152,17 @@ SEATS: Final = "members (members plus pending invitations count)"
 # -- R22: custom roles -------------------------------------------------------------------
 
 
-def check_inherits(field: str, *, inherits: str, level: str, builtin_levels: dict[str, str]) -> None:
-    """R22: a custom role inherits nothing or a built-in role of its own level, never Admin
-    (Admin has every scope; a role inheriting it would be an Admin by another name).
-    ``builtin_levels`` maps each built-in role to its level."""
-    if inherits and (builtin_levels.get(inherits) != level or (level == "organization" and is_admin(inherits))):
+def check_inherits(field: str, *, inherits: str, level: str, builtin: frozenset[str]) -> None:
+    """R22: a custom role inherits nothing or a built-in role of its own level (``builtin``:
+    their names), never Owner or Admin at organization level (they have every scope; a role
+    inheriting one would be an Admin by another name)."""
+    if inherits and (inherits not in builtin or (level == "organization" and is_admin(inherits))):
         raise InvalidArgument(field, f"must be a built-in {level} role other than Owner and Admin")
 
 
-def check_custom_role_id(field: str, role_id: str, builtin_levels: dict[str, str]) -> None:
-    """R22: a custom role may not take a built-in role's name."""
-    if role_id in builtin_levels:
+def check_custom_role_id(field: str, role_id: str, builtin: frozenset[str]) -> None:
+    """R22: a custom role may not take a built-in role's name (``builtin``: of either level)."""
+    if role_id in builtin:
         raise InvalidArgument(field, "must not be a built-in role name")
 
 

@@ -322,33 +322,35 @@ class Engine:
         custom = self._custom_roles.get(target.org_id, {})
         paths: list[GrantPath] = []
 
-        def why(role: str, how: str) -> None:
+        def why(role: str, how: str, level: str) -> None:
             held = enforcer.role_scopes(role) & granted_by
             if not held:
                 return
-            name = role.removeprefix("role:")
+            name = role.partition(":")[2]
             via = () if scope in held else tuple(sorted(held))
-            paths.append(GrantPath(how, name, self._source(name, custom, scope, granted_by), via, name in custom))
+            source = self._source(level, name, custom, scope, granted_by)
+            paths.append(GrantPath(how, name, source, via, name in custom))
 
         for role in enforcer.roles_of(subject, org_dom):
             if role != L.MEMBER:
-                why(role, "organization" if role == L.role_name(rules.ADMIN) else "organization role")
+                everything = role in (L.org_role_name(rules.OWNER), L.org_role_name(rules.ADMIN))
+                why(role, "organization" if everything else "organization role", ORGANIZATION)
         if target.level == WORKSPACE:
             for role in enforcer.roles_of(subject, target.domain):
-                why(role, "workspace role")
+                why(role, "workspace role", WORKSPACE)
             default = enforcer.default_role(target.domain)
             if default and subject.startswith("user:") and L.MEMBER in enforcer.roles_of(subject, org_dom):
-                why(default, "default workspace role")
+                why(default, "default workspace role", WORKSPACE)
         return paths
 
-    def _source(self, name: str, custom: dict[str, RoleDef], scope: str, granted_by: frozenset[str]) -> str:
+    def _source(self, level: str, name: str, custom: dict[str, RoleDef], scope: str, granted_by: frozenset[str]) -> str:
         """The role along ``name``'s inheritance chain whose own scopes grant the scope:
         the first listing the scope itself, else the first listing a scope that includes it."""
         chain: list[RoleDef] = []
-        role: RoleDef | None = custom.get(name) or self.policy.roles.get(name)
+        role: RoleDef | None = custom.get(name) or self.policy.role(level, name)
         while role is not None and role not in chain:
             chain.append(role)
-            role = (custom.get(role.inherits) or self.policy.roles.get(role.inherits)) if role.inherits else None
+            role = (custom.get(role.inherits) or self.policy.role(level, role.inherits)) if role.inherits else None
         for wanted in (frozenset({scope}), granted_by):
             for r in chain:
                 if set(self.policy.expand_wildcard(r.scopes)) & wanted:
@@ -369,7 +371,7 @@ class Engine:
         enforcer = self._state(target.org_id).enforcer
         org_dom = L.org_domain(target.org_id)
         is_member = L.MEMBER in enforcer.roles_of(subject, org_dom)
-        org_roles = [r.removeprefix("role:") for r in enforcer.roles_of(subject, org_dom) if r != L.MEMBER]
+        org_roles = [r.partition(":")[2] for r in enforcer.roles_of(subject, org_dom) if r != L.MEMBER]
         nearest = self._least_builtin(target.level, scope)
         if target.level == WORKSPACE:
             if not enforcer.knows(subject) or not is_member:

@@ -117,7 +117,7 @@ def _existing(at: Locked, ws: _Ws, subject: str) -> str:
 def _held_role_scopes(mgmt: Management, at: Locked, role: str) -> frozenset[str]:
     """What the subject's present role (``role``, from ``_GRANT_OF``) grants."""
     found = at.one("grant")
-    return role_scopes(mgmt.policy, role, found if found is not None and found.level is not None else None)
+    return role_scopes(mgmt.policy, WORKSPACE, role, found if found is not None and found.level is not None else None)
 
 
 def _grant_row(at: Locked, ws: _Ws, subject: str, role: str) -> WorkspaceGrant:
@@ -157,7 +157,7 @@ async def grant(
             raise NotFound(f"workspace {workspace_id!r} not found")
         check_role_row(mgmt.policy, ws.org_id, role, WORKSPACE, "role", at.one("role"))
         rules.check_grantee(subject, in_org=in_org)
-        _check_escalation(authority, actor, subject, role_scopes(mgmt.policy, role, at.one("role")), "grant")
+        _check_escalation(authority, actor, subject, role_scopes(mgmt.policy, WORKSPACE, role, at.one("role")), "grant")
         if held:
             raise AlreadyExists(f"{subject} already has access to workspace {workspace_id!r}")
         row = {
@@ -191,7 +191,7 @@ async def change(
     def decide(at: Locked) -> Decision[WorkspaceGrant]:
         before = _existing(at, ws, subject)
         check_role_row(mgmt.policy, ws.org_id, role, WORKSPACE, "role", at.one("role"))
-        scopes = role_scopes(mgmt.policy, role, at.one("role")) | _held_role_scopes(mgmt, at, before)
+        scopes = role_scopes(mgmt.policy, WORKSPACE, role, at.one("role")) | _held_role_scopes(mgmt, at, before)
         _check_escalation(authority, actor, subject, scopes, "change")
         event = audit(
             actor,

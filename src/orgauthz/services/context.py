@@ -81,7 +81,7 @@ class Management:
         """The actor's built-in or custom organization role, per the engine (None: not a
         member). A service account's role is never Admin (R11)."""
         roles = await self._org_roles(actor, org_id)
-        named = [r.removeprefix(L.role_name("")) for r in roles or () if r != L.MEMBER]
+        named = [r.removeprefix(L.org_role_name("")) for r in roles or () if r != L.MEMBER]
         return named[0] if named else None
 
     async def _org_roles(self, actor: Actor, org_id: str) -> tuple[str, ...] | None:

@@ -29,7 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from orgauthz.domain import bounds, rules
 from orgauthz.domain import lines as L
-from orgauthz.domain.policy import ORGANIZATION
+from orgauthz.domain.policy import ORGANIZATION, WORKSPACE
 from orgauthz.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -122,7 +122,7 @@ def check_ttl(field: str, seconds: int, default: int) -> int:
 
 async def _require_may_invite(mgmt: Management, actor: Actor, org_id: str, role: str) -> None:
     await mgmt.require(actor, org_id, "create:invitation")
-    if role in mgmt.policy.roles:  # a built-in role of another level is no organization role at all
+    if role in mgmt.policy.builtin_names(WORKSPACE):  # a workspace role is no organization role at all
         check_role_found(mgmt.policy, org_id, role, ORGANIZATION, "org_role", (None, None))
     rules.check_invitation_role(actor_role=await mgmt.org_role_of(actor, org_id), role=role)
 

@@ -47,22 +47,27 @@ _MEMBER = (
 _ROLE_OF = select(Membership.org_role).where(
     Membership.org_id == bindparam("org"), Membership.user_id == bindparam("user")
 )
-_ADMINS = (
+_HOLDERS = (
     select(func.count())
     .select_from(Membership)
-    .where(Membership.org_id == bindparam("org"), Membership.org_role == rules.ADMIN)
+    .where(Membership.org_id == bindparam("org"), Membership.org_role == bindparam("role"))
 )
 
 
 def _reads(org_id: str, actor: Actor, user_id: str) -> dict[str, Read]:
-    """The member, the actor's own role (R8) and the Admin count (R3). Read under the lock:
-    two concurrent demotions cannot both pass the last-Admin check."""
+    """The member, the actor's own role (R8, R24) and the Owner and Admin counts (R3). Read
+    under the lock: two concurrent demotions cannot both pass the last-Owner check."""
     return {
         "member": (_MEMBER, {"org": org_id, "user": user_id}),
-        # A service account's role is never Admin (R11): its id names no membership.
+        # A service account's role is never Owner or Admin (R11): its id names no membership.
         "actor": (_ROLE_OF, {"org": org_id, "user": actor.id if actor.is_user else ""}),
-        "admins": (_ADMINS, {"org": org_id}),
+        "admins": (_HOLDERS, {"org": org_id, "role": rules.ADMIN}),
+        "owners": (_HOLDERS, {"org": org_id, "role": rules.OWNER}),
     }
+
+
+def _count(at: Locked, what: str) -> int:
+    return int(at[what][0][0])
 
 
 def _member(at: Locked, user_id: str) -> Any:
@@ -97,10 +102,9 @@ async def list_members(
 
 
 async def change_role(mgmt: Management, actor: Actor, org_id: str, user_id: str, role: str) -> tuple[MemberView, int]:
-    """Needs update:account_membership (and Admin for anything touching Admin, R8).
-
-    FailedPrecondition when it would demote the last Admin (R3).
-    """
+    """Needs update:account_membership, and Owner or Admin for anything touching Admin (R8),
+    Owner for anything touching Owner (R24). FailedPrecondition when it would demote the last
+    Owner (R3)."""
     await mgmt.require(actor, org_id, "update:account_membership")
     reads = {**_reads(org_id, actor, user_id), "role": role_read(role)}
 
@@ -108,7 +112,13 @@ async def change_role(mgmt: Management, actor: Actor, org_id: str, user_id: str,
         m = _member(at, user_id)
         check_role_row(mgmt.policy, org_id, role, ORGANIZATION, "role", at.one("role"))
         before = m.org_role
-        rules.check_role_change(actor_role=_actor_role(at), before=before, after=role, admins=at["admins"][0][0])
+        rules.check_role_change(
+            actor_role=_actor_role(at),
+            before=before,
+            after=role,
+            admins=_count(at, "admins"),
+            owners=_count(at, "owners"),
+        )
         subject = f"user:{user_id}"
         decision = Decision(
             MemberView(user_id, m.email or "", role, as_utc(m.created_at)),
@@ -129,7 +139,8 @@ async def remove_member(mgmt: Management, actor: Actor, org_id: str, user_id: st
     """Removes the member and all its workspace access at once (R4).
 
     Needs delete:account_membership, unless the actor is leaving (removing itself).
-    FailedPrecondition for the last Admin (R3); removing another Admin needs Admin (R8).
+    FailedPrecondition for the last Owner (R3); removing an Admin needs an Owner or Admin (R8),
+    removing an Owner needs an Owner (R24).
     """
     leaving = actor.subject == f"user:{user_id}"
     if leaving:
@@ -142,7 +153,13 @@ async def remove_member(mgmt: Management, actor: Actor, org_id: str, user_id: st
 
     def decide(at: Locked) -> Decision[None]:
         m = _member(at, user_id)
-        rules.check_removal(actor_role=_actor_role(at), role=m.org_role, admins=at["admins"][0][0], leaving=leaving)
+        rules.check_removal(
+            actor_role=_actor_role(at),
+            role=m.org_role,
+            admins=_count(at, "admins"),
+            owners=_count(at, "owners"),
+            leaving=leaving,
+        )
         grants, lines = removal(org_id, subject, m.org_role, at["grants"])
         event = "orgauthz.member.left" if leaving else "orgauthz.member.removed"
         return Decision(

@@ -60,7 +60,7 @@ async def create_organization(
     admin_email: str,
     limits: Limits,
 ) -> tuple[Organization, int]:
-    """Creates the organization with ``admin_user_id`` as its Admin; returns it and the revision.
+    """Creates the organization with ``admin_user_id`` as its first Owner (R3); returns it and the revision.
 
     Raises PermissionDenied for a service account actor, AlreadyExists when the id or
     handle is taken (the handle by the store's uniqueness violation).
@@ -90,7 +90,7 @@ async def create_organization(
             writes.append(store.insert(User, {"id": admin_user_id, "email": admin_email or None, "created_at": at.now}))
         elif admin_email and not user.email:
             writes.append(store.update(User, {"id": admin_user_id}, email=admin_email))
-        member = {"org_id": org_id, "user_id": admin_user_id, "org_role": rules.ADMIN, "created_at": at.now}
+        member = {"org_id": org_id, "user_id": admin_user_id, "org_role": rules.OWNER, "created_at": at.now}
         writes.append(store.insert(Membership, member))
         event = audit(
             actor or PLATFORM,
@@ -102,7 +102,7 @@ async def create_organization(
             Organization(**{**row, "revision": at.revision}),
             writes=writes,
             audits=[event],
-            change=at.change(add=L.membership_lines(f"user:{admin_user_id}", org_id, rules.ADMIN)),
+            change=at.change(add=L.membership_lines(f"user:{admin_user_id}", org_id, rules.OWNER)),
         )
 
     return await mgmt.write(org_id, "organization.created", reads, decide)

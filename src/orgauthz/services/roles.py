@@ -74,10 +74,11 @@ def role_read(role: str) -> Read:
     return _CUSTOM_ROLE, {"role": role}
 
 
-def role_scopes(policy: PolicySet, role: str, row: Any | None) -> frozenset[str]:
-    """Every scope ``role`` grants (R20-R22): a built-in role's, or the custom role's read by
-    :func:`role_read` (``row``; None: no such custom role, nothing). Empty role: nothing."""
-    found = policy.roles.get(role)
+def role_scopes(policy: PolicySet, level: str, role: str, row: Any | None) -> frozenset[str]:
+    """Every scope ``role`` grants (R20-R22): the built-in role's of ``level``, or the custom
+    role's read by :func:`role_read` (``row``; None: no such custom role, nothing). Empty
+    role: nothing."""
+    found = policy.role(level, role)
     if found is None and row is not None:
         found = RoleDef(role, row.level, "", tuple(row.scopes or ()), row.inherits or "", builtin=False)
     return policy.effective_scopes(policy.held_scopes(found)) if found is not None else frozenset()
@@ -94,11 +95,7 @@ def check_role_found(
     """InvalidArgument unless ``role`` is a built-in or this organization's custom role of
     ``level``, given the custom role's (organization, level) as read by the
     caller (``(None, None)``: no custom role of that id)."""
-    builtin = policy.roles.get(role)
-    if builtin is not None:
-        if builtin.level == level:
-            return
-    elif custom == (org_id, level):
+    if policy.role(level, role) is not None or (role not in policy.builtin_names() and custom == (org_id, level)):
         return
     kinds = ", ".join(r.name for r in policy.builtin_roles(level))
     raise InvalidArgument(field_name, f"must be a {level} role: {kinds} or a custom {level} role")
@@ -162,7 +159,8 @@ async def list_roles(
     )
     custom = {r.id: custom_role_def(r) for r in rows}
     entries: list[tuple[str, RoleView]] = [
-        (f"0:{r.name}", _view(policy, r, {})) for r in sorted(policy.roles.values(), key=lambda r: r.name)
+        (f"0:{r.name}:{r.level}", _view(policy, r, {}))
+        for r in sorted(policy.all_roles(), key=lambda r: (r.name, r.level))
     ]
     entries += [(f"1:{r.id}", _view(policy, custom[r.id], custom, r, r.name)) for r in rows]
     entries = [(k, v) for k, v in entries if (not level or v.level == level) and k > after]
@@ -256,11 +254,10 @@ async def create_role(
     """Needs create:workspace_role or create:account_role (by level). InvalidArgument for a bad
     level, inheritance or scope."""
     policy = mgmt.policy
-    builtin = policy.builtin_levels()
-    rules.check_custom_role_id("id", role_id, builtin)
+    rules.check_custom_role_id("id", role_id, policy.builtin_names())
     if level not in LEVELS:
         raise InvalidArgument("level", "must be workspace or organization")
-    rules.check_inherits("inherits", inherits=inherits, level=level, builtin_levels=builtin)
+    rules.check_inherits("inherits", inherits=inherits, level=level, builtin=policy.builtin_names(level))
     own = check_scopes(policy, level, scopes, inherits=inherits)
     await mgmt.require(actor, org_id, role_permission("create", level))
     rules.check_role_author(await mgmt.org_role_of(actor, org_id))
@@ -304,7 +301,7 @@ async def update_role(
     Built-in roles are changed only in ``policies/`` (R23): InvalidArgument here.
     """
     policy = mgmt.policy
-    if role_id in policy.roles:
+    if role_id in policy.builtin_names():
         raise InvalidArgument("role", "built-in roles are changed in policies/, not through the API (R23)")
     await mgmt.require(actor, org_id, role_permission("update", await _level_of(mgmt, org_id, role_id)))
     rules.check_role_author(await mgmt.org_role_of(actor, org_id))
@@ -334,7 +331,7 @@ async def update_role(
 async def delete_role(mgmt: Management, actor: Actor, org_id: str, role_id: str) -> int:
     """Needs delete:workspace_role or delete:account_role (by level). FailedPrecondition while the
     role is in use (R22)."""
-    if role_id in mgmt.policy.roles:
+    if role_id in mgmt.policy.builtin_names():
         raise InvalidArgument("role", "built-in roles cannot be deleted")
     await mgmt.require(actor, org_id, role_permission("delete", await _level_of(mgmt, org_id, role_id)))
     rules.check_role_author(await mgmt.org_role_of(actor, org_id))

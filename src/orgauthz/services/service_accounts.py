@@ -333,7 +333,7 @@ def _check_role_within(mgmt: Management, authority: Authority, role: str, row: A
     rules.check_no_escalation(
         actor_is_admin=authority.is_admin,
         actor_scopes=authority.scopes,
-        role_scopes=role_scopes(mgmt.policy, role, row),
+        role_scopes=role_scopes(mgmt.policy, ORGANIZATION, role, row),
         own_access=False,
         what="give a service account",
     )

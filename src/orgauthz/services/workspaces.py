@@ -192,9 +192,10 @@ async def get_workspace(mgmt: Management, actor: Actor, workspace_id: str) -> Wo
 
 
 async def delete_workspace(mgmt: Management, actor: Actor, workspace_id: str) -> int:
-    """Needs delete:workspace. Removes every grant of the workspace in the same write (R19)."""
+    """Needs delete:workspace, or manage_workspace_settings in the workspace (Prefect's "Delete
+    the workspace"). Removes every grant of the workspace in the same write (R19)."""
     ws = await find_workspace(mgmt, actor, workspace_id)
-    await mgmt.require(actor, ws.org_id, "delete:workspace")
+    await mgmt.require_any(actor, ws.org_id, [("delete:workspace", ""), ("manage_workspace_settings", workspace_id)])
     reads = {"workspace": _workspace_read(workspace_id), "grants": (_GRANTS, {"ws": workspace_id})}
 
     def decide(at: Locked) -> Decision[None]:
@@ -246,7 +247,7 @@ async def set_default_role(mgmt: Management, actor: Actor, workspace_id: str, ro
             rules.check_default_role_scopes(
                 actor_is_admin=authority.is_admin,
                 actor_scopes=authority.scopes,
-                role_scopes=role_scopes(mgmt.policy, role, at.one("role")),
+                role_scopes=role_scopes(mgmt.policy, WORKSPACE, role, at.one("role")),
             )
         before = row.default_role or ""
         change = at.change()

@@ -11,6 +11,7 @@ path (``organizations[0].workspaces[2].access[1].role``).
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,8 @@ from orgauthz.store.models import (
     Workspace,
     WorkspaceGrant,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LIMITS = {"members": 1000, "service_accounts": 100, "workspaces": 100}
 
@@ -84,7 +87,7 @@ def _check_org(  # one pass over the document
     _unique(seen, "organization handle", org["handle"], f"{at}.handle")
     org["name"] = bounds.check_name(f"{at}.name", str(org.get("name", "")))
     _check_limits(org, at)
-    builtin = policy.builtin_levels()
+    builtin = policy.builtin_names()
     custom: dict[str, str] = {}
     for j, role in enumerate(_items(org, "custom_roles", at)):
         p = f"{at}.custom_roles[{j}]"
@@ -97,7 +100,9 @@ def _check_org(  # one pass over the document
         level = role.get("level", WORKSPACE)
         if level not in (WORKSPACE, ORGANIZATION):
             raise InvalidArgument(f"{p}.level", "must be workspace or organization")
-        rules.check_inherits(f"{p}.inherits", inherits=role.get("inherits") or "", level=level, builtin_levels=builtin)
+        rules.check_inherits(
+            f"{p}.inherits", inherits=role.get("inherits") or "", level=level, builtin=policy.builtin_names(level)
+        )
         scopes = role.get("scopes") or []
         if not isinstance(scopes, list):
             raise InvalidArgument(f"{p}.scopes", "must be a list")
@@ -117,7 +122,11 @@ def _check_org(  # one pass over the document
         if m.get("email"):
             bounds.check_email(f"{p}.email", str(m["email"]))
         if m.get("role", rules.MEMBER) not in org_roles:
-            raise InvalidArgument(f"{p}.role", "must be Admin, Member or an organization custom role")
+            raise InvalidArgument(f"{p}.role", "must be Owner, Admin, Member or an organization custom role")
+    if not any(m.get("role") == rules.OWNER for m in _items(org, "members", at)):
+        # Stored as written. Without an Owner, R3 keeps the last Admin instead, as for an
+        # organization from before the Owner role; nobody can make an Owner but an Owner (R24).
+        log.warning("%s (%s) names no Owner: its last Admin is protected instead (R3)", at, org_id)
     for j, sa in enumerate(_items(org, "service_accounts", at)):
         p = f"{at}.service_accounts[{j}]"
         sa["id"] = sa_id = bounds.check_id(f"{p}.id", str(sa.get("id", "")))

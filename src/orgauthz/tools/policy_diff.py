@@ -25,7 +25,15 @@ from typing import Any, TextIO
 import yaml
 
 from orgauthz.domain import rules
-from orgauthz.domain.policy import WORKSPACE, PolicySet, RoleDef, parse_policy, policy_findings
+from orgauthz.domain.policy import (
+    ORGANIZATION,
+    WORKSPACE,
+    PolicySet,
+    RoleDef,
+    parse_policy,
+    policy_findings,
+    role_key,
+)
 from orgauthz.errors import PolicyError
 from orgauthz.tools.policy_lint import display_path
 
@@ -127,23 +135,35 @@ class Diff:
         return any(r.removed for r in self.roles) or any(c.removed for c in self.custom)
 
     @property
+    def changed_keys(self) -> list[str]:
+        """Changed built-in roles a custom role may inherit, as role keys (never an organization
+        Owner or Admin: R11, R22, the importer refuses it)."""
+        return [
+            role_key(r.level, r.role)
+            for r in self.roles
+            if (r.added or r.removed) and not (r.level == ORGANIZATION and rules.is_admin(r.role))
+        ]
+
+    @property
     def changed_builtins(self) -> list[str]:
-        """Changed built-in roles a custom role may inherit (never Admin: R11, the importer refuses it)."""
-        return [r.role for r in self.roles if (r.added or r.removed) and r.role != rules.ADMIN]
+        """The names of :attr:`changed_keys`."""
+        return list(dict.fromkeys(key.partition(":")[2] for key in self.changed_keys))
 
 
 def compare(base: PolicySet, head: PolicySet, base_label: str, head_label: str) -> Diff:
     diff = Diff(base_label, head_label)
-    names = list(base.roles) + [n for n in head.roles if n not in base.roles]
-    eff_b = {n: effective(base, base.roles[n]) for n in base.roles}
-    eff_h = {n: effective(head, head.roles[n]) for n in head.roles}
-    for name in names:
-        before, after = eff_b.get(name, frozenset()), eff_h.get(name, frozenset())
-        status = "new role" if name not in base.roles else ("role removed" if name not in head.roles else "")
-        level = (head.roles.get(name) or base.roles[name]).level
-        change = RoleChange(name, level, sorted(after - before), sorted(before - after), status)
+    roles_b = {r.key: r for r in base.all_roles()}
+    roles_h = {r.key: r for r in head.all_roles()}
+    keys = list(roles_b) + [k for k in roles_h if k not in roles_b]
+    eff_b = {k: effective(base, r) for k, r in roles_b.items()}
+    eff_h = {k: effective(head, r) for k, r in roles_h.items()}
+    for key in keys:
+        before, after = eff_b.get(key, frozenset()), eff_h.get(key, frozenset())
+        status = "new role" if key not in roles_b else ("role removed" if key not in roles_h else "")
+        role = roles_h.get(key) or roles_b[key]
+        change = RoleChange(role.name, role.level, sorted(after - before), sorted(before - after), status)
         for scope in change.added + change.removed:
-            change.through[scope] = _origin(head if scope in after else base, name, scope, eff_b, eff_h)
+            change.through[scope] = _origin(head if scope in after else base, role, scope, eff_b, eff_h)
         if change.added or change.removed or status:
             diff.roles.append(change)
     diff.catalog = _catalog(base, head)
@@ -154,19 +174,20 @@ def compare(base: PolicySet, head: PolicySet, base_label: str, head_label: str) 
 
 
 def _origin(
-    policy: PolicySet, role: str, scope: str, eff_b: dict[str, frozenset[str]], eff_h: dict[str, frozenset[str]]
+    policy: PolicySet, role: RoleDef, scope: str, eff_b: dict[str, frozenset[str]], eff_h: dict[str, frozenset[str]]
 ) -> str:
-    """The highest ancestor of ``role`` whose change in ``scope`` it merely inherits ("" if its own)."""
-    origin, current = "", policy.roles.get(role)
-    gained = scope in eff_h.get(role, frozenset())
-    seen = {role}
+    """The highest ancestor of ``role`` whose change in ``scope`` it merely inherits ("" if its own).
+    ``eff_b`` and ``eff_h`` are keyed by role key."""
+    origin, current = "", policy.role(role.level, role.name)
+    gained = scope in eff_h.get(role.key, frozenset())
+    seen = {role.name}
     while current is not None and current.inherits and current.inherits not in seen:
-        parent = current.inherits
-        seen.add(parent)
+        parent = role_key(role.level, current.inherits)
+        seen.add(current.inherits)
         changed = (scope in eff_h.get(parent, frozenset())) != (scope in eff_b.get(parent, frozenset()))
         if not changed or (scope in eff_h.get(parent, frozenset())) != gained:
             break
-        origin, current = parent, policy.roles.get(parent)
+        origin, current = current.inherits, policy.role(role.level, current.inherits)
     return origin
 
 
@@ -186,11 +207,11 @@ def _catalog(base: PolicySet, head: PolicySet) -> list[str]:
             if plus or minus:
                 parts = [f"+{s}" for s in plus] + [f"-{s}" for s in minus]
                 out.append(f"~ {name} includes {' '.join(parts)}")
-    for name in sorted(set(base.roles) & set(head.roles)):
-        if base.roles[name].inherits != head.roles[name].inherits:
+    for was in base.all_roles():
+        now = head.role(was.level, was.name)
+        if now is not None and was.inherits != now.inherits:
             out.append(
-                f"~ role {name} inherits {base.roles[name].inherits or '(nothing)'} -> "
-                f"{head.roles[name].inherits or '(nothing)'}"
+                f"~ {was.level} role {was.name} inherits {was.inherits or '(nothing)'} -> {now.inherits or '(nothing)'}"
             )
     return out
 
@@ -294,10 +315,10 @@ def custom_changes(
 ) -> list[CustomChange]:
     out: list[CustomChange] = []
     for where, role in roles:
-        if role.inherits not in changed:
+        if not role.inherits or role_key(role.level, role.inherits) not in changed:
             continue
-        before = effective(base, role) if role.inherits in base.roles else frozenset()
-        after = effective(head, role) if role.inherits in head.roles else frozenset()
+        before = effective(base, role) if base.role(role.level, role.inherits) else frozenset()
+        after = effective(head, role) if head.role(role.level, role.inherits) else frozenset()
         if before != after:
             out.append(CustomChange(role.name, where, role.inherits, sorted(after - before), sorted(before - after)))
     return out
@@ -419,10 +440,11 @@ def run_diff(
             print(f"error: {exc}", file=sys.stderr)
             return 2
         diff = compare(base_policy, head_policy, base_label, head_label)
-        changed = diff.changed_builtins
+        changed = diff.changed_keys
         diff.custom = custom_changes(base_policy, head_policy, fixture_custom_roles(head_dir), changed)
     if database_url and changed:
-        diff.custom += custom_changes(base_policy, head_policy, store_custom_roles(database_url, changed), changed)
+        found = store_custom_roles(database_url, diff.changed_builtins)
+        diff.custom += custom_changes(base_policy, head_policy, found, changed)
     out.write(render_markdown(diff) if fmt == "markdown" else render_text(diff))
     return 1 if diff.granted else 0
 

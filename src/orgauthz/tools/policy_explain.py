@@ -17,7 +17,7 @@ import re
 import sys
 from typing import TextIO
 
-from orgauthz.domain.policy import PolicySet, load_policy
+from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, load_policy
 from orgauthz.errors import OrgAuthzError
 
 _ROLE_REASON = re.compile(r"^(organization role|workspace role|default workspace role) (\S+)")
@@ -85,18 +85,19 @@ def _ask_server(opts: argparse.Namespace, policy: PolicySet) -> tuple[bool, list
 def _builtin_note(policy: PolicySet, reason: str, scope: str) -> str:
     """For a built-in role named in a server's reason, the role it inherits the scope from."""
     match = _ROLE_REASON.match(reason)
-    if not match or match.group(2) not in policy.roles:
+    level = ORGANIZATION if match and match.group(1) == "organization role" else WORKSPACE
+    if not match or policy.role(level, match.group(2)) is None:
         return ""
-    source = _source(policy, match.group(2), scope)
+    source = _source(policy, level, match.group(2), scope)
     return f"; inherited from {source}" if source and source != match.group(2) else ""
 
 
-def _source(policy: PolicySet, name: str, scope: str) -> str:
+def _source(policy: PolicySet, level: str, name: str, scope: str) -> str:
     granted_by = policy.included_by.get(scope, frozenset({scope}))
-    chain, role = [], policy.roles.get(name)
+    chain, role = [], policy.role(level, name)
     while role is not None and role not in chain:
         chain.append(role)
-        role = policy.roles.get(role.inherits) if role.inherits else None
+        role = policy.role(level, role.inherits) if role.inherits else None
     for wanted in (frozenset({scope}), granted_by):
         for r in chain:
             if set(policy.expand_wildcard(r.scopes)) & wanted:

@@ -28,10 +28,12 @@ from orgauthz.domain import lines as L
 from orgauthz.domain import rules
 from orgauthz.domain.policy import (
     ORGANIZATION,
+    WILDCARD,
     WORKSPACE,
     PolicySet,
     parse_policy,
     policy_findings,
+    role_key,
 )
 from orgauthz.errors import PolicyError
 
@@ -41,10 +43,12 @@ _ROLE_FILE: Final = {"workspace_roles", "organization_roles"}
 _SCOPE_KEYS: Final = {"description", "includes", "prefect", "origin"}
 # Sections that map a name to a name (old id -> new id), not to an entry.
 _FLAT: Final = {"renamed"}
-_ROLE_KEYS: Final = {"description", "scopes", "inherits"}
+_ROLE_KEYS: Final = {"description", "scopes", "inherits", "except"}
 
 # R8: making someone an Admin is changing a member's organization role.
 ADMIN_ONLY: Final = ("update:account_membership",)
+# R24: what an Owner holds beyond an Admin.
+OWNERS_ONLY: Final = ("bypass:sso",)
 # R16, R17: managing workspace access and the default role belongs to Owners (and Admins).
 OWNER_ONLY: Final = (
     "manage_workspace_users",
@@ -98,9 +102,10 @@ def warnings(directory: Path) -> list[Finding]:
         return []
     return sorted(
         Finding(
-            *_where(policy, f"role:{role}/scope:{old}"), f"{role}: {old!r} is deprecated, write {policy.renamed[old]!r}"
+            *_where(policy, f"{key}/scope:{old}"),
+            f"{key.partition(':')[2]}: {old!r} is deprecated, write {policy.renamed[old]!r}",
         )
-        for role, old in policy.deprecated_uses
+        for key, old in policy.deprecated_uses
     )
 
 
@@ -138,14 +143,14 @@ def _shape(directory: Path) -> list[Finding]:
     if not (directory / "model.conf").is_file():
         found.append(Finding(display_path(directory / "model.conf"), 0, "file is missing"))
     for name, top, body_keys, list_key in (
-        ("scopes.yaml", _SCOPE_FILE, _SCOPE_KEYS, "includes"),
-        ("roles.yaml", _ROLE_FILE, _ROLE_KEYS, "scopes"),
+        ("scopes.yaml", _SCOPE_FILE, _SCOPE_KEYS, ("includes",)),
+        ("roles.yaml", _ROLE_FILE, _ROLE_KEYS, ("scopes", "except")),
     ):
         found += _shape_file(directory / name, top, body_keys, list_key)
     return found
 
 
-def _shape_file(path: Path, top: set[str], body_keys: set[str], list_key: str) -> list[Finding]:
+def _shape_file(path: Path, top: set[str], body_keys: set[str], list_keys: tuple[str, ...]) -> list[Finding]:
     shown = display_path(path)
     out: list[Finding] = []
 
@@ -185,13 +190,13 @@ def _shape_file(path: Path, top: set[str], body_keys: set[str], list_key: str) -
                 if field.value not in body_keys:
                     expected = ", ".join(sorted(body_keys))
                     at(field, f"{name.value!r} has unknown key {field.value!r} (expected {expected})")
-                elif field.value == list_key:
+                elif field.value in list_keys:
                     if not isinstance(value, yaml.SequenceNode):
-                        at(value, f"{name.value!r}: {list_key} must be a list")
+                        at(value, f"{name.value!r}: {field.value} must be a list")
                         continue
                     for item in value.value:
                         if not isinstance(item, yaml.ScalarNode) or not item.value:
-                            at(item, f"{name.value!r}: every {list_key} entry must be a name")
+                            at(item, f"{name.value!r}: every {field.value} entry must be a name")
                 elif not isinstance(value, yaml.ScalarNode):
                     at(value, f"{name.value!r}: {field.value} must be a string")
             if "description" not in {f.value for f, _ in body.value}:
@@ -220,9 +225,11 @@ def _is_null(node: yaml.Node) -> bool:
 # -- 3. access rules of the built-in roles ---------------------------------------------
 
 
-def effective(policy: PolicySet, role: str) -> frozenset[str]:
+def effective(policy: PolicySet, role: str, level: str = WORKSPACE) -> frozenset[str]:
     """The built-in role's effective scopes: its own, inherited, and everything they include."""
-    return policy.effective_scopes(policy.held_scopes(policy.roles[role]))
+    found = policy.role(level, role)
+    assert found is not None, (level, role)
+    return policy.effective_scopes(policy.held_scopes(found))
 
 
 def _where(policy: PolicySet, key: str) -> tuple[str, int]:
@@ -236,51 +243,58 @@ def _rules(policy: PolicySet) -> list[Finding]:
     def at(key: str, message: str) -> None:
         out.append(Finding(*_where(policy, key), message))
 
-    eff = {name: effective(policy, name) for name in policy.roles}
-    org_roles = [r.name for r in policy.builtin_roles(ORGANIZATION)]
-    ws_roles = [r.name for r in policy.builtin_roles(WORKSPACE)]
+    org = {r.name: effective(policy, r.name, ORGANIZATION) for r in policy.builtin_roles(ORGANIZATION)}
+    eff = {r.name: effective(policy, r.name) for r in policy.builtin_roles(WORKSPACE)}
+    owner, admin = role_key(ORGANIZATION, rules.OWNER), role_key(ORGANIZATION, rules.ADMIN)
 
-    missing = sorted(policy.all_scopes - eff[rules.ADMIN])
+    missing = sorted(policy.all_scopes - org[rules.OWNER])
     if missing:
-        at("role:Admin", f"R2a: Admin must hold every scope and permission; missing {missing}")
-    for name in org_roles:
-        if name == rules.ADMIN:
+        at(owner, f"R2a, R24: Owner must hold every scope and permission; missing {missing}")
+    missing = sorted(policy.all_scopes - org[rules.ADMIN] - set(OWNERS_ONLY))
+    if missing:
+        at(admin, f"R2a: Admin must hold every scope and permission but {list(OWNERS_ONLY)}; missing {missing}")
+    for name, held in org.items():
+        for perm in OWNERS_ONLY:
+            if name != rules.OWNER and perm in held:
+                at(_scope_key(policy, ORGANIZATION, name, perm), f"R24: only Owner may hold {perm}; {name} does")
+    for name in org:
+        if rules.is_admin(name):
             continue
-        role, chain = policy.roles[name], []
-        while role.inherits and role.inherits in policy.roles and role.inherits not in chain:
+        role, chain = policy.organization_roles[name], []
+        while role.inherits in policy.organization_roles and role.inherits not in chain:
             chain.append(role.inherits)
-            role = policy.roles[role.inherits]
-        if rules.ADMIN in chain:
+            role = policy.organization_roles[role.inherits]
+        if any(rules.is_admin(r) for r in chain):
             at(
-                f"role:{name}/inherits",
-                f"R11: {name} inherits Admin; service accounts hold {name}, so this makes them Admins",
+                f"{role_key(ORGANIZATION, name)}/inherits",
+                f"R11: {name} inherits an Admin role; service accounts hold {name}, so this makes them Admins",
             )
-        elif eff[name] >= eff[rules.ADMIN]:
+        elif org[name] >= org[rules.ADMIN]:
             at(
-                f"role:{name}",
+                role_key(ORGANIZATION, name),
                 f"R11: {name} holds everything Admin holds; service accounts hold {name}, so this makes them Admins",
             )
         for perm in ADMIN_ONLY:
-            if perm in eff[name]:
+            if perm in org[name]:
                 at(
-                    _scope_key(policy, name, perm),
-                    f"R8: only Admin may hold {perm} (it makes someone an Admin); {name} does",
+                    _scope_key(policy, ORGANIZATION, name, perm),
+                    f"R8: only Owner and Admin may hold {perm} (it makes someone an Admin); {name} does",
                 )
-    for name in ws_roles:
+    for name in eff:
         for scope in OWNER_ONLY:
             if name != "Owner" and scope in eff[name]:
                 at(
-                    _scope_key(policy, name, scope),
+                    _scope_key(policy, WORKSPACE, name, scope),
                     f"R16: only Owner (and organization Admins) may hold {scope}; {name} does",
                 )
     for name, needed in LADDER_MUST_HOLD.items():
         lacking = sorted(s for s in needed if s in policy.workspace_scopes and s not in eff[name])
         if lacking:
-            at(f"role:{name}", f"R20: {name} must hold {lacking}")
+            at(role_key(WORKSPACE, name), f"R20: {name} must hold {lacking}")
     if "Worker" in eff:
         extra = sorted(s for s in eff["Worker"] if s.startswith("manage_"))
         if extra:
-            at("role:Worker", f"R20: Worker is the least a worker needs; it must not hold {extra}")
+            at(role_key(WORKSPACE, "Worker"), f"R20: Worker is the least a worker needs; it must not hold {extra}")
     for name in policy.workspace_scopes:
         if not _WS_SCOPE_NAME.match(name):
             at(f"scope:{name}", f"R21: workspace scope {name!r} must be snake_case, like see_flows")
@@ -290,18 +304,18 @@ def _rules(policy: PolicySet) -> list[Finding]:
     return out
 
 
-def _scope_key(policy: PolicySet, role: str, scope: str) -> str:
+def _scope_key(policy: PolicySet, level: str, role: str, scope: str) -> str:
     """The line that brings ``scope`` into ``role``: the role's own entry granting it, else its inherits."""
     granting = policy.included_by.get(scope, frozenset({scope}))
-    current = policy.roles.get(role)
+    current = policy.role(level, role)
     while current is not None:
         for s in current.scopes:
-            if s in granting:
-                return f"role:{current.name}/scope:{s}"
+            if s in granting or s == WILDCARD:
+                return f"{current.key}/scope:{s}"
         if not current.inherits:
             break
-        current = policy.roles.get(current.inherits)
-    return f"role:{role}/inherits"
+        current = policy.role(level, current.inherits)
+    return f"{role_key(level, role)}/inherits"
 
 
 # -- 4. model.conf ---------------------------------------------------------------------
@@ -372,6 +386,7 @@ _WS_DEFAULT, _WS_CLOSED = "ws-default-viewer", "ws-no-default"
 def probe_facts() -> tuple[dict[str, str], list[tuple[str, str, str]], dict[str, str | None]]:
     """(subject -> organization role, workspace grants, workspace -> default role)."""
     org_roles = {
+        "user:org-owner": "Owner",
         "user:admin": "Admin",
         "user:member": "Member",
         "user:worker-user": "Member",
@@ -393,7 +408,7 @@ def expected_scopes(policy: PolicySet, subject: str, domain: str) -> frozenset[s
     org_roles, grants, defaults = probe_facts()
     if subject not in org_roles:
         return frozenset()  # outside the organization: nothing (R16)
-    org_eff = effective(policy, org_roles[subject])
+    org_eff = effective(policy, org_roles[subject], ORGANIZATION)
     if domain == L.org_domain(PROBE_ORG):
         return org_eff & frozenset(policy.organization_permissions)
     ws = domain.removeprefix("ws:")
@@ -455,6 +470,8 @@ def _short(names: list[str], most: int = 4) -> str:
 def _rule_hint(subject: str, domain: str) -> str:
     if subject == "user:admin":
         return "R2, R2a: organization Admin"
+    if subject == "user:org-owner":
+        return "R2, R2a, R24: organization Owner"
     if subject.startswith("service_account:"):
         return "R11: never Admin; R17: no default workspace role"
     if subject == "user:outsider":

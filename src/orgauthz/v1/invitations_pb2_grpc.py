@@ -77,8 +77,8 @@ class InvitationServiceServicer:
     def CreateInvitations(self, request, context):
         """Invites up to 100 addresses with one organization role (R5). Each address gets its
         own result (R7); the call fails as a whole only for a bad request, a denied actor
-        (create:invitation; the Admin role only by Admins, R8) or the member limit (R10,
-        RESOURCE_EXHAUSTED: members plus pending invitations).
+        (create:invitation; the Admin role only by Owners and Admins, R8; Owner only by Owners,
+        R24) or the member limit (R10, RESOURCE_EXHAUSTED: members plus pending invitations).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -98,7 +98,7 @@ class InvitationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RevokeInvitation(self, request, context):
-        """A pending invitation stops working at once (delete:invitation).
+        """A pending invitation stops working at once (update:invitation).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

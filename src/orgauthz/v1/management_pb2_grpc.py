@@ -71,7 +71,7 @@ class OrganizationServiceServicer:
     """
 
     def CreateOrganization(self, request, context):
-        """Creates an organization with its first Admin. A platform operation: needs an
+        """Creates an organization with its first Owner. A platform operation: needs an
         authenticated caller; a service account actor is PERMISSION_DENIED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -357,22 +357,24 @@ class WorkspaceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteWorkspace(self, request, context):
-        """Needs delete:workspace. Removes every grant of the workspace (R19).
+        """Needs delete:workspace, or manage_workspace_settings in the workspace (Prefect's "Delete
+        the workspace"). Removes every grant of the workspace (R19).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SetDefaultRole(self, request, context):
-        """Needs update:workspace, or manage_workspace_default_role in the workspace (R17).
+        """Needs administrate:workspace, or manage_workspace_users in the workspace (R17); a
+        non-Admin sets only a role within its own scopes there (R28).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateWorkspace(self, request, context):
-        """Changes the name, handle and description (R15). Needs update:workspace, or
-        manage_workspace_settings in the workspace. A handle taken in the organization:
+        """Changes the name, handle and description (R15). Needs administrate:workspace, or
+        write_workspace_settings in the workspace. A handle taken in the organization:
         ALREADY_EXISTS naming `handle`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -638,7 +640,8 @@ class MemberServiceServicer:
 
     def ChangeMemberRole(self, request, context):
         """Needs update:account_membership; making someone Admin, or changing an Admin, needs
-        the Admin role (R8). The last Admin cannot be demoted (R3): FAILED_PRECONDITION.
+        the Owner or Admin role (R8); making someone Owner, or changing an Owner, needs the
+        Owner role (R24). The last Owner cannot be demoted (R3): FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -646,7 +649,7 @@ class MemberServiceServicer:
 
     def RemoveMember(self, request, context):
         """Needs delete:account_membership, or is the member leaving (user_id = the actor).
-        Removes the member's workspace access at once (R4). Last Admin: FAILED_PRECONDITION.
+        Removes the member's workspace access at once (R4). Last Owner: FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -654,7 +657,7 @@ class MemberServiceServicer:
 
     def LeaveOrganization(self, request, context):
         """The actor (a user) leaves the organization, losing its workspace access at once (R4).
-        Needs membership only. The last Owner or Admin: FAILED_PRECONDITION (R3).
+        Needs membership only. The last Owner: FAILED_PRECONDITION (R3).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -847,9 +850,11 @@ class AccessServiceServicer:
     """
 
     def GrantWorkspaceAccess(self, request, context):
-        """Grant, change and revoke need update:workspace or manage_workspace_users in the
-        workspace. The subject must be a member or service account of the workspace's
-        organization (FAILED_PRECONDITION otherwise).
+        """Grant, change and revoke need an organization Owner or Admin, or manage_workspace_users
+        in the workspace (R16; no organization permission grants it); a non-Admin grants,
+        changes and revokes only roles within its own scopes there, never its own access (R28).
+        The subject must be a member or service account of the workspace's organization
+        (FAILED_PRECONDITION otherwise).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -868,7 +873,7 @@ class AccessServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListWorkspaceAccess(self, request, context):
-        """Needs update:workspace or see_workspace_users in the workspace.
+        """Needs administrate:workspace or see_workspace_users in the workspace.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

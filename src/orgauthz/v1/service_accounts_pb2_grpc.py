@@ -71,15 +71,15 @@ class ServiceAccountServiceServicer:
 
     def CreateServiceAccount(self, request, context):
         """A service account with a name unique in the organization and the Member role or a
-        custom organization role, never Admin (R11). Returns its API key once (R12).
-        create:service_account; RESOURCE_EXHAUSTED past the organization's limit (R10).
+        custom organization role, never Owner or Admin (R11). Returns its API key once (R12).
+        create:bot; RESOURCE_EXHAUSTED past the organization's limit (R10).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListServiceAccounts(self, request, context):
-        """Keys masked (read:service_account).
+        """Keys masked (read:bot).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -93,7 +93,7 @@ class ServiceAccountServiceServicer:
 
     def RotateServiceAccountKey(self, request, context):
         """A new key and expiry; the old keys keep working for the grace period (at most 48 h,
-        default none) (R13). update:service_account.
+        default none) (R13). update:bot.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -102,14 +102,14 @@ class ServiceAccountServiceServicer:
     def UpdateServiceAccount(self, request, context):
         """Changes the name and organization role (R11): never Owner or Admin; a name taken in the
         organization is ALREADY_EXISTS naming `name`. A changed role holds in the next Check.
-        update:service_account.
+        update:bot.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteServiceAccount(self, request, context):
-        """Revokes its keys and all its access at once (R13). delete:service_account.
+        """Revokes its keys and all its access at once (R13). delete:bot.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -55,7 +55,7 @@ async def test_every_write_is_audited_with_filters_and_paging(app: App, channel)
         pb.UpdateOrganizationLimitsRequest(organization="acme", limits=pb.Limits(max_members=5))
     )
     await alice.access.RevokeWorkspaceAccess(pb.RevokeWorkspaceAccessRequest(workspace="w", subject="user:bob"))
-    await alice.members.ChangeMemberRole(pb.ChangeMemberRoleRequest(organization="acme", user_id="bob", role="Admin"))
+    await alice.members.ChangeMemberRole(pb.ChangeMemberRoleRequest(organization="acme", user_id="bob", role="Owner"))
     await As.of(channel, "user:bob").members.ChangeMemberRole(
         pb.ChangeMemberRoleRequest(organization="acme", user_id="alice", role="Member")
     )

@@ -265,7 +265,7 @@ async def test_the_clis_speak_tls_and_mtls(store_url: str, pki: Pki, capsys: pyt
         assert out.startswith("ALLOWED")
         rc, out, _ = await run(*_cli(pki, "explain", "user:alice", "acme", "read:account", "--organization", *server))
         assert rc == 0
-        assert "organization Admin" in out
+        assert "organization Owner" in out
         rc, out, _ = await run(*_cli(pki, "check", "user:nobody", "acme", "read:account", "--organization", *server))
         assert (rc, out.split()[0]) == (1, "DENIED")
         for argv in (check, _cli(pki, *check, client=None), _cli(pki, *check, client="rogue")):

@@ -178,7 +178,9 @@ async def test_r8_only_admin_invites_admin(app: App, invites) -> None:
         )
         == grpc.StatusCode.PERMISSION_DENIED
     )
-    assert await code_of(invite(invites, "z@example.com", role="Owner")) == grpc.StatusCode.INVALID_ARGUMENT
+    # R24: an Admin may not invite an Owner; a workspace role is no organization role at all.
+    assert await code_of(invite(invites, "z@example.com", role="Owner")) == grpc.StatusCode.PERMISSION_DENIED
+    assert await code_of(invite(invites, "z@example.com", role="Viewer")) == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_r10_member_limit_counts_pending_invitations(app: App, invites) -> None:

@@ -40,7 +40,7 @@ async def test_r4_a_member_leaves_and_loses_its_access_at_once(app: App, channel
     assert await code(bob.members.LeaveOrganization(pb.LeaveOrganizationRequest(organization="acme"))) == C.NOT_FOUND
 
 
-async def test_r3_the_last_admin_cannot_leave(app: App, channel) -> None:
+async def test_r3_the_last_owner_cannot_leave(app: App, channel) -> None:
     await create_org(channel)
     alice = As.of(channel, "user:alice")
     before = head(app)
@@ -49,8 +49,12 @@ async def test_r3_the_last_admin_cannot_leave(app: App, channel) -> None:
     assert "R3" in (e.details() or "")
     assert head(app) == before
     assert await allowed(channel, "user:alice", "read:audit_event", organization="acme")
-    # With a second Admin, one of them may leave.
+    # An Admin does not stand in for the last Owner; a second Owner does.
     await add_member(app, "acme", "ann", role="Admin")
+    assert await code(alice.members.LeaveOrganization(pb.LeaveOrganizationRequest(organization="acme"))) == (
+        C.FAILED_PRECONDITION
+    )
+    await add_member(app, "acme", "olga", role="Owner")
     await alice.members.LeaveOrganization(pb.LeaveOrganizationRequest(organization="acme"))
     assert not await allowed(channel, "user:alice", "read:account", organization="acme")
 

@@ -11,7 +11,7 @@ from tests.management.support import As, add_member, add_service_account, allowe
 C = grpc.StatusCode
 
 
-async def test_create_organization_makes_first_admin(app: App, channel) -> None:
+async def test_create_organization_makes_first_owner(app: App, channel) -> None:
     r = await As.of(channel).orgs.CreateOrganization(
         pb.CreateOrganizationRequest(
             handle="initech", name="Initech", admin_user_id="peter", admin_email="Peter@Initech.test"
@@ -26,8 +26,9 @@ async def test_create_organization_makes_first_admin(app: App, channel) -> None:
     assert got.organization.handle == "initech"
     assert got.organization.revision == r.revision
     members = await peter.members.ListMembers(pb.ListMembersRequest(organization=org.id))
-    assert [(m.user_id, m.email, m.role) for m in members.members] == [("peter", "peter@initech.test", "Admin")]
+    assert [(m.user_id, m.email, m.role) for m in members.members] == [("peter", "peter@initech.test", "Owner")]
     assert await allowed(channel, "user:peter", "create:workspace", organization=org.id)
+    assert await allowed(channel, "user:peter", "bypass:sso", organization=org.id)  # R24
     # Handles are unique.
     assert (
         await code(
@@ -62,7 +63,7 @@ async def test_update_limits_admin_only(app: App, channel) -> None:
     ).organization.limits.max_workspaces == 3
 
 
-async def test_r3_last_admin_cannot_be_removed(app: App, channel) -> None:
+async def test_r3_last_owner_cannot_be_removed(app: App, channel) -> None:
     await create_org(channel)
     alice = As.of(channel, "user:alice")
     before = head(app)
@@ -74,8 +75,12 @@ async def test_r3_last_admin_cannot_be_removed(app: App, channel) -> None:
     ):  # lazily: a grpc.aio call starts when created
         assert await code(call()) == C.FAILED_PRECONDITION
     assert head(app) == before
-    # With a second Admin, the first may leave.
-    await add_member(app, "acme", "bob", "Admin")
+    # An Admin does not stand in for the last Owner; with a second Owner, the first may leave.
+    await add_member(app, "acme", "ann", "Admin")
+    assert await code(alice.members.RemoveMember(pb.RemoveMemberRequest(organization="acme", user_id="alice"))) == (
+        C.FAILED_PRECONDITION
+    )
+    await add_member(app, "acme", "bob", "Owner")
     await alice.members.RemoveMember(pb.RemoveMemberRequest(organization="acme", user_id="alice"))
     bob = As.of(channel, "user:bob")
     assert (

@@ -83,7 +83,9 @@ def test_a_policy_file_naming_a_renamed_id_loads_with_a_lint_warning(tmp_path: P
     roles = tmp_path / "p" / "roles.yaml"
     roles.write_text(roles.read_text().replace("      - manage_blocks\n", "      - manage_secret_blocks\n"))
     policy = load_policy(tmp_path / "p")
-    assert "manage_blocks" in policy.roles["Developer"].scopes
+    developer = policy.role("workspace", "Developer")
+    assert developer is not None
+    assert "manage_blocks" in developer.scopes
     assert lint(tmp_path / "p") == []
     found = [str(w) for w in warnings(tmp_path / "p")]
     assert len(found) == 1, found

@@ -26,8 +26,23 @@ async def test_list_roles_builtin_and_custom(app: App, channel) -> None:
         )
     )
     r = await alice.roles.ListRoles(pb.ListRolesRequest(organization="acme"))
-    ids = [x.id for x in r.roles]
-    assert ids == ["Admin", "Developer", "Member", "Owner", "Runner", "Viewer", "Worker", "auditor"]
+    ids = [(x.id, x.level) for x in r.roles]
+    assert ids == [
+        ("Admin", "organization"),
+        ("Developer", "workspace"),
+        ("Member", "organization"),
+        ("Owner", "organization"),  # R1, R24: an Owner at each level, told apart by level
+        ("Owner", "workspace"),
+        ("Runner", "workspace"),
+        ("Viewer", "workspace"),
+        ("Worker", "workspace"),
+        ("auditor", "workspace"),
+    ]
+    owner = next(x for x in r.roles if x.id == "Owner" and x.level == "organization")
+    assert "bypass:sso" in owner.effective_scopes
+    admin = next(x for x in r.roles if x.id == "Admin")
+    assert "bypass:sso" not in admin.effective_scopes
+    assert "delete:account" in admin.effective_scopes
     runner = next(x for x in r.roles if x.id == "Runner")
     assert runner.builtin
     assert runner.inherits == "Viewer"
@@ -39,12 +54,12 @@ async def test_list_roles_builtin_and_custom(app: App, channel) -> None:
     paged, token = [], ""
     while True:
         p = await alice.roles.ListRoles(pb.ListRolesRequest(organization="acme", page_size=3, page_token=token))
-        paged += [x.id for x in p.roles]
+        paged += [(x.id, x.level) for x in p.roles]
         if not (token := p.next_page_token):
             break
     assert paged == ids
     ws_only = await alice.roles.ListRoles(pb.ListRolesRequest(organization="acme", level="organization"))
-    assert [x.id for x in ws_only.roles] == ["Admin", "Member"]
+    assert [x.id for x in ws_only.roles] == ["Admin", "Member", "Owner"]
 
 
 async def test_r22_custom_role_validation(app: App, channel) -> None:

@@ -1,4 +1,4 @@
-"""Prefect's scope and permission ids in stored custom roles (R21)
+"""Prefect's scope and permission ids in stored custom roles (R21); every organization has an Owner (R3, R24)
 
 Revision ID: 0005
 Revises: 0004
@@ -15,6 +15,9 @@ least what the old id gave (docs/policies.md, "Prefect's ids", has the table and
   the workspace, so the role gets ``write_workspace_settings``, which is what it had;
 - ``*:account_role`` gated custom roles of both levels; Prefect gates workspace ones with
   ``*:workspace_role``, so the role gets both.
+
+Organizations stored before the Owner role existed get their earliest Admin (by the time
+they joined, then user id) as Owner (R3). Downgrade makes every Owner an Admin again.
 
 The table is written here, not imported: a migration must keep meaning what it meant when
 it shipped. Downgrade maps the new ids back where a previous-catalog id exists and drops
@@ -121,6 +124,29 @@ DOWNGRADE: dict[str, str] = {
 }
 
 _roles = sa.table("custom_roles", sa.column("id", sa.String), sa.column("scopes", sa.JSON))
+_members = sa.table(
+    "memberships",
+    sa.column("org_id", sa.String),
+    sa.column("user_id", sa.String),
+    sa.column("org_role", sa.String),
+    sa.column("created_at", sa.DateTime),
+)
+
+
+def _first_owners() -> None:
+    bind = op.get_bind()
+    rows = bind.execute(
+        sa.select(_members.c.org_id, _members.c.user_id, _members.c.org_role).order_by(
+            _members.c.org_id, _members.c.created_at, _members.c.user_id
+        )
+    ).all()
+    owned = {org for org, _, role in rows if role == "Owner"}
+    for org, user, role in rows:
+        if role == "Admin" and org not in owned:
+            owned.add(org)
+            bind.execute(
+                sa.update(_members).where(_members.c.org_id == org, _members.c.user_id == user).values(org_role="Owner")
+            )
 
 
 def rewrite(scopes: Sequence[str], mapping: Callable[[str], Sequence[str]]) -> list[str]:
@@ -138,6 +164,7 @@ def _rewrite_all(mapping: Callable[[str], Sequence[str]]) -> None:
 
 def upgrade() -> None:
     _rewrite_all(lambda scope: UPGRADE.get(scope, (scope,)))
+    _first_owners()
 
 
 def downgrade() -> None:
@@ -147,3 +174,4 @@ def downgrade() -> None:
         return (scope,) if scope in PREVIOUS else ()
 
     _rewrite_all(previous)
+    op.get_bind().execute(sa.update(_members).where(_members.c.org_role == "Owner").values(org_role="Admin"))
