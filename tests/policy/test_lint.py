@@ -67,6 +67,22 @@ BREAKS = [
         "R8: only Owner and Admin may hold update:account_membership",
     ),
     (
+        "R21 an invented id not marked",
+        "scopes.yaml",
+        "  manage_acls:\n",
+        "  see_audit_trail:\n    description: See the workspace's audit trail.\n  manage_acls:\n",
+        0,
+        "R21: 'see_audit_trail' is not one of Prefect's ids: use Prefect's, or mark it origin: orgauthz",
+    ),
+    (
+        "R21 Prefect's id marked as invented",
+        "scopes.yaml",
+        "  manage_acls:\n",
+        "  manage_acls:\n    origin: orgauthz\n",
+        0,
+        "R21: 'manage_acls' is Prefect's own id: it is not origin: orgauthz",
+    ),
+    (
         "R24 Admin may bypass SSO",
         "roles.yaml",
         '    scopes: ["*"]\n    except: [bypass:sso]\n',

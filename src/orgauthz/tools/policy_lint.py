@@ -71,6 +71,124 @@ LADDER_MUST_HOLD: Final = {
     ),
     "Owner": ("manage_workspace_users", "write_workspace_settings", "manage_acls"),
 }
+# R21: Prefect Cloud's 61 scope ids (the `scope` enum of its OpenAPI document v0.8.4).
+PREFECT_SCOPES: Final = frozenset(
+    {
+        "manage_acls",
+        "manage_artifacts",
+        "manage_assets",
+        "manage_automations",
+        "manage_blocks",
+        "manage_concurrency_limits",
+        "manage_deployments",
+        "manage_event_publications",
+        "manage_event_subscriptions",
+        "manage_events",
+        "manage_flows",
+        "manage_incidents",
+        "manage_mex_deploy",
+        "manage_mex_storage",
+        "manage_notifications",
+        "manage_saved_search",
+        "manage_tags",
+        "manage_variables",
+        "manage_webhooks",
+        "manage_work_pools",
+        "manage_work_queues",
+        "manage_workers",
+        "manage_workspace_service_accounts",
+        "manage_workspace_settings",
+        "manage_workspace_teams",
+        "manage_workspace_users",
+        "run_deployments",
+        "run_flows",
+        "run_tasks",
+        "see_artifacts",
+        "see_assets",
+        "see_automations",
+        "see_blocks",
+        "see_concurrency_limits",
+        "see_deployments",
+        "see_event_publications",
+        "see_event_subscriptions",
+        "see_events",
+        "see_flows",
+        "see_incidents",
+        "see_notifications",
+        "see_secret_blocks",
+        "see_tags",
+        "see_variables",
+        "see_webhooks",
+        "see_work_pools",
+        "see_work_queues",
+        "see_workers",
+        "see_workspace_service_accounts",
+        "see_workspace_settings",
+        "see_workspace_users",
+        "write_artifacts",
+        "write_assets",
+        "write_deployments",
+        "write_incidents",
+        "write_notifications",
+        "write_variables",
+        "write_work_pools",
+        "write_work_queues",
+        "write_workers",
+        "write_workspace_settings",
+    }
+)
+# R21: Prefect Cloud's 47 account permission ids (the `permission` enum of the same document).
+PREFECT_PERMISSIONS: Final = frozenset(
+    {
+        "add:account_member",
+        "administrate:sso",
+        "administrate:workspace",
+        "bypass:sso",
+        "create:account_role",
+        "create:audit_event",
+        "create:bot",
+        "create:invitation",
+        "create:team",
+        "create:workspace",
+        "create:workspace_invitation",
+        "create:workspace_role",
+        "delete:account",
+        "delete:account_membership",
+        "delete:account_role",
+        "delete:bot",
+        "delete:mex-storage",
+        "delete:team",
+        "delete:workspace",
+        "delete:workspace_role",
+        "read:account",
+        "read:account_membership",
+        "read:account_role",
+        "read:audit_event",
+        "read:billing",
+        "read:bot",
+        "read:integrations",
+        "read:invitation",
+        "read:ip_allowlist",
+        "read:mex-storage",
+        "read:sso",
+        "read:team",
+        "read:workspace",
+        "read:workspace_invitation",
+        "read:workspace_role",
+        "update:account",
+        "update:account_membership",
+        "update:account_role",
+        "update:billing",
+        "update:bot",
+        "update:integrations",
+        "update:invitation",
+        "update:ip_allowlist",
+        "update:mex-storage",
+        "update:team",
+        "update:workspace_invitation",
+        "update:workspace_role",
+    }
+)
 _WS_SCOPE_NAME: Final = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 _ORG_PERM_NAME: Final = re.compile(r"^[a-z]+:[a-z][a-z0-9_-]*$")
 
@@ -295,6 +413,18 @@ def _rules(policy: PolicySet) -> list[Finding]:
         extra = sorted(s for s in eff["Worker"] if s.startswith("manage_"))
         if extra:
             at(role_key(WORKSPACE, "Worker"), f"R20: Worker is the least a worker needs; it must not hold {extra}")
+    for table, prefect in (
+        (policy.workspace_scopes, PREFECT_SCOPES),
+        (policy.organization_permissions, PREFECT_PERMISSIONS),
+    ):
+        for name, entry in table.items():
+            if name not in prefect and entry.origin != "orgauthz":
+                at(
+                    f"scope:{name}",
+                    f"R21: {name!r} is not one of Prefect's ids: use Prefect's, or mark it origin: orgauthz",
+                )
+            elif name in prefect and entry.origin == "orgauthz":
+                at(f"scope:{name}", f"R21: {name!r} is Prefect's own id: it is not origin: orgauthz")
     for name in policy.workspace_scopes:
         if not _WS_SCOPE_NAME.match(name):
             at(f"scope:{name}", f"R21: workspace scope {name!r} must be snake_case, like see_flows")
