@@ -113,7 +113,7 @@ def _bootstrap(opts: argparse.Namespace) -> int:
         )
     o = r.organization
     print(
-        f"created organization {o.id} (handle {o.handle}, name {o.name!r}) with Admin user:{opts.admin_user} "
+        f"created organization {o.id} (handle {o.handle}, name {o.name!r}) with Owner user:{opts.admin_user} "
         f"at revision {r.revision}"
     )
     print(
@@ -213,14 +213,14 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     org_sub = org.add_subparsers(dest="org_command", required=True)
     boot = org_sub.add_parser(
         "bootstrap",
-        help="create an organization with its first Admin",
-        description="Create an organization with its first Admin (R1, R3). A platform operation: needs "
+        help="create an organization with its first Owner",
+        description="Create an organization with its first Owner (R1, R3). A platform operation: needs "
         "the caller's credentials; --actor is optional and recorded in the audit log.",
     )
     boot.add_argument("--handle", required=True, help="unique handle: lower-case letters, digits, inner hyphens")
     boot.add_argument("--name", required=True, help="display name")
-    boot.add_argument("--admin-user", required=True, help="user id of the first Admin")
-    boot.add_argument("--admin-email", default="", help="the Admin's email address")
+    boot.add_argument("--admin-user", required=True, help="user id of the first Owner")
+    boot.add_argument("--admin-email", default="", help="the Owner's email address")
     boot.add_argument("--id", default="", help="organization id (default: minted by the server)")
     boot.add_argument("--max-members", type=_count, default=0, help="plan limit (default: server default)")
     boot.add_argument("--max-service-accounts", type=_count, default=0, help="plan limit (default: server default)")

@@ -89,7 +89,7 @@ def test_bootstrap_creates_the_organization_with_its_first_admin(server: Served)
         "20",
     )
     assert r.returncode == 0, r.stderr
-    assert "created organization acme (handle acme, name 'Acme Inc.') with Admin user:alice" in r.stdout
+    assert "created organization acme (handle acme, name 'Acme Inc.') with Owner user:alice" in r.stdout
     assert "20 workspaces" in r.stdout
     with Client(server.address, token=TOKEN) as c:
         assert c.check("user:alice", organization="acme", scope="create:invitation").allowed

@@ -57,7 +57,7 @@ def unauthenticated(call: object, *args: object) -> bool:
 
 
 def administrators_day(address: str) -> None:
-    # 1. Bootstrap the organization with its first Admin: a platform call (no actor needed).
+    # 1. Bootstrap the organization with its first Owner: a platform call (no actor needed).
     with Client(address, token=TOKEN) as platform:
         org = platform.stub("OrganizationService").CreateOrganization(
             mpb.CreateOrganizationRequest(
