@@ -204,7 +204,7 @@ def test_invite_refusals_exit_2(server: Served) -> None:
     assert outsider.returncode == 2
     assert outsider.stderr.startswith("error: NOT_FOUND:")
     unknown_role = admin(
-        server, "invite", "--org", "inv-refusals", "--actor", "user:alice", "--role", "Owner", "x@y.test"
+        server, "invite", "--org", "inv-refusals", "--actor", "user:alice", "--role", "Viewer", "x@y.test"
     )
     assert unknown_role.returncode == 2
     assert unknown_role.stderr.startswith("error: INVALID_ARGUMENT: org_role:")

@@ -258,8 +258,8 @@ CHECKS = [
     # (id, args, exit code, text on stdout)
     ("workspace role", ["user:bob", "acme-prod", "manage_flows"], 0, "workspace role Developer"),
     ("default role", ["user:carol", "acme-prod", "see_flows"], 0, "default workspace role Viewer"),
-    ("admin", ["user:alice", "acme-sandbox", "manage_workspace_users"], 0, "organization Admin"),
-    ("organization admin", ["user:alice", "acme", "create:invitation", "--organization"], 0, "organization Admin"),
+    ("admin", ["user:alice", "acme-sandbox", "manage_workspace_users"], 0, "organization Owner"),
+    ("organization admin", ["user:alice", "acme", "create:invitation", "--organization"], 0, "organization Owner"),
     ("denied", ["user:carol", "acme-prod", "manage_flows"], 1, "DENIED"),
     ("organization member denied", ["user:bob", "acme", "create:invitation", "--organization"], 1, "DENIED"),
     ("unknown subject", ["user:nobody", "acme-prod", "see_flows"], 1, "DENIED"),
