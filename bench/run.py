@@ -215,7 +215,7 @@ def write_plan(snaps: list[L.OrgSnapshot], n: int) -> list[list[str]]:
     without a default role gets Viewer (``see_flows`` allowed), then loses it."""
     out = []
     for snap in snaps:
-        admins = [u for u, r in snap.members.items() if r == "Admin"]
+        admins = [u for u, r in snap.members.items() if r in ("Owner", "Admin")]
         granted = {(w, s) for w, s, _ in snap.grants}
         plain = [w for w, d in snap.workspaces.items() if not d]
         if not admins or not plain:
