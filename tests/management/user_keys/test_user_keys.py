@@ -238,3 +238,24 @@ async def test_r29_audit_events_name_the_user_belong_to_no_organization_and_carr
         mpb.ListAuditEventsRequest(organization="acme"), metadata=as_user("alice")
     )
     assert not [e for e in listed.events if e.event.startswith("orgauthz.api-key.")]
+
+
+async def test_r29_r4_a_removed_member_keeps_the_key_and_every_check_there_is_denied(
+    app: App, keys, channel, authz
+) -> None:
+    key = (await create_key(keys, "bob")).api_key
+    who = await authenticate(authz, key)
+    assert not isinstance(who, grpc.StatusCode)
+    check = apb.CheckRequest(subject=who.subject, workspace="acme-prod", scope="see_flows")
+    assert (await authz.Check(check)).allowed
+    removed = await mpbg.MemberServiceStub(channel).RemoveMember(
+        mpb.RemoveMemberRequest(organization="acme", user_id="bob"), metadata=as_user("alice")
+    )
+    again = await authenticate(authz, key)
+    assert not isinstance(again, grpc.StatusCode)
+    assert again.subject == "user:bob"
+    r = await authz.Check(check)
+    assert not r.allowed
+    assert r.revision >= removed.revision
+    ws = mpb.ListWorkspacesRequest(organization="acme")
+    assert await status(mpbg.WorkspaceServiceStub(channel).ListWorkspaces(ws, metadata=with_key(key))) == C.NOT_FOUND
