@@ -220,3 +220,15 @@ def test_r14_entries_keep_the_times_the_clock_is_compared_with() -> None:
     assert works(future, future, now)
     assert not works(past, None, now)
     assert not works(None, past, now)
+
+
+async def test_r14_reimporting_an_organization_ends_the_keys_of_the_service_accounts_it_replaces(
+    app: App, world, authz, policy
+) -> None:
+    sas, _ = world
+    key = await _service_account_key(sas)
+    for _ in range(3):
+        assert not isinstance(await authenticate(authz, key), grpc.StatusCode)  # warm
+    # ``orgauthz import`` replaces the organization's rows (the document names no such account).
+    revision = seed(app.db, policy, doc(ACME_SERVICE_ACCOUNTS))
+    assert await authenticate(authz, key, revision) == C.UNAUTHENTICATED
