@@ -14,6 +14,10 @@ was applied is not kept (:meth:`put` compares revisions), so it cannot bring an 
 back. Unknown keys are not remembered.
 
 Bounded like the decision cache: when full, the oldest tenth of the entries is dropped.
+
+Measured in process (``KeyAuthenticator.authenticate``, one user key, 2-core machine): warm
+2.9 µs against 314 µs cold on SQLite, 5.0 µs against 700 µs on PostgreSQL (a snapshot
+read per call); over gRPC, one call at a time, 527 µs warm against 935 µs cold (SQLite).
 """
 
 from __future__ import annotations
