@@ -21,7 +21,7 @@ import grpc
 from orgauthz.v1 import authorization_pb2 as pb
 from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
 
-_STUB_MODULES = ("management", "invitations", "service_accounts")
+_STUB_MODULES = ("management", "invitations", "service_accounts", "user_api_keys")
 
 
 @dataclass(frozen=True)
@@ -173,9 +173,10 @@ class Client:
             req.workspace = workspace
         return list(self.authorization.ListScopes(req, timeout=self.timeout).scopes)
 
-    def authenticate(self, api_key: str) -> pb.AuthenticateResponse:
+    def authenticate(self, api_key: str, *, min_revision: int = 0) -> pb.AuthenticateResponse:
+        """Who ``api_key`` acts as: a service account (``pnb_``) or a user (``pnu_``)."""
         r: pb.AuthenticateResponse = self.authorization.Authenticate(
-            pb.AuthenticateRequest(api_key=api_key), timeout=self.timeout
+            pb.AuthenticateRequest(api_key=api_key, min_revision=min_revision), timeout=self.timeout
         )
         return r
 
@@ -252,9 +253,10 @@ class AsyncClient:
             req.workspace = workspace
         return list((await self.authorization.ListScopes(req, timeout=self.timeout, metadata=self._md)).scopes)
 
-    async def authenticate(self, api_key: str) -> pb.AuthenticateResponse:
+    async def authenticate(self, api_key: str, *, min_revision: int = 0) -> pb.AuthenticateResponse:
+        """Who ``api_key`` acts as: a service account (``pnb_``) or a user (``pnu_``)."""
         r: pb.AuthenticateResponse = await self.authorization.Authenticate(
-            pb.AuthenticateRequest(api_key=api_key), timeout=self.timeout, metadata=self._md
+            pb.AuthenticateRequest(api_key=api_key, min_revision=min_revision), timeout=self.timeout, metadata=self._md
         )
         return r
 

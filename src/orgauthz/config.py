@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     cache_max_entries: int = Field(
         1_000_000, ge=1, description="In-process decision cache size, in decisions (about 260-390 bytes each)"
     )
+    key_cache_max_entries: int = Field(
+        100_000,
+        ge=1,
+        description="Resolved API keys kept in memory for Authenticate; the oldest tenth is dropped when full",
+    )
     max_loaded_orgs: int = Field(
         2000, ge=1, description="Organizations kept loaded in memory; the least recently used are evicted"
     )

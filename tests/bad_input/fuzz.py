@@ -167,7 +167,7 @@ def plausible(name: str, world: dict[str, OrgWorld]) -> list[str]:
         ("user_id", [u for w in world.values() for u in w.users]),
         ("email", [*(e for w in world.values() for e in w.invitation_emails.values()), "admin@a.test"]),
         ("token", [t for w in world.values() for t in w.invitations.values()]),
-        ("api_key", [k for w in world.values() for k in w.service_accounts.values()]),
+        ("api_key", [k for w in world.values() for k in [*w.service_accounts.values(), *w.user_keys.values()]]),
         ("scope", ["see_flows", "manage_flows", "manage_workspace_users", "create:invitation", "read:account"]),
         ("level", ["workspace", "organization"]),
         ("event", ["orgauthz.member.removed", "orgauthz.invitation.created"]),

@@ -81,7 +81,8 @@ def metadata(world: dict[str, OrgWorld]) -> st.SearchStrategy[list[tuple[str, st
     a = world["a"]
     printable = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=300)
     users = [f"user:{u}" for u in a.users] + ["user:nobody", "user:b-admin"]
-    keys = [*a.service_accounts.values(), "pnb_" + "A" * 40, "pnb_x", "pnb_" + "A" * 300]
+    keys = [*a.service_accounts.values(), *a.user_keys.values(), "pnb_" + "A" * 40, "pnu_" + "A" * 40, "pnb_x"]
+    keys.append("pnb_" + "A" * 300)
     valid = st.sampled_from(
         [
             [("x-orgauthz-actor", "user:a-admin")],
@@ -89,6 +90,7 @@ def metadata(world: dict[str, OrgWorld]) -> st.SearchStrategy[list[tuple[str, st
             [("x-orgauthz-actor", "user:a-owner")],
             [("x-orgauthz-actor", "user:a-manager")],
             [("x-orgauthz-api-key", a.service_accounts["a-sa-bot"])],
+            [("x-orgauthz-api-key", next(iter(a.user_keys.values())))],
         ]
     )
     hostile = st.one_of(
@@ -240,8 +242,9 @@ def test_every_service_and_rpc_is_enumerated() -> None:
         "orgauthz.v1.AuditService",
         "orgauthz.v1.InvitationService",
         "orgauthz.v1.ServiceAccountService",
+        "orgauthz.v1.UserApiKeyService",
     } <= services
-    assert len(RPCS) >= 38
+    assert len(RPCS) >= 41
 
 
 # -- text fields (SPEC §4: no control or invisible formatting character) ---------------------
@@ -293,6 +296,7 @@ STRUCTURED_FIELDS = frozenset(
     }
 )
 ADMIN = (("x-orgauthz-actor", "user:a-admin"),)
+OWNER = (("x-orgauthz-actor", "user:a-owner"),)
 
 
 def _string_fields(rpc: Any) -> set[str]:
@@ -322,6 +326,7 @@ def _text_request(short: str, n: int, world: dict[str, OrgWorld]) -> tuple[dict[
             {"organization": "a", "id": "a-sa-ci", "name": f"robot ci {n}"},
             ADMIN,
         ),
+        "UserApiKeyService.CreateUserApiKey": ({"user_id": "a-owner", "name": f"laptop {n}"}, OWNER),
         "RoleService.CreateRole": (
             {
                 "organization": "a",
@@ -386,6 +391,7 @@ async def test_s4_text_fields_refuse_control_and_invisible_formatting_characters
         "WorkspaceService.UpdateWorkspace",
         "ServiceAccountService.CreateServiceAccount",
         "ServiceAccountService.UpdateServiceAccount",
+        "UserApiKeyService.CreateUserApiKey",
         "RoleService.CreateRole",
         "RoleService.UpdateRole",
     }
@@ -505,6 +511,8 @@ def _list_request(rpc: Any, page_token: str) -> Any:
         values["workspace"] = "a-ws1"
     if "subject" in fields:
         values["subject"] = "user:a-member"
+    if "user_id" in fields:
+        values["user_id"] = "a-admin"  # the actor's own keys
     return rpc.request_class()(**values)
 
 
@@ -544,6 +552,7 @@ async def test_s4_every_list_refuses_a_page_token_it_did_not_issue(
         "AuditService.ListAuditEvents",
         "InvitationService.ListInvitations",
         "ServiceAccountService.ListServiceAccounts",
+        "UserApiKeyService.ListUserApiKeys",
     }
     # The actor's own organizations (ListMyOrganizations) need a second page: a-admin founds one more.
     founded = await call(

@@ -41,6 +41,8 @@ from orgauthz.v1 import management_pb2 as mpb
 from orgauthz.v1 import management_pb2_grpc as mpbg
 from orgauthz.v1 import service_accounts_pb2 as spb
 from orgauthz.v1 import service_accounts_pb2_grpc as spbg
+from orgauthz.v1 import user_api_keys_pb2 as upb
+from orgauthz.v1 import user_api_keys_pb2_grpc as upbg
 from tests.conftest import settings_for
 from tests.support.services import PgCluster
 
@@ -122,6 +124,10 @@ MATRIX: dict[str, tuple[C, C, C, C, C, C, C]] = {
     "ServiceAccountService.RotateServiceAccountKey":  (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
     "ServiceAccountService.UpdateServiceAccount":     (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
     "ServiceAccountService.DeleteServiceAccount":     (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
+    # User API keys (R29): every cell asks about ada's own keys; only ada, asserted, manages them.
+    "UserApiKeyService.CreateUserApiKey":             (OK,     DENIED, DENIED, DENIED, DENIED, DENIED, UNAUTH),
+    "UserApiKeyService.ListUserApiKeys":              (OK,     DENIED, DENIED, DENIED, DENIED, DENIED, UNAUTH),
+    "UserApiKeyService.DeleteUserApiKey":             (OK,     DENIED, DENIED, DENIED, DENIED, DENIED, UNAUTH),
 }
 # fmt: on
 
@@ -129,8 +135,9 @@ MANAGEMENT_SERVICES = {
     **{name: getattr(mpbg, f"{name}Stub") for name in mpb.DESCRIPTOR.services_by_name},
     **{name: getattr(ipbg, f"{name}Stub") for name in ipb.DESCRIPTOR.services_by_name},
     **{name: getattr(spbg, f"{name}Stub") for name in spb.DESCRIPTOR.services_by_name},
+    **{name: getattr(upbg, f"{name}Stub") for name in upb.DESCRIPTOR.services_by_name},
 }
-DESCRIPTORS = [mpb.DESCRIPTOR, ipb.DESCRIPTOR, spb.DESCRIPTOR]
+DESCRIPTORS = [mpb.DESCRIPTOR, ipb.DESCRIPTOR, spb.DESCRIPTOR, upb.DESCRIPTOR]
 
 
 # -- the world --------------------------------------------------------------------------------
@@ -445,6 +452,13 @@ SELF: dict[str, dict[str, Callable[[World], Awaitable[str]]]] = {
 }
 
 
+async def _delete_user_key(w: World) -> Any:
+    made = await w.admin(
+        "UserApiKeyService.CreateUserApiKey", upb.CreateUserApiKeyRequest(user_id="ada", name=w.fresh("key"))
+    )
+    return upb.DeleteUserApiKeyRequest(user_id="ada", id=made.key.id)
+
+
 def _fixed(request: Any) -> Prepare:
     async def prepare(_: World) -> Any:
         return request
@@ -493,6 +507,9 @@ REQUESTS: dict[str, Prepare] = {
     "ServiceAccountService.RotateServiceAccountKey": _rotate,
     "ServiceAccountService.DeleteServiceAccount": _delete_sa,
     "ServiceAccountService.UpdateServiceAccount": _update_sa,
+    "UserApiKeyService.CreateUserApiKey": _fixed(upb.CreateUserApiKeyRequest(user_id="ada", name="laptop")),
+    "UserApiKeyService.ListUserApiKeys": _fixed(upb.ListUserApiKeysRequest(user_id="ada")),
+    "UserApiKeyService.DeleteUserApiKey": _delete_user_key,
 }
 
 CELLS = [(rpc, actor, expected) for rpc, row in MATRIX.items() for actor, expected in zip(ACTORS, row, strict=True)]

@@ -6,7 +6,9 @@ rounds). Two servers share one database, and the racing calls are spread over bo
 - concurrent grant/change/revoke of one (workspace, subject): the stored role is the one
   written by the call that committed the highest revision, and Check agrees on both servers;
 - key rotation while the old key is in use: once the rotation has returned, the old key
-  never works again (no grace period), and the new one works at once (R13).
+  never works again (no grace period), and the new one works at once (R13): a management
+  call reads the key from the store, and Authenticate, served from memory, is given the
+  rotation's revision as ``min_revision`` (R14, SPEC §3).
 """
 
 from __future__ import annotations
@@ -229,6 +231,7 @@ async def test_r13_rotation_while_the_old_key_is_in_use(pair: Pair, policy: Poli
         )
         old = created.api_key
         rotated_at: list[float] = []
+        rotated_rev: list[int] = []
         uses: list[tuple[float, float, grpc.StatusCode]] = []
         stop = asyncio.Event()
 
@@ -238,13 +241,15 @@ async def test_r13_rotation_while_the_old_key_is_in_use(pair: Pair, policy: Poli
             o: str = o,
             stop: asyncio.Event = stop,
             uses: list[tuple[float, float, grpc.StatusCode]] = uses,
+            rotated_rev: list[int] = rotated_rev,
         ) -> None:
             authz = pair.stub(apbg.AuthorizationServiceStub, i)
             mgmt = pair.stub(spbg.ServiceAccountServiceStub, i)
             while not stop.is_set():
                 start = time.monotonic()
                 if i % 2:
-                    c, _ = await outcome(authz.Authenticate(apb.AuthenticateRequest(api_key=old)))
+                    req = apb.AuthenticateRequest(api_key=old, min_revision=rotated_rev[0] if rotated_rev else 0)
+                    c, _ = await outcome(authz.Authenticate(req))
                 else:  # the old key acting as the service account itself
                     c, _ = await outcome(
                         mgmt.ListServiceAccounts(
@@ -258,6 +263,7 @@ async def test_r13_rotation_while_the_old_key_is_in_use(pair: Pair, policy: Poli
         rot = await pair.stub(spbg.ServiceAccountServiceStub, r).RotateServiceAccountKey(
             spb.RotateServiceAccountKeyRequest(organization=o, id=f"{o}-bot"), metadata=actor(f"{o}-admin")
         )
+        rotated_rev.append(rot.revision)  # before the time: a use started after it carries it
         rotated_at.append(time.monotonic())
         await asyncio.sleep(0.1)
         stop.set()

@@ -170,6 +170,7 @@ class OrgWorld:
     workspaces: list[str]
     roles: list[str]
     service_accounts: dict[str, str] = field(default_factory=dict)  # id -> API key
+    user_keys: dict[str, str] = field(default_factory=dict)  # id -> the admin's personal API key (R29)
     invitations: dict[str, str] = field(default_factory=dict)  # id -> token
     invitation_emails: dict[str, str] = field(default_factory=dict)  # id -> email
 
@@ -179,7 +180,15 @@ class OrgWorld:
 
     def ids(self) -> list[str]:
         """Every id of the organization a request could name."""
-        return [self.id, *self.users, *self.workspaces, *self.roles, *self.service_accounts, *self.invitations]
+        return [
+            self.id,
+            *self.users,
+            *self.workspaces,
+            *self.roles,
+            *self.service_accounts,
+            *self.invitations,
+            *self.user_keys,
+        ]
 
 
 async def build_world(
@@ -188,13 +197,16 @@ async def build_world(
     policy: Any,
     orgs: Sequence[str] = ("a", "b"),
 ) -> dict[str, OrgWorld]:
-    """Seeds each organization, then creates a service account with a key and two pending
-    invitations through the API (so the keys and tokens are real)."""
+    """Seeds each organization, then creates a service account with a key, two personal API
+    keys of its admin and two pending invitations through the API (so the keys and tokens
+    are real)."""
     from orgauthz.store.importer import import_document
     from orgauthz.v1 import invitations_pb2 as ipb
     from orgauthz.v1 import invitations_pb2_grpc as ipbg
     from orgauthz.v1 import service_accounts_pb2 as spb
     from orgauthz.v1 import service_accounts_pb2_grpc as spbg
+    from orgauthz.v1 import user_api_keys_pb2 as upb
+    from orgauthz.v1 import user_api_keys_pb2_grpc as upbg
 
     rev = import_document(app.db, policy, {"organizations": [org_doc(o) for o in orgs]}).revision
     await app.feed.wait_for(rev, 10)
@@ -214,6 +226,11 @@ async def build_world(
                 metadata=actor(f"{o}-admin"),
             )
             w.service_accounts[r.service_account.id] = r.api_key
+        for name in ("laptop", "ci"):
+            k = await upbg.UserApiKeyServiceStub(channel).CreateUserApiKey(
+                upb.CreateUserApiKeyRequest(user_id=f"{o}-admin", name=name), metadata=actor(f"{o}-admin")
+            )
+            w.user_keys[k.key.id] = k.api_key
         r2 = await invites.CreateInvitations(
             ipb.CreateInvitationsRequest(organization=o, emails=[f"new1@{o}.test", f"new2@{o}.test"]),
             metadata=actor(f"{o}-admin"),

@@ -15,13 +15,21 @@ T = TypeVar("T")
 
 
 async def commit_rows(
-    store: Store, org: str, kind: str, *writes: Write, add: tuple[Line, ...] = (), remove: tuple[Line, ...] = ()
+    store: Store,
+    org: str,
+    kind: str,
+    *writes: Write,
+    add: tuple[Line, ...] = (),
+    remove: tuple[Line, ...] = (),
+    keys: tuple[str, ...] = (),
 ) -> Committed[None]:
     """Commits ``writes`` as one write of ``org`` (a revision of its own), with the lines
-    it adds and removes as its change set."""
+    it adds and removes, and the subjects whose API keys it changes, as its change set."""
 
     def decide(at: Locked) -> Decision[None]:
-        return Decision(None, writes=list(writes), change=at.change(add=list(add), remove=list(remove)))
+        return Decision(
+            None, writes=list(writes), change=at.change(add=list(add), remove=list(remove), keys=list(keys))
+        )
 
     return await store.commit(org, kind, {}, decide)
 

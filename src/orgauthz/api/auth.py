@@ -14,7 +14,8 @@ only encrypts; it does not authenticate the caller. Health checks stay open for 
 
 **The actor** of a management call (:func:`resolve_actor`) comes from metadata:
 ``x-orgauthz-actor: user:<id>`` asserted by the authenticated caller, or
-``x-orgauthz-api-key: pnb_...`` for a service account presenting its own key. A missing
+``x-orgauthz-api-key: pnb_...`` for a service account presenting its own key (``pnu_...``: a
+user presenting one of their personal keys, acting as that user, R29). A missing
 actor is UNAUTHENTICATED; a malformed one, or both headers at once, INVALID_ARGUMENT
 naming the header.
 
@@ -240,9 +241,9 @@ async def optional_actor(context: grpc.aio.ServicerContext, management: Manageme
     if api_key:
         if len(api_key) > API_KEY_MAX:
             raise Unauthenticated("invalid API key")
-        # Part of the service accounts feature; imported here so this module does not
-        # depend on it at import time.
-        from orgauthz.services.service_accounts import authenticate_key
+        # Part of the API keys feature; imported here so this module does not depend on it
+        # at import time.
+        from orgauthz.services.api_keys import authenticate_key
 
         found = authenticate_key(management, api_key)
         return await found if inspect.isawaitable(found) else found

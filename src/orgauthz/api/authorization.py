@@ -154,5 +154,9 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):  # type: igno
             from orgauthz.errors import Unauthenticated
 
             raise Unauthenticated("invalid API key")
-        sa, org = await self.authenticator.authenticate(request.api_key)
-        return pb.AuthenticateResponse(service_account=sa, organization=org, subject=f"service_account:{sa}")
+        found = await self.authenticator.authenticate(request.api_key, request.min_revision)
+        if found.org_id:  # a service account's key
+            return pb.AuthenticateResponse(
+                service_account=found.id, organization=found.org_id, subject=found.subject, revision=found.revision
+            )
+        return pb.AuthenticateResponse(user=found.id, subject=found.subject, revision=found.revision)

@@ -28,6 +28,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from orgauthz.api import auth, authorization, decoding, registry
 from orgauthz.api.health import Health
 from orgauthz.api.metrics import Metrics
+from orgauthz.cache.keys import KeyCache
 from orgauthz.cache.memory import MemoryCache
 from orgauthz.config import Settings
 from orgauthz.domain.policy import load_policy
@@ -36,9 +37,9 @@ from orgauthz.engine.decisions import Decisions
 from orgauthz.engine.engine import Engine
 from orgauthz.engine.feed import ChangeFeed
 from orgauthz.engine.replication import Replication
+from orgauthz.services.api_keys import KeyAuthenticator
 from orgauthz.services.context import Management
 from orgauthz.services.outbox import Mail, OutboxSender
-from orgauthz.services.service_accounts import KeyAuthenticator
 from orgauthz.store.base import Store
 from orgauthz.store.db import open_store
 from orgauthz.v1 import authorization_pb2
@@ -134,6 +135,7 @@ class App:
     health: Health = field(default_factory=Health)
     management: Management | None = None
     replication: Replication | None = None
+    keys: KeyCache | None = None  # resolved API keys (R14)
     _watch: asyncio.Task[None] | None = None
     outbox: OutboxSender | None = None  # invitation email; only with smtp_host (R9)
 
@@ -148,8 +150,14 @@ class App:
         self.feed = feed = ChangeFeed(engine, poll_interval=s.poll_interval_s, reload_after=s.feed_reload_after)
         cache = MemoryCache(s.cache_max_entries)
         self.replication, authorizer = Replication.build(s, engine, feed, cache)
+        self.keys = keys = KeyCache(s.key_cache_max_entries)
+        engine.watch(keys.applied)
+        replication = self.replication
         self.metrics.bind_replication(
-            self.replication.cache_counts, lambda: feed.lag_revisions, feed.lag_seconds, lambda: engine.reloads
+            lambda: {**replication.cache_counts(), ("api_keys", "hit"): keys.hits, ("api_keys", "miss"): keys.misses},
+            lambda: feed.lag_revisions,
+            feed.lag_seconds,
+            lambda: engine.reloads,
         )
         counted = CountingAuthorizer(authorizer, self.metrics.decided)
         self.decisions = Decisions(engine, counted, feed, min_revision_wait=s.min_revision_wait_s)
@@ -164,9 +172,11 @@ class App:
         self.server = server = grpc.aio.server(options=options, interceptors=auth.interceptors_for(s))
         self.management = Management(store=db, engine=engine, feed=feed, policy=policy, mail=Mail.of(s))
         services = _Services(server, registered=SERVICE_NAMES)
+        authenticator = KeyAuthenticator(
+            self.management, keys, applied=lambda: engine.applied, at_least=self.decisions.at_least
+        )
         authorization.add_to_server(
-            authorization.AuthorizationServicer(self.decisions, self.metrics, KeyAuthenticator(self.management)),
-            services,
+            authorization.AuthorizationServicer(self.decisions, self.metrics, authenticator), services
         )
         if s.smtp_host and not s.secret_key:
             raise ValueError(

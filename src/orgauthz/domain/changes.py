@@ -25,15 +25,21 @@ class ChangeSet:
     workspaces_added: list[str] = field(default_factory=list)
     workspaces_removed: list[str] = field(default_factory=list)
     reload: bool = False  # custom roles changed: replicas rebuild the organization
+    # Subjects (``user:<id>``, ``service_account:<id>``) whose API keys this write revoked,
+    # rotated or deleted: replicas drop what they remember of those keys (R14).
+    keys: list[str] = field(default_factory=list)
 
     def payload(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "add": [list(x) for x in self.add],
             "remove": [list(x) for x in self.remove],
             "ws_add": self.workspaces_added,
             "ws_remove": self.workspaces_removed,
             "reload": self.reload,
         }
+        if self.keys:
+            out["keys"] = self.keys
+        return out
 
     @classmethod
     def from_payload(cls, org_id: str, kind: str, p: dict[str, Any]) -> ChangeSet:
@@ -45,6 +51,7 @@ class ChangeSet:
             workspaces_added=list(p.get("ws_add", [])),
             workspaces_removed=list(p.get("ws_remove", [])),
             reload=bool(p.get("reload", False)),
+            keys=list(p.get("keys", [])),
         )
 
 

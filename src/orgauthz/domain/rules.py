@@ -172,3 +172,22 @@ def check_role_unused(role_id: str, uses: Mapping[str, int]) -> None:
     used = [f"{n} {what}" for what, n in uses.items() if n]
     if used:
         raise FailedPrecondition(f"role {role_id!r} is in use ({', '.join(used)}); reassign them first")
+
+
+# -- R29: users' personal API keys -------------------------------------------------------
+
+USER_KEYS_MAX: Final = 50  # keys one user may hold at once, expired ones included
+
+
+def check_own_keys(*, actor: str, by_key: bool, user_id: str) -> None:
+    """R29: only the user themself manages their keys, asserted as the actor by the caller.
+    Another user, a service account, or a key presented as the actor (a key never mints or
+    removes keys: a leaked one cannot give itself a successor) is refused."""
+    if actor != f"user:{user_id}" or by_key:
+        raise PermissionDenied(f"only user {user_id!r}, asserted by the caller, manages their API keys")
+
+
+def check_user_key_count(held: int) -> None:
+    """R29: a user holds at most :data:`USER_KEYS_MAX` keys (delete one to make another)."""
+    if held >= USER_KEYS_MAX:
+        raise LimitExceeded(f"the user holds {held} API keys, the most allowed ({USER_KEYS_MAX}); delete one first")

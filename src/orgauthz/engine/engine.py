@@ -17,6 +17,7 @@ import itertools
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -94,6 +95,20 @@ class Engine:
         self.loads = 0
         self.evictions = 0
         self.reloads = 0  # full index re-reads (far behind, gap in the feed)
+        # Told every change as it is applied (None: a re-read of the index, anything may
+        # have changed): what is remembered beside the engine, such as resolved API keys.
+        self._watchers: list[Callable[[int, ChangeSet | None], None]] = []
+
+    def watch(self, watcher: Callable[[int, ChangeSet | None], None]) -> None:
+        """Calls ``watcher(revision, change)`` after each change is applied, and
+        ``watcher(revision, None)`` after a re-read of the index."""
+        self._watchers.append(watcher)
+
+    def announce(self, revision: int, change: ChangeSet | None) -> None:
+        """Tells the watchers of a change (:meth:`apply` does; also a change committed here
+        that cannot be applied yet, so nothing it revoked is answered meanwhile)."""
+        for watcher in self._watchers:
+            watcher(revision, change)
 
     # -- start-up and the feed -------------------------------------------------------
 
@@ -116,12 +131,17 @@ class Engine:
         await self.start()
         self._orgs.clear()  # no await since start() set the index: never a mixed state
         self.reloads += 1
+        self.announce(self.applied, None)
 
     def apply(self, revision: int, change: ChangeSet) -> None:
         """Applies one committed change. Changes must arrive in revision order, once."""
         if revision <= self.applied:
             return
         org = change.org_id
+        if not org:  # a write of no organization (a user's API keys, R29): no lines
+            self.applied = revision
+            self.announce(revision, change)
+            return
         for ws in change.workspaces_added:
             self.workspace_org[ws] = org
             self.org_workspaces.setdefault(org, set()).add(ws)
@@ -140,6 +160,7 @@ class Engine:
             for ws in self.org_workspaces.pop(org, set()):
                 self.workspace_org.pop(ws, None)
         self.applied = revision
+        self.announce(revision, change)
 
     def _apply_to(self, state: _Org, org: str, change: ChangeSet) -> None:
         if change.reload:

@@ -145,6 +145,8 @@ class ChangeFeed:
         except Unavailable:
             if self.engine.applied == revision - 1:
                 self.engine.apply(revision, change)
+            else:
+                self.engine.announce(revision, change)  # what it revoked is not answered meanwhile
             log.warning("revision %d committed; this replica applies it when the database returns", revision)
 
     async def applied_locally(self, revision: int, change: ChangeSet) -> None:

@@ -33,10 +33,12 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Actor:
     """Who a management call acts for: a user asserted by the authenticated caller, or a
-    service account that presented its own API key (``org_id`` is then its organization)."""
+    service account (``org_id`` is then its organization) or user that presented its own
+    API key (``by_key``)."""
 
     subject: str
     org_id: str = ""
+    by_key: bool = False
 
     @property
     def is_user(self) -> bool:

@@ -1,13 +1,14 @@
-"""Invitation tokens and service account API keys (R5, R12, R14).
+"""Invitation tokens and API keys of service accounts and users (R5, R12, R14, R29).
 
 Both are high-entropy values from :func:`secrets.token_urlsafe`, so one SHA-256 of the
 value is all the store keeps: no salt or slow hash is needed against guessing, and the
 hash doubles as the lookup key. A lookup fetches by hash and then compares the hashes
 with :func:`hmac.compare_digest`, so nothing about a near miss leaks through timing.
 
-API keys look like Prefect's: ``pnb_`` (a service account key, "b" for bot) followed by a
-random body. Reads only ever show :func:`mask` of a key. Nothing here logs; callers must
-never put a key or token in a log line or an error message. Queued invitation email, which
+API keys look like Prefect's: ``pnb_`` (a service account key, "b" for bot) or ``pnu_`` (a
+user's personal key) followed by a random body of the same shape. Reads only ever show
+:func:`mask` of a key. Nothing here logs; callers must never put a key or token in a log
+line or an error message. Queued invitation email, which
 must carry its token until the mail server takes it, is stored sealed (:func:`seal`, Fernet
 with a key derived from ``settings.secret_key``), so a database dump shows no token.
 """
@@ -23,7 +24,9 @@ from typing import Final
 
 from cryptography.fernet import Fernet, InvalidToken
 
-API_KEY_PREFIX: Final = "pnb_"
+API_KEY_PREFIX: Final = "pnb_"  # a service account's key
+USER_KEY_PREFIX: Final = "pnu_"  # a user's personal key (R29)
+KEY_PREFIXES: Final = (API_KEY_PREFIX, USER_KEY_PREFIX)
 API_KEY_BODY_BYTES: Final = 30  # 40 URL-safe characters, 240 bits
 TOKEN_BYTES: Final = 32  # 43 URL-safe characters, 256 bits
 SECRET_MAX: Final = 256  # longer input is rejected before hashing
@@ -37,9 +40,9 @@ def new_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
-def new_api_key() -> str:
-    """A service account API key: ``pnb_`` + 40 URL-safe characters."""
-    return API_KEY_PREFIX + secrets.token_urlsafe(API_KEY_BODY_BYTES)
+def new_api_key(prefix: str = API_KEY_PREFIX) -> str:
+    """An API key: ``prefix`` (``pnb_`` or ``pnu_``) + 40 URL-safe characters."""
+    return prefix + secrets.token_urlsafe(API_KEY_BODY_BYTES)
 
 
 def digest(secret: str) -> str:
@@ -49,20 +52,33 @@ def digest(secret: str) -> str:
 
 def same_digest(stored: str, secret: str) -> bool:
     """Constant-time comparison of a stored digest with the digest of ``secret``."""
-    return hmac.compare_digest(stored.encode("ascii"), digest(secret).encode("ascii"))
+    return same_hash(stored, digest(secret))
 
 
-def parse_api_key(value: str) -> str | None:
-    """The body of a well-formed service account key, or None.
+def same_hash(stored: str, computed: str) -> bool:
+    """Constant-time comparison of two digests (``computed``: :func:`digest` of a presented secret)."""
+    return hmac.compare_digest(stored.encode("ascii"), computed.encode("ascii"))
 
-    A key is well-formed when it is exactly ``pnb_`` followed by 40 URL-safe characters;
-    anything else (another prefix such as Prefect's user keys ``pnu_``, surrounding
-    whitespace, a truncated key) can name no key and is refused without a lookup.
+
+def parse_api_key(value: str, prefix: str = API_KEY_PREFIX) -> str | None:
+    """The body of a well-formed key with ``prefix`` (a service account's, by default), or None.
+
+    A key is well-formed when it is exactly the prefix followed by 40 URL-safe characters;
+    anything else (another prefix, surrounding whitespace, a truncated key) can name no key
+    and is refused without a lookup.
     """
-    if len(value) > SECRET_MAX or not value.startswith(API_KEY_PREFIX):
+    if len(value) > SECRET_MAX or not value.startswith(prefix):
         return None
-    body = value[len(API_KEY_PREFIX) :]
+    body = value[len(prefix) :]
     return body if _BODY_RE.fullmatch(body) else None
+
+
+def key_prefix(value: str) -> str | None:
+    """The prefix of a well-formed key of either kind (``pnb_`` or ``pnu_``), or None."""
+    for prefix in KEY_PREFIXES:
+        if parse_api_key(value, prefix) is not None:
+            return prefix
+    return None
 
 
 def is_token(value: str) -> bool:
@@ -90,6 +106,8 @@ def unseal(secret_key: str, sealed: str) -> str:
 
 
 def mask(api_key: str) -> str:
-    """What reads show: ``pnb_ab…yz`` (prefix, first two and last two body characters)."""
-    body = api_key[len(API_KEY_PREFIX) :] if api_key.startswith(API_KEY_PREFIX) else api_key
-    return f"{API_KEY_PREFIX}{body[:2]}…{body[-2:]}"
+    """What reads show: ``pnb_ab…yz`` or ``pnu_ab…yz`` (prefix, first two and last two body
+    characters)."""
+    prefix = next((p for p in KEY_PREFIXES if api_key.startswith(p)), API_KEY_PREFIX)
+    body = api_key.removeprefix(prefix)
+    return f"{prefix}{body[:2]}…{body[-2:]}"

@@ -9,9 +9,9 @@ moment a key stops working, set by a rotation to the end of its grace period (at
 48 hours, default now, R13). Deleting a service account deletes its keys, its membership
 and its workspace grants in one write, so the next Check and the next Authenticate deny.
 
-:func:`authenticate_key` resolves a presented key to its actor (R14): a malformed, unknown,
-expired or revoked key is :class:`Unauthenticated` with the same message, and the key
-itself is never logged or echoed.
+A rotation and a deletion name the account in their change set (``ChangeSet.keys``), so
+every replica drops what it remembers of the account's keys when it applies the change
+(:mod:`orgauthz.services.api_keys` resolves keys, R14).
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from sqlalchemy.orm import Session
 from orgauthz.domain import lines as L
 from orgauthz.domain import rules
 from orgauthz.domain.policy import ORGANIZATION
-from orgauthz.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
+from orgauthz.errors import AlreadyExists, InvalidArgument, NotFound
 from orgauthz.services import secrets as sec
 from orgauthz.services.access import grants_read, removal
+from orgauthz.services.api_keys import works
 from orgauthz.services.context import Actor, Authority, Management, audit
 from orgauthz.services.roles import check_role_row, role_read, role_scopes
 from orgauthz.store import base as store
@@ -39,7 +40,6 @@ from orgauthz.store.models import ApiKey, Organization, ServiceAccount
 
 GRACE_MAX_S = 48 * 3600
 KEY_TTL_MAX_S = 10 * 365 * 24 * 3600
-INVALID_KEY = "invalid API key"
 
 
 @dataclass(frozen=True)
@@ -85,10 +85,6 @@ class _NewKey:
         return cls(id=f"key-{_secrets.token_hex(10)}", api_key=key, key_hash=sec.digest(key), masked=sec.mask(key))
 
 
-def _works(expires_at: datetime | None, revoked_at: datetime | None, now: datetime) -> bool:
-    return (expires_at is None or as_utc(expires_at) > now) and (revoked_at is None or as_utc(revoked_at) > now)
-
-
 def _key_view(k: Any, now: datetime) -> KeyView:
     """``k``: an ApiKey, or a row with its id, masked, created_at, expires_at and revoked_at."""
     return KeyView(
@@ -97,7 +93,7 @@ def _key_view(k: Any, now: datetime) -> KeyView:
         created_at=as_utc(k.created_at),
         expires_at=as_utc(k.expires_at) if k.expires_at else None,
         revoked_at=as_utc(k.revoked_at) if k.revoked_at else None,
-        active=_works(k.expires_at, k.revoked_at, now),
+        active=works(k.expires_at, k.revoked_at, now),
     )
 
 
@@ -318,8 +314,13 @@ async def rotate_key(
                 "key_expires_at": issued.expires_at.isoformat() if issued.expires_at else None,
             },
         )
-        # No Casbin line changes; the write still gets a revision like every write.
-        return Decision((_account_view(sa, sa_id, [*keys, key], at.now), issued), writes=writes, audits=[event])
+        # No Casbin line changes; replicas drop what they remember of the account's keys.
+        return Decision(
+            (_account_view(sa, sa_id, [*keys, key], at.now), issued),
+            writes=writes,
+            audits=[event],
+            change=at.change(keys=[f"service_account:{sa_id}"]),
+        )
 
     reads = _account_reads(sa_id)
     (shown, issued), revision = await mgmt.write(org_id, "api-key.rotated", reads, decide)
@@ -401,47 +402,8 @@ async def delete_service_account(mgmt: Management, actor: Actor, org_id: str, sa
             # Children first: the keys reference the account.
             writes=[grants, store.delete(ApiKey, service_account_id=sa_id), store.delete(ServiceAccount, id=sa_id)],
             audits=[audit(actor, "orgauthz.service-account.deleted", subject, details=details)],
-            change=at.change(remove=lines),
+            change=at.change(remove=lines, keys=[subject]),
         )
 
     _, revision = await mgmt.write(org_id, "service-account.deleted", reads, decide)
     return revision
-
-
-# -- R14 -----------------------------------------------------------------------------------
-
-
-async def authenticate_key(mgmt: Management, api_key: str) -> Actor:
-    """The service account presenting ``api_key``, as an actor of its organization.
-
-    Raises Unauthenticated("invalid API key") for a malformed, unknown, expired or revoked
-    key; the message never includes the key. Looked up by hash, then compared in constant time.
-    """
-    if sec.parse_api_key(api_key) is None:
-        raise Unauthenticated(INVALID_KEY)
-    hashed = sec.digest(api_key)
-    row = await mgmt.read(
-        lambda s: s.execute(
-            select(
-                ApiKey.key_hash, ApiKey.service_account_id, ApiKey.org_id, ApiKey.expires_at, ApiKey.revoked_at
-            ).where(ApiKey.key_hash == hashed)
-        ).first()
-    )
-    if (
-        row is None
-        or not sec.same_digest(row.key_hash, api_key)
-        or not _works(row.expires_at, row.revoked_at, utcnow())
-    ):
-        raise Unauthenticated(INVALID_KEY)
-    return Actor(subject=f"service_account:{row.service_account_id}", org_id=row.org_id)
-
-
-class KeyAuthenticator:
-    """What ``AuthorizationService.Authenticate`` calls: key -> (service account id, organization id)."""
-
-    def __init__(self, mgmt: Management) -> None:
-        self.mgmt = mgmt
-
-    async def authenticate(self, api_key: str) -> tuple[str, str]:
-        actor = await authenticate_key(self.mgmt, api_key)
-        return actor.id, actor.org_id

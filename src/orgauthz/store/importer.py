@@ -232,6 +232,8 @@ def _check_store(db: Store, orgs: list[dict[str, Any]]) -> None:
 # What an organization's import reads under the write lock.
 _ORG = select(Organization.id).where(Organization.id == bindparam("org"))
 _WORKSPACES = select(Workspace.id).where(Workspace.org_id == bindparam("org"))
+# The service accounts an import replaces: their keys go with them (R13, R14).
+_SERVICE_ACCOUNTS = select(ServiceAccount.id).where(ServiceAccount.org_id == bindparam("org"))
 _PENDING = (
     select(func.count())
     .select_from(Invitation)
@@ -252,6 +254,7 @@ def _reads(org: dict[str, Any]) -> dict[str, Read]:
     return {
         "org": (_ORG, {"org": org["id"]}),
         "workspaces": (_WORKSPACES, {"org": org["id"]}),
+        "service_accounts": (_SERVICE_ACCOUNTS, {"org": org["id"]}),
         "pending": (_PENDING, {"org": org["id"], "now": utcnow()}),
     }
 
@@ -384,7 +387,12 @@ def _replacing(org: dict[str, Any]) -> Decide[int]:
                 writes.append((_NEW_USER, params) if model is User else store.insert(model, params))
         old_ws = {row[0] for row in at["workspaces"]}
         new_ws = {ws["id"] for ws in workspaces}
-        change = at.change(workspaces_added=sorted(new_ws), workspaces_removed=sorted(old_ws - new_ws), reload=True)
+        # Every service account is deleted and its keys with it (even one the document keeps
+        # gets new rows and no key): replicas forget what they remember of those keys.
+        ended = sorted(f"service_account:{row[0]}" for row in at["service_accounts"])
+        change = at.change(
+            workspaces_added=sorted(new_ws), workspaces_removed=sorted(old_ws - new_ws), reload=True, keys=ended
+        )
         return Decision(at.revision, writes=writes, change=change)
 
     return decide

@@ -144,6 +144,22 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class UserApiKey(Base):
+    """A user's personal API key (R29): only its hash is stored; ``masked`` is what reads show.
+
+    It belongs to the user, not to an organization: leaving one leaves the key in place, and
+    it acts as the user wherever the user is a member. Deleting it revokes it."""
+
+    __tablename__ = "user_api_keys"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ID, index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    masked: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Invitation(Base):
     __tablename__ = "invitations"
     __table_args__ = (Index("ix_invitations_org_email_status", "org_id", "email", "status"),)

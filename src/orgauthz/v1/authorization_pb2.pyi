@@ -99,17 +99,23 @@ class ListAccessibleWorkspacesResponse(_message.Message):
     def __init__(self, workspaces: _Optional[_Iterable[_Union[AccessibleWorkspace, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class AuthenticateRequest(_message.Message):
-    __slots__ = ("api_key",)
+    __slots__ = ("api_key", "min_revision")
     API_KEY_FIELD_NUMBER: _ClassVar[int]
+    MIN_REVISION_FIELD_NUMBER: _ClassVar[int]
     api_key: str
-    def __init__(self, api_key: _Optional[str] = ...) -> None: ...
+    min_revision: int
+    def __init__(self, api_key: _Optional[str] = ..., min_revision: _Optional[int] = ...) -> None: ...
 
 class AuthenticateResponse(_message.Message):
-    __slots__ = ("service_account", "organization", "subject")
+    __slots__ = ("service_account", "organization", "subject", "user", "revision")
     SERVICE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     ORGANIZATION_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     service_account: str
     organization: str
     subject: str
-    def __init__(self, service_account: _Optional[str] = ..., organization: _Optional[str] = ..., subject: _Optional[str] = ...) -> None: ...
+    user: str
+    revision: int
+    def __init__(self, service_account: _Optional[str] = ..., organization: _Optional[str] = ..., subject: _Optional[str] = ..., user: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...

@@ -94,7 +94,11 @@ class AuthorizationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Authenticate(self, request, context):
-        """Resolves a service account API key (R14). Unknown, expired or revoked: UNAUTHENTICATED.
+        """Resolves an API key (R14): a service account's `pnb_` key to the account and its
+        organization, a user's `pnu_` key to the user (R29). Unknown, expired or revoked:
+        UNAUTHENTICATED. Served from memory when warm; a key ended by a write is never answered
+        with its old identity on the server that wrote, once the write returned, nor on another
+        once it applied the write's revision (give it as `min_revision` to wait for it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

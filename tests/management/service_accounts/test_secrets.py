@@ -52,3 +52,34 @@ def test_r5_tokens_are_random_and_stored_only_as_a_digest() -> None:
     assert token not in stored
     assert sec.same_digest(stored, token)
     assert not sec.same_digest(stored, sec.new_token())
+
+
+@pytest.mark.parametrize(
+    ("value", "prefix"),
+    [
+        (f"pnb_{BODY}", "pnb_"),  # a service account key
+        (f"pnu_{BODY}", "pnu_"),  # a user's personal key (R29)
+        (f"PNU_{BODY}", None),
+        (f"pnu{BODY}", None),
+        (f"pnu_{BODY[:-1]}", None),
+        (f"pnu_{BODY}x", None),
+        (f"pnx_{BODY}", None),
+        (f" pnu_{BODY}", None),
+        ("pnu_", None),
+        ("pnu_" + "A" * 10_000, None),
+    ],
+)
+def test_r29_key_prefix_parsing_of_either_kind(value: str, prefix: str | None) -> None:
+    assert sec.key_prefix(value) == prefix
+    if prefix is not None:
+        assert sec.parse_api_key(value, prefix) == BODY
+
+
+def test_r29_user_keys_are_well_formed_random_and_masked() -> None:
+    keys = {sec.new_api_key(sec.USER_KEY_PREFIX) for _ in range(100)}
+    assert len(keys) == 100
+    for key in keys:
+        assert key.startswith("pnu_")
+        assert sec.key_prefix(key) == "pnu_"
+        assert sec.parse_api_key(key) is None  # not a service account key
+        assert sec.mask(key) == f"pnu_{key[4:6]}…{key[-2:]}"
