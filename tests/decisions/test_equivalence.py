@@ -106,6 +106,7 @@ class World:
                         {"id": a, "name": f"sa {a}", "role": r} for a, r in o.service_accounts.items()
                     ],
                     "custom_roles": custom,
+                    "teams": [{"id": t, "name": f"team {t}", "members": members} for t, members in o.teams.items()],
                     "workspaces": [
                         {"id": ws, "handle": _handle(ws), "default_role": d, "access": access.get(ws, [])}
                         for ws, d in o.workspaces.items()
@@ -145,12 +146,18 @@ def org_snapshot(draw: st.DrawFn, index: int) -> L.OrgSnapshot:
     members = {u: draw(st.sampled_from(org_roles)) for u in users}
     sas = {f"{prefix}-sa{k}": draw(st.sampled_from(sa_roles)) for k in range(draw(st.integers(0, 2)))}
     subjects = [f"user:{u}" for u in members] + [f"service_account:{a}" for a in sas]
+    # R25: teams of members and service accounts; a team is a grant's subject like any other.
+    teams = {
+        f"{prefix}-t{k}": draw(st.lists(st.sampled_from(subjects), unique=True)) if subjects else []
+        for k in range(draw(st.integers(0, 2)))
+    }
+    grantees = [*subjects, *(f"team:{t}" for t in teams)]
     workspaces: dict[str, str | None] = {}
     grants: list[tuple[str, str, str]] = []
     for k in range(draw(st.integers(0, 3))):
         ws = f"{prefix}-w{k}"
         workspaces[ws] = draw(st.one_of(st.none(), st.sampled_from(ws_roles)))
-        for sub in draw(st.lists(st.sampled_from(subjects), unique=True)) if subjects else []:
+        for sub in draw(st.lists(st.sampled_from(grantees), unique=True)) if grantees else []:
             grants.append((ws, sub, draw(st.sampled_from(ws_roles))))
     return L.OrgSnapshot(
         org_id=org_id,
@@ -160,6 +167,7 @@ def org_snapshot(draw: st.DrawFn, index: int) -> L.OrgSnapshot:
         service_accounts=sas,
         grants=grants,
         custom_roles=custom,
+        teams=teams,
     )
 
 
@@ -231,6 +239,8 @@ def _reason(source: Source) -> str:
         )
     if source.kind == "workspace":
         return f"workspace role {source.role}"
+    if source.kind.startswith("team "):
+        return f"{source.kind}: workspace role {source.role}"
     return f"default workspace role {source.role}"
 
 

@@ -141,8 +141,9 @@ class OrgFacts(Protocol):
     workspaces: Mapping[str, str | None]  # id -> default role
     members: Mapping[str, str]  # user -> organization role
     service_accounts: Mapping[str, str]  # id -> organization role
-    grants: Sequence[tuple[str, str, str]]  # (workspace, subject, role)
+    grants: Sequence[tuple[str, str, str]]  # (workspace, subject, role); the subject may be team:<id>
     custom_roles: Mapping[str, Any]  # id -> role (scopes, inherits)
+    teams: Mapping[str, Sequence[str]]  # team id -> member subjects (R25)
 
 
 @dataclass(frozen=True)
@@ -192,8 +193,12 @@ class Reference:
             if org_role in ADMINS and scope in WS_SCOPES:
                 out.add(Source("organization", org_role))  # R2a, whatever roles.yaml says
             for ws, sub, role in org.grants:
-                if ws == workspace and sub == subject and scope in self.role_scopes(org, role):
+                if ws != workspace or scope not in self.role_scopes(org, role):
+                    continue
+                if sub == subject:
                     out.add(Source("workspace", role))
+                elif sub.startswith("team:") and subject in org.teams.get(sub.removeprefix("team:"), ()):
+                    out.add(Source(f"team {sub.removeprefix('team:')}", role))  # R18: its teams' grants
             default = org.workspaces.get(workspace)
             if default and subject.startswith("user:") and scope in self.role_scopes(org, default):
                 out.add(Source("default", default))  # R17: users only

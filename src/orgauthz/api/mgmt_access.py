@@ -25,7 +25,7 @@ def access(g: WorkspaceGrant) -> pb.WorkspaceAccess:
 
 
 def _subject(value: str) -> str:
-    kind, ident = bounds.check_subject("subject", value)
+    kind, ident = bounds.check_grantee_subject("subject", value)
     return f"{kind}:{ident}"
 
 

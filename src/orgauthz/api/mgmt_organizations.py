@@ -34,6 +34,7 @@ def _limits(m: pb.Limits) -> svc.Limits:
         members=bounds.check_limit("limits.max_members", m.max_members),
         service_accounts=bounds.check_limit("limits.max_service_accounts", m.max_service_accounts),
         workspaces=bounds.check_limit("limits.max_workspaces", m.max_workspaces),
+        teams=bounds.check_limit("limits.max_teams", m.max_teams),
     )
 
 
@@ -45,7 +46,10 @@ def organization(o: Organization) -> pb.Organization:
         revision=o.revision,
         create_time=timestamp(o.created_at),
         limits=pb.Limits(
-            max_members=o.max_members, max_service_accounts=o.max_service_accounts, max_workspaces=o.max_workspaces
+            max_members=o.max_members,
+            max_service_accounts=o.max_service_accounts,
+            max_workspaces=o.max_workspaces,
+            max_teams=o.max_teams,
         ),
     )
 

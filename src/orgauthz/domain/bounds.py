@@ -91,6 +91,18 @@ def check_optional_id(field: str, value: str) -> str:
     return check_id(field, value) if value else ""
 
 
+def check_grantee_subject(field: str, value: str) -> tuple[str, str]:
+    """A subject a workspace role may be given to: :func:`check_subject`, or ``team:<id>`` (R25)."""
+    kind, sep, ident = value.partition(":")
+    if sep and kind == "team":
+        check_id(field, ident)
+        return kind, ident
+    try:
+        return check_subject(field, value)
+    except InvalidArgument:
+        raise InvalidArgument(field, "must be user:<id>, service_account:<id> or team:<id>") from None
+
+
 def check_subject(field: str, value: str) -> tuple[str, str]:
     """``user:<id>`` or ``service_account:<id>``; returns ``(kind, id)``."""
     kind, sep, ident = value.partition(":")

@@ -47,6 +47,24 @@ def grant_line(subject: str, workspace_id: str, role_ref: str) -> Line:
     return ("g", subject, role_name(role_ref), ws_domain(workspace_id))
 
 
+def team_subject(team_id: str) -> str:
+    """A team as a grant's subject and as the role its members hold: ``team:<id>`` (R25)."""
+    return f"team:{team_id}"
+
+
+def team_link(member: str, team_id: str, workspace_id: str) -> Line:
+    """``member`` belongs to the team, written in each workspace where the team holds a role:
+    Casbin resolves ``member -> team:<id> -> role:<X>`` within that workspace's domain, so a
+    decision through a team stays one enforcement of the same model (R18, R25)."""
+    return ("g", member, team_subject(team_id), ws_domain(workspace_id))
+
+
+def team_links(members: Iterable[str], team_id: str, workspaces: Iterable[str]) -> list[Line]:
+    """Every :func:`team_link` of ``members`` across ``workspaces`` (the team's grants)."""
+    spaces = list(workspaces)
+    return [team_link(m, team_id, ws) for m in members for ws in spaces]
+
+
 def default_role_line(workspace_id: str, role_ref: str) -> Line:
     """The workspace's default role for "Anyone at <organization>" (R17)."""
     return ("g3", ws_domain(workspace_id), role_name(role_ref))
@@ -79,8 +97,9 @@ class OrgSnapshot:
     workspaces: dict[str, str | None] = field(default_factory=dict)  # id -> default role
     members: dict[str, str] = field(default_factory=dict)  # user id -> org role
     service_accounts: dict[str, str] = field(default_factory=dict)  # sa id -> org role
-    grants: list[tuple[str, str, str]] = field(default_factory=list)  # (ws, subject, role)
+    grants: list[tuple[str, str, str]] = field(default_factory=list)  # (ws, subject, role); subject may be a team
     custom_roles: dict[str, RoleDef] = field(default_factory=dict)  # id -> role
+    teams: dict[str, list[str]] = field(default_factory=dict)  # team id -> member subjects (R25)
 
     def access_lines(self) -> Iterator[Line]:
         """``g`` and ``g3`` lines of this organization (no ``p``/``g2``)."""
@@ -90,6 +109,10 @@ class OrgSnapshot:
             yield from membership_lines(f"service_account:{sa}", self.org_id, role)
         for ws, subject, role in self.grants:
             yield grant_line(subject, ws, role)
+            if subject.startswith("team:"):
+                team = subject.removeprefix("team:")
+                for member in self.teams.get(team, ()):
+                    yield team_link(member, team, ws)
         for ws, default in self.workspaces.items():
             if default:
                 yield default_role_line(ws, default)

@@ -358,7 +358,11 @@ class Engine:
                 why(role, "organization" if everything else "organization role", ORGANIZATION)
         if target.level == WORKSPACE:
             for role in enforcer.roles_of(subject, target.domain):
-                why(role, "workspace role", WORKSPACE)
+                if role.startswith("team:"):  # R18, R25: the team's own roles in the workspace
+                    for team_role in enforcer.roles_of(role, target.domain):
+                        why(team_role, f"team {role.removeprefix('team:')}: workspace role", WORKSPACE)
+                else:
+                    why(role, "workspace role", WORKSPACE)
             default = enforcer.default_role(target.domain)
             if default and subject.startswith("user:") and L.MEMBER in enforcer.roles_of(subject, org_dom):
                 why(default, "default workspace role", WORKSPACE)

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, select
+from sqlalchemy import and_, bindparam, exists, literal, select
 
 from orgauthz.domain import lines as L
 from orgauthz.domain import rules
@@ -26,7 +25,7 @@ from orgauthz.services.roles import check_role_row, role_read, role_scopes
 from orgauthz.services.workspaces import find_workspace
 from orgauthz.store import base as store
 from orgauthz.store.base import Decision, Locked, Read, Write
-from orgauthz.store.models import CustomRole, Membership, ServiceAccount, Workspace, WorkspaceGrant
+from orgauthz.store.models import CustomRole, Membership, ServiceAccount, Team, TeamMember, Workspace, WorkspaceGrant
 
 _MANAGE = "manage_workspace_users"
 
@@ -60,12 +59,15 @@ async def _manager(mgmt: Management, actor: Actor, workspace_id: str) -> tuple[_
     return ws, await mgmt.authority(actor, ws.org_id, workspace_id)
 
 
-def _check_escalation(authority: Authority, actor: Actor, subject: str, scopes: frozenset[str], what: str) -> None:
+def _check_escalation(
+    authority: Authority, actor: Actor, subject: str, scopes: frozenset[str], what: str, members: Sequence[str] = ()
+) -> None:
+    """R28; a team's access is its members' own (``members``: the team's, when ``subject`` is one)."""
     rules.check_no_escalation(
         actor_is_admin=authority.is_admin,
         actor_scopes=authority.scopes,
         role_scopes=scopes,
-        own_access=subject == actor.subject,
+        own_access=subject == actor.subject or actor.subject in members,
         what=what,
     )
 
@@ -77,7 +79,10 @@ _IN_ORG = {
     "service_account": exists().where(
         ServiceAccount.id == bindparam("ident"), ServiceAccount.org_id == bindparam("org")
     ),
+    "team": exists().where(Team.id == bindparam("ident"), Team.org_id == bindparam("org")),
 }
+# A team's members (R25): its grant is written for each of them (``lines.team_links``).
+_TEAM_MEMBERS = select(TeamMember.subject).where(TeamMember.team_id == bindparam("team"))
 # Whether the workspace exists, the subject is in the organization (R16), and already has a role.
 _GRANT_CHECKS = {
     kind: select(
@@ -125,17 +130,37 @@ def _grant_row(at: Locked, ws: _Ws, subject: str, role: str) -> WorkspaceGrant:
     return WorkspaceGrant(workspace_id=ws.id, subject=subject, org_id=ws.org_id, role=role, created_at=at.now)
 
 
-def grants_read(org_id: str, subject: str) -> Read:
-    """The read :func:`removal` needs: the subject's workspace grants in the organization."""
-    return _GRANTS_OF, {"org": org_id, "subject": subject}
+# The subject's team memberships and, for each, the workspaces where the team holds a role.
+_TEAM_LINKS_OF = (
+    select(TeamMember.team_id, WorkspaceGrant.workspace_id)
+    .outerjoin(WorkspaceGrant, WorkspaceGrant.subject == literal("team:") + TeamMember.team_id)
+    .where(TeamMember.org_id == bindparam("org"), TeamMember.subject == bindparam("subject"))
+)
 
 
-def removal(org_id: str, subject: str, org_role: str, grants: Sequence[Any]) -> tuple[Write, list[Line]]:
-    """Deleting every workspace grant of ``subject`` in the organization (the rows of
-    :func:`grants_read`) and the removal of its membership and grant lines, so its next
-    Check anywhere there is denied (R4, R13). The caller deletes the member row."""
-    lines = [*L.membership_lines(subject, org_id, org_role), *(L.grant_line(subject, ws, role) for ws, role in grants)]
-    return store.delete(WorkspaceGrant, org_id=org_id, subject=subject), lines
+def removal_reads(org_id: str, subject: str) -> dict[str, Read]:
+    """The reads :func:`removal` needs: the subject's workspace grants and team memberships."""
+    return {
+        "grants": (_GRANTS_OF, {"org": org_id, "subject": subject}),
+        "teams": (_TEAM_LINKS_OF, {"org": org_id, "subject": subject}),
+    }
+
+
+def removal(at: Locked, org_id: str, subject: str, org_role: str) -> tuple[list[Write], list[Line]]:
+    """Deleting every workspace grant and team membership of ``subject`` in the organization
+    (read by :func:`removal_reads`) and the removal of its membership, grant and team lines,
+    so its next Check anywhere there is denied (R4, R13, R25). The caller deletes the member row."""
+    grants, teams = at["grants"], at["teams"]
+    lines = [
+        *L.membership_lines(subject, org_id, org_role),
+        *(L.grant_line(subject, ws, role) for ws, role in grants),
+        *(L.team_link(subject, team, ws) for team, ws in teams if ws is not None),
+    ]
+    writes = [
+        store.delete(WorkspaceGrant, org_id=org_id, subject=subject),
+        store.delete(TeamMember, org_id=org_id, subject=subject),
+    ]
+    return writes, lines
 
 
 async def grant(
@@ -145,10 +170,11 @@ async def grant(
     FailedPrecondition when it is not in the organization (R16)."""
     ws, authority = await _manager(mgmt, actor, workspace_id)
     kind, _, ident = subject.partition(":")
-    checks = _GRANT_CHECKS["user" if kind == "user" else "service_account"]
+    checks = _GRANT_CHECKS[kind if kind in _GRANT_CHECKS else "service_account"]
     reads = {
         "checks": (checks, {"ws": workspace_id, "subject": subject, "org": ws.org_id, "ident": ident}),
         "role": role_read(role),
+        **_members_read(subject),
     }
 
     def decide(at: Locked) -> Decision[WorkspaceGrant]:
@@ -157,7 +183,9 @@ async def grant(
             raise NotFound(f"workspace {workspace_id!r} not found")
         check_role_row(mgmt.policy, ws.org_id, role, WORKSPACE, "role", at.one("role"))
         rules.check_grantee(subject, in_org=in_org)
-        _check_escalation(authority, actor, subject, role_scopes(mgmt.policy, WORKSPACE, role, at.one("role")), "grant")
+        members = _members(at)
+        scopes = role_scopes(mgmt.policy, WORKSPACE, role, at.one("role"))
+        _check_escalation(authority, actor, subject, scopes, "grant", members)
         if held:
             raise AlreadyExists(f"{subject} already has access to workspace {workspace_id!r}")
         row = {
@@ -175,10 +203,26 @@ async def grant(
                     actor, "orgauthz.workspace-access.granted", subject, workspace=workspace_id, details={"role": role}
                 )
             ],
-            change=at.change(add=[L.grant_line(subject, workspace_id, role)]),
+            change=at.change(
+                add=[L.grant_line(subject, workspace_id, role), *_team_links(subject, members, workspace_id)]
+            ),
         )
 
     return await mgmt.write(ws.org_id, "workspace-access.granted", reads, decide)
+
+
+def _members_read(subject: str) -> dict[str, Read]:
+    """For a team's grant, the read of its members (none for a user or service account)."""
+    kind, _, ident = subject.partition(":")
+    return {"members": (_TEAM_MEMBERS, {"team": ident})} if kind == "team" else {}
+
+
+def _members(at: Locked) -> list[str]:
+    return [str(r.subject) for r in at["members"]] if "members" in at.rows else []
+
+
+def _team_links(subject: str, members: Sequence[str], workspace_id: str) -> list[Line]:
+    return L.team_links(members, subject.removeprefix("team:"), [workspace_id]) if subject.startswith("team:") else []
 
 
 async def change(
@@ -186,13 +230,17 @@ async def change(
 ) -> tuple[WorkspaceGrant, int]:
     """NotFound when the subject has no access here."""
     ws, authority = await _manager(mgmt, actor, workspace_id)
-    reads = {"grant": (_GRANT_OF, {"ws": workspace_id, "subject": subject}), "role": role_read(role)}
+    reads = {
+        "grant": (_GRANT_OF, {"ws": workspace_id, "subject": subject}),
+        "role": role_read(role),
+        **_members_read(subject),
+    }
 
     def decide(at: Locked) -> Decision[WorkspaceGrant]:
         before = _existing(at, ws, subject)
         check_role_row(mgmt.policy, ws.org_id, role, WORKSPACE, "role", at.one("role"))
         scopes = role_scopes(mgmt.policy, WORKSPACE, role, at.one("role")) | _held_role_scopes(mgmt, at, before)
-        _check_escalation(authority, actor, subject, scopes, "change")
+        _check_escalation(authority, actor, subject, scopes, "change", _members(at))
         event = audit(
             actor,
             "orgauthz.workspace-access.changed",
@@ -219,7 +267,8 @@ async def revoke(mgmt: Management, actor: Actor, workspace_id: str, subject: str
 
     def decide(at: Locked) -> Decision[None]:
         role = _existing(at, ws, subject)
-        _check_escalation(authority, actor, subject, _held_role_scopes(mgmt, at, role), "revoke")
+        members = _members(at)
+        _check_escalation(authority, actor, subject, _held_role_scopes(mgmt, at, role), "revoke", members)
         return Decision(
             None,
             writes=[store.delete(WorkspaceGrant, workspace_id=workspace_id, subject=subject)],
@@ -228,10 +277,12 @@ async def revoke(mgmt: Management, actor: Actor, workspace_id: str, subject: str
                     actor, "orgauthz.workspace-access.revoked", subject, workspace=workspace_id, details={"role": role}
                 )
             ],
-            change=at.change(remove=[L.grant_line(subject, workspace_id, role)]),
+            change=at.change(
+                remove=[L.grant_line(subject, workspace_id, role), *_team_links(subject, members, workspace_id)]
+            ),
         )
 
-    reads = {"grant": (_GRANT_OF, {"ws": workspace_id, "subject": subject})}
+    reads = {"grant": (_GRANT_OF, {"ws": workspace_id, "subject": subject}), **_members_read(subject)}
     _, revision = await mgmt.write(ws.org_id, "workspace-access.revoked", reads, decide)
     return revision
 

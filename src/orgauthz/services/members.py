@@ -22,7 +22,7 @@ from orgauthz.domain import lines as L
 from orgauthz.domain import rules
 from orgauthz.domain.policy import ORGANIZATION
 from orgauthz.errors import NotFound, PermissionDenied
-from orgauthz.services.access import grants_read, removal
+from orgauthz.services.access import removal, removal_reads
 from orgauthz.services.context import Actor, Management, audit
 from orgauthz.services.roles import check_role_row, role_read
 from orgauthz.store import base as store
@@ -149,7 +149,7 @@ async def remove_member(mgmt: Management, actor: Actor, org_id: str, user_id: st
         await mgmt.require(actor, org_id, "delete:account_membership")
 
     subject = f"user:{user_id}"
-    reads = {**_reads(org_id, actor, user_id), "grants": grants_read(org_id, subject)}
+    reads = {**_reads(org_id, actor, user_id), **removal_reads(org_id, subject)}
 
     def decide(at: Locked) -> Decision[None]:
         m = _member(at, user_id)
@@ -160,11 +160,11 @@ async def remove_member(mgmt: Management, actor: Actor, org_id: str, user_id: st
             owners=_count(at, "owners"),
             leaving=leaving,
         )
-        grants, lines = removal(org_id, subject, m.org_role, at["grants"])
+        writes, lines = removal(at, org_id, subject, m.org_role)
         event = "orgauthz.member.left" if leaving else "orgauthz.member.removed"
         return Decision(
             None,
-            writes=[grants, store.delete(Membership, org_id=org_id, user_id=user_id)],
+            writes=[*writes, store.delete(Membership, org_id=org_id, user_id=user_id)],
             audits=[audit(actor, event, subject, details={"role": m.org_role, "grants_removed": len(at["grants"])})],
             change=at.change(remove=lines),
         )

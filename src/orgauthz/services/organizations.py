@@ -34,6 +34,7 @@ class Limits:
     members: int = 0
     service_accounts: int = 0
     workspaces: int = 0
+    teams: int = 0
 
 
 # What the writes read under the write lock, built once with bindparams.
@@ -44,6 +45,7 @@ _ORG = select(
     Organization.max_members,
     Organization.max_service_accounts,
     Organization.max_workspaces,
+    Organization.max_teams,
     Organization.created_at,
 ).where(Organization.id == bindparam("org"))
 _USER = select(User.email).where(User.id == bindparam("user"))
@@ -82,6 +84,7 @@ async def create_organization(
             "max_members": limits.members or DEFAULT_LIMITS["members"],
             "max_service_accounts": limits.service_accounts or DEFAULT_LIMITS["service_accounts"],
             "max_workspaces": limits.workspaces or DEFAULT_LIMITS["workspaces"],
+            "max_teams": limits.teams or DEFAULT_LIMITS["teams"],
         }
         # Parents first: the membership references both the organization and the user.
         writes = [store.insert(Organization, row)]
@@ -128,6 +131,7 @@ def _updated(found: Any, org_id: str, revision: int, **changed: Any) -> Organiza
         "max_members": found.max_members,
         "max_service_accounts": found.max_service_accounts,
         "max_workspaces": found.max_workspaces,
+        "max_teams": found.max_teams,
     }
     return Organization(**{**row, **changed})
 
@@ -200,11 +204,13 @@ async def update_limits(mgmt: Management, actor: Actor, org_id: str, limits: Lim
             "members": found.max_members,
             "service_accounts": found.max_service_accounts,
             "workspaces": found.max_workspaces,
+            "teams": found.max_teams,
         }
         new = {
             "members": limits.members or found.max_members,
             "service_accounts": limits.service_accounts or found.max_service_accounts,
             "workspaces": limits.workspaces or found.max_workspaces,
+            "teams": limits.teams or found.max_teams,
         }
         org = _updated(
             found,
@@ -213,6 +219,7 @@ async def update_limits(mgmt: Management, actor: Actor, org_id: str, limits: Lim
             max_members=new["members"],
             max_service_accounts=new["service_accounts"],
             max_workspaces=new["workspaces"],
+            max_teams=new["teams"],
         )
         decision = Decision(
             org,
@@ -233,6 +240,7 @@ async def update_limits(mgmt: Management, actor: Actor, org_id: str, limits: Lim
                     max_members=new["members"],
                     max_service_accounts=new["service_accounts"],
                     max_workspaces=new["workspaces"],
+                    max_teams=new["teams"],
                 )
             )
         return decision

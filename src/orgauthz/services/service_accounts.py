@@ -30,7 +30,7 @@ from orgauthz.domain import rules
 from orgauthz.domain.policy import ORGANIZATION
 from orgauthz.errors import AlreadyExists, InvalidArgument, NotFound
 from orgauthz.services import secrets as sec
-from orgauthz.services.access import grants_read, removal
+from orgauthz.services.access import removal, removal_reads
 from orgauthz.services.api_keys import works
 from orgauthz.services.context import Actor, Authority, Management, audit
 from orgauthz.services.roles import check_role_row, role_read, role_scopes
@@ -391,16 +391,16 @@ async def delete_service_account(mgmt: Management, actor: Actor, org_id: str, sa
     """Deletes the account, its keys, membership and workspace grants in one write (R13)."""
     await _find(mgmt, actor, org_id, sa_id, "delete:bot")
     subject = f"service_account:{sa_id}"
-    reads = {**_account_reads(sa_id), "grants": grants_read(org_id, subject)}
+    reads = {**_account_reads(sa_id), **removal_reads(org_id, subject)}
 
     def decide(at: Locked) -> Decision[None]:
         sa = _account(at, org_id, sa_id)
-        grants, lines = removal(org_id, subject, sa.org_role, at["grants"])
+        writes, lines = removal(at, org_id, subject, sa.org_role)
         details = {"name": sa.name, "grants_removed": len(at["grants"]), "keys_revoked": len(at["keys"])}
         return Decision(
             None,
             # Children first: the keys reference the account.
-            writes=[grants, store.delete(ApiKey, service_account_id=sa_id), store.delete(ServiceAccount, id=sa_id)],
+            writes=[*writes, store.delete(ApiKey, service_account_id=sa_id), store.delete(ServiceAccount, id=sa_id)],
             audits=[audit(actor, "orgauthz.service-account.deleted", subject, details=details)],
             change=at.change(remove=lines, keys=[subject]),
         )

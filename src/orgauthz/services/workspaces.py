@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, exists, func, or_, select
+from sqlalchemy import ColumnElement, bindparam, exists, func, literal, or_, select
 
 from orgauthz.domain import lines as L
 from orgauthz.domain import rules
@@ -20,7 +20,7 @@ from orgauthz.services.context import Actor, Management, audit
 from orgauthz.services.roles import check_role_row, role_read, role_scopes
 from orgauthz.store import base as store
 from orgauthz.store.base import Decision, Locked, Read, as_utc
-from orgauthz.store.models import Organization, Workspace, WorkspaceGrant
+from orgauthz.store.models import Organization, TeamMember, Workspace, WorkspaceGrant
 
 # What the writes read under the write lock, built once with bindparams.
 # The organization's workspace limit and its count of workspaces (R10); no row: no organization.
@@ -47,6 +47,10 @@ _HANDLE_HOLDER = select(Workspace.id).where(
     Workspace.org_id == bindparam("org"), Workspace.handle == bindparam("handle")
 )
 _GRANTS = select(WorkspaceGrant.subject, WorkspaceGrant.role).where(WorkspaceGrant.workspace_id == bindparam("ws"))
+# The members of every team holding a role in the workspace: their team links there go too (R19, R25).
+_TEAM_MEMBERS_HERE = select(TeamMember.team_id, TeamMember.subject).where(
+    literal("team:") + TeamMember.team_id == WorkspaceGrant.subject, WorkspaceGrant.workspace_id == bindparam("ws")
+)
 
 
 async def find_workspace(mgmt: Management, actor: Actor, workspace_id: str) -> Workspace:
@@ -196,13 +200,20 @@ async def delete_workspace(mgmt: Management, actor: Actor, workspace_id: str) ->
     the workspace"). Removes every grant of the workspace in the same write (R19)."""
     ws = await find_workspace(mgmt, actor, workspace_id)
     await mgmt.require_any(actor, ws.org_id, [("delete:workspace", ""), ("manage_workspace_settings", workspace_id)])
-    reads = {"workspace": _workspace_read(workspace_id), "grants": (_GRANTS, {"ws": workspace_id})}
+    reads = {
+        "workspace": _workspace_read(workspace_id),
+        "grants": (_GRANTS, {"ws": workspace_id}),
+        "team_members": (_TEAM_MEMBERS_HERE, {"ws": workspace_id}),
+    }
 
     def decide(at: Locked) -> Decision[None]:
         row = _locked_workspace(at, ws)
         grants = at["grants"]
         change = at.change(
-            remove=[L.grant_line(sub, workspace_id, role) for sub, role in grants],
+            remove=[
+                *(L.grant_line(sub, workspace_id, role) for sub, role in grants),
+                *(L.team_link(member, team, workspace_id) for team, member in at["team_members"]),
+            ],
             workspaces_removed=[workspace_id],
         )
         if row.default_role:

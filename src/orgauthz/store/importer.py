@@ -29,6 +29,8 @@ from orgauthz.store.models import (
     Membership,
     Organization,
     ServiceAccount,
+    Team,
+    TeamMember,
     User,
     Workspace,
     WorkspaceGrant,
@@ -36,7 +38,7 @@ from orgauthz.store.models import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LIMITS = {"members": 1000, "service_accounts": 100, "workspaces": 100}
+DEFAULT_LIMITS = {"members": 1000, "service_accounts": 100, "workspaces": 100, "teams": 100}
 
 
 @dataclass
@@ -138,6 +140,31 @@ def _check_org(  # one pass over the document
         rules.check_service_account_role(f"{p}.role", role)
         if role not in org_roles:
             raise InvalidArgument(f"{p}.role", "must be Member or an organization custom role, never Admin (R11)")
+    members_of_org = set(subjects)
+    for j, team in enumerate(_items(org, "teams", at)):
+        p = f"{at}.teams[{j}]"
+        team["id"] = team_id = bounds.check_id(f"{p}.id", str(team.get("id", "")))
+        _unique(seen, "team", team_id, f"{p}.id")
+        team["name"] = name = bounds.check_name(f"{p}.name", str(team.get("name", team_id)))
+        _unique(seen, "team name", (org_id, name), f"{p}.name")
+        team["description"] = bounds.check_description(f"{p}.description", str(team.get("description") or ""))
+        listed = team.get("members") or []
+        if not isinstance(listed, list):
+            raise InvalidArgument(f"{p}.members", "must be a list")
+        bounds.check_count(f"{p}.members", len(listed), 100_000, minimum=0)
+        named: set[str] = set()
+        for k, member in enumerate(listed):
+            kind, ident = bounds.check_subject(f"{p}.members[{k}]", str(member))
+            subject = f"{kind}:{ident}"
+            if subject in named:
+                raise InvalidArgument(f"{p}.members[{k}]", f"{subject} is named twice")
+            if subject not in members_of_org:
+                raise InvalidArgument(
+                    f"{p}.members[{k}]", "must be a member or service account of the organization (R16, R25)"
+                )
+            named.add(subject)
+        team["members"] = sorted(named)
+        subjects.add(f"team:{team_id}")
     for j, ws in enumerate(_items(org, "workspaces", at)):
         p = f"{at}.workspaces[{j}]"
         ws["id"] = ws_id = bounds.check_id(f"{p}.id", str(ws.get("id", "")))
@@ -150,11 +177,13 @@ def _check_org(  # one pass over the document
             raise InvalidArgument(f"{p}.default_role", "must be a workspace role or empty (No Access)")
         for k, g in enumerate(_items(ws, "access", p)):
             q = f"{p}.access[{k}]"
-            kind, ident = bounds.check_subject(f"{q}.subject", str(g.get("subject", "")))
+            kind, ident = bounds.check_grantee_subject(f"{q}.subject", str(g.get("subject", "")))
             g["subject"] = f"{kind}:{ident}"
             _unique(seen, "grant", (ws_id, g["subject"]), f"{q}.subject")
             if g["subject"] not in subjects:
-                raise InvalidArgument(f"{q}.subject", "must be a member or service account of the organization (R16)")
+                raise InvalidArgument(
+                    f"{q}.subject", "must be a member, service account or team of the organization (R16, R25)"
+                )
             if g.get("role") not in ws_roles:
                 raise InvalidArgument(f"{q}.role", "must be a workspace role")
     limits = {**DEFAULT_LIMITS, **(org.get("limits") or {})}
@@ -196,6 +225,7 @@ _GLOBAL: tuple[tuple[Any, Any, str, str], ...] = (
     (Workspace.id, Workspace.org_id, "workspaces", "id"),
     (ServiceAccount.id, ServiceAccount.org_id, "service_accounts", "id"),
     (CustomRole.id, CustomRole.org_id, "custom_roles", "id"),
+    (Team.id, Team.org_id, "teams", "id"),
 )
 
 
@@ -300,6 +330,7 @@ def _replacing(org: dict[str, Any]) -> Decide[int]:
             "max_members": limits["members"],
             "max_service_accounts": limits["service_accounts"],
             "max_workspaces": limits["workspaces"],
+            "max_teams": limits["teams"],
         }
         writes: list[Write] = [
             store.update(Organization, {"id": org_id}, **values)
@@ -307,7 +338,7 @@ def _replacing(org: dict[str, Any]) -> Decide[int]:
             else store.insert(Organization, {"id": org_id, "revision": 0, "created_at": now, **values})
         ]
         writes += [store.delete(model, org_id=org_id) for model in (WorkspaceGrant, Membership, ServiceAccount)]
-        writes += [store.delete(model, org_id=org_id) for model in (CustomRole, Workspace)]
+        writes += [store.delete(model, org_id=org_id) for model in (TeamMember, Team, CustomRole, Workspace)]
         members = org.get("members") or []
         users = {m["user"]: m.get("email") for m in members}
         rows: list[tuple[Any, list[dict[str, Any]]]] = [
@@ -347,6 +378,30 @@ def _replacing(org: dict[str, Any]) -> Decide[int]:
                         "created_at": now,
                     }
                     for a in org.get("service_accounts") or []
+                ],
+            ),
+        ]
+        teams = org.get("teams") or []
+        rows += [
+            (
+                Team,
+                [
+                    {
+                        "id": t["id"],
+                        "org_id": org_id,
+                        "name": t["name"],
+                        "description": t["description"],
+                        "created_at": now,
+                    }
+                    for t in teams
+                ],
+            ),
+            (
+                TeamMember,
+                [
+                    {"team_id": t["id"], "subject": m, "org_id": org_id, "created_at": now}
+                    for t in teams
+                    for m in t["members"]
                 ],
             ),
         ]

@@ -56,6 +56,8 @@ class Organization(Base):
     max_members: Mapped[int] = mapped_column(Integer)
     max_service_accounts: Mapped[int] = mapped_column(Integer)
     max_workspaces: Mapped[int] = mapped_column(Integer)
+    # R10, migration 0007. Server-side default: writers that do not name it get 100.
+    max_teams: Mapped[int] = mapped_column(Integer, server_default="100")
     revision: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -99,6 +101,30 @@ class WorkspaceGrant(Base):
     subject: Mapped[str] = mapped_column(String(160), primary_key=True, index=True)
     org_id: Mapped[str] = mapped_column(ID, index=True)
     role: Mapped[str] = mapped_column(ROLE_REF)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Team(Base):
+    """A group of members and service accounts of one organization (R25). Its workspace roles
+    are ``WorkspaceGrant`` rows with the subject ``team:<id>``."""
+
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    org_id: Mapped[str] = mapped_column(ID, ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TeamMember(Base):
+    """A member (``user:<id>``) or service account (``service_account:<id>``) of a team (R25)."""
+
+    __tablename__ = "team_members"
+    __table_args__ = (Index("ix_team_members_org_subject", "org_id", "subject"),)
+    team_id: Mapped[str] = mapped_column(ID, ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(160), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ID)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -17,6 +17,7 @@ from orgauthz.store.models import (
     Membership,
     Organization,
     ServiceAccount,
+    TeamMember,
     Workspace,
     WorkspaceGrant,
 )
@@ -84,6 +85,8 @@ def load_org(db: Store, org_id: str) -> tuple[OrgSnapshot, int] | None:
         snap.custom_roles = {
             r.id: custom_role_def(r) for r in s.scalars(select(CustomRole).where(CustomRole.org_id == org_id))
         }
+        for team, subject in rows(s, select(TeamMember.team_id, TeamMember.subject).where(TeamMember.org_id == org_id)):
+            snap.teams.setdefault(team, []).append(subject)
     return snap, int(org_rev)
 
 

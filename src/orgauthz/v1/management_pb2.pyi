@@ -11,14 +11,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Limits(_message.Message):
-    __slots__ = ("max_members", "max_service_accounts", "max_workspaces")
+    __slots__ = ("max_members", "max_service_accounts", "max_workspaces", "max_teams")
     MAX_MEMBERS_FIELD_NUMBER: _ClassVar[int]
     MAX_SERVICE_ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
     MAX_WORKSPACES_FIELD_NUMBER: _ClassVar[int]
+    MAX_TEAMS_FIELD_NUMBER: _ClassVar[int]
     max_members: int
     max_service_accounts: int
     max_workspaces: int
-    def __init__(self, max_members: _Optional[int] = ..., max_service_accounts: _Optional[int] = ..., max_workspaces: _Optional[int] = ...) -> None: ...
+    max_teams: int
+    def __init__(self, max_members: _Optional[int] = ..., max_service_accounts: _Optional[int] = ..., max_workspaces: _Optional[int] = ..., max_teams: _Optional[int] = ...) -> None: ...
 
 class Organization(_message.Message):
     __slots__ = ("id", "handle", "name", "limits", "revision", "create_time")
