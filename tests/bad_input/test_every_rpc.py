@@ -243,6 +243,7 @@ def test_every_service_and_rpc_is_enumerated() -> None:
         "orgauthz.v1.InvitationService",
         "orgauthz.v1.ServiceAccountService",
         "orgauthz.v1.UserApiKeyService",
+        "orgauthz.v1.TeamService",
     } <= services
     assert len(RPCS) >= 41
 
@@ -290,6 +291,7 @@ STRUCTURED_FIELDS = frozenset(
         "scope",
         "scopes",
         "subject",
+        "subjects",
         "token",
         "user_id",
         "workspace",
@@ -327,6 +329,11 @@ def _text_request(short: str, n: int, world: dict[str, OrgWorld]) -> tuple[dict[
             ADMIN,
         ),
         "UserApiKeyService.CreateUserApiKey": ({"user_id": "a-owner", "name": f"laptop {n}"}, OWNER),
+        "TeamService.CreateTeam": ({"organization": "a", "name": f"Team {n}", "description": "what it does"}, ADMIN),
+        "TeamService.UpdateTeam": (
+            {"organization": "a", "id": "a-team2", "name": f"Data {n}", "description": "what it does"},
+            ADMIN,
+        ),
         "RoleService.CreateRole": (
             {
                 "organization": "a",
@@ -392,6 +399,8 @@ async def test_s4_text_fields_refuse_control_and_invisible_formatting_characters
         "ServiceAccountService.CreateServiceAccount",
         "ServiceAccountService.UpdateServiceAccount",
         "UserApiKeyService.CreateUserApiKey",
+        "TeamService.CreateTeam",
+        "TeamService.UpdateTeam",
         "RoleService.CreateRole",
         "RoleService.UpdateRole",
     }
@@ -513,6 +522,8 @@ def _list_request(rpc: Any, page_token: str) -> Any:
         values["subject"] = "user:a-member"
     if "user_id" in fields:
         values["user_id"] = "a-admin"  # the actor's own keys
+    if "id" in fields:
+        values["id"] = "a-team1"  # ListTeamMembers: a team of two
     return rpc.request_class()(**values)
 
 
@@ -553,6 +564,8 @@ async def test_s4_every_list_refuses_a_page_token_it_did_not_issue(
         "InvitationService.ListInvitations",
         "ServiceAccountService.ListServiceAccounts",
         "UserApiKeyService.ListUserApiKeys",
+        "TeamService.ListTeams",
+        "TeamService.ListTeamMembers",
     }
     # The actor's own organizations (ListMyOrganizations) need a second page: a-admin founds one more.
     founded = await call(

@@ -142,7 +142,7 @@ CASES = [
         pb.ChangeWorkspaceAccessRequest(workspace="", subject="user:bob", role="Viewer"),
         "workspace",
     ),
-    ("access", "RevokeWorkspaceAccess", pb.RevokeWorkspaceAccessRequest(workspace="w", subject="team:x"), "subject"),
+    ("access", "RevokeWorkspaceAccess", pb.RevokeWorkspaceAccessRequest(workspace="w", subject="group:x"), "subject"),
     ("access", "ListWorkspaceAccess", pb.ListWorkspaceAccessRequest(workspace="w", page_size=1001), "page_size"),
     ("access", "ListWorkspaceAccess", pb.ListWorkspaceAccessRequest(workspace="w", page_token=NUL_TOKEN), "page_token"),
     (

@@ -41,6 +41,8 @@ from orgauthz.v1 import management_pb2 as mpb
 from orgauthz.v1 import management_pb2_grpc as mpbg
 from orgauthz.v1 import service_accounts_pb2 as spb
 from orgauthz.v1 import service_accounts_pb2_grpc as spbg
+from orgauthz.v1 import teams_pb2 as tpb
+from orgauthz.v1 import teams_pb2_grpc as tpbg
 from orgauthz.v1 import user_api_keys_pb2 as upb
 from orgauthz.v1 import user_api_keys_pb2_grpc as upbg
 from tests.conftest import settings_for
@@ -128,6 +130,16 @@ MATRIX: dict[str, tuple[C, C, C, C, C, C, C]] = {
     "UserApiKeyService.CreateUserApiKey":             (OK,     DENIED, DENIED, DENIED, DENIED, DENIED, UNAUTH),
     "UserApiKeyService.ListUserApiKeys":              (OK,     DENIED, DENIED, DENIED, DENIED, DENIED, UNAUTH),
     "UserApiKeyService.DeleteUserApiKey":             (OK,     DENIED, DENIED, DENIED, DENIED, DENIED, UNAUTH),
+    # Teams (R25): Owners and Admins change them and their members; Members read them.
+    "TeamService.CreateTeam":                         (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
+    "TeamService.GetTeam":                            (OK,     OK,     OK,     OK,     OK,     HIDDEN, UNAUTH),
+    "TeamService.ListTeams":                          (OK,     OK,     OK,     OK,     OK,     HIDDEN, UNAUTH),
+    "TeamService.UpdateTeam":                         (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
+    "TeamService.DeleteTeam":                         (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
+    "TeamService.AddTeamMembers":                     (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
+    "TeamService.RemoveTeamMembers":                  (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
+    "TeamService.ListTeamMembers":                    (OK,     OK,     OK,     OK,     OK,     HIDDEN, UNAUTH),
+    "TeamService.ListSubjectTeams":                   (OK,     OK,     OK,     OK,     OK,     HIDDEN, UNAUTH),
 }
 # fmt: on
 
@@ -136,8 +148,9 @@ MANAGEMENT_SERVICES = {
     **{name: getattr(ipbg, f"{name}Stub") for name in ipb.DESCRIPTOR.services_by_name},
     **{name: getattr(spbg, f"{name}Stub") for name in spb.DESCRIPTOR.services_by_name},
     **{name: getattr(upbg, f"{name}Stub") for name in upb.DESCRIPTOR.services_by_name},
+    **{name: getattr(tpbg, f"{name}Stub") for name in tpb.DESCRIPTOR.services_by_name},
 }
-DESCRIPTORS = [mpb.DESCRIPTOR, ipb.DESCRIPTOR, spb.DESCRIPTOR, upb.DESCRIPTOR]
+DESCRIPTORS = [mpb.DESCRIPTOR, ipb.DESCRIPTOR, spb.DESCRIPTOR, upb.DESCRIPTOR, tpb.DESCRIPTOR]
 
 
 # -- the world --------------------------------------------------------------------------------
@@ -212,6 +225,14 @@ class World:
             mpb.CreateRoleRequest(organization="acme", id=role, name=role, level="workspace", scopes=["see_flows"]),
         )
         return role
+
+    async def team(self) -> str:
+        team = self.fresh("team")
+        await self.admin("TeamService.CreateTeam", tpb.CreateTeamRequest(organization="acme", id=team, name=team))
+        await self.admin(
+            "TeamService.AddTeamMembers", tpb.AddTeamMembersRequest(organization="acme", id=team, subjects=["user:dev"])
+        )
+        return team
 
     async def service_account(self) -> str:
         sa = self.fresh("sa")
@@ -292,6 +313,10 @@ async def _build(app: App, channel: grpc.aio.Channel) -> World:
         "delegate", "InvitationService.AcceptInvitation", ipb.AcceptInvitationRequest(token=token, email=email)
     )
     await w.invitation("pending@example.test")
+    await w.admin("TeamService.CreateTeam", tpb.CreateTeamRequest(organization="acme", id="core", name="Core"))
+    await w.admin(
+        "TeamService.AddTeamMembers", tpb.AddTeamMembersRequest(organization="acme", id="core", subjects=["user:dev"])
+    )
     return w
 
 
@@ -459,6 +484,28 @@ async def _delete_user_key(w: World) -> Any:
     return upb.DeleteUserApiKeyRequest(user_id="ada", id=made.key.id)
 
 
+async def _create_team(w: World) -> Any:
+    team = w.fresh("new-team")
+    return tpb.CreateTeamRequest(organization="acme", id=team, name=team)
+
+
+async def _update_team(w: World) -> Any:
+    team = await w.team()
+    return tpb.UpdateTeamRequest(organization="acme", id=team, name=w.fresh("renamed"))
+
+
+async def _delete_team(w: World) -> Any:
+    return tpb.DeleteTeamRequest(organization="acme", id=await w.team())
+
+
+async def _add_team_members(w: World) -> Any:
+    return tpb.AddTeamMembersRequest(organization="acme", id=await w.team(), subjects=["user:mia"])
+
+
+async def _remove_team_members(w: World) -> Any:
+    return tpb.RemoveTeamMembersRequest(organization="acme", id=await w.team(), subjects=["user:dev"])
+
+
 def _fixed(request: Any) -> Prepare:
     async def prepare(_: World) -> Any:
         return request
@@ -510,6 +557,15 @@ REQUESTS: dict[str, Prepare] = {
     "UserApiKeyService.CreateUserApiKey": _fixed(upb.CreateUserApiKeyRequest(user_id="ada", name="laptop")),
     "UserApiKeyService.ListUserApiKeys": _fixed(upb.ListUserApiKeysRequest(user_id="ada")),
     "UserApiKeyService.DeleteUserApiKey": _delete_user_key,
+    "TeamService.CreateTeam": _create_team,
+    "TeamService.GetTeam": _fixed(tpb.GetTeamRequest(organization="acme", id="core")),
+    "TeamService.ListTeams": _fixed(tpb.ListTeamsRequest(organization="acme")),
+    "TeamService.UpdateTeam": _update_team,
+    "TeamService.DeleteTeam": _delete_team,
+    "TeamService.AddTeamMembers": _add_team_members,
+    "TeamService.RemoveTeamMembers": _remove_team_members,
+    "TeamService.ListTeamMembers": _fixed(tpb.ListTeamMembersRequest(organization="acme", id="core")),
+    "TeamService.ListSubjectTeams": _fixed(tpb.ListSubjectTeamsRequest(organization="acme", subject="user:dev")),
 }
 
 CELLS = [(rpc, actor, expected) for rpc, row in MATRIX.items() for actor, expected in zip(ACTORS, row, strict=True)]

@@ -293,6 +293,10 @@ def org_doc(o: str) -> dict[str, Any]:
             },
             {"id": f"{o}-unused", "name": "Unused", "level": "workspace", "scopes": ["see_flows"]},
         ],
+        "teams": [
+            {"id": f"{o}-team1", "name": "Platform", "members": [f"user:{o}-member", f"user:{o}-owner"]},
+            {"id": f"{o}-team2", "name": "Data", "members": [f"user:{o}-manager"]},
+        ],
         "workspaces": [
             {
                 "id": f"{o}-ws1",

@@ -43,8 +43,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("organizations", schema=None) as batch_op:
-        batch_op.drop_column("max_teams")
+    # Not a batch operation: on SQLite a batch recreates the table, and dropping the old one
+    # would cascade to every row that references an organization.
+    op.drop_column("organizations", "max_teams")
     op.execute("DELETE FROM workspace_grants WHERE subject LIKE 'team:%'")
     op.drop_index("ix_team_members_org_subject", table_name="team_members")
     op.drop_table("team_members")
