@@ -22,7 +22,7 @@ def teams_of(channel: grpc.aio.Channel, actor: str) -> tpbg.TeamServiceStub:
     stub = tpbg.TeamServiceStub(channel)
 
     class Bound:
-        def __getattr__(self, name: str):  # noqa: ANN204  # a bound grpc.aio method
+        def __getattr__(self, name: str):  # a bound grpc.aio method
             method = getattr(stub, name)
             return lambda request: method(request, metadata=(("x-orgauthz-actor", actor),))
 
