@@ -401,7 +401,13 @@ class Engine:
         if target.level == WORKSPACE:
             if not enforcer.knows(subject) or not is_member:
                 return [NO_ACCESS]
-            held = [f"workspace role {r.removeprefix('role:')}" for r in enforcer.roles_of(subject, target.domain)]
+            held = [
+                f"team {r.removeprefix('team:')}: workspace role {t.removeprefix('role:')}"
+                if r.startswith("team:")
+                else f"workspace role {r.removeprefix('role:')}"
+                for r in enforcer.roles_of(subject, target.domain)
+                for t in (enforcer.roles_of(r, target.domain) if r.startswith("team:") else [r])
+            ]
             default = enforcer.default_role(target.domain)
             missing = [f"no role held here grants {scope}"]
             if default and not subject.startswith("user:"):
