@@ -10,6 +10,9 @@ Reads a JSON job on stdin, prints a JSON result on stdout. Modes:
 - ``write``: grant then revoke through ``AccessService`` (``writes``: ``[actor, workspace,
   subject, role, scope]``); after each write, a Check with ``min_revision`` on the same server
   must show it. Latency is from the write call to the answer showing it;
+- ``mint_keys``: a personal API key for each of ``users`` (R29), each asserting its user;
+  returns the keys;
+- ``authenticate``: Authenticate with ``keys`` cycled, closed loop as ``check`` (R14);
 - ``pairs``: ``pairs`` times, two Checks one after the other (the first standing in for a
   write, the second for the Check that shows it), timed from the first call to the second
   answer: against the no-op server under the same load, the floor the transport sets for
@@ -223,13 +226,35 @@ async def pairs(call: Any, msgs: list[Any], n: int, meta: Any) -> dict[str, Any]
     return {"pairs": len(both), "errors": errors, "pair": percentiles(both), "first": percentiles(first)}
 
 
+async def mint_keys(channel: grpc.aio.Channel, users: list[str], meta: list[tuple[str, str]]) -> dict[str, Any]:
+    from orgauthz.v1 import user_api_keys_pb2 as upb
+    from orgauthz.v1 import user_api_keys_pb2_grpc as upb_grpc
+
+    stub = upb_grpc.UserApiKeyServiceStub(channel)
+    keys = []
+    for user in users:
+        r = await stub.CreateUserApiKey(
+            upb.CreateUserApiKeyRequest(user_id=user, name="bench"),
+            metadata=[*meta, ("x-orgauthz-actor", f"user:{user}")],
+        )
+        keys.append(r.api_key)
+    return {"keys": keys}
+
+
 async def run(job: dict[str, Any]) -> dict[str, Any]:
     meta = [("authorization", f"Bearer {job['token']}")] if job.get("token") else []
     async with grpc.aio.insecure_channel(job["target"]) as channel:
         await asyncio.wait_for(channel.channel_ready(), 30)
         if job["mode"] == "write":
             return await writes(channel, job, meta)
+        if job["mode"] == "mint_keys":
+            return await mint_keys(channel, job["users"], meta)
         stub = pb_grpc.AuthorizationServiceStub(channel)
+        if job["mode"] == "authenticate":
+            msgs = [pb.AuthenticateRequest(api_key=k) for k in job["keys"]]
+            if job.get("once"):
+                return await once(stub.Authenticate, msgs, job["concurrency"], meta)
+            return await closed_loop(stub.Authenticate, msgs, job["concurrency"], job["duration"], meta)
         if job["mode"] == "batch":
             reqs = [_req(r) for r in job["requests"]]
             size = job["batch"]

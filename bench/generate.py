@@ -44,6 +44,7 @@ class Shape:
     grants: int
     service_accounts: int
     custom_roles: int
+    teams: int = 0  # R25: about 10 members each, a tenth of them service accounts
     default_role_fraction: float = 0.2
     memberships_per_user: float = 1.2  # some users belong to several organizations
     zipf_s: float = 1.0
@@ -59,6 +60,7 @@ class Shape:
             grants=round(1_000_000 * factor),
             service_accounts=max(2, round(2000 * factor)),
             custom_roles=max(2, round(200 * factor)),
+            teams=max(2, round(5000 * factor)),
         )
 
 
@@ -116,6 +118,7 @@ class Plan:
     grants: list[int]
     member_offset: list[int]
     default_roles: frozenset[int]  # global workspace numbers with a default role
+    teams: tuple[int, ...] = ()  # per organization
 
     @property
     def largest_org_grants(self) -> int:
@@ -141,7 +144,8 @@ def plan(shape: Shape, seed: int = SEED) -> Plan:
         at += m
     rng = random.Random(f"{seed}:defaults")
     defaults = frozenset(rng.sample(range(shape.workspaces), round(shape.workspaces * shape.default_role_fraction)))
-    return Plan(shape, seed, workspaces, members, sas, custom, grants, offsets, defaults)
+    teams = apportion(shape.teams, weights, minimum=0)
+    return Plan(shape, seed, workspaces, members, sas, custom, grants, offsets, defaults, tuple(teams))
 
 
 _WS_ROLE_MIX = [("Viewer", 30), ("Runner", 20), ("Developer", 30), ("Owner", 10), ("Worker", 5), ("custom", 5)]
@@ -232,12 +236,27 @@ def _organization(
             access.append({"subject": subject, "role": role})
         ws["access"] = access
         workspaces.append(ws)
+    # R25: teams of about 10 (a tenth service accounts), each given a role in two workspaces.
+    user_subjects = [s for s in subjects if s.startswith("user:")]
+    sa_subjects = [s for s in subjects if s.startswith("service_account:")]
+    teams = []
+    for k in range(p.teams[i] if p.teams else 0):
+        tid = f"{oid}-t{k:04d}"
+        size = max(2, round(rng.expovariate(0.1)))
+        n_sa = min(len(sa_subjects), round(size * 0.1))
+        team_members = rng.sample(user_subjects, min(len(user_subjects), size - n_sa)) + rng.sample(sa_subjects, n_sa)
+        teams.append({"id": tid, "name": f"Team {k}", "members": team_members})
+        for ws in rng.sample(workspaces, min(2, len(workspaces))):
+            ws["access"].append(
+                {"subject": f"team:{tid}", "role": rng.choice(["Viewer", "Runner", "Developer", "Worker"])}
+            )
     return {
         "id": oid,
         "handle": f"org-{i}",
         "name": f"Organization {i}",
-        "limits": {"members": 1_000_000, "service_accounts": 100_000, "workspaces": 100_000},
+        "limits": {"members": 1_000_000, "service_accounts": 100_000, "workspaces": 100_000, "teams": 100_000},
         "custom_roles": custom,
+        "teams": teams,
         "members": members,
         "service_accounts": sas,
         "workspaces": workspaces,
@@ -294,6 +313,7 @@ def summary(p: Plan) -> dict[str, Any]:
         "grants": sum(p.grants),
         "service_accounts": sum(p.service_accounts),
         "custom_roles": sum(p.custom_roles),
+        "teams": sum(p.teams),
         "default_roles": len(p.default_roles),
         "largest_org_grants": max(p.grants),
         "largest_org_members": max(p.members),

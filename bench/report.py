@@ -59,6 +59,13 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             met(r["batch100_decisions_per_s"] >= 100_000),
         ),
         (
+            "gRPC Authenticate, warm personal keys, vs no-op server",
+            f"{ra['authenticate_warm_vs_noop']}x ({s['authenticate_warm']['rate']:.0f} vs "
+            f"{r['noop']['authenticate']['rate']:.0f}/s; {s['authenticate_warm']['errors']} errors)",
+            ">= 0.8x",
+            met(ra["authenticate_warm_vs_noop"] >= 0.8),
+        ),
+        (
             "BatchCheck(100), cache cold",
             f"{s['batch100_cold']['decisions_per_s']:,.0f} decisions/s",
             "(no target)",

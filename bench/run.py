@@ -203,6 +203,9 @@ def requests_for(
         x = rng.random()
         if x < 0.5 and grants:
             ws, subject, _ = rng.choice(grants)  # someone with a role there
+            if subject.startswith("team:"):  # through the team: one of its members (R18, R25)
+                members = snap.teams.get(subject.removeprefix("team:")) or users
+                subject = rng.choice(members)
         else:
             ws = rng.choice(wss)
             subject = rng.choice(sas) if sas and x < 0.6 else rng.choice(outsiders) if x < 0.65 else rng.choice(users)
@@ -217,6 +220,8 @@ def write_plan(snaps: list[L.OrgSnapshot], n: int) -> list[list[str]]:
     for snap in snaps:
         admins = [u for u, r in snap.members.items() if r in ("Owner", "Admin")]
         granted = {(w, s) for w, s, _ in snap.grants}
+        # Through a team too (R18, R25): such a member already sees the workspace.
+        granted |= {(w, m) for w, s, _ in snap.grants if s.startswith("team:") for m in snap.teams.get(s[5:], ())}
         plain = [w for w, d in snap.workspaces.items() if not d]
         if not admins or not plain:
             continue
@@ -458,6 +463,22 @@ def full_server(
         out["noop"]["batch100"], out["batch100"] = (
             by_median(batches[k], lambda r: r["decisions_per_s"], "rounds_decisions_per_s") for k in ("noop", "full")
         )
+        # R14: Authenticate with warm personal keys, in turns with the no-op server (SPEC §5: 0.8x).
+        users = sorted({s.removeprefix("user:") for s, _, _ in warm if s.startswith("user:")})[:200]
+        keys = client(port, "mint_keys", users=users)["keys"]
+        client(port, "authenticate", keys=keys, once=True, concurrency=8)  # warms the key cache
+        auth: dict[str, list[dict[str, Any]]] = {"noop": [], "full": []}
+        for i in range(rounds):
+            say(f"Authenticate, {len(keys)} warm keys, 32 in flight: round {i + 1}/{rounds} (load {load_avg()})")
+            for kind, (pid, target) in targets.items():
+                auth[kind].append(client(target, "authenticate", pid=pid, keys=keys, concurrency=32, duration=dur / 2))
+            say("  " + ", ".join(f"{k} {v[-1]['rate']:.0f}/s ({v[-1]['errors']} errors)" for k, v in auth.items()))
+        out["round_ratios"]["authenticate"] = [
+            round(f["rate"] / n["rate"], 3) for f, n in zip(auth["full"], auth["noop"], strict=True)
+        ]
+        out["noop"]["authenticate"], out["authenticate_warm"] = (
+            by_median(auth[k], lambda r: r["rate"], "rounds_rate") for k in ("noop", "full")
+        )
         say("BatchCheck of 100 (cache cold), 8 in flight")
         out["batch100_cold"] = client(
             port, "batch", requests=cold[:20000], batch=100, concurrency=8, duration=min(dur, 3.0)
@@ -696,6 +717,7 @@ def run(opts: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         # Server-side view: the no-op server's CPU per call over the full server's.
         "server_cpu_warm_vs_noop": round(statistics.median(s["round_cpu_ratios"]["warm"]), 3),
         "server_cpu_cold_vs_noop": round(statistics.median(s["round_cpu_ratios"]["cold"]), 3),
+        "authenticate_warm_vs_noop": round(statistics.median(s["round_ratios"]["authenticate"]), 3),
     }
     res["batch100_decisions_per_s"] = s["batch100"]["decisions_per_s"]
     res["startup_large_s"] = s["startup_s"] if not opts.quick else None

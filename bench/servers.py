@@ -30,6 +30,9 @@ class NoopServicer(pb_grpc.AuthorizationServiceServicer):  # type: ignore[misc] 
     async def BatchCheck(self, request: pb.BatchCheckRequest, context: Any) -> pb.BatchCheckResponse:
         return pb.BatchCheckResponse(results=[pb.CheckResponse(allowed=False, revision=1) for _ in request.items])
 
+    async def Authenticate(self, request: pb.AuthenticateRequest, context: Any) -> pb.AuthenticateResponse:
+        return pb.AuthenticateResponse(user="u000001", subject="user:u000001", revision=1)
+
 
 async def _until_signalled() -> None:
     stop = asyncio.Event()
