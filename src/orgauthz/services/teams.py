@@ -234,7 +234,8 @@ async def add_members(
         return Decision(
             len(new),
             writes=[store.insert(TeamMember, row) for row in rows],
-            audits=[audit(actor, "orgauthz.team-membership.created", s, details={"team": team_id}) for s in new],
+            # One revision, one event (R25), naming every member it added.
+            audits=[audit(actor, "orgauthz.team-membership.created", L.team_subject(team_id), details={"added": new})],
             change=at.change(add=L.team_links(new, team_id, workspaces)),
         )
 
@@ -256,7 +257,9 @@ async def remove_members(
         return Decision(
             len(gone),
             writes=[store.delete(TeamMember, team_id=team_id, subject=s) for s in gone],
-            audits=[audit(actor, "orgauthz.team-membership.deleted", s, details={"team": team_id}) for s in gone],
+            audits=[
+                audit(actor, "orgauthz.team-membership.deleted", L.team_subject(team_id), details={"removed": gone})
+            ],
             change=at.change(remove=L.team_links(gone, team_id, workspaces)),
         )
 

@@ -125,10 +125,6 @@ def _check_org(  # one pass over the document
             bounds.check_email(f"{p}.email", str(m["email"]))
         if m.get("role", rules.MEMBER) not in org_roles:
             raise InvalidArgument(f"{p}.role", "must be Owner, Admin, Member or an organization custom role")
-    if not any(m.get("role") == rules.OWNER for m in _items(org, "members", at)):
-        # Stored as written. Without an Owner, R3 keeps the last Admin instead, as for an
-        # organization from before the Owner role; nobody can make an Owner but an Owner (R24).
-        log.warning("%s (%s) names no Owner: its last Admin is protected instead (R3)", at, org_id)
     for j, sa in enumerate(_items(org, "service_accounts", at)):
         p = f"{at}.service_accounts[{j}]"
         sa["id"] = sa_id = bounds.check_id(f"{p}.id", str(sa.get("id", "")))
@@ -209,6 +205,16 @@ def import_document(db: Store, policy: PolicySet, doc: dict[str, Any]) -> Import
             raise InvalidArgument(f"organizations[{i}]", "must be a mapping")
         _check_org(policy, org, f"organizations[{i}]", seen)
     _check_store(db, orgs)
+    # Stored as written. Without an Owner, R3 keeps the last Admin instead, as for an
+    # organization from before the Owner role; nobody can make an Owner but an Owner (R24).
+    ownerless = [o["id"] for o in orgs if not any(m.get("role") == rules.OWNER for m in o.get("members") or [])]
+    if ownerless:
+        log.warning(
+            "%d organization(s) name no Owner (%s%s): the last Admin of each is protected instead (R3)",
+            len(ownerless),
+            ", ".join(ownerless[:5]),
+            ", ..." if len(ownerless) > 5 else "",
+        )
 
     async def commits() -> int:
         revision = 0

@@ -146,8 +146,13 @@ async def test_team_management_reads_pages_and_names_the_clashing_field(app: App
     )
     assert [t.id for t in mine.teams] == ["eng"]  # R25: Members read teams
     events = await alice.audit.ListAuditEvents(pb.ListAuditEventsRequest(organization="acme", page_size=1000))
-    names = {e.event for e in events.events}
-    assert {"orgauthz.team.created", "orgauthz.team-membership.created", "orgauthz.team.updated"} <= names
+    names = [e.event for e in events.events]
+    assert {"orgauthz.team.created", "orgauthz.team-membership.created", "orgauthz.team.updated"} <= set(names)
+    # One revision, one event: the two members added in one call are one event naming both.
+    added = [e for e in events.events if e.event == "orgauthz.team-membership.created"]
+    assert len(added) == 1
+    assert added[0].target == "team:eng"
+    assert list(added[0].details["added"]) == ["user:bob", "service_account:ci"]
 
 
 async def test_r10_max_teams_holds(app: App, channel) -> None:
