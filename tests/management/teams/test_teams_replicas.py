@@ -28,7 +28,7 @@ async def _check(channel: grpc.aio.Channel, subject: str, min_revision: int = 0)
 
 @pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
 async def test_a_removal_on_one_replica_is_never_an_allow_on_the_other(store_url: str) -> None:
-    async with two_servers(settings_for(store_url)) as (a, b, ch_a, ch_b):
+    async with two_servers(settings_for(store_url)) as (a, _b, ch_a, ch_b):
         await create_org(ch_a)
         for user in ("bob", "ben"):
             await add_member(a, "acme", user)
