@@ -2,9 +2,10 @@
 
 The organization: alice (Admin); a workspace ``w1`` with no default role where ``owner`` is
 a built-in Owner, ``keeper`` holds a custom workspace role with only
-``manage_workspace_users``, ``setter`` a custom workspace role with only
-``manage_workspace_default_role``, and ``dev`` is a Developer; ``wsadmin`` holds a custom
-organization role with ``update:workspace`` and ``create:account_role`` and is a Developer in
+``manage_workspace_users``, ``setter`` another custom workspace role with only
+``manage_workspace_users`` (which also sets the default role, R17), and ``dev`` is a Developer;
+``wsadmin`` holds a custom organization role with ``administrate:workspace`` and
+``create:account_role`` and is a Developer in
 ``w1`` (so R28 alone would let it give Viewer there: R16 must refuse); ``carol`` is a plain
 Member. Each row is a call and the outcome SPEC §1 gives it;
 a rule broken in the services fails its row.
@@ -35,7 +36,7 @@ async def _setup(app: App, channel: grpc.aio.Channel) -> As:
     )
     await alice.roles.CreateRole(
         pb.CreateRoleRequest(
-            organization="acme", id="setter", name="Setter", level="workspace", scopes=["manage_workspace_default_role"]
+            organization="acme", id="setter", name="Setter", level="workspace", scopes=["manage_workspace_users"]
         )
     )
     await alice.roles.CreateRole(
@@ -45,7 +46,7 @@ async def _setup(app: App, channel: grpc.aio.Channel) -> As:
             name="Workspace admin",
             level="organization",
             inherits="Member",
-            scopes=["update:workspace", "create:account_role", "update:account_role"],
+            scopes=["administrate:workspace", "create:account_role", "update:account_role"],
         )
     )
     for user in ("owner", "keeper", "setter", "dev", "carol"):
@@ -87,7 +88,7 @@ MATRIX: list[tuple[str, str, Any, C]] = [
     ("keeper", "GrantWorkspaceAccess", _grant("user:carol", "Viewer"), DENIED),
     ("keeper", "RevokeWorkspaceAccess", _revoke("user:dev"), DENIED),  # Developer holds more than it
     ("keeper", "RevokeWorkspaceAccess", _revoke("user:keeper"), DENIED),  # its own access
-    # R16: an organization permission of a custom role (update:workspace) grants no workspace access
+    # R16: an organization permission of a custom role (administrate:workspace) grants no workspace access
     ("wsadmin", "GrantWorkspaceAccess", _grant("user:carol", "Owner"), DENIED),
     ("wsadmin", "GrantWorkspaceAccess", _grant("user:carol", "Viewer"), DENIED),  # within its Developer scopes
     ("wsadmin", "RevokeWorkspaceAccess", _revoke("user:setter"), DENIED),  # ditto

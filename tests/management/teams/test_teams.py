@@ -60,6 +60,13 @@ async def test_r18_a_team_grant_reaches_its_members_and_explain_names_the_team(a
     assert list(r.reasons) == ["team eng: workspace role Developer"]
     scopes = await alice.authz.ListScopes(apb.ListScopesRequest(subject="service_account:ci", workspace="w"))
     assert "manage_deployments" in scopes.scopes
+    # Where it can go: w only through the team (v's default role never applies to it, R17).
+    where = await alice.authz.ListAccessibleWorkspaces(
+        apb.ListAccessibleWorkspacesRequest(subject="service_account:ci")
+    )
+    assert [w.workspace for w in where.workspaces] == ["w"]
+    where = await alice.authz.ListAccessibleWorkspaces(apb.ListAccessibleWorkspacesRequest(subject="user:carol"))
+    assert [w.workspace for w in where.workspaces] == ["v"]  # the default role only; no team
 
 
 async def test_r17_r18_union_with_the_default_role_for_users_never_for_service_accounts(app: App, channel) -> None:
