@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from orgauthz.cli import build_parser, main
 from orgauthz.store.db import open_store
-from orgauthz.store.models import Membership, Organization, Workspace, WorkspaceGrant
+from orgauthz.store.models import Membership, Organization, TeamMember, Workspace, WorkspaceGrant
 from tests.support.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,7 +180,11 @@ def test_import_loads_the_file_into_the_store(store_url: str, tmp_path: Path) ->
             assert s.scalars(select(Organization.id)).all() == ["acme"]
             assert sorted(s.scalars(select(Workspace.id))) == ["acme-prod", "acme-sandbox"]
             assert len(s.scalars(select(Membership.org_id)).all()) == 3
-            assert len(s.scalars(select(WorkspaceGrant.workspace_id)).all()) == 3
+            assert len(s.scalars(select(WorkspaceGrant.workspace_id)).all()) == 4  # one of them a team's
+            assert s.scalars(select(TeamMember.subject).order_by(TeamMember.subject)).all() == [
+                "service_account:ci-bot",
+                "user:carol",
+            ]
     finally:
         db.dispose()
 
