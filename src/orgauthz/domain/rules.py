@@ -19,6 +19,8 @@ from orgauthz.errors import FailedPrecondition, InvalidArgument, LimitExceeded, 
 OWNER: Final = "Owner"
 ADMIN: Final = "Admin"
 MEMBER: Final = "Member"
+# R24: what an Owner holds beyond an Admin; no other role, built-in or custom, holds it.
+OWNERS_ONLY: Final = frozenset({"bypass:sso"})
 
 
 def is_admin(org_role: str | None) -> bool:
@@ -150,6 +152,12 @@ SEATS: Final = "members (members plus pending invitations count)"
 
 
 # -- R22: custom roles -------------------------------------------------------------------
+
+
+def check_custom_scope(field: str, scope: str) -> None:
+    """R24: a custom role never holds what only Owners hold (an Admin could otherwise give it)."""
+    if scope in OWNERS_ONLY:
+        raise InvalidArgument(field, f"{scope} is the Owner role's alone (R24); a custom role cannot hold it")
 
 
 def check_inherits(field: str, *, inherits: str, level: str, builtin: frozenset[str]) -> None:

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -200,6 +200,13 @@ _MEMBERSHIP = select(Membership.user_id).where(
     Membership.org_id == bindparam("org"), Membership.user_id == bindparam("user")
 )
 _USER = select(User.id).where(User.id == bindparam("user"))
+# The inviter's organization role now (R8, R24: an Owner or Admin invitation stands only while
+# whoever sent it could still send it).
+_INVITER_ROLE = select(Membership.org_role).where(
+    Membership.org_id == bindparam("org"),
+    literal("user:") + Membership.user_id
+    == select(_named.invited_by).where(_named.id == bindparam("id")).scalar_subquery(),
+)
 _INVITED_ROLE = select(CustomRole.org_id, CustomRole.level).where(
     CustomRole.id == select(_named.org_role).where(_named.id == bindparam("id")).scalar_subquery()
 )
@@ -550,6 +557,7 @@ async def accept_invitation(
         "member": (_MEMBERSHIP, {"org": org_id, "user": uid}),
         "role": (_INVITED_ROLE, {"id": invitation_id}),
         "user": (_USER, {"user": uid}),
+        "inviter": (_INVITER_ROLE, {"org": org_id, "id": invitation_id}),
     }
 
     def decide(at: Locked) -> Decision[InvitationView]:
@@ -557,6 +565,14 @@ async def accept_invitation(
         row = _usable(at, token, invitation_id, org_id, email)
         if at["member"]:
             raise FailedPrecondition("the user is already a member of the organization")
+        if rules.is_admin(row.org_role):
+            inviter = at.one("inviter")
+            try:
+                rules.check_invitation_role(actor_role=inviter.org_role if inviter else None, role=row.org_role)
+            except PermissionDenied:
+                raise InvitationUnusable(
+                    f"whoever invited may no longer give the {row.org_role} role (R8, R24); ask for a new invitation"
+                ) from None
         try:
             check_role_row(mgmt.policy, org_id, row.org_role, ORGANIZATION, "org_role", at.one("role"))
         except InvalidArgument:

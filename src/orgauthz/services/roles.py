@@ -110,6 +110,7 @@ def check_scopes(policy: PolicySet, level: str, scopes: Sequence[str], *, inheri
         scope = policy.current_id(scope)  # a renamed id is accepted for one release (R21)
         if not policy.is_scope(level, scope):
             raise InvalidArgument(f"scopes[{i}]", f"{scope!r} is not a {level} scope in the catalog")
+        rules.check_custom_scope(f"scopes[{i}]", scope)
         out.add(scope)
     return sorted(out)
 

@@ -179,9 +179,17 @@ async def list_workspaces(
 
 
 def _accessible(actor: Actor) -> ColumnElement[bool]:
-    """R30: the workspaces the actor can access: a grant there, or (users only, R17) a default role."""
+    """R30: the workspaces the actor can access: a grant there, a grant to one of its teams
+    (R25), or (users only, R17) a default role."""
     granted = exists().where(WorkspaceGrant.workspace_id == Workspace.id, WorkspaceGrant.subject == actor.subject)
-    return or_(granted, Workspace.default_role.is_not(None)) if actor.is_user else granted
+    team_granted = exists().where(
+        WorkspaceGrant.workspace_id == Workspace.id,
+        WorkspaceGrant.subject == literal("team:") + TeamMember.team_id,
+        TeamMember.subject == actor.subject,
+    )
+    if actor.is_user:
+        return or_(granted, team_granted, Workspace.default_role.is_not(None))
+    return or_(granted, team_granted)
 
 
 async def get_workspace(mgmt: Management, actor: Actor, workspace_id: str) -> Workspace:

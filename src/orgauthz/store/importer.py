@@ -112,6 +112,7 @@ def _check_org(  # one pass over the document
             scopes[k] = policy.current_id(str(scope))  # a renamed id is accepted for one release (R21)
             if not policy.is_scope(level, scopes[k]):
                 raise InvalidArgument(f"{p}.scopes[{k}]", f"unknown {level} scope {scope!r}")
+            rules.check_custom_scope(f"{p}.scopes[{k}]", scopes[k])
         custom[rid] = level
     org_roles = _roles(policy, custom, ORGANIZATION)
     ws_roles = _roles(policy, custom, WORKSPACE)

@@ -113,6 +113,7 @@ async def _ask_database(opts: argparse.Namespace, policy: PolicySet) -> tuple[bo
 
     bounds.check_subject("subject", opts.subject)
     level = ORGANIZATION if opts.organization else WORKSPACE
+    opts.scope = policy.current_id(opts.scope)  # a renamed id is accepted for one release (R21)
     if not policy.is_scope(level, opts.scope):
         kind = "workspace scope" if level == WORKSPACE else "organization permission"
         raise _Failed(f"scope: unknown {kind} {opts.scope!r}")

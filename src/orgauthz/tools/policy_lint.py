@@ -48,7 +48,7 @@ _ROLE_KEYS: Final = {"description", "scopes", "inherits", "except"}
 # R8: making someone an Admin is changing a member's organization role.
 ADMIN_ONLY: Final = ("update:account_membership",)
 # R24: what an Owner holds beyond an Admin.
-OWNERS_ONLY: Final = ("bypass:sso",)
+OWNERS_ONLY: Final = tuple(sorted(rules.OWNERS_ONLY))
 # R16, R17: managing workspace access and the default role belongs to Owners (and Admins).
 OWNER_ONLY: Final = (
     "manage_workspace_users",

@@ -154,3 +154,44 @@ async def test_r24_only_owners_bypass_sso_and_both_have_everything_else(app: App
         apb.CheckRequest(subject="user:alice", organization="acme", scope="bypass:sso", explain=True)
     )
     assert list(r.reasons) == ["organization Owner"]
+
+
+async def test_r24_no_custom_role_holds_bypass_sso(app: App, channel) -> None:
+    await _org(app, channel)
+    for actor in ("alice", "ada"):
+        e = await code(
+            As.of(channel, f"user:{actor}").roles.CreateRole(
+                pb.CreateRoleRequest(
+                    organization="acme",
+                    id=f"sso-{actor}",
+                    name=f"SSO {actor}",
+                    level="organization",
+                    scopes=["read:account", "bypass:sso"],
+                )
+            )
+        )
+        assert e == C.INVALID_ARGUMENT
+    assert not await allowed(channel, "user:bob", "bypass:sso", organization="acme")
+
+
+async def test_r24_an_owner_invitation_stands_only_while_its_inviter_is_an_owner(app: App, channel) -> None:
+    await _org(app, channel)
+    alice = As.of(channel, "user:alice")
+    await alice.members.ChangeMemberRole(pb.ChangeMemberRoleRequest(organization="acme", user_id="ada", role="Owner"))
+    invites = ipbg.InvitationServiceStub(channel)
+    r = await invites.CreateInvitations(
+        ipb.CreateInvitationsRequest(organization="acme", emails=["new@x.test"], org_role="Owner"),
+        metadata=(("x-orgauthz-actor", "user:ada"),),
+    )
+    token = r.results[0].token
+    await alice.members.ChangeMemberRole(pb.ChangeMemberRoleRequest(organization="acme", user_id="ada", role="Admin"))
+    before = head(app)
+    got = await code(
+        invites.AcceptInvitation(
+            ipb.AcceptInvitationRequest(token=token, user_id="newbie", email="new@x.test"),
+            metadata=(("x-orgauthz-actor", "user:newbie"),),
+        )
+    )
+    assert got == C.FAILED_PRECONDITION
+    assert head(app) == before
+    assert not await allowed(channel, "user:newbie", "bypass:sso", organization="acme")

@@ -69,6 +69,19 @@ async def test_r18_a_team_grant_reaches_its_members_and_explain_names_the_team(a
     assert [w.workspace for w in where.workspaces] == ["v"]  # the default role only; no team
 
 
+async def test_r30_members_see_the_workspaces_their_teams_can_access(app: App, channel) -> None:
+    await _world(app, channel)
+    for subject in ("user:bob", "user:carol"):
+        me = As.of(channel, subject)
+        listed = await me.workspaces.ListWorkspaces(pb.ListWorkspacesRequest(organization="acme"))
+        expected = ["v", "w"] if subject == "user:bob" else ["v"]  # w only through the team
+        assert sorted(w.id for w in listed.workspaces) == expected
+    assert (await As.of(channel, "user:bob").workspaces.GetWorkspace(pb.GetWorkspaceRequest(workspace="w"))).workspace
+    assert await code(As.of(channel, "user:carol").workspaces.GetWorkspace(pb.GetWorkspaceRequest(workspace="w"))) == (
+        C.NOT_FOUND
+    )
+
+
 async def test_r17_r18_union_with_the_default_role_for_users_never_for_service_accounts(app: App, channel) -> None:
     alice, _ = await _world(app, channel)
     await alice.access.GrantWorkspaceAccess(
