@@ -44,7 +44,7 @@ from orgauthz.v1 import management_pb2_grpc as mpbg
 from orgauthz.v1 import service_accounts_pb2 as spb
 from orgauthz.v1 import service_accounts_pb2_grpc as spbg
 from tests.conftest import settings_for
-from tests.support.oracle import ADMIN, ADMINS, ORG_PERMISSIONS, OWNER, WS_SCOPES, CustomRole, OrgModel
+from tests.support.oracle import ADMIN, ADMINS, ORG_PERMISSIONS, OWNER, OWNERS_ONLY, WS_SCOPES, CustomRole, OrgModel
 from tests.support.rpcs import scaled
 
 C = grpc.StatusCode
@@ -403,6 +403,7 @@ class Escalation(RuleBasedStateMachine):
         # R28: only Owners and Admins define or change custom roles, whatever permissions
         permission = "update:workspace_role" if level == "workspace" else "update:account_role"
         expected = permission in self.model.permissions(actor) and self.model.is_admin(actor)
+        expected = expected and not OWNERS_ONLY & set(scopes)  # R24: no custom role holds them
         self.n += 1  # role names are unique in an organization
         self.call(
             "update role",
@@ -423,6 +424,7 @@ class Escalation(RuleBasedStateMachine):
         self.n += 1
         rid = f"{self.org}-role{self.n}"
         expected = "create:account_role" in self.model.permissions(actor) and self.model.is_admin(actor)
+        expected = expected and not OWNERS_ONLY & set(scopes)  # R24: no custom role holds them
         self.call(
             "create role",
             self.roles.CreateRole,
