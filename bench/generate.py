@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from orgauthz.domain import rules
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, load_policy
 from orgauthz.store.base import Store
 from orgauthz.store.db import open_store
@@ -158,7 +159,7 @@ def organizations(p: Plan, policy: PolicySet) -> Iterator[dict[str, Any]]:
     sa_start = 0
     cr_start = 0
     ws_scopes = sorted(policy.workspace_scopes)
-    org_perms = sorted(policy.organization_permissions)
+    org_perms = sorted(set(policy.organization_permissions) - rules.OWNERS_ONLY)  # R24: never in a custom role
     for i in range(p.shape.orgs):
         yield _organization(p, i, ws_start, sa_start, cr_start, ws_scopes, org_perms)
         ws_start += p.workspaces[i]

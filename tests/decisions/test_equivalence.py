@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orgauthz.domain import lines as L
+from orgauthz.domain import rules
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, RoleDef, load_policy
 from orgauthz.engine.enforcer import OrgEnforcer, new_enforcer
 from orgauthz.engine.engine import Engine
@@ -39,6 +40,8 @@ from tests.support.oracle import Reference, Source
 POLICY = load_policy()
 WS_SCOPES = sorted(POLICY.workspace_scopes)
 ORG_PERMS = sorted(POLICY.organization_permissions)
+# R24: a custom role never holds what only Owners hold (the importer refuses it).
+CUSTOM_ORG_PERMS = [p for p in ORG_PERMS if p not in rules.OWNERS_ONLY]
 WS_BUILTIN = sorted(r.name for r in POLICY.builtin_roles(WORKSPACE))
 # Service accounts never hold Owner or Admin (R11); custom roles never inherit them (R22).
 ORG_INHERITABLE = sorted(r.name for r in POLICY.builtin_roles(ORGANIZATION) if r.name not in ("Owner", "Admin"))
@@ -127,7 +130,7 @@ def org_snapshot(draw: st.DrawFn, index: int) -> L.OrgSnapshot:
     custom: dict[str, RoleDef] = {}
     for k in range(draw(st.integers(0, 3))):
         level = draw(st.sampled_from([WORKSPACE, ORGANIZATION]))
-        catalog = WS_SCOPES if level == WORKSPACE else ORG_PERMS
+        catalog = WS_SCOPES if level == WORKSPACE else CUSTOM_ORG_PERMS
         parents = WS_BUILTIN if level == WORKSPACE else ORG_INHERITABLE
         rid = f"{prefix}-custom{k}"
         custom[rid] = RoleDef(
