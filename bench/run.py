@@ -331,7 +331,7 @@ def engine_vs_casbin(
     by_org: list[dict[str, Any]] = []
     for org, snap in snaps.items():
         t = time.perf_counter()
-        eng = OrgEnforcer(policy, L.org_domain(org), snap.policy_lines(policy), include, list(snap.access_lines()))
+        eng = OrgEnforcer(policy, L.org_domain(org), snap.policy_lines(policy), include, list(snap.decision_lines(policy)))
         build = time.perf_counter() - t
         rs = [(s, L.ws_domain(w), o) for s, w, o in reqs[org][:per_org]]
         t = time.perf_counter()
@@ -351,11 +351,11 @@ def engine_vs_casbin(
         plain = new_enforcer(policy.model_text, L.all_lines(policy, [snap]))
         odom = L.org_domain(org)
         for s, d, o in rs[:50]:  # builds Casbin's per-domain role managers (not timed)
-            plain.enforce(s, odom, d, o)
+            plain.enforce(s, odom, d, o, "")
         for s, d, o in rs:
-            plain.enforce(s, odom, d, o)
+            plain.enforce(s, odom, d, o, "")
         t = time.perf_counter()
-        theirs = [plain.enforce(s, odom, d, o) for s, d, o in rs]
+        theirs = [plain.enforce(s, odom, d, o, "") for s, d, o in rs]
         c_s = time.perf_counter() - t
         t = time.perf_counter()
         mine = [eng.enforce(s, d, o) for s, d, o in rs]

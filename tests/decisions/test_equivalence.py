@@ -182,7 +182,7 @@ def worlds(draw: st.DrawFn) -> World:
 
 def org_enforcer(policy: PolicySet, snap: L.OrgSnapshot) -> OrgEnforcer:
     return OrgEnforcer(
-        policy, L.org_domain(snap.org_id), snap.policy_lines(policy), L.include_lines(policy), list(snap.access_lines())
+        policy, L.org_domain(snap.org_id), snap.policy_lines(policy), L.include_lines(policy), list(snap.decision_lines(policy))
     )
 
 
@@ -206,10 +206,10 @@ def casbin_check(enforcer: Any, world: World, sub: str, ws: str, org: str, scope
         owner = next((o.org_id for o in world.orgs if ws in o.workspaces), None)
         if owner is None:
             return None
-        return bool(enforcer.enforce(sub, L.org_domain(owner), L.ws_domain(ws), scope))
+        return bool(enforcer.enforce(sub, L.org_domain(owner), L.ws_domain(ws), scope, ""))
     if org not in {o.org_id for o in world.orgs}:
         return None
-    return bool(enforcer.enforce(sub, L.org_domain(org), L.org_domain(org), scope))
+    return bool(enforcer.enforce(sub, L.org_domain(org), L.org_domain(org), scope, ""))
 
 
 def reference_check(ref: Reference, sub: str, ws: str, org: str, scope: str) -> bool:

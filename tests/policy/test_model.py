@@ -46,8 +46,8 @@ UNCOMPILABLE = [
     (
         "matcher calling an unknown function",
         MATCHER_START,
-        "m = g2(p.obj, r.obj) && g4(r.sub) && ",
-        "the matcher cannot be compiled at `g4(r.sub)`: not a call of a known function",
+        "m = g2(p.obj, r.obj) && g9(r.sub) && ",
+        "the matcher cannot be compiled at `g9(r.sub)`: not a call of a known function",
     ),
 ]
 CASES = [pytest.param(*case[1:], id=case[0]) for case in UNCOMPILABLE]

@@ -42,7 +42,7 @@ def test_the_newest_schema_has_no_write_expectation_function(pg: PgCluster) -> N
         with db.engine.connect() as conn:
             found = conn.exec_driver_sql("SELECT count(*) FROM pg_proc WHERE proname = 'orgauthz_expect'").scalar()
             version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-        assert (found, version) == (0, "0007")
+        assert (found, version) == (0, "0008")
     finally:
         db.dispose()
         pg.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

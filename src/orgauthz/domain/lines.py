@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Final
 
-from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, RoleDef, role_key
+from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, ObjectKind, PolicySet, RoleDef, role_key
 
 Line = tuple[str, ...]
 
 MEMBER: Final = "member"
+ACL: Final = "acl"  # g4: an object node reaches it when the object has an ACL (R26)
 
 
 def org_domain(org_id: str) -> str:
@@ -65,6 +67,84 @@ def team_links(members: Iterable[str], team_id: str, workspaces: Iterable[str]) 
     return [team_link(m, team_id, ws) for m in members for ws in spaces]
 
 
+# -- object access control lists (R26, R27) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class AclEntry:
+    """One actor (``user:``, ``service_account:`` or ``team:<id>``) listed at ``level``;
+    ``grant``: a grant entry, which gives that level even without the workspace scope."""
+
+    actor: str
+    level: str
+    grant: bool = False
+
+
+def object_node(workspace_id: str, obj: str, level: str) -> str:
+    """The object ``<kind>:<id>`` of the workspace at ``level``: ``<workspace>/<kind>:<id>#<level>``
+    ("/" and "#" are in no id, so a node names one object and level)."""
+    return f"{workspace_id}/{obj}#{level}"
+
+
+def object_need(policy: PolicySet, workspace_id: str, obj: str, scope: str) -> str:
+    """The request's ``r.res`` for ``scope`` on ``obj``: the object's node at the level that
+    governs the scope, or "" when the object's kind does not govern it (or there is no object)."""
+    if not obj:
+        return ""
+    kind = policy.object_kinds.get(obj.partition(":")[0])
+    level = kind.governs.get(scope) if kind is not None else None
+    return object_node(workspace_id, obj, level) if level else ""
+
+
+def acl_lines(kind: ObjectKind, org_id: str, workspace_id: str, obj: str, entries: Iterable[AclEntry]) -> list[Line]:
+    """The lines of ``obj``'s own ACL: each level reaches the next one up (g4), the top one
+    reaches ``acl``, each entry's level reaches its actor; grant entries the same in g5."""
+    dom = org_domain(org_id)
+    nodes = [object_node(workspace_id, obj, level) for level in kind.levels]
+    listed = list(entries)
+    out: list[Line] = [("g4", a, b, dom) for a, b in pairwise(nodes)]
+    out.append(("g4", nodes[-1], ACL, dom))
+    out += [("g4", object_node(workspace_id, obj, e.level), e.actor, dom) for e in listed]
+    grants = [e for e in listed if e.grant]
+    if grants:
+        out += [("g5", a, b, dom) for a, b in pairwise(nodes)]
+        out += [("g5", object_node(workspace_id, obj, e.level), e.actor, dom) for e in grants]
+    return out
+
+
+def delegation_lines(kind: ObjectKind, org_id: str, workspace_id: str, deployment: str, pool: str) -> list[Line]:
+    """R27: the deployment's work pool has an ACL, which governs the deployment level for level."""
+    dom = org_domain(org_id)
+    return [
+        (ptype, object_node(workspace_id, deployment, level), object_node(workspace_id, pool, level), dom)
+        for ptype in ("g4", "g5")
+        for level in kind.levels
+    ]
+
+
+def team_member_lines(org_id: str, team_id: str, members: Iterable[str]) -> list[Line]:
+    """The team's members, for the ACL entries that name the team (g4, g5; R25, R26)."""
+    dom, team = org_domain(org_id), team_subject(team_id)
+    return [(ptype, team, m, dom) for m in members for ptype in ("g4", "g5")]
+
+
+Acls = Mapping[tuple[str, str], Iterable[AclEntry]]  # (workspace, object) -> entries
+
+
+def object_lines(
+    policy: PolicySet, org_id: str, workspace_id: str, obj: str, acls: Acls, pools: Mapping[tuple[str, str], str]
+) -> list[Line]:
+    """The lines that decide ``obj``: its work pool's delegation when the deployment names a
+    work pool with an ACL (R27), else its own ACL's, else none. ``acls``: the workspace's ACLs
+    (an ACL may have no entries); ``pools``: (workspace, deployment object) -> work pool object."""
+    kind = policy.object_kinds[obj.partition(":")[0]]
+    pool = pools.get((workspace_id, obj)) if kind.delegates_to else None
+    if pool is not None and (workspace_id, pool) in acls:
+        return delegation_lines(kind, org_id, workspace_id, obj, pool)
+    entries = acls.get((workspace_id, obj))
+    return [] if entries is None else acl_lines(kind, org_id, workspace_id, obj, entries)
+
+
 def default_role_line(workspace_id: str, role_ref: str) -> Line:
     """The workspace's default role for "Anyone at <organization>" (R17)."""
     return ("g3", ws_domain(workspace_id), role_name(role_ref))
@@ -100,6 +180,8 @@ class OrgSnapshot:
     grants: list[tuple[str, str, str]] = field(default_factory=list)  # (ws, subject, role); subject may be a team
     custom_roles: dict[str, RoleDef] = field(default_factory=dict)  # id -> role
     teams: dict[str, list[str]] = field(default_factory=dict)  # team id -> member subjects (R25)
+    acls: dict[tuple[str, str], list[AclEntry]] = field(default_factory=dict)  # (ws, object) -> entries (R26)
+    pools: dict[tuple[str, str], str] = field(default_factory=dict)  # (ws, deployment obj) -> pool obj (R27)
 
     def access_lines(self) -> Iterator[Line]:
         """``g`` and ``g3`` lines of this organization (no ``p``/``g2``)."""
@@ -117,6 +199,19 @@ class OrgSnapshot:
             if default:
                 yield default_role_line(ws, default)
 
+    def decision_lines(self, policy: PolicySet) -> Iterator[Line]:
+        """Every ``g``-kind line of this organization: :meth:`access_lines` and :meth:`acl_lines`."""
+        yield from self.access_lines()
+        yield from self.acl_lines(policy)
+
+    def acl_lines(self, policy: PolicySet) -> Iterator[Line]:
+        """``g4`` and ``g5`` lines of this organization: teams' members, then every object
+        with an ACL or a work pool (R25, R26, R27)."""
+        for team, members in self.teams.items():
+            yield from team_member_lines(self.org_id, team, members)
+        for ws, obj in sorted({*self.acls, *self.pools}):
+            yield from object_lines(policy, self.org_id, ws, obj, self.acls, self.pools)
+
     def policy_lines(self, policy: PolicySet) -> list[Line]:
         """``p`` lines for the built-in roles and this organization's custom roles."""
         lines = builtin_policy_lines(policy)
@@ -131,5 +226,5 @@ def all_lines(policy: PolicySet, snapshots: Iterable[OrgSnapshot]) -> list[Line]
     for snap in snapshots:
         for role in snap.custom_roles.values():
             lines.extend(role_policy_lines(policy, role, snap.custom_roles))
-        lines.extend(snap.access_lines())
+        lines.extend(snap.decision_lines(policy))
     return lines

@@ -73,6 +73,26 @@ class RoleDef:
         return role_key(self.level, self.name)
 
 
+@dataclass(frozen=True)
+class ObjectKind:
+    """A kind of object that can carry an access control list (R26, ``object_acls`` in
+    scopes.yaml): its levels, lowest first, and the level governing each scope it governs."""
+
+    name: str
+    levels: tuple[str, ...]
+    governs: dict[str, str]  # workspace scope -> the level that covers it
+    delegates_to: str = ""  # R27: the kind whose ACL governs this one's, when the object names one
+
+    def covering(self, level: str) -> tuple[str, ...]:
+        """``level`` and every level above it (an entry at any of them covers ``level``)."""
+        return self.levels[self.levels.index(level) :]
+
+    def scopes_at(self, level: str) -> tuple[str, ...]:
+        """The scopes an entry at ``level`` covers: those of ``level`` and every level below."""
+        below = set(self.levels[: self.levels.index(level) + 1])
+        return tuple(s for s, lv in self.governs.items() if lv in below)
+
+
 class _LineLoader(yaml.SafeLoader):
     """Records the line of every mapping key so findings can point at it."""
 
@@ -122,6 +142,8 @@ class PolicySet:
     renamed: dict[str, str] = field(default_factory=dict)
     # Where ``roles.yaml`` still names a renamed id: (role key, old id); ``policy lint`` warns.
     deprecated_uses: tuple[tuple[str, str], ...] = ()
+    # R26, R27: the kinds of object that can carry an access control list, by name.
+    object_kinds: dict[str, ObjectKind] = field(default_factory=dict)
 
     @cached_property
     def all_scopes(self) -> frozenset[str]:
@@ -243,6 +265,32 @@ def _renamed(data: dict[str, Any]) -> tuple[dict[str, str], dict[str, int]]:
     return {str(old): str(new) for old, new in section.items()}, lines
 
 
+def _object_kinds(data: dict[str, Any], path: Path) -> tuple[dict[str, ObjectKind], dict[str, int]]:
+    """``object_acls`` of scopes.yaml. Malformed parts raise PolicyError at their line."""
+    section = dict(data.get("object_acls") or {})
+    lines = section.pop("__lines__", {})
+    out: dict[str, ObjectKind] = {}
+    for name, body in section.items():
+        at = lines.get(name, 0)
+        if not isinstance(body, dict) or not isinstance(body.get("levels"), dict) or len(body["levels"]) < 2:
+            raise PolicyError(f"object kind {name!r}: give its levels, lowest first (at least two)", file=str(path), line=at)
+        levels = {k: v for k, v in body["levels"].items() if k != "__lines__"}
+        governs: dict[str, str] = {}
+        for level, scopes in levels.items():
+            if not isinstance(scopes, list):
+                raise PolicyError(f"object kind {name!r}: level {level!r} must list scopes", file=str(path), line=at)
+            for scope in scopes:
+                if scope in governs:
+                    raise PolicyError(
+                        f"object kind {name!r}: scope {scope!r} is governed by levels {governs[scope]!r} and {level!r}",
+                        file=str(path),
+                        line=at,
+                    )
+                governs[str(scope)] = str(level)
+        out[name] = ObjectKind(name, tuple(levels), governs, str(body.get("delegates_to") or ""))
+    return out, lines
+
+
 def _roles(
     data: dict[str, Any], key: str, level: str, renamed: dict[str, str], deprecated: list[tuple[str, str]]
 ) -> tuple[dict[str, RoleDef], dict[str, int]]:
@@ -286,11 +334,13 @@ def parse_policy(directory: Path) -> PolicySet:
     ws_scopes, ws_lines = _scopes(scopes_data, "workspace_scopes", scopes_path)
     org_perms, org_lines = _scopes(scopes_data, "organization_permissions", scopes_path)
     renamed, ren_lines = _renamed(scopes_data)
+    kinds, kind_lines = _object_kinds(scopes_data, scopes_path)
     deprecated: list[tuple[str, str]] = []
     ws_roles, wr_lines = _roles(roles_data, "workspace_roles", WORKSPACE, renamed, deprecated)
     org_roles, or_lines = _roles(roles_data, "organization_roles", ORGANIZATION, renamed, deprecated)
     source: dict[str, tuple[str, int]] = {}
     source.update({f"renamed:{k}": (str(scopes_path), v) for k, v in ren_lines.items()})
+    source.update({f"kind:{k}": (str(scopes_path), v) for k, v in kind_lines.items()})
     for lines, path in ((ws_lines, scopes_path), (org_lines, scopes_path)):
         source.update({f"scope:{k}": (str(path), v) for k, v in lines.items()})
     for lines, level in ((wr_lines, WORKSPACE), (or_lines, ORGANIZATION)):
@@ -305,6 +355,7 @@ def parse_policy(directory: Path) -> PolicySet:
         source_lines=source,
         renamed=renamed,
         deprecated_uses=tuple(deprecated),
+        object_kinds=kinds,
     )
 
 
@@ -326,6 +377,15 @@ def policy_findings(policy: PolicySet) -> list[PolicyError]:
             at(f"renamed:{old}", f"renamed id {old!r} is still in the catalog")
         elif new not in table:
             at(f"renamed:{old}", f"renamed id {old!r} names unknown scope {new!r}")
+    for kind in policy.object_kinds.values():
+        for scope in kind.governs:
+            if scope not in policy.workspace_scopes:
+                at(f"kind:{kind.name}", f"object kind {kind.name!r} governs unknown workspace scope {scope!r}")
+        target = policy.object_kinds.get(kind.delegates_to) if kind.delegates_to else kind
+        if target is None:
+            at(f"kind:{kind.name}", f"object kind {kind.name!r} delegates to unknown kind {kind.delegates_to!r}")
+        elif not set(kind.levels) <= set(target.levels):
+            at(f"kind:{kind.name}", f"object kind {kind.name!r} has levels its delegate {target.name!r} lacks")
     for scope in table.values():
         if scope.origin not in ("prefect", "orgauthz"):
             at(f"scope:{scope.name}", f"scope {scope.name!r}: origin must be prefect or orgauthz")

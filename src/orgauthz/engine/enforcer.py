@@ -35,9 +35,9 @@ from orgauthz.domain.policy import PolicySet
 from orgauthz.engine.matcher import Matcher, compile_matcher
 from orgauthz.errors import PolicyError
 
-# What the engine calls the matcher with: (sub, org, dom, obj) of the request, then (sub, obj)
-# of one p line; and the one effect it implements, allow when any line matches.
-REQUEST: Final = ["r_sub", "r_org", "r_dom", "r_obj"]
+# What the engine calls the matcher with: (sub, org, dom, obj, res) of the request, then
+# (sub, obj) of one p line; and the one effect it implements, allow when any line matches.
+REQUEST: Final = ["r_sub", "r_org", "r_dom", "r_obj", "r_res"]
 POLICY: Final = ["p_sub", "p_obj"]
 ALLOW_ANY: Final = frozenset({"some(where(p.eft==allow))", "some(where(p_eft==allow))"})
 
@@ -165,7 +165,7 @@ def compile_model(policy: PolicySet, model: Model, g_functions: Mapping[str, Cal
         return PolicyError(message, file=str(policy.directory / "model.conf"), line=line)
 
     if m["r"]["r"].tokens != REQUEST:
-        raise refuse("r", "the request must be r = sub, org, dom, obj (what the engine asks the matcher)")
+        raise refuse("r", "the request must be r = sub, org, dom, obj, res (what the engine asks the matcher)")
     if m["p"]["p"].tokens != POLICY:
         raise refuse("p", "the policy must be p = sub, obj (what the engine hands the matcher)")
     if m["e"]["e"].value.replace(" ", "") not in ALLOW_ANY:
@@ -257,15 +257,21 @@ class OrgEnforcer:
         """Whether any line names the subject; an unknown subject can hold nothing."""
         return subject in self.subjects
 
-    def enforce(self, subject: str, domain: str, scope: str) -> bool:
+    def enforce(self, subject: str, domain: str, scope: str, res: str = "") -> bool:
+        """``res``: the object node the scope needs (see :func:`orgauthz.domain.lines.object_need`),
+        "" for none."""
         # Unknown subjects hold nothing: denied without evaluating anything.
         if subject not in self.subjects:
             return False
         match, org = self._matcher, self.org_domain
         for line in self._by_obj.get(scope, ()):  # noqa: SIM110  # a loop: no generator object per decision
-            if match(subject, org, domain, scope, *line):
+            if match(subject, org, domain, scope, res, *line):
                 return True
         return False
+
+    def links(self, ptype: str) -> RoleLinks:
+        """The links of role definition ``ptype`` (``g4``: ACL listings), for explanations and plans."""
+        return self._links[ptype]
 
     def roles_of(self, subject: str, domain: str) -> list[str]:
         """Roles the subject holds in ``domain`` (an ``org:`` or ``ws:`` domain)."""

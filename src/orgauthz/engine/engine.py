@@ -269,7 +269,7 @@ class Engine:
         enforcer = OrgEnforcer(
             self.policy, L.org_domain(snap.org_id), snap.policy_lines(self.policy), self._include_lines, []
         )
-        lines = snap.access_lines()
+        lines = snap.decision_lines(self.policy)
         until = time.perf_counter() + _BUILD_SLICE_S
         while part := list(itertools.islice(lines, _BUILD_PART)):
             enforcer.add(part)

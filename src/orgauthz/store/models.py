@@ -13,8 +13,10 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -126,6 +128,50 @@ class TeamMember(Base):
     subject: Mapped[str] = mapped_column(String(160), primary_key=True)
     org_id: Mapped[str] = mapped_column(ID)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ObjectAcl(Base):
+    """An object's access control list (R26): ``object`` is ``<kind>:<id>`` inside the
+    workspace; ``revision`` is the revision that last wrote it (optimistic concurrency)."""
+
+    __tablename__ = "object_acls"
+    __table_args__ = (Index("ix_object_acls_org_id", "org_id"),)
+    workspace_id: Mapped[str] = mapped_column(ID, ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True)
+    object: Mapped[str] = mapped_column(String(160), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ID)
+    revision: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AclEntry(Base):
+    """One actor (``user:``, ``service_account:`` or ``team:<id>``) listed on an ACL at a
+    level; ``is_grant``: a grant entry (R26)."""
+
+    __tablename__ = "acl_entries"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["workspace_id", "object"], ["object_acls.workspace_id", "object_acls.object"], ondelete="CASCADE"
+        ),
+        Index("ix_acl_entries_org_actor", "org_id", "actor"),
+    )
+    workspace_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    object: Mapped[str] = mapped_column(String(160), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(160), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ID)
+    level: Mapped[str] = mapped_column(String(16))
+    is_grant: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DeploymentPool(Base):
+    """The work pool a deployment names (R27), as the platform set it."""
+
+    __tablename__ = "deployment_pools"
+    __table_args__ = (Index("ix_deployment_pools_ws_pool", "workspace_id", "pool_id"),)
+    workspace_id: Mapped[str] = mapped_column(ID, ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True)
+    deployment_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    pool_id: Mapped[str] = mapped_column(ID)
+    org_id: Mapped[str] = mapped_column(ID)
+    revision: Mapped[int] = mapped_column(BigInteger)
 
 
 class CustomRole(Base):

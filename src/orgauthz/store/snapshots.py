@@ -8,11 +8,14 @@ from typing import cast
 from sqlalchemy import func, select
 
 from orgauthz.domain.changes import ChangeSet
-from orgauthz.domain.lines import OrgSnapshot
+from orgauthz.domain.lines import AclEntry, OrgSnapshot
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, RoleDef
 from orgauthz.store.base import Store
+from orgauthz.store.models import AclEntry as AclEntryRow
 from orgauthz.store.models import (
     Change,
+    DeploymentPool,
+    ObjectAcl,
     CustomRole,
     Membership,
     Organization,
@@ -87,6 +90,16 @@ def load_org(db: Store, org_id: str) -> tuple[OrgSnapshot, int] | None:
         }
         for team, subject in rows(s, select(TeamMember.team_id, TeamMember.subject).where(TeamMember.org_id == org_id)):
             snap.teams.setdefault(team, []).append(subject)
+        for ws, obj in rows(s, select(ObjectAcl.workspace_id, ObjectAcl.object).where(ObjectAcl.org_id == org_id)):
+            snap.acls[(ws, obj)] = []
+        entries = select(AclEntryRow.workspace_id, AclEntryRow.object, AclEntryRow.actor, AclEntryRow.level)
+        for ws, obj, actor, level, grant in rows(
+            s, entries.add_columns(AclEntryRow.is_grant).where(AclEntryRow.org_id == org_id)
+        ):
+            snap.acls[(ws, obj)].append(AclEntry(actor, level, bool(grant)))
+        pools = select(DeploymentPool.workspace_id, DeploymentPool.deployment_id, DeploymentPool.pool_id)
+        for ws, dep, pool in rows(s, pools.where(DeploymentPool.org_id == org_id)):
+            snap.pools[(ws, f"deployment:{dep}")] = f"work_pool:{pool}"
     return snap, int(org_rev)
 
 

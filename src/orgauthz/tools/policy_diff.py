@@ -251,7 +251,7 @@ def _probe_changes(base: PolicySet, head: PolicySet) -> tuple[list[str], bool]:
                 (org_dom, policy.organization_permissions),
                 *((L.ws_domain(ws), policy.workspace_scopes) for ws in defaults),
             ):
-                out |= {(subject, dom, s) for s in catalog if enforcer.enforce(subject, org_dom, dom, s)}
+                out |= {(subject, dom, s) for s in catalog if enforcer.enforce(subject, org_dom, dom, s, "")}
         return out
 
     try:

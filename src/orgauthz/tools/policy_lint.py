@@ -38,11 +38,13 @@ from orgauthz.domain.policy import (
 from orgauthz.errors import PolicyError
 
 # What a key may hold in each file: top level, then the body of one entry.
-_SCOPE_FILE: Final = {"workspace_scopes", "organization_permissions", "renamed"}
+_SCOPE_FILE: Final = {"workspace_scopes", "organization_permissions", "renamed", "object_acls"}
 _ROLE_FILE: Final = {"workspace_roles", "organization_roles"}
 _SCOPE_KEYS: Final = {"description", "includes", "prefect", "origin"}
 # Sections that map a name to a name (old id -> new id), not to an entry.
 _FLAT: Final = {"renamed"}
+# Checked by policy_findings (kinds, levels, governed scopes): its shape is its own.
+_OWN_SHAPE: Final = {"object_acls"}
 _ROLE_KEYS: Final = {"description", "scopes", "inherits", "except"}
 
 # R8: making someone an Admin is changing a member's organization role.
@@ -293,6 +295,8 @@ def _shape_file(path: Path, top: set[str], body_keys: set[str], list_keys: tuple
         if not isinstance(section, yaml.MappingNode):
             at(section, f"{key.value} must be a mapping of names to entries")
             continue
+        if key.value in _OWN_SHAPE:
+            continue
         if key.value in _FLAT:
             for name, value in _pairs(section, at):
                 if not isinstance(value, yaml.ScalarNode) or _is_null(value) or not value.value:
@@ -478,11 +482,11 @@ def _model(policy: PolicySet) -> list[Finding]:
             out.append(Finding(path, 1, f"section [{title}] is missing"))
     if out:
         return out
-    for key in ("g", "g2", "g3"):
+    for key in ("g", "g2", "g3", "g4", "g5"):
         if key not in model.model["g"]:
             out.append(Finding(path, _line_of(text, r"^\[role_definition\]") or 1, f"role definition {key} is missing"))
-    if model.model["r"]["r"].tokens != ["r_sub", "r_org", "r_dom", "r_obj"]:
-        out.append(Finding(path, _line_of(text, r"^\s*r\s*=") or 1, "request must be r = sub, org, dom, obj"))
+    if model.model["r"]["r"].tokens != ["r_sub", "r_org", "r_dom", "r_obj", "r_res"]:
+        out.append(Finding(path, _line_of(text, r"^\s*r\s*=") or 1, "request must be r = sub, org, dom, obj, res"))
     if model.model["p"]["p"].tokens != ["p_sub", "p_obj"]:
         out.append(Finding(path, _line_of(text, r"^\s*p\s*=") or 1, "policy must be p = sub, obj"))
     if out:
@@ -576,7 +580,7 @@ def probe_mismatches(policy: PolicySet) -> list[str]:
             *((L.ws_domain(ws), policy.workspace_scopes) for ws in defaults),
         ):
             want = expected_scopes(policy, subject, domain)
-            got = {s for s in catalog if enforcer.enforce(subject, org_dom, domain, s)}
+            got = {s for s in catalog if enforcer.enforce(subject, org_dom, domain, s, "")}
             extra, lacking = sorted(got - want), sorted(want - got)
             where = f"{subject} in {domain}"
             if extra:
