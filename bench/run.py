@@ -331,7 +331,9 @@ def engine_vs_casbin(
     by_org: list[dict[str, Any]] = []
     for org, snap in snaps.items():
         t = time.perf_counter()
-        eng = OrgEnforcer(policy, L.org_domain(org), snap.policy_lines(policy), include, list(snap.decision_lines(policy)))
+        eng = OrgEnforcer(
+            policy, L.org_domain(org), snap.policy_lines(policy), include, list(snap.decision_lines(policy))
+        )
         build = time.perf_counter() - t
         rs = [(s, L.ws_domain(w), o) for s, w, o in reqs[org][:per_org]]
         t = time.perf_counter()

@@ -39,6 +39,10 @@ class FailedPrecondition(OrgAuthzError):
     """The operation is not allowed in the current state (last Admin, role in use...)."""
 
 
+class Conflict(OrgAuthzError):
+    """The resource changed since the caller read it (an ACL's expected revision, R26)."""
+
+
 class LimitExceeded(OrgAuthzError):
     """A plan limit would be exceeded (R10)."""
 

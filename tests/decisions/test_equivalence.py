@@ -182,7 +182,11 @@ def worlds(draw: st.DrawFn) -> World:
 
 def org_enforcer(policy: PolicySet, snap: L.OrgSnapshot) -> OrgEnforcer:
     return OrgEnforcer(
-        policy, L.org_domain(snap.org_id), snap.policy_lines(policy), L.include_lines(policy), list(snap.decision_lines(policy))
+        policy,
+        L.org_domain(snap.org_id),
+        snap.policy_lines(policy),
+        L.include_lines(policy),
+        list(snap.decision_lines(policy)),
     )
 
 

@@ -57,7 +57,7 @@ async def test_remembered_valid_questions_leave_the_collectors_passes(db: Store,
     decisions = Decisions(engine, EngineAuthorizer(engine), None)
     for i in range(50):
         await decisions.check(Question(f"user:u{i}", "acme-prod", "", "see_flows"))
-    answers = await decisions.batch([(f"user:b{i}", "acme-prod", "", "see_flows", False) for i in range(50)], 0)
+    answers = await decisions.batch([(f"user:b{i}", "acme-prod", "", "see_flows", False, "") for i in range(50)], 0)
     assert not any(d.allowed for d in answers)
     gc.collect()
     assert len(decisions._valid) == 100

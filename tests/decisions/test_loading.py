@@ -134,7 +134,11 @@ async def test_s5_an_organization_is_built_in_slices_with_a_real_sleep_after_eac
 
     # It decides exactly as the organization built in one piece.
     whole = OrgEnforcer(
-        policy, L.org_domain("acme"), snap.policy_lines(policy), L.include_lines(policy), list(snap.decision_lines(policy))
+        policy,
+        L.org_domain("acme"),
+        snap.policy_lines(policy),
+        L.include_lines(policy),
+        list(snap.decision_lines(policy)),
     )
     subjects = ["user:acme-admin", "user:globex-admin", "user:nobody", *(f"user:u{i}" for i in range(12))]
     checked = allowed = 0

@@ -89,7 +89,7 @@ def add_to_server(servicer: AuthorizationServicer, server: Any) -> None:
 
 
 def _question(m: Any) -> Question:
-    return Question(m.subject, m.workspace, m.organization, m.scope, m.explain)
+    return Question(m.subject, m.workspace, m.organization, m.scope, m.explain, m.object)
 
 
 class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):  # type: ignore[misc]  # generated
@@ -117,7 +117,9 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):  # type: igno
         """Answers the encoded ``BatchCheckResponse`` (see :func:`add_to_server`)."""
         start = perf_counter()
         try:
-            rows = [(m.subject, m.workspace, m.organization, m.scope, m.explain) for m in request.items]
+            rows: list[tuple[str, str, str, str, bool, str]] = [
+                (m.subject, m.workspace, m.organization, m.scope, m.explain, m.object) for m in request.items
+            ]
             decisions = await self.decisions.batch(rows, request.min_revision)
         finally:
             self.metrics.observe("BatchCheck", perf_counter() - start)
@@ -129,9 +131,18 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):  # type: igno
         self, request: pb.ListScopesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListScopesResponse:
         scopes, rev = await self.decisions.scopes(
-            request.subject, request.workspace, request.organization, request.min_revision
+            request.subject, request.workspace, request.organization, request.min_revision, request.object
         )
         return pb.ListScopesResponse(scopes=scopes, revision=rev)
+
+    @rpc
+    async def PlanObjects(
+        self, request: pb.PlanObjectsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PlanObjectsResponse:
+        plan, rev = await self.decisions.plan(
+            request.subject, request.workspace, request.kind, request.scope, request.min_revision
+        )
+        return pb.PlanObjectsResponse(kind=pb.PlanObjectsResponse.Kind.Value(plan.kind), ids=plan.ids, revision=rev)
 
     @rpc
     async def ListAccessibleWorkspaces(

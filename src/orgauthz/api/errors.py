@@ -25,6 +25,7 @@ _CODES: list[tuple[type[e.OrgAuthzError], grpc.StatusCode]] = [
     (e.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (e.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (e.LimitExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (e.Conflict, grpc.StatusCode.ABORTED),
     (e.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (e.Unavailable, grpc.StatusCode.UNAVAILABLE),
     (e.StaleRevision, grpc.StatusCode.UNAVAILABLE),

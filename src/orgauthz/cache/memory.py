@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Callable
 from typing import Final
 
-Key = tuple[str, int, str, str, str]  # a DecisionKey (a named tuple)
+Key = tuple[str, int, str, str, str, str]  # a DecisionKey (a named tuple)
 
 _EVICT_FRACTION: Final = 0.1
 

@@ -228,7 +228,8 @@ class RedisDecisionCache:
 
     @staticmethod
     def field(key: DecisionKey) -> str:
-        return f"{key.subject}|{key.domain}|{key.scope}"
+        base = f"{key.subject}|{key.domain}|{key.scope}"
+        return f"{base}|{key.res}" if key.res else base
 
     async def get(self, key: DecisionKey) -> bool | None:
         link = self.link

@@ -103,6 +103,25 @@ def check_grantee_subject(field: str, value: str) -> tuple[str, str]:
         raise InvalidArgument(field, "must be user:<id>, service_account:<id> or team:<id>") from None
 
 
+OBJECT_KINDS: Final = ("deployment", "work_pool", "block")  # R26; scopes.yaml's object_acls
+ACL_ENTRIES_MAX: Final = 1000  # entries of one ACL
+ACLS_PER_WORKSPACE_MAX: Final = 100_000  # objects of one workspace with an ACL or a work pool
+
+
+def check_object(field: str, value: str) -> tuple[str, str]:
+    """``deployment:<id>``, ``work_pool:<id>`` or ``block:<id>`` (R26); returns ``(kind, id)``."""
+    kind, sep, ident = value.partition(":")
+    if not sep or kind not in OBJECT_KINDS:
+        raise InvalidArgument(field, "must be deployment:<id>, work_pool:<id> or block:<id>")
+    check_id(field, ident)
+    return kind, ident
+
+
+def check_acl_actor(field: str, value: str) -> tuple[str, str]:
+    """Who an ACL entry names: ``user:<id>``, ``service_account:<id>`` or ``team:<id>`` (R26)."""
+    return check_grantee_subject(field, value)
+
+
 def check_subject(field: str, value: str) -> tuple[str, str]:
     """``user:<id>`` or ``service_account:<id>``; returns ``(kind, id)``."""
     kind, sep, ident = value.partition(":")

@@ -96,19 +96,27 @@ def object_need(policy: PolicySet, workspace_id: str, obj: str, scope: str) -> s
     return object_node(workspace_id, obj, level) if level else ""
 
 
+def entry_lines(kind: ObjectKind, org_id: str, workspace_id: str, obj: str, entry: AclEntry) -> list[Line]:
+    """One entry's own lines: its level's node reaches the actor (g4); a grant entry's actor is
+    reached from its level's node and every node below it (g5). No two entries share a line,
+    so removing an entry is removing its lines."""
+    dom = org_domain(org_id)
+    out: list[Line] = [("g4", object_node(workspace_id, obj, entry.level), entry.actor, dom)]
+    if entry.grant:
+        below = kind.levels[: kind.levels.index(entry.level) + 1]
+        out += [("g5", object_node(workspace_id, obj, level), entry.actor, dom) for level in below]
+    return out
+
+
 def acl_lines(kind: ObjectKind, org_id: str, workspace_id: str, obj: str, entries: Iterable[AclEntry]) -> list[Line]:
-    """The lines of ``obj``'s own ACL: each level reaches the next one up (g4), the top one
-    reaches ``acl``, each entry's level reaches its actor; grant entries the same in g5."""
+    """The lines of ``obj``'s own ACL: each level reaches the next one up and the top one
+    reaches ``acl`` (g4), then each entry's :func:`entry_lines`."""
     dom = org_domain(org_id)
     nodes = [object_node(workspace_id, obj, level) for level in kind.levels]
-    listed = list(entries)
     out: list[Line] = [("g4", a, b, dom) for a, b in pairwise(nodes)]
     out.append(("g4", nodes[-1], ACL, dom))
-    out += [("g4", object_node(workspace_id, obj, e.level), e.actor, dom) for e in listed]
-    grants = [e for e in listed if e.grant]
-    if grants:
-        out += [("g5", a, b, dom) for a, b in pairwise(nodes)]
-        out += [("g5", object_node(workspace_id, obj, e.level), e.actor, dom) for e in grants]
+    for e in entries:
+        out += entry_lines(kind, org_id, workspace_id, obj, e)
     return out
 
 

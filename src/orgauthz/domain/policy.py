@@ -273,7 +273,9 @@ def _object_kinds(data: dict[str, Any], path: Path) -> tuple[dict[str, ObjectKin
     for name, body in section.items():
         at = lines.get(name, 0)
         if not isinstance(body, dict) or not isinstance(body.get("levels"), dict) or len(body["levels"]) < 2:
-            raise PolicyError(f"object kind {name!r}: give its levels, lowest first (at least two)", file=str(path), line=at)
+            raise PolicyError(
+                f"object kind {name!r}: give its levels, lowest first (at least two)", file=str(path), line=at
+            )
         levels = {k: v for k, v in body["levels"].items() if k != "__lines__"}
         governs: dict[str, str] = {}
         for level, scopes in levels.items():
@@ -378,9 +380,9 @@ def policy_findings(policy: PolicySet) -> list[PolicyError]:
         elif new not in table:
             at(f"renamed:{old}", f"renamed id {old!r} names unknown scope {new!r}")
     for kind in policy.object_kinds.values():
-        for scope in kind.governs:
-            if scope not in policy.workspace_scopes:
-                at(f"kind:{kind.name}", f"object kind {kind.name!r} governs unknown workspace scope {scope!r}")
+        for governed in kind.governs:
+            if governed not in policy.workspace_scopes:
+                at(f"kind:{kind.name}", f"object kind {kind.name!r} governs unknown workspace scope {governed!r}")
         target = policy.object_kinds.get(kind.delegates_to) if kind.delegates_to else kind
         if target is None:
             at(f"kind:{kind.name}", f"object kind {kind.name!r} delegates to unknown kind {kind.delegates_to!r}")

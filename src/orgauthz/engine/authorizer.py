@@ -30,6 +30,7 @@ class Ask(NamedTuple):
     target: Target | None
     scope: str
     explain: bool = False
+    res: str = ""  # the object node the scope needs (R26; lines.object_need), "" for none
 
 
 class DecisionKey(NamedTuple):
@@ -43,12 +44,15 @@ class DecisionKey(NamedTuple):
     subject: str
     domain: str
     scope: str
+    # The object node (R26), "" for none. Any write to the organization, an ACL's included,
+    # moves ``revision``: an answer decided before an ACL changed is never found after it.
+    res: str = ""
 
     @classmethod
-    def at(cls, engine: Engine, subject: str, target: Target, scope: str) -> DecisionKey | None:
+    def at(cls, engine: Engine, subject: str, target: Target, scope: str, res: str = "") -> DecisionKey | None:
         """The key as of now; None while the organization is unknown here."""
         revision = engine.org_revision.get(target.org_id)
-        return None if revision is None else cls(target.org_id, revision, subject, target.domain, scope)
+        return None if revision is None else cls(target.org_id, revision, subject, target.domain, scope, res)
 
     def reflects(self, applied: int) -> int:
         """The revision an answer under this key reflects: everything applied here (``applied``),
@@ -110,10 +114,10 @@ class EngineAuthorizer:
         the organization does not know gets no key: the engine denies it in one set lookup,
         and a stream of nonexistent subjects would otherwise fill the caches with denials."""
         engine = self.engine
-        subject, scope = ask.subject, ask.scope
-        allowed = engine.decide(subject, target, scope)
-        reasons = engine.explain(subject, target, scope) if ask.explain else []
-        key = DecisionKey.at(engine, subject, target, scope) if engine.knows(target.org_id, subject) else None
+        subject, scope, res = ask.subject, ask.scope, ask.res
+        allowed = engine.decide(subject, target, scope, res)
+        reasons = engine.explain(subject, target, scope, res) if ask.explain else []
+        key = DecisionKey.at(engine, subject, target, scope, res) if engine.knows(target.org_id, subject) else None
         return Decision(allowed, answered_at(engine, target.org_id), reasons, key)
 
 
@@ -129,7 +133,7 @@ class CachingAuthorizer:
         target = ask.target
         if target is None or ask.explain:
             return None
-        key = DecisionKey.at(self.engine, ask.subject, target, ask.scope)
+        key = DecisionKey.at(self.engine, ask.subject, target, ask.scope, ask.res)
         if key is not None:
             found = self.cache.get(key)
             if found is not None:
@@ -150,7 +154,7 @@ class CachingAuthorizer:
             if target is not None and not ask.explain:
                 revision = revisions.get(target.org_id)
                 if revision is not None:
-                    key = DecisionKey(target.org_id, revision, ask.subject, target.domain, ask.scope)
+                    key = DecisionKey(target.org_id, revision, ask.subject, target.domain, ask.scope, ask.res)
                     lookups += 1
                     found = get(key)
                     if found is not None:

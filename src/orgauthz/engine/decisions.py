@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from typing import NamedTuple, TypeVar
 
 from orgauthz.domain import bounds
+from orgauthz.domain import lines as L
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE
 from orgauthz.engine.authorizer import Ask, Authorizer, Decision, answered_at
-from orgauthz.engine.engine import Engine
+from orgauthz.engine.engine import ONLY, Engine, Plan
 from orgauthz.engine.feed import ChangeFeed
 from orgauthz.errors import InvalidArgument
 from orgauthz.store import snapshots
@@ -32,6 +33,7 @@ class Question(NamedTuple):
     organization: str
     scope: str
     explain: bool = False
+    obj: str = ""  # R26: deployment:<id>, work_pool:<id> or block:<id>; "" for none
 
 
 class Decisions:
@@ -42,7 +44,7 @@ class Decisions:
         self.authorizer = authorizer
         self.feed = feed
         self.min_revision_wait = min_revision_wait
-        self._valid: set[tuple[str, str, str, str, bool]] = set()  # questions found valid
+        self._valid: set[tuple[str, str, str, str, bool, str]] = set()  # questions found valid
 
     async def at_least(self, revision: int) -> None:
         """Waits, at most ``min_revision_wait``, until this replica may answer: it has applied
@@ -73,7 +75,7 @@ class Decisions:
         """INVALID_ARGUMENT naming the field (``items[i].scope``...) unless ``q`` is well formed.
         Questions found valid are remembered: about 1 µs a question, 38% of a warm
         BatchCheck(100) in process (bench/NOTES.md item 12)."""
-        row = (q.subject, q.workspace, q.organization, q.scope, q.explain)
+        row = (q.subject, q.workspace, q.organization, q.scope, q.explain, q.obj)
         if row in self._valid:
             return
         self._validate(q, field)
@@ -90,6 +92,19 @@ class Decisions:
         if not self.engine.policy.is_scope(level, self.engine.policy.current_id(q.scope)):
             kind = "workspace scope" if level == WORKSPACE else "organization permission"
             raise InvalidArgument(f"{prefix}scope", f"unknown {kind} {q.scope!r}")
+        if q.obj:
+            self.check_object(q.obj, level, f"{prefix}object")
+
+    @staticmethod
+    def check_object(obj: str, level: str, field: str = "object") -> None:
+        """R26: an object is named inside a workspace."""
+        bounds.check_object(field, obj)
+        if level != WORKSPACE:
+            raise InvalidArgument(field, "an object is named inside a workspace, not an organization")
+
+    def need(self, workspace: str, obj: str, scope: str) -> str:
+        """The object node ``scope`` needs on ``obj`` ("" when no object or not governed)."""
+        return L.object_need(self.engine.policy, workspace, obj, scope) if obj else ""
 
     def _ready(self) -> bool:
         """Whether this replica may answer without waiting (see :meth:`at_least`)."""
@@ -100,14 +115,15 @@ class Decisions:
         if min_revision or not self._ready():
             await self.at_least(min_revision)
         scope = self.engine.policy.renamed.get(q.scope, q.scope)
-        ask = Ask(q.subject, self.engine.resolve(q.workspace, q.organization), scope, q.explain)
+        res = self.need(q.workspace, q.obj, scope) if q.obj else ""
+        ask = Ask(q.subject, self.engine.resolve(q.workspace, q.organization), scope, q.explain, res)
         decision = self.authorizer.try_cached(ask)
         if decision is None:
             (decision,) = await self.authorizer.decide([ask])
         return decision
 
-    async def batch(self, rows: Sequence[tuple[str, str, str, str, bool]], min_revision: int) -> list[Decision]:
-        """Decides each row ``(subject, workspace, organization, scope, explain)`` (a
+    async def batch(self, rows: Sequence[tuple[str, str, str, str, bool, str]], min_revision: int) -> list[Decision]:
+        """Decides each row ``(subject, workspace, organization, scope, explain, object)`` (a
         :class:`Question` is one), in order. Every row is validated before anything is
         decided (INVALID_ARGUMENT names ``items[i]``)."""
         bounds.check_count("items", len(rows), bounds.BATCH_MAX)
@@ -116,19 +132,46 @@ class Decisions:
                 self.validate(Question._make(row), f"items[{i}]")
         if min_revision or not self._ready():
             await self.at_least(min_revision)
-        resolve, renamed = self.engine.resolve, self.engine.policy.renamed
-        return await self.authorizer.decide([Ask(s, resolve(w, o), renamed.get(sc, sc), e) for s, w, o, sc, e in rows])
+        resolve, renamed, need = self.engine.resolve, self.engine.policy.renamed, self.need
+        return await self.authorizer.decide(
+            [
+                Ask(s, resolve(w, o), renamed.get(sc, sc), e, need(w, ob, renamed.get(sc, sc)) if ob else "")
+                for s, w, o, sc, e, ob in rows
+            ]
+        )
 
     async def scopes(
-        self, subject: str, workspace: str, organization: str, min_revision: int = 0
+        self, subject: str, workspace: str, organization: str, min_revision: int = 0, obj: str = ""
     ) -> tuple[list[str], int]:
+        """The subject's scopes in the workspace (on ``obj``, when given: R26) or its
+        permissions in the organization."""
         bounds.check_subject("subject", subject)
-        self.target_level(workspace, organization)
+        level = self.target_level(workspace, organization)
+        if obj:
+            self.check_object(obj, level)
         await self.at_least(min_revision)
         target = self.engine.resolve(workspace=workspace, organization=organization)
         if target is None or not await self.engine.ensure_loaded(target.org_id):
             return [], self.engine.applied
-        return self.engine.scopes(subject, target), answered_at(self.engine, target.org_id)
+        return self.engine.scopes(subject, target, obj), answered_at(self.engine, target.org_id)
+
+    async def plan(
+        self, subject: str, workspace: str, kind: str, scope: str, min_revision: int = 0
+    ) -> tuple[Plan, int]:
+        """PlanObjects: which objects of ``kind`` the subject may use ``scope`` on (R26)."""
+        bounds.check_subject("subject", subject)
+        bounds.check_id("workspace", workspace)
+        if kind not in bounds.OBJECT_KINDS:
+            raise InvalidArgument("kind", f"must be one of {', '.join(bounds.OBJECT_KINDS)}")
+        bounds.check_scope_name("scope", scope)
+        scope = self.engine.policy.current_id(scope)
+        if not self.engine.policy.is_scope(WORKSPACE, scope):
+            raise InvalidArgument("scope", f"unknown workspace scope {scope!r}")
+        await self.at_least(min_revision)
+        target = self.engine.resolve(workspace=workspace)
+        if target is None or not await self.engine.ensure_loaded(target.org_id):
+            return Plan(ONLY, ()), self.engine.applied
+        return self.engine.plan(subject, target, workspace, kind, scope), answered_at(self.engine, target.org_id)
 
     async def accessible(
         self, subject: str, page_size: int, page_token: str, min_revision: int = 0

@@ -233,6 +233,9 @@ class OrgEnforcer:
         self._p_lines = [list(line[1:]) for line in p_lines]
         self._links: dict[str, RoleLinks] = {key: RoleLinks() for key in model.model.get("g", {})}
         self.subjects: Counter[str] = Counter()
+        # (workspace, kind) -> object id -> g4 lines leaving its nodes: the objects an ACL
+        # governs (R26, R27), for PlanObjects.
+        self._governed: dict[tuple[str, str], Counter[str]] = {}
         self._by_obj = self._index(p_lines)
         self._matcher = compile_model(policy, model, {key: links.g_function() for key, links in self._links.items()})
         self._add_links(include_lines)
@@ -252,6 +255,21 @@ class OrgEnforcer:
             links[ptype].add(*values)
             if ptype == "g":
                 subjects[values[0]] += 1
+            elif ptype == "g4" and "/" in values[0]:
+                self._count_object(values[0], 1)
+
+    def _count_object(self, node: str, step: int) -> None:
+        """``node`` is ``<workspace>/<kind>:<id>#<level>`` (lines.object_node)."""
+        ws, _, rest = node.partition("/")
+        kind, _, ident = rest.rpartition("#")[0].partition(":")
+        counts = self._governed.setdefault((ws, kind), Counter())
+        counts[ident] += step
+        if counts[ident] <= 0:
+            del counts[ident]
+
+    def governed(self, workspace: str, kind: str) -> list[str]:
+        """Ids of the workspace's objects of ``kind`` that an ACL governs (R26, R27)."""
+        return list(self._governed.get((workspace, kind), ()))
 
     def knows(self, subject: str) -> bool:
         """Whether any line names the subject; an unknown subject can hold nothing."""
@@ -299,3 +317,5 @@ class OrgEnforcer:
                 self.subjects[values[0]] -= 1
                 if self.subjects[values[0]] <= 0:
                     del self.subjects[values[0]]
+            elif ptype == "g4" and "/" in values[0]:
+                self._count_object(values[0], -1)

@@ -41,6 +41,18 @@ _LOAD_ATTEMPTS = 3  # loads of one organization one call waits for (see Engine.e
 # explanation must not tell a caller which ids exist (SPEC §2).
 NO_ACCESS = "not a member of the organization that owns it, or it does not exist"
 
+# PlanObjects answers (R26): every object of the kind, every one but some, or only some.
+ALL, ALL_EXCEPT, ONLY = "ALL", "ALL_EXCEPT", "ONLY"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which objects of a kind a subject may use a scope on: ``kind`` ALL (``ids`` empty),
+    ALL_EXCEPT ``ids`` or ONLY ``ids`` (sorted)."""
+
+    kind: str
+    ids: tuple[str, ...] = ()
+
 
 @dataclass(frozen=True)
 class Target:
@@ -323,17 +335,44 @@ class Engine:
         """The organization's custom role ``role_id`` as last loaded, if any."""
         return self._custom_roles.get(org_id, {}).get(role_id)
 
-    def decide(self, subject: str, target: Target, scope: str) -> bool:
-        """Requires :meth:`ensure_loaded` first."""
-        return self._state(target.org_id).enforcer.enforce(subject, target.domain, scope)
+    def decide(self, subject: str, target: Target, scope: str, res: str = "") -> bool:
+        """Requires :meth:`ensure_loaded` first. ``res``: the object node (R26), "" for none."""
+        return self._state(target.org_id).enforcer.enforce(subject, target.domain, scope, res)
 
-    def scopes(self, subject: str, target: Target) -> list[str]:
-        """Every scope of the target's level the subject holds, sorted."""
+    def scopes(self, subject: str, target: Target, obj: str = "") -> list[str]:
+        """Every scope of the target's level the subject holds (on ``obj``, when given), sorted."""
         enforcer = self._state(target.org_id).enforcer
         catalog = self.policy.workspace_scopes if target.level == WORKSPACE else self.policy.organization_permissions
         if not enforcer.knows(subject):
             return []
-        return sorted(s for s in catalog if enforcer.enforce(subject, target.domain, s))
+        ws = target.domain.removeprefix("ws:")
+        need = L.object_need
+        return sorted(
+            s
+            for s in catalog
+            if enforcer.enforce(subject, target.domain, s, need(self.policy, ws, obj, s) if obj else "")
+        )
+
+    def plan(self, subject: str, target: Target, workspace: str, kind: str, scope: str) -> Plan:
+        """PlanObjects (R26): the objects of ``kind`` in the workspace on which the subject may
+        use ``scope``, as the difference from the workspace's own answer. Only objects with
+        lines (an ACL, or a work pool with one: R27) can differ from it; each of them is
+        decided by the same enforcement as Check, so the plan agrees with Check on every
+        object (tests/decisions/test_objects.py)."""
+        enforcer = self._state(target.org_id).enforcer
+        in_workspace = enforcer.enforce(subject, target.domain, scope)
+        level = self.policy.object_kinds[kind].governs.get(scope)
+        if level is None:  # the kind does not govern the scope: the workspace decides
+            return Plan(ALL) if in_workspace else Plan(ONLY)
+        differ = tuple(
+            ident
+            for ident in sorted(enforcer.governed(workspace, kind))
+            if enforcer.enforce(subject, target.domain, scope, L.object_node(workspace, f"{kind}:{ident}", level))
+            != in_workspace
+        )
+        if in_workspace:
+            return Plan(ALL_EXCEPT, differ) if differ else Plan(ALL)
+        return Plan(ONLY, differ)
 
     def grant_paths(self, subject: str, target: Target, scope: str) -> list[GrantPath]:
         """Every path that grants the scope (empty: denied). Requires :meth:`ensure_loaded`."""
@@ -382,14 +421,68 @@ class Engine:
                     return r.name
         return name
 
-    def explain(self, subject: str, target: Target, scope: str) -> list[str]:
+    def explain(self, subject: str, target: Target, scope: str, res: str = "") -> list[str]:
         """Every path that grants the scope, or for a denial what the subject holds and what is missing.
 
         Granting paths read "organization Admin", "workspace role Developer",
         "default workspace role Viewer", with "(included by manage_flows)" when a held scope
         includes the asked one. A denial names what is held there and the nearest missing
-        piece: the least built-in role that grants the scope.
+        piece: the least built-in role that grants the scope. With an object (``res``), what
+        its ACL decided follows (R26, R27).
         """
+        reasons = self._explain_workspace(subject, target, scope)
+        if res and reasons != [NO_ACCESS]:
+            reasons += self._explain_object(subject, target, res)
+        return reasons
+
+    def keeps_objects(self, subject: str, target: Target) -> bool:
+        """Whether the subject keeps full access to the workspace's objects whatever their ACLs
+        say (R2a, R26): the matcher's clause after ``g4(r.res, r.sub, r.org)``, read from the
+        same links. Requires :meth:`ensure_loaded`."""
+        enforcer = self._state(target.org_id).enforcer
+        org_dom = L.org_domain(target.org_id)
+        g = enforcer.links("g")
+        return (
+            g.has_link(subject, L.org_role_name(rules.OWNER), org_dom)
+            or g.has_link(subject, L.org_role_name(rules.ADMIN), org_dom)
+            or g.has_link(subject, L.role_name(rules.OWNER), target.domain)
+            or (
+                subject.startswith("user:")
+                and L.MEMBER in enforcer.roles_of(subject, org_dom)
+                and enforcer.default_role(target.domain) == L.role_name(rules.OWNER)
+            )
+        )
+
+    def _explain_object(self, subject: str, target: Target, res: str) -> list[str]:
+        """Which ACL decided, and through which entry (or that none names the subject)."""
+        enforcer = self._state(target.org_id).enforcer
+        org_dom = L.org_domain(target.org_id)
+        listing, grants = enforcer.links("g4"), enforcer.links("g5")
+        ws, _, rest = res.partition("/")
+        obj, _, level = rest.rpartition("#")
+        if not listing.has_link(res, L.ACL, org_dom):
+            return [f"{obj} has no ACL governing this scope: the workspace decides (R26)"]
+        governing = obj
+        for hop in listing.roles(res, org_dom):  # R27: a deployment's node leads to its work pool's
+            if hop.startswith(f"{ws}/") and not hop.startswith(f"{ws}/{obj}#"):
+                governing = hop.partition("/")[2].rpartition("#")[0]
+        whose = f"{obj}'s ACL" if governing == obj else f"{governing}'s ACL, which governs {obj} (R27)"
+        kind = self.policy.object_kinds[governing.partition(":")[0]]
+        found: list[str] = []
+        for links, what in ((listing, "listed"), (grants, "granted")):
+            for lv in kind.covering(level):
+                for actor in links.roles(L.object_node(ws, governing, lv), org_dom):
+                    if actor == subject:
+                        found.append(f"{whose}: {what} at {lv}")
+                    elif actor.startswith("team:") and links.has_link(actor, subject, org_dom):
+                        found.append(f"{whose}: {what} at {lv} through {actor}")
+        if self.keeps_objects(subject, target):
+            found.append(f"{whose}: organization Owners and Admins and workspace Owners keep their access (R2a, R26)")
+        if not found:
+            found.append(f"{whose}: {subject} is not listed at {level} or above, itself or through a team (R26)")
+        return found
+
+    def _explain_workspace(self, subject: str, target: Target, scope: str) -> list[str]:
         paths = self.grant_paths(subject, target, scope)
         if paths:
             return [p.reason() for p in paths]

@@ -58,7 +58,11 @@ class RedisCachingAuthorizer:
 
     async def _one(self, ask: Ask) -> Decision:
         target = ask.target
-        key = None if target is None or ask.explain else DecisionKey.at(self.engine, ask.subject, target, ask.scope)
+        key = (
+            None
+            if target is None or ask.explain
+            else DecisionKey.at(self.engine, ask.subject, target, ask.scope, ask.res)
+        )
         if key is not None:
             known = self.engine.knows(key.org_id, key.subject)  # None: the organization is not loaded here
             if known is not False and (self.lookup == "always" or known is None):

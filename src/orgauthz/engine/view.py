@@ -33,5 +33,10 @@ class EngineView(Protocol):
     def scopes(self, subject: str, target: Target) -> list[str]:
         """Every scope of the target's level ``subject`` holds there (after :meth:`ensure_loaded`)."""
 
-    def decide(self, subject: str, target: Target, scope: str) -> bool:
-        """Whether ``subject`` holds ``scope`` at the target (after :meth:`ensure_loaded`)."""
+    def decide(self, subject: str, target: Target, scope: str, res: str = "") -> bool:
+        """Whether ``subject`` holds ``scope`` at the target (on the object node ``res``, R26)
+        (after :meth:`ensure_loaded`)."""
+
+    def keeps_objects(self, subject: str, target: Target) -> bool:
+        """Whether ``subject`` keeps full access to the workspace's objects whatever their ACLs
+        say: an organization Owner or Admin, or a holder of the workspace Owner role (R2a, R26)."""

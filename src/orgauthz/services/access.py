@@ -18,8 +18,9 @@ from sqlalchemy import and_, bindparam, exists, literal, select
 from orgauthz.domain import lines as L
 from orgauthz.domain import rules
 from orgauthz.domain.lines import Line
-from orgauthz.domain.policy import WORKSPACE
+from orgauthz.domain.policy import WORKSPACE, PolicySet
 from orgauthz.errors import AlreadyExists, NotFound
+from orgauthz.services import acl_removal
 from orgauthz.services.context import Actor, Authority, Management, audit
 from orgauthz.services.roles import check_role_row, role_read, role_scopes
 from orgauthz.services.workspaces import find_workspace
@@ -139,28 +140,35 @@ _TEAM_LINKS_OF = (
 
 
 def removal_reads(org_id: str, subject: str) -> dict[str, Read]:
-    """The reads :func:`removal` needs: the subject's workspace grants and team memberships."""
+    """The reads :func:`removal` needs: the subject's workspace grants, team memberships and
+    ACL entries."""
     return {
         "grants": (_GRANTS_OF, {"org": org_id, "subject": subject}),
         "teams": (_TEAM_LINKS_OF, {"org": org_id, "subject": subject}),
+        **acl_removal.naming_reads(org_id, subject),
     }
 
 
-def removal(at: Locked, org_id: str, subject: str, org_role: str) -> tuple[list[Write], list[Line]]:
-    """Deleting every workspace grant and team membership of ``subject`` in the organization
-    (read by :func:`removal_reads`) and the removal of its membership, grant and team lines,
-    so its next Check anywhere there is denied (R4, R13, R25). The caller deletes the member row."""
+def removal(policy: PolicySet, at: Locked, org_id: str, subject: str, org_role: str) -> tuple[list[Write], list[Line]]:
+    """Deleting every workspace grant, team membership and ACL entry of ``subject`` in the
+    organization (read by :func:`removal_reads`) and the removal of its membership, grant,
+    team and ACL lines, so its next Check anywhere there is denied (R4, R13, R25, R26). The
+    caller deletes the member row."""
     grants, teams = at["grants"], at["teams"]
     lines = [
         *L.membership_lines(subject, org_id, org_role),
         *(L.grant_line(subject, ws, role) for ws, role in grants),
         *(L.team_link(subject, team, ws) for team, ws in teams if ws is not None),
     ]
+    for team in sorted({str(team) for team, _ in teams}):
+        lines += L.team_member_lines(org_id, team, [subject])
+    acl_writes, acl_lines = acl_removal.entries_removal(policy, at, org_id, subject)
     writes = [
         store.delete(WorkspaceGrant, org_id=org_id, subject=subject),
         store.delete(TeamMember, org_id=org_id, subject=subject),
+        *acl_writes,
     ]
-    return writes, lines
+    return writes, lines + acl_lines
 
 
 async def grant(

@@ -160,7 +160,7 @@ async def remove_member(mgmt: Management, actor: Actor, org_id: str, user_id: st
             owners=_count(at, "owners"),
             leaving=leaving,
         )
-        writes, lines = removal(at, org_id, subject, m.org_role)
+        writes, lines = removal(mgmt.policy, at, org_id, subject, m.org_role)
         event = "orgauthz.member.left" if leaving else "orgauthz.member.removed"
         return Decision(
             None,

@@ -395,7 +395,7 @@ async def delete_service_account(mgmt: Management, actor: Actor, org_id: str, sa
 
     def decide(at: Locked) -> Decision[None]:
         sa = _account(at, org_id, sa_id)
-        writes, lines = removal(at, org_id, subject, sa.org_role)
+        writes, lines = removal(mgmt.policy, at, org_id, subject, sa.org_role)
         details = {"name": sa.name, "grants_removed": len(at["grants"]), "keys_revoked": len(at["keys"])}
         return Decision(
             None,

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from orgauthz.domain import bounds, rules
 from orgauthz.domain import lines as L
 from orgauthz.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from orgauthz.services import acl_removal
 from orgauthz.services.context import Actor, Management, audit
 from orgauthz.store import base as store
 from orgauthz.store.base import Decision, Locked, Read
@@ -177,14 +178,18 @@ async def delete_team(mgmt: Management, actor: Actor, org_id: str, team_id: str)
         row = _team(at, team_id)
         members = [str(m.subject) for m in at["members"]]
         grants = [(str(ws), str(role)) for ws, role in at["grants"]]
+        acl_writes, acl_lines = acl_removal.entries_removal(mgmt.policy, at, org_id, subject)
         lines = [
             *(L.grant_line(subject, ws, role) for ws, role in grants),
             *L.team_links(members, team_id, [ws for ws, _ in grants]),
+            *L.team_member_lines(org_id, team_id, members),
+            *acl_lines,
         ]
         return Decision(
             None,
             # Children first: the members reference the team.
             writes=[
+                *acl_writes,
                 store.delete(WorkspaceGrant, org_id=org_id, subject=subject),
                 store.delete(TeamMember, team_id=team_id),
                 store.delete(Team, id=team_id),
@@ -200,7 +205,8 @@ async def delete_team(mgmt: Management, actor: Actor, org_id: str, team_id: str)
             change=at.change(remove=lines),
         )
 
-    _, revision = await mgmt.write(org_id, "team.deleted", _team_reads(org_id, team_id), decide)
+    reads = {**_team_reads(org_id, team_id), **acl_removal.naming_reads(org_id, subject)}
+    _, revision = await mgmt.write(org_id, "team.deleted", reads, decide)
     return revision
 
 
@@ -236,7 +242,7 @@ async def add_members(
             writes=[store.insert(TeamMember, row) for row in rows],
             # One revision, one event (R25), naming every member it added.
             audits=[audit(actor, "orgauthz.team-membership.created", L.team_subject(team_id), details={"added": new})],
-            change=at.change(add=L.team_links(new, team_id, workspaces)),
+            change=at.change(add=[*L.team_links(new, team_id, workspaces), *L.team_member_lines(org_id, team_id, new)]),
         )
 
     return await mgmt.write(org_id, "team-membership.created", reads, decide)
@@ -260,7 +266,9 @@ async def remove_members(
             audits=[
                 audit(actor, "orgauthz.team-membership.deleted", L.team_subject(team_id), details={"removed": gone})
             ],
-            change=at.change(remove=L.team_links(gone, team_id, workspaces)),
+            change=at.change(
+                remove=[*L.team_links(gone, team_id, workspaces), *L.team_member_lines(org_id, team_id, gone)]
+            ),
         )
 
     return await mgmt.write(org_id, "team-membership.deleted", _team_reads(org_id, team_id), decide)

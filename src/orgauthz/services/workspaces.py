@@ -16,6 +16,7 @@ from orgauthz.domain import lines as L
 from orgauthz.domain import rules
 from orgauthz.domain.policy import WORKSPACE
 from orgauthz.errors import AlreadyExists, NotFound
+from orgauthz.services import acl_removal
 from orgauthz.services.context import Actor, Management, audit
 from orgauthz.services.roles import check_role_row, role_read, role_scopes
 from orgauthz.store import base as store
@@ -212,15 +213,18 @@ async def delete_workspace(mgmt: Management, actor: Actor, workspace_id: str) ->
         "workspace": _workspace_read(workspace_id),
         "grants": (_GRANTS, {"ws": workspace_id}),
         "team_members": (_TEAM_MEMBERS_HERE, {"ws": workspace_id}),
+        **acl_removal.workspace_reads(workspace_id),
     }
 
     def decide(at: Locked) -> Decision[None]:
         row = _locked_workspace(at, ws)
         grants = at["grants"]
+        acl_writes, acl_lines = acl_removal.workspace_removal(mgmt.policy, at, ws.org_id, workspace_id)
         change = at.change(
             remove=[
                 *(L.grant_line(sub, workspace_id, role) for sub, role in grants),
                 *(L.team_link(member, team, workspace_id) for team, member in at["team_members"]),
+                *acl_lines,
             ],
             workspaces_removed=[workspace_id],
         )
@@ -229,7 +233,11 @@ async def delete_workspace(mgmt: Management, actor: Actor, workspace_id: str) ->
         return Decision(
             None,
             # Children first: the grants reference the workspace.
-            writes=[store.delete(WorkspaceGrant, workspace_id=workspace_id), store.delete(Workspace, id=workspace_id)],
+            writes=[
+                *acl_writes,
+                store.delete(WorkspaceGrant, workspace_id=workspace_id),
+                store.delete(Workspace, id=workspace_id),
+            ],
             audits=[
                 audit(
                     actor,

@@ -14,10 +14,10 @@ from orgauthz.store.base import Store
 from orgauthz.store.models import AclEntry as AclEntryRow
 from orgauthz.store.models import (
     Change,
-    DeploymentPool,
-    ObjectAcl,
     CustomRole,
+    DeploymentPool,
     Membership,
+    ObjectAcl,
     Organization,
     ServiceAccount,
     TeamMember,

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1forgauthz/v1/authorization.proto\x12\x0borgauthz.v1\"\x8c\x01\n\x0c\x43heckRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x13\n\tworkspace\x18\x02 \x01(\tH\x00\x12\x16\n\x0corganization\x18\x06 \x01(\tH\x00\x12\r\n\x05scope\x18\x03 \x01(\t\x12\x14\n\x0cmin_revision\x18\x04 \x01(\x04\x12\x0f\n\x07\x65xplain\x18\x05 \x01(\x08\x42\x08\n\x06target\"C\n\rCheckResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12\x0f\n\x07reasons\x18\x03 \x03(\t\"S\n\x11\x42\x61tchCheckRequest\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.orgauthz.v1.CheckRequest\x12\x14\n\x0cmin_revision\x18\x02 \x01(\x04\"A\n\x12\x42\x61tchCheckResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.orgauthz.v1.CheckResponse\"q\n\x11ListScopesRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x13\n\tworkspace\x18\x02 \x01(\tH\x00\x12\x16\n\x0corganization\x18\x04 \x01(\tH\x00\x12\x14\n\x0cmin_revision\x18\x03 \x01(\x04\x42\x08\n\x06target\"6\n\x12ListScopesResponse\x12\x0e\n\x06scopes\x18\x01 \x03(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\"o\n\x1fListAccessibleWorkspacesRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x14\n\x0cmin_revision\x18\x02 \x01(\x04\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"N\n\x13\x41\x63\x63\x65ssibleWorkspace\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x14\n\x0corganization\x18\x02 \x01(\t\x12\x0e\n\x06scopes\x18\x03 \x03(\t\"\x83\x01\n ListAccessibleWorkspacesResponse\x12\x34\n\nworkspaces\x18\x01 \x03(\x0b\x32 .orgauthz.v1.AccessibleWorkspace\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x04\"<\n\x13\x41uthenticateRequest\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\x12\x14\n\x0cmin_revision\x18\x02 \x01(\x04\"v\n\x14\x41uthenticateResponse\x12\x17\n\x0fservice_account\x18\x01 \x01(\t\x12\x14\n\x0corganization\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x0c\n\x04user\x18\x04 \x01(\t\x12\x10\n\x08revision\x18\x05 \x01(\x04\x32\xc2\x03\n\x14\x41uthorizationService\x12>\n\x05\x43heck\x12\x19.orgauthz.v1.CheckRequest\x1a\x1a.orgauthz.v1.CheckResponse\x12M\n\nBatchCheck\x12\x1e.orgauthz.v1.BatchCheckRequest\x1a\x1f.orgauthz.v1.BatchCheckResponse\x12M\n\nListScopes\x12\x1e.orgauthz.v1.ListScopesRequest\x1a\x1f.orgauthz.v1.ListScopesResponse\x12w\n\x18ListAccessibleWorkspaces\x12,.orgauthz.v1.ListAccessibleWorkspacesRequest\x1a-.orgauthz.v1.ListAccessibleWorkspacesResponse\x12S\n\x0c\x41uthenticate\x12 .orgauthz.v1.AuthenticateRequest\x1a!.orgauthz.v1.AuthenticateResponseB\x18Z\x16orgauthz/v1;orgauthzv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1forgauthz/v1/authorization.proto\x12\x0borgauthz.v1\"\x9c\x01\n\x0c\x43heckRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x13\n\tworkspace\x18\x02 \x01(\tH\x00\x12\x16\n\x0corganization\x18\x06 \x01(\tH\x00\x12\r\n\x05scope\x18\x03 \x01(\t\x12\x14\n\x0cmin_revision\x18\x04 \x01(\x04\x12\x0f\n\x07\x65xplain\x18\x05 \x01(\x08\x12\x0e\n\x06object\x18\x07 \x01(\tB\x08\n\x06target\"C\n\rCheckResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12\x0f\n\x07reasons\x18\x03 \x03(\t\"S\n\x11\x42\x61tchCheckRequest\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.orgauthz.v1.CheckRequest\x12\x14\n\x0cmin_revision\x18\x02 \x01(\x04\"A\n\x12\x42\x61tchCheckResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.orgauthz.v1.CheckResponse\"\x81\x01\n\x11ListScopesRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x13\n\tworkspace\x18\x02 \x01(\tH\x00\x12\x16\n\x0corganization\x18\x04 \x01(\tH\x00\x12\x14\n\x0cmin_revision\x18\x03 \x01(\x04\x12\x0e\n\x06object\x18\x05 \x01(\tB\x08\n\x06target\"6\n\x12ListScopesResponse\x12\x0e\n\x06scopes\x18\x01 \x03(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\"k\n\x12PlanObjectsRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\r\n\x05scope\x18\x04 \x01(\t\x12\x14\n\x0cmin_revision\x18\x05 \x01(\x04\"\xaa\x01\n\x13PlanObjectsResponse\x12\x33\n\x04kind\x18\x01 \x01(\x0e\x32%.orgauthz.v1.PlanObjectsResponse.Kind\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\x10\n\x08revision\x18\x03 \x01(\x04\"?\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x07\n\x03\x41LL\x10\x01\x12\x0e\n\nALL_EXCEPT\x10\x02\x12\x08\n\x04ONLY\x10\x03\"o\n\x1fListAccessibleWorkspacesRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x14\n\x0cmin_revision\x18\x02 \x01(\x04\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"N\n\x13\x41\x63\x63\x65ssibleWorkspace\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x14\n\x0corganization\x18\x02 \x01(\t\x12\x0e\n\x06scopes\x18\x03 \x03(\t\"\x83\x01\n ListAccessibleWorkspacesResponse\x12\x34\n\nworkspaces\x18\x01 \x03(\x0b\x32 .orgauthz.v1.AccessibleWorkspace\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x04\"<\n\x13\x41uthenticateRequest\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\x12\x14\n\x0cmin_revision\x18\x02 \x01(\x04\"v\n\x14\x41uthenticateResponse\x12\x17\n\x0fservice_account\x18\x01 \x01(\t\x12\x14\n\x0corganization\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x0c\n\x04user\x18\x04 \x01(\t\x12\x10\n\x08revision\x18\x05 \x01(\x04\x32\x94\x04\n\x14\x41uthorizationService\x12>\n\x05\x43heck\x12\x19.orgauthz.v1.CheckRequest\x1a\x1a.orgauthz.v1.CheckResponse\x12M\n\nBatchCheck\x12\x1e.orgauthz.v1.BatchCheckRequest\x1a\x1f.orgauthz.v1.BatchCheckResponse\x12M\n\nListScopes\x12\x1e.orgauthz.v1.ListScopesRequest\x1a\x1f.orgauthz.v1.ListScopesResponse\x12P\n\x0bPlanObjects\x12\x1f.orgauthz.v1.PlanObjectsRequest\x1a .orgauthz.v1.PlanObjectsResponse\x12w\n\x18ListAccessibleWorkspaces\x12,.orgauthz.v1.ListAccessibleWorkspacesRequest\x1a-.orgauthz.v1.ListAccessibleWorkspacesResponse\x12S\n\x0c\x41uthenticate\x12 .orgauthz.v1.AuthenticateRequest\x1a!.orgauthz.v1.AuthenticateResponseB\x18Z\x16orgauthz/v1;orgauthzv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,27 +33,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z\026orgauthz/v1;orgauthzv1'
   _globals['_CHECKREQUEST']._serialized_start=49
-  _globals['_CHECKREQUEST']._serialized_end=189
-  _globals['_CHECKRESPONSE']._serialized_start=191
-  _globals['_CHECKRESPONSE']._serialized_end=258
-  _globals['_BATCHCHECKREQUEST']._serialized_start=260
-  _globals['_BATCHCHECKREQUEST']._serialized_end=343
-  _globals['_BATCHCHECKRESPONSE']._serialized_start=345
-  _globals['_BATCHCHECKRESPONSE']._serialized_end=410
-  _globals['_LISTSCOPESREQUEST']._serialized_start=412
-  _globals['_LISTSCOPESREQUEST']._serialized_end=525
-  _globals['_LISTSCOPESRESPONSE']._serialized_start=527
-  _globals['_LISTSCOPESRESPONSE']._serialized_end=581
-  _globals['_LISTACCESSIBLEWORKSPACESREQUEST']._serialized_start=583
-  _globals['_LISTACCESSIBLEWORKSPACESREQUEST']._serialized_end=694
-  _globals['_ACCESSIBLEWORKSPACE']._serialized_start=696
-  _globals['_ACCESSIBLEWORKSPACE']._serialized_end=774
-  _globals['_LISTACCESSIBLEWORKSPACESRESPONSE']._serialized_start=777
-  _globals['_LISTACCESSIBLEWORKSPACESRESPONSE']._serialized_end=908
-  _globals['_AUTHENTICATEREQUEST']._serialized_start=910
-  _globals['_AUTHENTICATEREQUEST']._serialized_end=970
-  _globals['_AUTHENTICATERESPONSE']._serialized_start=972
-  _globals['_AUTHENTICATERESPONSE']._serialized_end=1090
-  _globals['_AUTHORIZATIONSERVICE']._serialized_start=1093
-  _globals['_AUTHORIZATIONSERVICE']._serialized_end=1543
+  _globals['_CHECKREQUEST']._serialized_end=205
+  _globals['_CHECKRESPONSE']._serialized_start=207
+  _globals['_CHECKRESPONSE']._serialized_end=274
+  _globals['_BATCHCHECKREQUEST']._serialized_start=276
+  _globals['_BATCHCHECKREQUEST']._serialized_end=359
+  _globals['_BATCHCHECKRESPONSE']._serialized_start=361
+  _globals['_BATCHCHECKRESPONSE']._serialized_end=426
+  _globals['_LISTSCOPESREQUEST']._serialized_start=429
+  _globals['_LISTSCOPESREQUEST']._serialized_end=558
+  _globals['_LISTSCOPESRESPONSE']._serialized_start=560
+  _globals['_LISTSCOPESRESPONSE']._serialized_end=614
+  _globals['_PLANOBJECTSREQUEST']._serialized_start=616
+  _globals['_PLANOBJECTSREQUEST']._serialized_end=723
+  _globals['_PLANOBJECTSRESPONSE']._serialized_start=726
+  _globals['_PLANOBJECTSRESPONSE']._serialized_end=896
+  _globals['_PLANOBJECTSRESPONSE_KIND']._serialized_start=833
+  _globals['_PLANOBJECTSRESPONSE_KIND']._serialized_end=896
+  _globals['_LISTACCESSIBLEWORKSPACESREQUEST']._serialized_start=898
+  _globals['_LISTACCESSIBLEWORKSPACESREQUEST']._serialized_end=1009
+  _globals['_ACCESSIBLEWORKSPACE']._serialized_start=1011
+  _globals['_ACCESSIBLEWORKSPACE']._serialized_end=1089
+  _globals['_LISTACCESSIBLEWORKSPACESRESPONSE']._serialized_start=1092
+  _globals['_LISTACCESSIBLEWORKSPACESRESPONSE']._serialized_end=1223
+  _globals['_AUTHENTICATEREQUEST']._serialized_start=1225
+  _globals['_AUTHENTICATEREQUEST']._serialized_end=1285
+  _globals['_AUTHENTICATERESPONSE']._serialized_start=1287
+  _globals['_AUTHENTICATERESPONSE']._serialized_end=1405
+  _globals['_AUTHORIZATIONSERVICE']._serialized_start=1408
+  _globals['_AUTHORIZATIONSERVICE']._serialized_end=1940
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,5 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -7,20 +8,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CheckRequest(_message.Message):
-    __slots__ = ("subject", "workspace", "organization", "scope", "min_revision", "explain")
+    __slots__ = ("subject", "workspace", "organization", "scope", "min_revision", "explain", "object")
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     ORGANIZATION_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     MIN_REVISION_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
     subject: str
     workspace: str
     organization: str
     scope: str
     min_revision: int
     explain: bool
-    def __init__(self, subject: _Optional[str] = ..., workspace: _Optional[str] = ..., organization: _Optional[str] = ..., scope: _Optional[str] = ..., min_revision: _Optional[int] = ..., explain: _Optional[bool] = ...) -> None: ...
+    object: str
+    def __init__(self, subject: _Optional[str] = ..., workspace: _Optional[str] = ..., organization: _Optional[str] = ..., scope: _Optional[str] = ..., min_revision: _Optional[int] = ..., explain: _Optional[bool] = ..., object: _Optional[str] = ...) -> None: ...
 
 class CheckResponse(_message.Message):
     __slots__ = ("allowed", "revision", "reasons")
@@ -47,16 +50,18 @@ class BatchCheckResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[CheckResponse, _Mapping]]] = ...) -> None: ...
 
 class ListScopesRequest(_message.Message):
-    __slots__ = ("subject", "workspace", "organization", "min_revision")
+    __slots__ = ("subject", "workspace", "organization", "min_revision", "object")
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     ORGANIZATION_FIELD_NUMBER: _ClassVar[int]
     MIN_REVISION_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
     subject: str
     workspace: str
     organization: str
     min_revision: int
-    def __init__(self, subject: _Optional[str] = ..., workspace: _Optional[str] = ..., organization: _Optional[str] = ..., min_revision: _Optional[int] = ...) -> None: ...
+    object: str
+    def __init__(self, subject: _Optional[str] = ..., workspace: _Optional[str] = ..., organization: _Optional[str] = ..., min_revision: _Optional[int] = ..., object: _Optional[str] = ...) -> None: ...
 
 class ListScopesResponse(_message.Message):
     __slots__ = ("scopes", "revision")
@@ -65,6 +70,40 @@ class ListScopesResponse(_message.Message):
     scopes: _containers.RepeatedScalarFieldContainer[str]
     revision: int
     def __init__(self, scopes: _Optional[_Iterable[str]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class PlanObjectsRequest(_message.Message):
+    __slots__ = ("subject", "workspace", "kind", "scope", "min_revision")
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    MIN_REVISION_FIELD_NUMBER: _ClassVar[int]
+    subject: str
+    workspace: str
+    kind: str
+    scope: str
+    min_revision: int
+    def __init__(self, subject: _Optional[str] = ..., workspace: _Optional[str] = ..., kind: _Optional[str] = ..., scope: _Optional[str] = ..., min_revision: _Optional[int] = ...) -> None: ...
+
+class PlanObjectsResponse(_message.Message):
+    __slots__ = ("kind", "ids", "revision")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[PlanObjectsResponse.Kind]
+        ALL: _ClassVar[PlanObjectsResponse.Kind]
+        ALL_EXCEPT: _ClassVar[PlanObjectsResponse.Kind]
+        ONLY: _ClassVar[PlanObjectsResponse.Kind]
+    KIND_UNSPECIFIED: PlanObjectsResponse.Kind
+    ALL: PlanObjectsResponse.Kind
+    ALL_EXCEPT: PlanObjectsResponse.Kind
+    ONLY: PlanObjectsResponse.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    kind: PlanObjectsResponse.Kind
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    revision: int
+    def __init__(self, kind: _Optional[_Union[PlanObjectsResponse.Kind, str]] = ..., ids: _Optional[_Iterable[str]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class ListAccessibleWorkspacesRequest(_message.Message):
     __slots__ = ("subject", "min_revision", "page_size", "page_token")

@@ -49,6 +49,11 @@ class AuthorizationServiceStub:
                 request_serializer=orgauthz_dot_v1_dot_authorization__pb2.ListScopesRequest.SerializeToString,
                 response_deserializer=orgauthz_dot_v1_dot_authorization__pb2.ListScopesResponse.FromString,
                 _registered_method=True)
+        self.PlanObjects = channel.unary_unary(
+                '/orgauthz.v1.AuthorizationService/PlanObjects',
+                request_serializer=orgauthz_dot_v1_dot_authorization__pb2.PlanObjectsRequest.SerializeToString,
+                response_deserializer=orgauthz_dot_v1_dot_authorization__pb2.PlanObjectsResponse.FromString,
+                _registered_method=True)
         self.ListAccessibleWorkspaces = channel.unary_unary(
                 '/orgauthz.v1.AuthorizationService/ListAccessibleWorkspaces',
                 request_serializer=orgauthz_dot_v1_dot_authorization__pb2.ListAccessibleWorkspacesRequest.SerializeToString,
@@ -81,6 +86,15 @@ class AuthorizationServiceServicer:
 
     def ListScopes(self, request, context):
         """The subject's effective scopes in a workspace (or permissions in an organization).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PlanObjects(self, request, context):
+        """Which objects of a kind the subject may use a scope on in a workspace (R26, R27), as a
+        filter for the caller's own query: ALL, ALL_EXCEPT ids or ONLY ids. Agrees with Check
+        (with `object`) on every object, at the revision it returns.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -121,6 +135,11 @@ def add_AuthorizationServiceServicer_to_server(servicer, server):
                     servicer.ListScopes,
                     request_deserializer=orgauthz_dot_v1_dot_authorization__pb2.ListScopesRequest.FromString,
                     response_serializer=orgauthz_dot_v1_dot_authorization__pb2.ListScopesResponse.SerializeToString,
+            ),
+            'PlanObjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlanObjects,
+                    request_deserializer=orgauthz_dot_v1_dot_authorization__pb2.PlanObjectsRequest.FromString,
+                    response_serializer=orgauthz_dot_v1_dot_authorization__pb2.PlanObjectsResponse.SerializeToString,
             ),
             'ListAccessibleWorkspaces': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAccessibleWorkspaces,
@@ -214,6 +233,33 @@ class AuthorizationService:
             '/orgauthz.v1.AuthorizationService/ListScopes',
             orgauthz_dot_v1_dot_authorization__pb2.ListScopesRequest.SerializeToString,
             orgauthz_dot_v1_dot_authorization__pb2.ListScopesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlanObjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgauthz.v1.AuthorizationService/PlanObjects',
+            orgauthz_dot_v1_dot_authorization__pb2.PlanObjectsRequest.SerializeToString,
+            orgauthz_dot_v1_dot_authorization__pb2.PlanObjectsResponse.FromString,
             options,
             channel_credentials,
             insecure,

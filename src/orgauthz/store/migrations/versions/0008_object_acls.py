@@ -1,5 +1,7 @@
-"""object_acls, acl_entries and deployment_pools: access control lists of deployments, work
-pools and blocks, and the work pool each deployment names (R26, R27)
+"""object_acls, acl_entries and deployment_pools: object access control lists (R26, R27)
+
+The ACLs of deployments, work pools and blocks, their entries, and the work pool each
+deployment names.
 
 Revision ID: 0008
 Revises: 0007
@@ -20,9 +22,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "object_acls",
-        sa.Column(
-            "workspace_id", sa.String(128), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
-        ),
+        sa.Column("workspace_id", sa.String(128), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("object", sa.String(160), primary_key=True),
         sa.Column("org_id", sa.String(128), nullable=False),
         sa.Column("revision", sa.BigInteger(), nullable=False),
@@ -44,9 +44,7 @@ def upgrade() -> None:
     op.create_index("ix_acl_entries_org_actor", "acl_entries", ["org_id", "actor"])
     op.create_table(
         "deployment_pools",
-        sa.Column(
-            "workspace_id", sa.String(128), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
-        ),
+        sa.Column("workspace_id", sa.String(128), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("deployment_id", sa.String(128), primary_key=True),
         sa.Column("pool_id", sa.String(128), nullable=False),
         sa.Column("org_id", sa.String(128), nullable=False),
