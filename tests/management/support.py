@@ -11,6 +11,7 @@ import grpc
 
 from orgauthz.api.server import App
 from orgauthz.store.snapshots import head_revision
+from orgauthz.v1 import acls_pb2_grpc
 from orgauthz.v1 import authorization_pb2 as apb
 from orgauthz.v1 import authorization_pb2_grpc
 from orgauthz.v1 import management_pb2 as pb
@@ -43,6 +44,7 @@ class As:
     roles: Any
     audit: Any
     authz: Any
+    acls: Any
 
     @classmethod
     def of(cls, channel: grpc.aio.Channel, actor: str = "", *, api_key: str = "", token: str = "") -> As:
@@ -61,6 +63,7 @@ class As:
             roles=_Bound(pbg.RoleServiceStub(channel), md),
             audit=_Bound(pbg.AuditServiceStub(channel), md),
             authz=_Bound(authorization_pb2_grpc.AuthorizationServiceStub(channel), md),
+            acls=_Bound(acls_pb2_grpc.AclServiceStub(channel), md),
         )
 
 
@@ -145,11 +148,17 @@ async def add_service_account(app: App, org: str, sa: str, role: str = "Member")
 
 
 async def allowed(
-    channel: grpc.aio.Channel, subject: str, scope: str, *, workspace: str = "", organization: str = ""
+    channel: grpc.aio.Channel,
+    subject: str,
+    scope: str,
+    *,
+    workspace: str = "",
+    organization: str = "",
+    obj: str = "",
 ) -> bool:
     stub = authorization_pb2_grpc.AuthorizationServiceStub(channel)
     target = {"workspace": workspace} if workspace else {"organization": organization}
-    req = apb.CheckRequest(subject=subject, scope=scope, **target)
+    req = apb.CheckRequest(subject=subject, scope=scope, object=obj, **target)
     return bool((await stub.Check(req)).allowed)
 
 
