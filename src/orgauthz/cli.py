@@ -131,7 +131,9 @@ def cmd_check(opts: argparse.Namespace) -> int:
     # The variable keeps the secret off the command line (and out of `ps`).
     token = opts.auth_token if opts.auth_token is not None else os.environ.get("ORGAUTHZ_AUTH_TOKEN", "")
     metadata = [("authorization", f"Bearer {token}")] if token else []
-    req = pb.CheckRequest(subject=opts.subject, scope=opts.scope, explain=True, min_revision=opts.min_revision)
+    req = pb.CheckRequest(
+        subject=opts.subject, scope=opts.scope, explain=True, min_revision=opts.min_revision, object=opts.object
+    )
     if opts.organization:
         req.organization = opts.target
     else:
@@ -193,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("target", help="workspace id (or organization id with --organization)")
     check.add_argument("scope", help="workspace scope such as see_flows, or organization permission")
     check.add_argument("--organization", action="store_true", help="TARGET is an organization")
+    check.add_argument("--object", default="", help="deployment:<id>, work_pool:<id> or block:<id> (R26)")
     check.add_argument(
         "--server", default="127.0.0.1:50051", help="server address host:port or unix:/path (default 127.0.0.1:50051)"
     )

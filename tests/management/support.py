@@ -11,9 +11,8 @@ import grpc
 
 from orgauthz.api.server import App
 from orgauthz.store.snapshots import head_revision
-from orgauthz.v1 import acls_pb2_grpc
+from orgauthz.v1 import acls_pb2_grpc, authorization_pb2_grpc
 from orgauthz.v1 import authorization_pb2 as apb
-from orgauthz.v1 import authorization_pb2_grpc
 from orgauthz.v1 import management_pb2 as pb
 from orgauthz.v1 import management_pb2_grpc as pbg
 

@@ -1,11 +1,12 @@
 """``orgauthz import FILE``: loads organizations from a YAML document into the store.
 
 Each organization in the file replaces that organization's members, service accounts,
-workspaces, grants, default roles and custom roles (its API keys, invitations and audit
-log are kept). One write per organization, with its own revision; replicas rebuild it.
-The document is checked in full, and against the ids and handles other organizations hold
-in the store, before anything is written: a bad entry raises InvalidArgument naming its
-path (``organizations[0].workspaces[2].access[1].role``).
+teams, workspaces, grants, default roles, custom roles and object ACLs with the work pools
+their deployments name (its API keys, invitations and audit log are kept). One write per
+organization, with its own revision; replicas rebuild it. The document is checked in full,
+and against the ids and handles other organizations hold in the store, before anything is
+written: a bad entry raises InvalidArgument naming its path
+(``organizations[0].workspaces[2].access[1].role``).
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from orgauthz.store import base as store
 from orgauthz.store.base import Decide, Decision, Locked, Read, Store, Write, utcnow
 from orgauthz.store.db import blocking
 from orgauthz.store.models import (
+    AclEntry,
     CustomRole,
+    DeploymentPool,
     Invitation,
     Membership,
+    ObjectAcl,
     Organization,
     ServiceAccount,
     Team,
@@ -183,6 +187,7 @@ def _check_org(  # one pass over the document
                 )
             if g.get("role") not in ws_roles:
                 raise InvalidArgument(f"{q}.role", "must be a workspace role")
+        _check_acls(policy, ws, p, subjects)
     limits = {**DEFAULT_LIMITS, **(org.get("limits") or {})}
     for key in DEFAULT_LIMITS:  # R10: the document itself within its limits
         count = len(org.get(key) or [])
@@ -190,6 +195,45 @@ def _check_org(  # one pass over the document
             raise InvalidArgument(
                 f"{at}.{key}", f"{count} {key.replace('_', ' ')} exceed the organization's limit of {limits[key]} (R10)"
             )
+
+
+def _check_acls(policy: PolicySet, ws: dict[str, Any], at: str, subjects: set[str]) -> None:
+    """A workspace's ``acls`` (R26) and ``deployment_pools`` (R27), normalized in place."""
+    objects: set[str] = set()
+    acls = _items(ws, "acls", at)
+    bounds.check_count(f"{at}.acls", len(acls), bounds.ACLS_PER_WORKSPACE_MAX, minimum=0)
+    for k, acl in enumerate(acls):
+        q = f"{at}.acls[{k}]"
+        kind, ident = bounds.check_object(f"{q}.object", str(acl.get("object", "")))
+        acl["object"] = obj = f"{kind}:{ident}"
+        if obj in objects:
+            raise InvalidArgument(f"{q}.object", f"{obj} has two ACLs")
+        objects.add(obj)
+        levels = policy.object_kinds[kind].levels
+        entries = _items(acl, "entries", q)
+        bounds.check_count(f"{q}.entries", len(entries), bounds.ACL_ENTRIES_MAX, minimum=0)
+        named: set[str] = set()
+        for m, e in enumerate(entries):
+            r = f"{q}.entries[{m}]"
+            sk, si = bounds.check_acl_actor(f"{r}.subject", str(e.get("subject", "")))
+            e["subject"] = subject = f"{sk}:{si}"
+            if subject in named:
+                raise InvalidArgument(f"{r}.subject", f"{subject} is named twice")
+            named.add(subject)
+            if subject not in subjects:
+                raise InvalidArgument(
+                    f"{r}.subject", "must be a member, service account or team of the organization (R26)"
+                )
+            if e.get("level") not in levels:
+                raise InvalidArgument(f"{r}.level", f"a {kind} ACL has levels {', '.join(levels)}")
+            e["grant"] = bool(e.get("grant", False))
+    pools = ws.get("deployment_pools") or {}
+    if not isinstance(pools, dict):
+        raise InvalidArgument(f"{at}.deployment_pools", "must map deployment ids to work pool ids")
+    for dep, pool in pools.items():
+        bounds.check_id(f"{at}.deployment_pools.{dep}", str(dep))
+        bounds.check_id(f"{at}.deployment_pools.{dep}", str(pool))
+    ws["deployment_pools"] = {str(d): str(p) for d, p in pools.items()}
 
 
 def import_document(db: Store, policy: PolicySet, doc: dict[str, Any]) -> ImportResult:
@@ -344,6 +388,7 @@ def _replacing(org: dict[str, Any]) -> Decide[int]:
             if at.one("org") is not None
             else store.insert(Organization, {"id": org_id, "revision": 0, "created_at": now, **values})
         ]
+        writes += [store.delete(model, org_id=org_id) for model in (AclEntry, ObjectAcl, DeploymentPool)]
         writes += [store.delete(model, org_id=org_id) for model in (WorkspaceGrant, Membership, ServiceAccount)]
         writes += [store.delete(model, org_id=org_id) for model in (TeamMember, Team, CustomRole, Workspace)]
         members = org.get("members") or []
@@ -441,6 +486,50 @@ def _replacing(org: dict[str, Any]) -> Decide[int]:
                     }
                     for ws in workspaces
                     for g in ws.get("access") or []
+                ],
+            ),
+            (
+                ObjectAcl,
+                [
+                    {
+                        "workspace_id": ws["id"],
+                        "object": a["object"],
+                        "org_id": org_id,
+                        "revision": at.revision,
+                        "updated_at": now,
+                    }
+                    for ws in workspaces
+                    for a in ws.get("acls") or []
+                ],
+            ),
+            (
+                AclEntry,
+                [
+                    {
+                        "workspace_id": ws["id"],
+                        "object": a["object"],
+                        "actor": e["subject"],
+                        "org_id": org_id,
+                        "level": e["level"],
+                        "is_grant": e["grant"],
+                    }
+                    for ws in workspaces
+                    for a in ws.get("acls") or []
+                    for e in a.get("entries") or []
+                ],
+            ),
+            (
+                DeploymentPool,
+                [
+                    {
+                        "workspace_id": ws["id"],
+                        "deployment_id": d,
+                        "pool_id": p,
+                        "org_id": org_id,
+                        "revision": at.revision,
+                    }
+                    for ws in workspaces
+                    for d, p in (ws.get("deployment_pools") or {}).items()
                 ],
             ),
         ]

@@ -121,6 +121,7 @@ def add_commands(subparsers: Any) -> None:
     explain.add_argument("target", help="workspace id (or organization id with --organization)")
     explain.add_argument("scope", help="workspace scope (see_flows) or organization permission (create:invitation)")
     explain.add_argument("--organization", action="store_true", help="TARGET is an organization")
+    explain.add_argument("--object", default="", help="deployment:<id>, work_pool:<id> or block:<id> (R26)")
     where = explain.add_mutually_exclusive_group(required=True)
     where.add_argument("--server", help="ask a running server (host:port) with Check(explain=true)")
     where.add_argument("--database-url", help="build the engine from this store (SQLAlchemy URL)")

@@ -43,6 +43,8 @@ def run_explain(opts: argparse.Namespace, *, out: TextIO) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     where = f"organization {opts.target}" if opts.organization else f"workspace {opts.target}"
+    if opts.object:
+        where = f"{opts.object} of {where}"
     verdict = "ALLOWED" if allowed else "DENIED"
     out.write(f"{verdict}: {opts.subject} {'may' if allowed else 'may not'} use {opts.scope} in {where}\n")
     out.write("".join(f"  - {line}\n" for line in lines))
@@ -60,7 +62,9 @@ def _ask_server(opts: argparse.Namespace, policy: PolicySet) -> tuple[bool, list
     from orgauthz.v1 import authorization_pb2 as pb
     from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
 
-    req = pb.CheckRequest(subject=opts.subject, scope=opts.scope, explain=True, min_revision=opts.min_revision)
+    req = pb.CheckRequest(
+        subject=opts.subject, scope=opts.scope, explain=True, min_revision=opts.min_revision, object=opts.object
+    )
     if opts.organization:
         req.organization = opts.target
     else:
@@ -107,6 +111,7 @@ def _source(policy: PolicySet, level: str, name: str, scope: str) -> str:
 
 async def _ask_database(opts: argparse.Namespace, policy: PolicySet) -> tuple[bool, list[str]]:
     from orgauthz.domain import bounds
+    from orgauthz.domain import lines as L
     from orgauthz.domain.policy import ORGANIZATION, WORKSPACE
     from orgauthz.engine.engine import Engine
     from orgauthz.store.db import open_store
@@ -117,6 +122,10 @@ async def _ask_database(opts: argparse.Namespace, policy: PolicySet) -> tuple[bo
     if not policy.is_scope(level, opts.scope):
         kind = "workspace scope" if level == WORKSPACE else "organization permission"
         raise _Failed(f"scope: unknown {kind} {opts.scope!r}")
+    if opts.object:
+        from orgauthz.engine.decisions import Decisions
+
+        Decisions.check_object(opts.object, level)
     db = open_store(opts.database_url)
     try:
         engine = Engine(policy, db)
@@ -126,9 +135,10 @@ async def _ask_database(opts: argparse.Namespace, policy: PolicySet) -> tuple[bo
         )
         if target is None or not await engine.ensure_loaded(target.org_id):
             return False, [f"no such {level}: a plain deny"]
-        if not engine.decide(opts.subject, target, opts.scope):
+        res = L.object_need(policy, opts.target, opts.object, opts.scope) if opts.object else ""
+        if not engine.decide(opts.subject, target, opts.scope, res):
             return False, [
-                *engine.explain(opts.subject, target, opts.scope),
+                *engine.explain(opts.subject, target, opts.scope, res),
                 f"decided at revision {engine.applied} from {_safe_url(opts.database_url)}",
             ]
         lines = []
@@ -141,6 +151,8 @@ async def _ask_database(opts: argparse.Namespace, policy: PolicySet) -> tuple[bo
                     f"{opts.scope if not path.included_by else path.included_by[0]} inherited from {path.source}"
                 )
             lines.append(path.reason() + (f"; {'; '.join(notes)}" if notes else ""))
+        if res:
+            lines += engine.explain(opts.subject, target, opts.scope, res)[len(lines) :]
         lines.append(f"decided at revision {engine.applied} from {_safe_url(opts.database_url)}")
         return True, lines
     finally:
