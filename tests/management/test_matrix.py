@@ -35,6 +35,8 @@ import pytest_asyncio
 
 from orgauthz.api.server import App
 from orgauthz.store.snapshots import head_revision
+from orgauthz.v1 import acls_pb2 as xpb
+from orgauthz.v1 import acls_pb2_grpc as xpbg
 from orgauthz.v1 import invitations_pb2 as ipb
 from orgauthz.v1 import invitations_pb2_grpc as ipbg
 from orgauthz.v1 import management_pb2 as mpb
@@ -60,6 +62,7 @@ MEMBER_ALREADY = C.FAILED_PRECONDITION  # not a refusal of the actor: the user a
 TOKEN = "matrix-shared-secret"
 ACTORS = ("admin", "member", "owner", "developer", "service_account", "other_org_admin", "unauthenticated")
 WS = "acme-prod"
+ACL_OBJECT = "deployment:matrix"
 BIG = mpb.Limits(max_members=100_000, max_service_accounts=100_000, max_workspaces=100_000)
 
 # The matrix. Columns, in order: org Admin, org Member, workspace Owner, workspace Developer,
@@ -140,6 +143,13 @@ MATRIX: dict[str, tuple[C, C, C, C, C, C, C]] = {
     "TeamService.RemoveTeamMembers":                  (OK,     DENIED, DENIED, DENIED, DENIED, HIDDEN, UNAUTH),
     "TeamService.ListTeamMembers":                    (OK,     OK,     OK,     OK,     OK,     HIDDEN, UNAUTH),
     "TeamService.ListSubjectTeams":                   (OK,     OK,     OK,     OK,     OK,     HIDDEN, UNAUTH),
+    # Object ACLs (R26, R27): whoever holds manage_acls in the workspace (Admins, its Owners)
+    # writes them; whoever may see the object (here: listed on its ACL) or holds manage_acls
+    # reads one. mia has no role in the workspace.
+    "AclService.SetAcl":                              (OK,     DENIED, OK,     DENIED, DENIED, HIDDEN, UNAUTH),
+    "AclService.GetAcl":                              (OK,     DENIED, OK,     OK,     OK,     HIDDEN, UNAUTH),
+    "AclService.ClearAcl":                            (OK,     DENIED, OK,     DENIED, DENIED, HIDDEN, UNAUTH),
+    "AclService.SetDeploymentWorkPool":               (OK,     DENIED, OK,     DENIED, DENIED, HIDDEN, UNAUTH),
 }
 # fmt: on
 
@@ -149,8 +159,9 @@ MANAGEMENT_SERVICES = {
     **{name: getattr(spbg, f"{name}Stub") for name in spb.DESCRIPTOR.services_by_name},
     **{name: getattr(upbg, f"{name}Stub") for name in upb.DESCRIPTOR.services_by_name},
     **{name: getattr(tpbg, f"{name}Stub") for name in tpb.DESCRIPTOR.services_by_name},
+    **{name: getattr(xpbg, f"{name}Stub") for name in xpb.DESCRIPTOR.services_by_name},
 }
-DESCRIPTORS = [mpb.DESCRIPTOR, ipb.DESCRIPTOR, spb.DESCRIPTOR, upb.DESCRIPTOR, tpb.DESCRIPTOR]
+DESCRIPTORS = [mpb.DESCRIPTOR, ipb.DESCRIPTOR, spb.DESCRIPTOR, upb.DESCRIPTOR, tpb.DESCRIPTOR, xpb.DESCRIPTOR]
 
 
 # -- the world --------------------------------------------------------------------------------
@@ -233,6 +244,12 @@ class World:
             "TeamService.AddTeamMembers", tpb.AddTeamMembersRequest(organization="acme", id=team, subjects=["user:dev"])
         )
         return team
+
+    async def acl(self, obj: str) -> int:
+        """An ACL on ``obj`` in the workspace listing dev and ci at view; its revision."""
+        entries = [xpb.AclEntry(subject=s, level="view") for s in ("user:dev", "service_account:ci")]
+        r = await self.admin("AclService.SetAcl", xpb.SetAclRequest(workspace=WS, object=obj, entries=entries))
+        return int(r.acl.revision)
 
     async def service_account(self) -> str:
         sa = self.fresh("sa")
@@ -317,6 +334,7 @@ async def _build(app: App, channel: grpc.aio.Channel) -> World:
     await w.admin(
         "TeamService.AddTeamMembers", tpb.AddTeamMembersRequest(organization="acme", id="core", subjects=["user:dev"])
     )
+    await w.acl(ACL_OBJECT)
     return w
 
 
@@ -506,6 +524,20 @@ async def _remove_team_members(w: World) -> Any:
     return tpb.RemoveTeamMembersRequest(organization="acme", id=await w.team(), subjects=["user:dev"])
 
 
+async def _set_acl(w: World) -> Any:
+    entries = [xpb.AclEntry(subject="user:mia", level="run")]
+    return xpb.SetAclRequest(workspace=WS, object=f"deployment:{w.fresh('d')}", entries=entries)
+
+
+async def _clear_acl(w: World) -> Any:
+    obj = f"work_pool:{w.fresh('p')}"
+    return xpb.ClearAclRequest(workspace=WS, object=obj, expected_revision=await w.acl(obj))
+
+
+async def _set_pool(w: World) -> Any:
+    return xpb.SetDeploymentWorkPoolRequest(workspace=WS, deployment=w.fresh("d"), work_pool="pool")
+
+
 def _fixed(request: Any) -> Prepare:
     async def prepare(_: World) -> Any:
         return request
@@ -566,6 +598,10 @@ REQUESTS: dict[str, Prepare] = {
     "TeamService.RemoveTeamMembers": _remove_team_members,
     "TeamService.ListTeamMembers": _fixed(tpb.ListTeamMembersRequest(organization="acme", id="core")),
     "TeamService.ListSubjectTeams": _fixed(tpb.ListSubjectTeamsRequest(organization="acme", subject="user:dev")),
+    "AclService.SetAcl": _set_acl,
+    "AclService.GetAcl": _fixed(xpb.GetAclRequest(workspace=WS, object=ACL_OBJECT)),
+    "AclService.ClearAcl": _clear_acl,
+    "AclService.SetDeploymentWorkPool": _set_pool,
 }
 
 CELLS = [(rpc, actor, expected) for rpc, row in MATRIX.items() for actor, expected in zip(ACTORS, row, strict=True)]

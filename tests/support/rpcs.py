@@ -40,6 +40,7 @@ DOCUMENTED = frozenset(
         C.FAILED_PRECONDITION,
         C.ALREADY_EXISTS,
         C.RESOURCE_EXHAUSTED,
+        C.ABORTED,  # SetAcl/ClearAcl with a stale expected_revision (R26)
     }
 )
 
