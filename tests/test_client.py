@@ -71,3 +71,62 @@ async def test_a_call_s_own_actor_replaces_the_client_s(app: App, policy) -> Non
             return made.workspace.id, "OK"
 
     assert await asyncio.to_thread(run) == ("acme-x", "PERMISSION_DENIED")
+
+
+ACL_DOC = {
+    "organizations": [
+        {
+            "id": "acme",
+            "handle": "acme",
+            "name": "Acme",
+            "members": [{"user": "alice", "role": "Owner"}, {"user": "vic"}, {"user": "olga"}],
+            "workspaces": [
+                {
+                    "id": "prod",
+                    "handle": "prod",
+                    "access": [{"subject": "user:vic", "role": "Viewer"}, {"subject": "user:olga", "role": "Runner"}],
+                    "acls": [
+                        {
+                            "object": "deployment:nightly",
+                            "entries": [{"subject": "user:vic", "level": "run", "grant": True}],
+                        },
+                        {"object": "deployment:weekly", "entries": []},
+                    ],
+                }
+            ],
+        }
+    ]
+}
+
+
+async def test_clients_ask_with_objects_and_plan_objects(app: App, policy) -> None:
+    """R26: check, batch_check, list_scopes and plan_objects carry the object."""
+    rev = seed(app.db, policy, ACL_DOC)
+    async with AsyncClient(f"127.0.0.1:{app.port}") as c:
+        r = await c.check(
+            "user:vic", workspace="prod", scope="run_deployments", obj="deployment:nightly", min_revision=rev
+        )
+        assert r.allowed
+        assert not (await c.check("user:vic", workspace="prod", scope="run_deployments")).allowed
+        results = await c.batch_check(
+            [
+                ("user:olga", "prod", "run_deployments", "deployment:weekly"),
+                ("user:olga", "prod", "run_deployments", "deployment:other"),
+                ("user:olga", "prod", "run_deployments"),
+            ]
+        )
+        assert [x.allowed for x in results] == [False, True, True]
+        assert "run_deployments" in await c.list_scopes("user:vic", workspace="prod", obj="deployment:nightly")
+        plan = await c.plan_objects("user:olga", workspace="prod", kind="deployment", scope="run_deployments")
+        assert (plan.kind, list(plan.ids)) == (plan.ALL_EXCEPT, ["nightly", "weekly"])  # not listed on either
+
+    def run() -> tuple[int, list[str], int]:
+        with Client(f"127.0.0.1:{app.port}", actor="user:alice") as c:
+            plan = c.plan_objects("user:vic", workspace="prod", kind="deployment", scope="run_deployments")
+            from orgauthz.v1 import acls_pb2 as xpb
+
+            got = c.stub("AclService").GetAcl(xpb.GetAclRequest(workspace="prod", object="deployment:nightly"))
+            return plan.kind, list(plan.ids), len(got.acl.entries)
+
+    kind, ids, entries = await asyncio.to_thread(run)
+    assert (kind, ids, entries) == (3, ["nightly"], 1)  # ONLY

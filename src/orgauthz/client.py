@@ -21,7 +21,7 @@ import grpc
 from orgauthz.v1 import authorization_pb2 as pb
 from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
 
-_STUB_MODULES = ("management", "invitations", "service_accounts", "user_api_keys")
+_STUB_MODULES = ("management", "invitations", "service_accounts", "user_api_keys", "teams", "acls")
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,9 @@ def _metadata(token: str, actor: str, api_key: str) -> list[tuple[str, str]]:
 
 
 def _request(
-    subject: str, workspace: str, organization: str, scope: str, min_revision: int, explain: bool
+    subject: str, workspace: str, organization: str, scope: str, min_revision: int, explain: bool, obj: str = ""
 ) -> pb.CheckRequest:
-    req = pb.CheckRequest(subject=subject, scope=scope, min_revision=min_revision, explain=explain)
+    req = pb.CheckRequest(subject=subject, scope=scope, min_revision=min_revision, explain=explain, object=obj)
     if organization:
         req.organization = organization
     else:
@@ -151,27 +151,40 @@ class Client:
         organization: str = "",
         min_revision: int = 0,
         explain: bool = False,
+        obj: str = "",
     ) -> CheckResult:
+        """``obj``: ``deployment:<id>``, ``work_pool:<id>`` or ``block:<id>`` (R26), with a workspace."""
         r = self.authorization.Check(
-            _request(subject, workspace, organization, scope, min_revision, explain), timeout=self.timeout
+            _request(subject, workspace, organization, scope, min_revision, explain, obj), timeout=self.timeout
         )
         return CheckResult(r.allowed, r.revision, list(r.reasons))
 
-    def batch_check(self, items: Sequence[tuple[str, str, str]], *, min_revision: int = 0) -> list[CheckResult]:
-        """``items``: ``(subject, workspace, scope)``; results in the same order."""
-        reqs = [_request(s, w, "", sc, 0, False) for s, w, sc in items]
+    def batch_check(self, items: Sequence[tuple[str, ...]], *, min_revision: int = 0) -> list[CheckResult]:
+        """``items``: ``(subject, workspace, scope)`` or ``(subject, workspace, scope, object)``;
+        results in the same order."""
+        reqs = [_request(it[0], it[1], "", it[2], 0, False, it[3] if len(it) > 3 else "") for it in items]
         r = self.authorization.BatchCheck(
             pb.BatchCheckRequest(items=reqs, min_revision=min_revision), timeout=self.timeout
         )
         return [CheckResult(x.allowed, x.revision, list(x.reasons)) for x in r.results]
 
-    def list_scopes(self, subject: str, *, workspace: str = "", organization: str = "") -> list[str]:
-        req = pb.ListScopesRequest(subject=subject)
+    def list_scopes(self, subject: str, *, workspace: str = "", organization: str = "", obj: str = "") -> list[str]:
+        req = pb.ListScopesRequest(subject=subject, object=obj)
         if organization:
             req.organization = organization
         else:
             req.workspace = workspace
         return list(self.authorization.ListScopes(req, timeout=self.timeout).scopes)
+
+    def plan_objects(
+        self, subject: str, *, workspace: str, kind: str, scope: str, min_revision: int = 0
+    ) -> pb.PlanObjectsResponse:
+        """Which objects of ``kind`` the subject may use ``scope`` on (R26): ALL, ALL_EXCEPT ids, ONLY ids."""
+        req = pb.PlanObjectsRequest(
+            subject=subject, workspace=workspace, kind=kind, scope=scope, min_revision=min_revision
+        )
+        r: pb.PlanObjectsResponse = self.authorization.PlanObjects(req, timeout=self.timeout)
+        return r
 
     def authenticate(self, api_key: str, *, min_revision: int = 0) -> pb.AuthenticateResponse:
         """Who ``api_key`` acts as: a service account (``pnb_``) or a user (``pnu_``)."""
@@ -230,28 +243,43 @@ class AsyncClient:
         organization: str = "",
         min_revision: int = 0,
         explain: bool = False,
+        obj: str = "",
     ) -> CheckResult:
+        """``obj``: ``deployment:<id>``, ``work_pool:<id>`` or ``block:<id>`` (R26), with a workspace."""
         r = await self.authorization.Check(
-            _request(subject, workspace, organization, scope, min_revision, explain),
+            _request(subject, workspace, organization, scope, min_revision, explain, obj),
             timeout=self.timeout,
             metadata=self._md,
         )
         return CheckResult(r.allowed, r.revision, list(r.reasons))
 
-    async def batch_check(self, items: Sequence[tuple[str, str, str]], *, min_revision: int = 0) -> list[CheckResult]:
-        reqs = [_request(s, w, "", sc, 0, False) for s, w, sc in items]
+    async def batch_check(self, items: Sequence[tuple[str, ...]], *, min_revision: int = 0) -> list[CheckResult]:
+        """As :meth:`Client.batch_check`."""
+        reqs = [_request(it[0], it[1], "", it[2], 0, False, it[3] if len(it) > 3 else "") for it in items]
         r = await self.authorization.BatchCheck(
             pb.BatchCheckRequest(items=reqs, min_revision=min_revision), timeout=self.timeout, metadata=self._md
         )
         return [CheckResult(x.allowed, x.revision, list(x.reasons)) for x in r.results]
 
-    async def list_scopes(self, subject: str, *, workspace: str = "", organization: str = "") -> list[str]:
-        req = pb.ListScopesRequest(subject=subject)
+    async def list_scopes(
+        self, subject: str, *, workspace: str = "", organization: str = "", obj: str = ""
+    ) -> list[str]:
+        req = pb.ListScopesRequest(subject=subject, object=obj)
         if organization:
             req.organization = organization
         else:
             req.workspace = workspace
         return list((await self.authorization.ListScopes(req, timeout=self.timeout, metadata=self._md)).scopes)
+
+    async def plan_objects(
+        self, subject: str, *, workspace: str, kind: str, scope: str, min_revision: int = 0
+    ) -> pb.PlanObjectsResponse:
+        """As :meth:`Client.plan_objects`."""
+        req = pb.PlanObjectsRequest(
+            subject=subject, workspace=workspace, kind=kind, scope=scope, min_revision=min_revision
+        )
+        r: pb.PlanObjectsResponse = await self.authorization.PlanObjects(req, timeout=self.timeout, metadata=self._md)
+        return r
 
     async def authenticate(self, api_key: str, *, min_revision: int = 0) -> pb.AuthenticateResponse:
         """Who ``api_key`` acts as: a service account (``pnb_``) or a user (``pnu_``)."""
