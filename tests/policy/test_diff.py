@@ -122,3 +122,16 @@ def test_model_change_reports_the_decisions_it_changes(
     out = capsys.readouterr().out
     assert "model.conf changed" in out
     assert "+ service_account:bot may now use see_automations in ws:ws-default-viewer" in out
+
+
+def test_the_object_acl_model_decides_as_the_model_before_it_without_objects(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """3036422 is the last commit before object ACLs (its request has no ``res``): without an
+    object, the current model changes no decision on the probe organization (R26)."""
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)
+    assert main(["policy", "diff", "3036422", "HEAD"]) == 0
+    out = capsys.readouterr().out
+    assert "model.conf changed" in out
+    assert "no decision changed" in out

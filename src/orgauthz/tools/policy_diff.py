@@ -245,13 +245,15 @@ def _probe_changes(base: PolicySet, head: PolicySet) -> tuple[list[str], bool]:
         )
         enforcer = new_enforcer(policy.model_text, L.all_lines(policy, [snap]))
         org_dom = L.org_domain(PROBE_ORG)
+        # A model before object ACLs asks (sub, org, dom, obj); since, also res ("": no object).
+        no_object = ("",) * (len(enforcer.model.model["r"]["r"].tokens) - 4)
         out = set()
         for subject in [*org_roles, "user:outsider"]:
             for dom, catalog in (
                 (org_dom, policy.organization_permissions),
                 *((L.ws_domain(ws), policy.workspace_scopes) for ws in defaults),
             ):
-                out |= {(subject, dom, s) for s in catalog if enforcer.enforce(subject, org_dom, dom, s, "")}
+                out |= {(subject, dom, s) for s in catalog if enforcer.enforce(subject, org_dom, dom, s, *no_object)}
         return out
 
     try:
