@@ -148,6 +148,7 @@ MATRIX: dict[str, tuple[C, C, C, C, C, C, C]] = {
     # reads one. mia has no role in the workspace.
     "AclService.SetAcl":                              (OK,     DENIED, OK,     DENIED, DENIED, HIDDEN, UNAUTH),
     "AclService.GetAcl":                              (OK,     DENIED, OK,     OK,     OK,     HIDDEN, UNAUTH),
+    "AclService.ListAcls":                            (OK,     DENIED, OK,     DENIED, DENIED, HIDDEN, UNAUTH),
     "AclService.ClearAcl":                            (OK,     DENIED, OK,     DENIED, DENIED, HIDDEN, UNAUTH),
     "AclService.SetDeploymentWorkPool":               (OK,     DENIED, OK,     DENIED, DENIED, HIDDEN, UNAUTH),
 }
@@ -600,6 +601,7 @@ REQUESTS: dict[str, Prepare] = {
     "TeamService.ListSubjectTeams": _fixed(tpb.ListSubjectTeamsRequest(organization="acme", subject="user:dev")),
     "AclService.SetAcl": _set_acl,
     "AclService.GetAcl": _fixed(xpb.GetAclRequest(workspace=WS, object=ACL_OBJECT)),
+    "AclService.ListAcls": _fixed(xpb.ListAclsRequest(workspace=WS, kind="deployment", page_size=5)),
     "AclService.ClearAcl": _clear_acl,
     "AclService.SetDeploymentWorkPool": _set_pool,
 }

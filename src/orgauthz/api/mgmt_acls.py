@@ -11,6 +11,7 @@ from orgauthz.api.errors import rpc
 from orgauthz.api.mgmt_invitations import ts
 from orgauthz.api.registry import register
 from orgauthz.domain import bounds
+from orgauthz.errors import InvalidArgument
 from orgauthz.services import acls
 from orgauthz.services.context import Management
 from orgauthz.v1 import acls_pb2 as pb
@@ -49,6 +50,20 @@ class AclServicer(pb_grpc.AclServiceServicer):  # type: ignore[misc]  # generate
         actor = await resolve_actor(context, self.mgmt)
         found = await acls.get_acl(self.mgmt, actor, ws, request.object)
         return pb.GetAclResponse(acl=to_pb(found.acl), work_pool=found.work_pool, governed_by=to_pb(found.governed_by))
+
+    @rpc
+    async def ListAcls(self, request: pb.ListAclsRequest, context: grpc.aio.ServicerContext) -> pb.ListAclsResponse:
+        ws = bounds.check_id("workspace", request.workspace)
+        if request.kind and request.kind not in bounds.OBJECT_KINDS:
+            raise InvalidArgument("kind", f"must be one of {', '.join(bounds.OBJECT_KINDS)} or empty")
+        size = bounds.check_page_size("page_size", request.page_size)
+        after = bounds.decode_page_token("page_token", request.page_token)
+        actor = await resolve_actor(context, self.mgmt)
+        found, last = await acls.list_acls(self.mgmt, actor, ws, kind=request.kind, page_size=size, after=after)
+        return pb.ListAclsResponse(
+            acls=[a for a in (to_pb(v) for v in found) if a is not None],
+            next_page_token=bounds.encode_page_token(last) if last else "",
+        )
 
     @rpc
     async def ClearAcl(self, request: pb.ClearAclRequest, context: grpc.aio.ServicerContext) -> pb.ClearAclResponse:

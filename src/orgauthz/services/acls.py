@@ -481,6 +481,41 @@ class _ObjectState:
 # -- reads ---------------------------------------------------------------------------------
 
 
+async def list_acls(
+    mgmt: Management, actor: Actor, workspace_id: str, *, kind: str, page_size: int, after: str
+) -> tuple[list[AclView], str]:
+    """manage_acls; the workspace's ACLs (of ``kind``, when given), ordered by object."""
+    org_id = await _located(mgmt, actor, workspace_id)
+    await mgmt.require(actor, org_id, _MANAGE, workspace_id)
+
+    def read(s: Session) -> tuple[list[AclView], str]:
+        q = select(ObjectAcl.object, ObjectAcl.revision, ObjectAcl.updated_at).where(
+            ObjectAcl.workspace_id == workspace_id
+        )
+        if kind:
+            q = q.where(ObjectAcl.object.startswith(f"{kind}:"))
+        if after:
+            q = q.where(ObjectAcl.object > after)
+        rows = s.execute(q.order_by(ObjectAcl.object).limit(page_size + 1)).all()
+        token = str(rows[page_size - 1].object) if len(rows) > page_size else ""
+        page = rows[:page_size]
+        entries: dict[str, list[AclEntry]] = {str(r.object): [] for r in page}
+        if page:
+            found = s.execute(
+                select(AclEntryRow.object, AclEntryRow.actor, AclEntryRow.level, AclEntryRow.is_grant).where(
+                    AclEntryRow.workspace_id == workspace_id, AclEntryRow.object.in_(list(entries))
+                )
+            )
+            for r in found:
+                entries[str(r.object)].append(AclEntry(str(r.actor), str(r.level), bool(r.is_grant)))
+        views = [
+            _view(workspace_id, str(r.object), entries[str(r.object)], int(r.revision), r.updated_at) for r in page
+        ]
+        return views, token
+
+    return await mgmt.read(read)
+
+
 async def get_acl(mgmt: Management, actor: Actor, workspace_id: str, obj: str) -> AclRead:
     """The kind's view scope on the object (Check with the object), or manage_acls."""
     policy = mgmt.policy

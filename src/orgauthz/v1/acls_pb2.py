@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16orgauthz/v1/acls.proto\x12\x0borgauthz.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"9\n\x08\x41\x63lEntry\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\t\x12\r\n\x05grant\x18\x03 \x01(\x08\"\x92\x01\n\x03\x41\x63l\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x0e\n\x06object\x18\x02 \x01(\t\x12&\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x15.orgauthz.v1.AclEntry\x12\x10\n\x08revision\x18\x04 \x01(\x04\x12.\n\nupdated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\rSetAclRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x0e\n\x06object\x18\x02 \x01(\t\x12&\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x15.orgauthz.v1.AclEntry\x12\x19\n\x11\x65xpected_revision\x18\x04 \x01(\x04\"A\n\x0eSetAclResponse\x12\x1d\n\x03\x61\x63l\x18\x01 \x01(\x0b\x32\x10.orgauthz.v1.Acl\x12\x10\n\x08revision\x18\x02 \x01(\x04\"2\n\rGetAclRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x0e\n\x06object\x18\x02 \x01(\t\"i\n\x0eGetAclResponse\x12\x1d\n\x03\x61\x63l\x18\x01 \x01(\x0b\x32\x10.orgauthz.v1.Acl\x12\x11\n\twork_pool\x18\x02 \x01(\t\x12%\n\x0bgoverned_by\x18\x03 \x01(\x0b\x32\x10.orgauthz.v1.Acl\"O\n\x0f\x43learAclRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x0e\n\x06object\x18\x02 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x03 \x01(\x04\"$\n\x10\x43learAclResponse\x12\x10\n\x08revision\x18\x01 \x01(\x04\"X\n\x1cSetDeploymentWorkPoolRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x12\n\ndeployment\x18\x02 \x01(\t\x12\x11\n\twork_pool\x18\x03 \x01(\t\"1\n\x1dSetDeploymentWorkPoolResponse\x12\x10\n\x08revision\x18\x01 \x01(\x04\x32\xcb\x02\n\nAclService\x12\x41\n\x06SetAcl\x12\x1a.orgauthz.v1.SetAclRequest\x1a\x1b.orgauthz.v1.SetAclResponse\x12\x41\n\x06GetAcl\x12\x1a.orgauthz.v1.GetAclRequest\x1a\x1b.orgauthz.v1.GetAclResponse\x12G\n\x08\x43learAcl\x12\x1c.orgauthz.v1.ClearAclRequest\x1a\x1d.orgauthz.v1.ClearAclResponse\x12n\n\x15SetDeploymentWorkPool\x12).orgauthz.v1.SetDeploymentWorkPoolRequest\x1a*.orgauthz.v1.SetDeploymentWorkPoolResponseB\x18Z\x16orgauthz/v1;orgauthzv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16orgauthz/v1/acls.proto\x12\x0borgauthz.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"9\n\x08\x41\x63lEntry\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\t\x12\r\n\x05grant\x18\x03 \x01(\x08\"\x92\x01\n\x03\x41\x63l\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x0e\n\x06object\x18\x02 \x01(\t\x12&\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x15.orgauthz.v1.AclEntry\x12\x10\n\x08revision\x18\x04 \x01(\x04\x12.\n\nupdated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\rSetAclRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x0e\n\x06object\x18\x02 \x01(\t\x12&\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x15.orgauthz.v1.AclEntry\x12\x19\n\x11\x65xpected_revision\x18\x04 \x01(\x04\"A\n\x0eSetAclResponse\x12\x1d\n\x03\x61\x63l\x18\x01 \x01(\x0b\x32\x10.orgauthz.v1.Acl\x12\x10\n\x08revision\x18\x02 \x01(\x04\"2\n\rGetAclRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x0e\n\x06object\x18\x02 \x01(\t\"i\n\x0eGetAclResponse\x12\x1d\n\x03\x61\x63l\x18\x01 \x01(\x0b\x32\x10.orgauthz.v1.Acl\x12\x11\n\twork_pool\x18\x02 \x01(\t\x12%\n\x0bgoverned_by\x18\x03 \x01(\x0b\x32\x10.orgauthz.v1.Acl\"Y\n\x0fListAclsRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"K\n\x10ListAclsResponse\x12\x1e\n\x04\x61\x63ls\x18\x01 \x03(\x0b\x32\x10.orgauthz.v1.Acl\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x0f\x43learAclRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x0e\n\x06object\x18\x02 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x03 \x01(\x04\"$\n\x10\x43learAclResponse\x12\x10\n\x08revision\x18\x01 \x01(\x04\"X\n\x1cSetDeploymentWorkPoolRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\x12\n\ndeployment\x18\x02 \x01(\t\x12\x11\n\twork_pool\x18\x03 \x01(\t\"1\n\x1dSetDeploymentWorkPoolResponse\x12\x10\n\x08revision\x18\x01 \x01(\x04\x32\x94\x03\n\nAclService\x12\x41\n\x06SetAcl\x12\x1a.orgauthz.v1.SetAclRequest\x1a\x1b.orgauthz.v1.SetAclResponse\x12\x41\n\x06GetAcl\x12\x1a.orgauthz.v1.GetAclRequest\x1a\x1b.orgauthz.v1.GetAclResponse\x12G\n\x08ListAcls\x12\x1c.orgauthz.v1.ListAclsRequest\x1a\x1d.orgauthz.v1.ListAclsResponse\x12G\n\x08\x43learAcl\x12\x1c.orgauthz.v1.ClearAclRequest\x1a\x1d.orgauthz.v1.ClearAclResponse\x12n\n\x15SetDeploymentWorkPool\x12).orgauthz.v1.SetDeploymentWorkPoolRequest\x1a*.orgauthz.v1.SetDeploymentWorkPoolResponseB\x18Z\x16orgauthz/v1;orgauthzv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,14 +45,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETACLREQUEST']._serialized_end=516
   _globals['_GETACLRESPONSE']._serialized_start=518
   _globals['_GETACLRESPONSE']._serialized_end=623
-  _globals['_CLEARACLREQUEST']._serialized_start=625
-  _globals['_CLEARACLREQUEST']._serialized_end=704
-  _globals['_CLEARACLRESPONSE']._serialized_start=706
-  _globals['_CLEARACLRESPONSE']._serialized_end=742
-  _globals['_SETDEPLOYMENTWORKPOOLREQUEST']._serialized_start=744
-  _globals['_SETDEPLOYMENTWORKPOOLREQUEST']._serialized_end=832
-  _globals['_SETDEPLOYMENTWORKPOOLRESPONSE']._serialized_start=834
-  _globals['_SETDEPLOYMENTWORKPOOLRESPONSE']._serialized_end=883
-  _globals['_ACLSERVICE']._serialized_start=886
-  _globals['_ACLSERVICE']._serialized_end=1217
+  _globals['_LISTACLSREQUEST']._serialized_start=625
+  _globals['_LISTACLSREQUEST']._serialized_end=714
+  _globals['_LISTACLSRESPONSE']._serialized_start=716
+  _globals['_LISTACLSRESPONSE']._serialized_end=791
+  _globals['_CLEARACLREQUEST']._serialized_start=793
+  _globals['_CLEARACLREQUEST']._serialized_end=872
+  _globals['_CLEARACLRESPONSE']._serialized_start=874
+  _globals['_CLEARACLRESPONSE']._serialized_end=910
+  _globals['_SETDEPLOYMENTWORKPOOLREQUEST']._serialized_start=912
+  _globals['_SETDEPLOYMENTWORKPOOLREQUEST']._serialized_end=1000
+  _globals['_SETDEPLOYMENTWORKPOOLRESPONSE']._serialized_start=1002
+  _globals['_SETDEPLOYMENTWORKPOOLRESPONSE']._serialized_end=1051
+  _globals['_ACLSERVICE']._serialized_start=1054
+  _globals['_ACLSERVICE']._serialized_end=1458
 # @@protoc_insertion_point(module_scope)

@@ -71,6 +71,26 @@ class GetAclResponse(_message.Message):
     governed_by: Acl
     def __init__(self, acl: _Optional[_Union[Acl, _Mapping]] = ..., work_pool: _Optional[str] = ..., governed_by: _Optional[_Union[Acl, _Mapping]] = ...) -> None: ...
 
+class ListAclsRequest(_message.Message):
+    __slots__ = ("workspace", "kind", "page_size", "page_token")
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    workspace: str
+    kind: str
+    page_size: int
+    page_token: str
+    def __init__(self, workspace: _Optional[str] = ..., kind: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListAclsResponse(_message.Message):
+    __slots__ = ("acls", "next_page_token")
+    ACLS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    acls: _containers.RepeatedCompositeFieldContainer[Acl]
+    next_page_token: str
+    def __init__(self, acls: _Optional[_Iterable[_Union[Acl, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class ClearAclRequest(_message.Message):
     __slots__ = ("workspace", "object", "expected_revision")
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]

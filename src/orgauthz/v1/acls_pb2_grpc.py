@@ -44,6 +44,11 @@ class AclServiceStub:
                 request_serializer=orgauthz_dot_v1_dot_acls__pb2.GetAclRequest.SerializeToString,
                 response_deserializer=orgauthz_dot_v1_dot_acls__pb2.GetAclResponse.FromString,
                 _registered_method=True)
+        self.ListAcls = channel.unary_unary(
+                '/orgauthz.v1.AclService/ListAcls',
+                request_serializer=orgauthz_dot_v1_dot_acls__pb2.ListAclsRequest.SerializeToString,
+                response_deserializer=orgauthz_dot_v1_dot_acls__pb2.ListAclsResponse.FromString,
+                _registered_method=True)
         self.ClearAcl = channel.unary_unary(
                 '/orgauthz.v1.AclService/ClearAcl',
                 request_serializer=orgauthz_dot_v1_dot_acls__pb2.ClearAclRequest.SerializeToString,
@@ -80,6 +85,14 @@ class AclServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAcls(self, request, context):
+        """The workspace's ACLs, ordered by object, paged; `kind` narrows them to one kind of
+        object. manage_acls (an ACL names who may reach objects the reader may not see).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ClearAcl(self, request, context):
         """Removes the object's ACL: the workspace alone decides again. manage_acls; R28 as SetAcl.
         """
@@ -107,6 +120,11 @@ def add_AclServiceServicer_to_server(servicer, server):
                     servicer.GetAcl,
                     request_deserializer=orgauthz_dot_v1_dot_acls__pb2.GetAclRequest.FromString,
                     response_serializer=orgauthz_dot_v1_dot_acls__pb2.GetAclResponse.SerializeToString,
+            ),
+            'ListAcls': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAcls,
+                    request_deserializer=orgauthz_dot_v1_dot_acls__pb2.ListAclsRequest.FromString,
+                    response_serializer=orgauthz_dot_v1_dot_acls__pb2.ListAclsResponse.SerializeToString,
             ),
             'ClearAcl': grpc.unary_unary_rpc_method_handler(
                     servicer.ClearAcl,
@@ -173,6 +191,33 @@ class AclService:
             '/orgauthz.v1.AclService/GetAcl',
             orgauthz_dot_v1_dot_acls__pb2.GetAclRequest.SerializeToString,
             orgauthz_dot_v1_dot_acls__pb2.GetAclResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAcls(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgauthz.v1.AclService/ListAcls',
+            orgauthz_dot_v1_dot_acls__pb2.ListAclsRequest.SerializeToString,
+            orgauthz_dot_v1_dot_acls__pb2.ListAclsResponse.FromString,
             options,
             channel_credentials,
             insecure,

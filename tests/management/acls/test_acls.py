@@ -371,3 +371,27 @@ async def test_r19_deleting_the_workspace_removes_its_acls(app: App, channel) ->
     got = await alice.acls.GetAcl(xpb.GetAclRequest(workspace="w", object=D1))
     assert not got.HasField("acl")
     assert got.work_pool == ""
+
+
+async def test_list_acls_pages_by_object(app: App, channel) -> None:
+    alice = await _world(app, channel)
+    for obj in (D2, D1, B, P, "deployment:d3"):
+        await set_acl(alice, obj, [entry("user:bob", "view")])
+    seen: list[str] = []
+    token = ""
+    while True:
+        r = await alice.acls.ListAcls(
+            xpb.ListAclsRequest(workspace="w", kind="deployment", page_size=2, page_token=token)
+        )
+        seen += [a.object for a in r.acls]
+        assert all([e.subject for e in a.entries] == ["user:bob"] for a in r.acls)
+        token = r.next_page_token
+        if not token:
+            break
+    assert seen == [D1, D2, "deployment:d3"]
+    r = await alice.acls.ListAcls(xpb.ListAclsRequest(workspace="w"))
+    assert [a.object for a in r.acls] == [B, D1, D2, "deployment:d3", P]
+    bob = As.of(channel, "user:bob")
+    assert await code(bob.acls.ListAcls(xpb.ListAclsRequest(workspace="w"))) == C.PERMISSION_DENIED
+    e = await error(alice.acls.ListAcls(xpb.ListAclsRequest(workspace="w", kind="flow")))
+    assert e.code() == C.INVALID_ARGUMENT
