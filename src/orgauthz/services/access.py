@@ -37,7 +37,7 @@ class _Ws:
     org_id: str
 
 
-async def _located(mgmt: Management, actor: Actor, workspace_id: str) -> _Ws:
+async def locate(mgmt: Management, actor: Actor, workspace_id: str) -> _Ws:
     """The workspace's organization from the engine's index (no database read on the write
     path; the write re-checks the workspace under its lock), else from the store. NotFound
     unless the actor is in that organization."""
@@ -55,7 +55,7 @@ async def _located(mgmt: Management, actor: Actor, workspace_id: str) -> _Ws:
 async def _manager(mgmt: Management, actor: Actor, workspace_id: str) -> tuple[_Ws, Authority]:
     """R16: the actor holds ``manage_workspace_users`` in the workspace (organization Owners
     and Admins hold every scope, R2); its authority there, for R28."""
-    ws = await _located(mgmt, actor, workspace_id)
+    ws = await locate(mgmt, actor, workspace_id)
     await mgmt.require(actor, ws.org_id, _MANAGE, workspace_id)
     return ws, await mgmt.authority(actor, ws.org_id, workspace_id)
 
@@ -299,7 +299,7 @@ async def list_access(
     mgmt: Management, actor: Actor, workspace_id: str, *, page_size: int, after: str
 ) -> tuple[list[WorkspaceGrant], str]:
     """Ordered by subject. Needs administrate:workspace or see_workspace_users in the workspace."""
-    ws = await _located(mgmt, actor, workspace_id)
+    ws = await locate(mgmt, actor, workspace_id)
     await mgmt.require_any(actor, ws.org_id, [("administrate:workspace", ""), ("see_workspace_users", workspace_id)])
     q = select(WorkspaceGrant).where(WorkspaceGrant.workspace_id == workspace_id)
     if after:

@@ -31,8 +31,8 @@ from orgauthz.domain import lines as L
 from orgauthz.domain.lines import AclEntry, Line
 from orgauthz.domain.policy import ObjectKind, PolicySet
 from orgauthz.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from orgauthz.services.access import locate
 from orgauthz.services.context import Actor, Authority, Management, audit
-from orgauthz.services.workspaces import find_workspace
 from orgauthz.store import base as store
 from orgauthz.store.base import Decision, Locked, Read, Write
 from orgauthz.store.models import AclEntry as AclEntryRow
@@ -134,22 +134,10 @@ def _kind(policy: PolicySet, obj: str) -> ObjectKind:
     return policy.object_kinds[kind]
 
 
-async def _located(mgmt: Management, actor: Actor, workspace_id: str) -> str:
-    """The workspace's organization (NotFound outside it, as for access)."""
-    org_id = mgmt.engine.org_of(workspace_id)
-    if org_id is None:
-        return (await find_workspace(mgmt, actor, workspace_id)).org_id
-    try:
-        await mgmt.require_member(actor, org_id)
-    except NotFound:
-        raise NotFound(f"workspace {workspace_id!r} not found") from None
-    return org_id
-
-
 async def _writer(mgmt: Management, actor: Actor, workspace_id: str) -> tuple[str, Authority, bool]:
     """``manage_acls`` in the workspace; the actor's authority there (R28) and whether it keeps
     full access to objects whatever their ACLs say (R2a, R26)."""
-    org_id = await _located(mgmt, actor, workspace_id)
+    org_id = (await locate(mgmt, actor, workspace_id)).org_id
     await mgmt.require(actor, org_id, _MANAGE, workspace_id)
     authority = await mgmt.authority(actor, org_id, workspace_id)
     target = mgmt.engine.resolve(workspace=workspace_id)
@@ -485,7 +473,7 @@ async def list_acls(
     mgmt: Management, actor: Actor, workspace_id: str, *, kind: str, page_size: int, after: str
 ) -> tuple[list[AclView], str]:
     """manage_acls; the workspace's ACLs (of ``kind``, when given), ordered by object."""
-    org_id = await _located(mgmt, actor, workspace_id)
+    org_id = (await locate(mgmt, actor, workspace_id)).org_id
     await mgmt.require(actor, org_id, _MANAGE, workspace_id)
 
     def read(s: Session) -> tuple[list[AclView], str]:
@@ -520,7 +508,7 @@ async def get_acl(mgmt: Management, actor: Actor, workspace_id: str, obj: str) -
     """The kind's view scope on the object (Check with the object), or manage_acls."""
     policy = mgmt.policy
     kind = _kind(policy, obj)
-    org_id = await _located(mgmt, actor, workspace_id)
+    org_id = (await locate(mgmt, actor, workspace_id)).org_id
     view_scope = next(s for s, lv in kind.governs.items() if lv == kind.levels[0])
     target = mgmt.engine.resolve(workspace=workspace_id)
     may_view = target is not None and mgmt.engine.decide(
