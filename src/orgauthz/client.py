@@ -21,7 +21,7 @@ import grpc
 from orgauthz.v1 import authorization_pb2 as pb
 from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
 
-_STUB_MODULES = ("management", "invitations", "service_accounts", "user_api_keys")
+_STUB_MODULES = ("management", "invitations", "service_accounts", "user_api_keys", "teams", "acls")
 
 
 @dataclass(frozen=True)
