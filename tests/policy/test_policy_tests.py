@@ -113,24 +113,27 @@ def test_a_case_object_reaches_list_scopes(catalog: Path, capsys: pytest.Capture
     assert "2 failure(s)" in out, out
 
 
+ADHOC = "  - name: an object without an ACL is decided by the workspace alone\n    rule: R26\n    subject: user:dev\n"
+
+
 @pytest.mark.parametrize(
     ("old", "new", "error"),
     [
         pytest.param(
-            "    object: deployment:adhoc\n",
-            "    object: flow:adhoc\n",
+            "    workspace: r26-prod\n    object: deployment:adhoc\n",
+            "    workspace: r26-prod\n    object: flow:adhoc\n",
             "object 'flow:adhoc': unknown kind 'flow' (kinds: deployment, work_pool, block)",
             id="unknown kind",
         ),
         pytest.param(
-            "    object: deployment:adhoc\n",
-            "    object: adhoc\n",
+            "    workspace: r26-prod\n    object: deployment:adhoc\n",
+            "    workspace: r26-prod\n    object: adhoc\n",
             "object 'adhoc': unknown kind 'adhoc' (kinds: deployment, work_pool, block)",
             id="no kind",
         ),
         pytest.param(
-            "    object: deployment:adhoc\n",
-            "    object: deployment:ad hoc\n",
+            "    workspace: r26-prod\n    object: deployment:adhoc\n",
+            "    workspace: r26-prod\n    object: deployment:ad hoc\n",
             "object 'deployment:ad hoc': id: must be 1-128 characters of letters, digits and ._:@-",
             id="bad id",
         ),
@@ -146,7 +149,7 @@ def test_a_bad_case_object_is_an_error_naming_the_case(
     catalog: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, error: str
 ) -> None:
     suite = catalog / "tests" / OBJECTS
-    edit(suite, old, new)
+    edit(suite, ADHOC + old, ADHOC + new)
     assert main(["policy", "test", str(catalog), "--file", str(suite)]) == 1
     out = capsys.readouterr().out
     assert (
@@ -158,10 +161,11 @@ def test_a_fixture_acl_naming_a_stranger_is_an_error_naming_its_entry(
     catalog: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     suite = catalog / "tests" / OBJECTS
+    report = "        - object: deployment:report\n          entries:\n"
     edit(
         suite,
-        '            - {subject: "user:vic", level: run, grant: true}\n',
-        '            - {subject: "user:eve", level: run}\n',
+        report + '            - {subject: "user:vic", level: run, grant: true}\n',
+        report + '            - {subject: "user:eve", level: run}\n',
     )
     assert main(["policy", "test", str(catalog), "--file", str(suite)]) == 1
     out = capsys.readouterr().out
