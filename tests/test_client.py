@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import pkgutil
 from pathlib import Path
 
 import grpc
+import pytest
 import yaml
 
+import orgauthz.v1
 from orgauthz.api.server import App
 from orgauthz.client import AsyncClient, Client
 from tests.support.orgs import seed
@@ -130,3 +134,24 @@ async def test_clients_ask_with_objects_and_plan_objects(app: App, policy) -> No
 
     kind, ids, entries = await asyncio.to_thread(run)
     assert (kind, ids, entries) == (3, ["nightly"], 1)  # ONLY
+
+
+SERVICES = sorted(
+    (name, module.name)
+    for module in pkgutil.iter_modules(orgauthz.v1.__path__)
+    if module.name.endswith("_pb2")
+    for name in importlib.import_module(f"orgauthz.v1.{module.name}").DESCRIPTOR.services_by_name
+)
+
+
+def test_every_service_has_a_stub() -> None:
+    assert ("AclService", "acls_pb2") in SERVICES
+    assert ("TeamService", "teams_pb2") in SERVICES
+
+
+@pytest.mark.parametrize(("service", "module"), SERVICES)
+def test_client_stub_finds_every_service(service: str, module: str) -> None:
+    """``client.stub(name)`` for every service of every ``.proto`` file (no call is made)."""
+    grpc_module = importlib.import_module(f"orgauthz.v1.{module}_grpc")
+    with Client("127.0.0.1:1") as c:
+        assert isinstance(c.stub(service), getattr(grpc_module, f"{service}Stub"))

@@ -4,7 +4,9 @@ SQLite and PostgreSQL, against a server that requires the shared secret.
 Alice bootstraps Acme, invites Bob and Carol, they accept; she creates the Production
 workspace, shares it with Bob, sets its default role so that everyone at Acme sees it,
 creates a CI service account whose key is used to authenticate and to act, rotates that key
-with and without a grace period (R13), and reads the audit log back in order.
+with and without a grace period (R13), and reads the audit log back in order. Then she
+restricts the production work pool to the CI account and grants Carol run on one deployment
+(R26, R27).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import pytest
 
 from orgauthz.api.server import App
 from orgauthz.client import Client
+from orgauthz.v1 import acls_pb2 as xpb
+from orgauthz.v1 import authorization_pb2 as apb
 from orgauthz.v1 import invitations_pb2 as ipb
 from orgauthz.v1 import management_pb2 as mpb
 from orgauthz.v1 import service_accounts_pb2 as spb
@@ -172,6 +176,81 @@ def administrators_day(address: str) -> None:
         revisions = [e.revision for e in events]
         assert revisions == sorted(revisions)
         assert all(key not in str(e) and second not in str(e) and third not in str(e) for e in events)
+
+        # Restrict a deployment or a work pool (R26, R27).
+        acls, authz = alice.stub("AclService"), alice.stub("AuthorizationService")
+
+        def may(subject: str, scope: str, obj: str) -> bool:
+            return bool(
+                authz.Check(apb.CheckRequest(subject=subject, workspace="acme-prod", scope=scope, object=obj)).allowed
+            )
+
+        pool = acls.SetAcl(
+            xpb.SetAclRequest(
+                workspace="acme-prod",
+                object="work_pool:prod-pool",
+                entries=[xpb.AclEntry(subject="service_account:ci", level="run")],
+            )
+        )
+        acls.SetDeploymentWorkPool(
+            xpb.SetDeploymentWorkPoolRequest(workspace="acme-prod", deployment="nightly", work_pool="prod-pool")
+        )
+        assert pool.acl.revision == revisions[-1] + 1
+        assert may("service_account:ci", "run_deployments", "deployment:nightly")
+        assert not may("user:bob", "run_deployments", "deployment:nightly")
+        assert may("user:bob", "run_deployments", "deployment:adhoc")
+        report = acls.SetAcl(
+            xpb.SetAclRequest(
+                workspace="acme-prod",
+                object="deployment:daily-report",
+                entries=[
+                    xpb.AclEntry(subject="user:carol", level="run", grant=True),
+                    xpb.AclEntry(subject="user:bob", level="manage"),
+                ],
+            )
+        )
+        assert may("user:carol", "run_deployments", "deployment:daily-report")
+        assert not may("user:carol", "run_deployments", "deployment:nightly")
+        assert may("user:bob", "manage_deployments", "deployment:daily-report")
+        assert not may("service_account:ci", "run_deployments", "deployment:daily-report")
+        with pytest.raises(grpc.RpcError) as stale:
+            acls.SetAcl(xpb.SetAclRequest(workspace="acme-prod", object="deployment:daily-report"))
+        assert stale.value.code() == grpc.StatusCode.ABORTED
+        with pytest.raises(grpc.RpcError) as refused:
+            bob.stub("AclService").SetAcl(
+                xpb.SetAclRequest(
+                    workspace="acme-prod", object="deployment:daily-report", expected_revision=report.acl.revision
+                )
+            )
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        plans = {}
+        for who in ("user:carol", "user:bob", "service_account:ci"):
+            plan = authz.PlanObjects(
+                apb.PlanObjectsRequest(subject=who, workspace="acme-prod", kind="deployment", scope="run_deployments")
+            )
+            plans[who] = (apb.PlanObjectsResponse.Kind.Name(plan.kind), list(plan.ids))
+        assert plans == {
+            "user:carol": ("ONLY", ["daily-report"]),
+            "user:bob": ("ALL_EXCEPT", ["nightly"]),
+            "service_account:ci": ("ALL_EXCEPT", ["daily-report"]),
+        }
+        got = acls.GetAcl(xpb.GetAclRequest(workspace="acme-prod", object="deployment:nightly"))
+        assert not got.HasField("acl")
+        assert got.work_pool == "work_pool:prod-pool"
+        assert [(e.subject, e.level) for e in got.governed_by.entries] == [("service_account:ci", "run")]
+        acls.ClearAcl(
+            xpb.ClearAclRequest(
+                workspace="acme-prod", object="work_pool:prod-pool", expected_revision=pool.acl.revision
+            )
+        )
+        assert may("user:bob", "run_deployments", "deployment:nightly")
+        page = alice.stub("AuditService").ListAuditEvents(mpb.ListAuditEventsRequest(organization="acme", page_size=4))
+        assert [e.event for e in reversed(page.events)] == [
+            "orgauthz.object-acl.created",
+            "orgauthz.deployment-work-pool.updated",
+            "orgauthz.object-acl.created",
+            "orgauthz.object-acl.deleted",
+        ]
 
 
 async def test_an_administrators_day(server: App) -> None:

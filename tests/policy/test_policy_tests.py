@@ -8,6 +8,7 @@ import pytest
 
 from orgauthz.cli import main
 from orgauthz.domain.policy import DEFAULT_POLICY_DIR
+from orgauthz.tools.policy_lint import display_path
 from orgauthz.tools.policy_test import PATHS, run_suite
 from tests.policy.conftest import edit
 
@@ -18,9 +19,9 @@ async def test_shipped_suite_passes_on_the_engine_and_through_grpc() -> None:
     assert report.failures == [], report.lines()
     assert report.paths == PATHS == ("engine", "grpc")
     covered = " ".join(p.read_text() for p in (DEFAULT_POLICY_DIR / "tests").glob("*.yaml"))
-    for rule in ("R2a", "R8", "R11", "R16", "R17", "R18", "R19", "R20", "R21", "R22"):
+    for rule in ("R2a", "R8", "R11", "R16", "R17", "R18", "R19", "R20", "R21", "R22", "R25", "R26", "R27"):
         assert f"rule: {rule}" in covered, rule
-    assert report.files >= 8
+    assert report.files >= 10
     assert report.cases >= 40
     assert report.exit_code == 0
 
@@ -68,3 +69,107 @@ def test_a_test_file_naming_an_unknown_scope_is_an_error_naming_the_case(
     assert (
         "case 'including is one-way — seeing never grants managing': deny: unknown workspace scope 'fly_rockets'" in out
     ), out
+
+
+# -- cases about an object (R26, R27) --------------------------------------------------------
+
+OBJECTS = "r26_r27_object_acls.yaml"
+
+
+def test_a_case_object_is_asked_on_every_path(catalog: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Claim that a Developer off the on-call team may run a deployment on the production work
+    pool: true of the workspace (Developer), false of the object (R27). Every path must ask
+    about the object to find the claim wrong: the engine, Check and each BatchCheck item."""
+    suite = catalog / "tests" / OBJECTS
+    edit(
+        suite,
+        "    deny: [see_deployments, run_deployments, write_deployments, manage_deployments]\n"
+        '    because: ["work_pool:prod-pool\'s ACL, which governs deployment:weekly (R27): user:dev is not listed"]\n',
+        "    allow: [run_deployments]\n",
+    )
+    assert main(["policy", "test", str(catalog), "--file", str(suite)]) == 1
+    out = capsys.readouterr().out
+    name = "case 'a Developer off the team may not run it, though listed on the deployment itself'"
+    for path in ("engine", "grpc", "grpc BatchCheck"):
+        assert (
+            f"{OBJECTS}: {name} [{path}]: user:dev in workspace r26-prod on deployment:weekly: "
+            "expected allow run_deployments, got deny" in out
+        ), out
+    assert "3 failure(s)" in out, out
+
+
+def test_a_case_object_reaches_list_scopes(catalog: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The Viewer granted run on one deployment lists run_deployments there (R26) and only
+    there: ListScopes must be asked about the object on both paths."""
+    suite = catalog / "tests" / OBJECTS
+    edit(suite, "    scopes: [run_deployments, see_artifacts,", "    scopes: [see_artifacts,")
+    assert main(["policy", "test", str(catalog), "--file", str(suite)]) == 1
+    out = capsys.readouterr().out
+    for path in ("engine", "grpc"):
+        assert (
+            f"case 'a grant entry lets a Viewer run exactly that deployment' [{path}]: "
+            "ListScopes(user:vic, workspace r26-prod on deployment:report): unexpected ['run_deployments'], missing []"
+        ) in out, out
+    assert "2 failure(s)" in out, out
+
+
+ADHOC = "  - name: an object without an ACL is decided by the workspace alone\n    rule: R26\n    subject: user:dev\n"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "error"),
+    [
+        pytest.param(
+            "    workspace: r26-prod\n    object: deployment:adhoc\n",
+            "    workspace: r26-prod\n    object: flow:adhoc\n",
+            "object 'flow:adhoc': unknown kind 'flow' (kinds: deployment, work_pool, block)",
+            id="unknown kind",
+        ),
+        pytest.param(
+            "    workspace: r26-prod\n    object: deployment:adhoc\n",
+            "    workspace: r26-prod\n    object: adhoc\n",
+            "object 'adhoc': unknown kind 'adhoc' (kinds: deployment, work_pool, block)",
+            id="no kind",
+        ),
+        pytest.param(
+            "    workspace: r26-prod\n    object: deployment:adhoc\n",
+            "    workspace: r26-prod\n    object: deployment:ad hoc\n",
+            "object 'deployment:ad hoc': id: must be 1-128 characters of letters, digits and ._:@-",
+            id="bad id",
+        ),
+        pytest.param(
+            "    workspace: r26-prod\n    object: deployment:adhoc\n",
+            "    organization: r26\n    object: deployment:adhoc\n",
+            "object 'deployment:adhoc' is named inside a workspace, not an organization",
+            id="organization target",
+        ),
+    ],
+)
+def test_a_bad_case_object_is_an_error_naming_the_case(
+    catalog: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, error: str
+) -> None:
+    suite = catalog / "tests" / OBJECTS
+    edit(suite, ADHOC + old, ADHOC + new)
+    assert main(["policy", "test", str(catalog), "--file", str(suite)]) == 1
+    out = capsys.readouterr().out
+    assert (
+        f"ERROR {display_path(suite)}: case 'an object without an ACL is decided by the workspace alone': {error}"
+    ) in out, out
+
+
+def test_a_fixture_acl_naming_a_stranger_is_an_error_naming_its_entry(
+    catalog: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = catalog / "tests" / OBJECTS
+    report = "        - object: deployment:report\n          entries:\n"
+    edit(
+        suite,
+        report + '            - {subject: "user:vic", level: run, grant: true}\n',
+        report + '            - {subject: "user:eve", level: run}\n',
+    )
+    assert main(["policy", "test", str(catalog), "--file", str(suite)]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "organization fixture: organizations[0].workspaces[0].acls[3].entries[0].subject: "
+        "must be a member, service account or team of the organization (R26)"
+    ) in out, out

@@ -1,7 +1,7 @@
 """Decides for one organization: Casbin's model, evaluated by the project's own code.
 
 Casbin's part is the model (``policies/model.conf``: request, policy and role definitions,
-effect, matcher) and the lines it is fed (``p``, ``g``, ``g2``, ``g3``). The project's part
+effect, matcher) and the lines it is fed (``p``, ``g`` to ``g5``). The project's part
 is how they are evaluated: :class:`OrgEnforcer` holds the role definitions' links in
 :class:`RoleLinks` (what Casbin's role managers would answer), calls the matcher compiled
 by :mod:`orgauthz.engine.matcher`, and only over the ``p`` lines that can match. The
@@ -63,7 +63,7 @@ def new_enforcer(model_text: str, lines: Iterable[Line]) -> casbin.Enforcer:
 
 
 class RoleLinks:
-    """One role definition's links (``g``, ``g2``, ``g3``), indexed for Casbin's ``g`` semantics.
+    """One role definition's links (``g`` to ``g5``), indexed for Casbin's ``g`` semantics.
 
     ``has_link(a, b[, domain])`` is what Casbin's default role managers answer: ``a == b``,
     or ``b`` reachable from ``a`` through the domain's links within ``max_hierarchy_level``
@@ -306,7 +306,7 @@ class OrgEnforcer:
         return {line[1] for line in self._p_lines if line[0] == role}
 
     def add(self, lines: Iterable[Line]) -> None:
-        """Applies ``g``/``g2``/``g3`` lines to the role links (no list scans)."""
+        """Applies ``g`` to ``g5`` lines to the role links (no list scans)."""
         self._add_links(lines)
 
     def remove(self, lines: Iterable[Line]) -> None:

@@ -358,7 +358,7 @@ class Engine:
         use ``scope``, as the difference from the workspace's own answer. Only objects with
         lines (an ACL, or a work pool with one: R27) can differ from it; each of them is
         decided by the same enforcement as Check, so the plan agrees with Check on every
-        object (tests/decisions/test_objects.py)."""
+        object (tests/management/acls/test_acls.py, test_plan_objects_agrees_with_check)."""
         enforcer = self._state(target.org_id).enforcer
         in_workspace = enforcer.enforce(subject, target.domain, scope)
         level = self.policy.object_kinds[kind].governs.get(scope)

@@ -38,7 +38,7 @@ _ALLOWED = (
 )
 ACCEPTED: Final = (
     "&&, ||, !, == and != over request and policy values, string constants and calls to the "
-    "role definitions (g, g2, g3) and Casbin's functions"
+    "role definitions (g, g2, g3, g4, g5) and Casbin's functions"
 )
 
 

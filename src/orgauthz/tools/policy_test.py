@@ -9,15 +9,22 @@ A test file (``policies/tests/*.yaml``) holds an organization fixture in the
         rule: R17
         subject: user:bob
         workspace: acme-prod          # or `organization: acme` for organization permissions
+        object: deployment:nightly    # optional, with a workspace: decided on this object (R26)
         allow: [see_flows]            # each must be allowed
         deny: [manage_flows]          # each must be denied
         scopes: [see_flows, ...]      # ListScopes must return exactly these ("*": the whole catalog)
         because: [default workspace role Viewer]   # each text appears in every check's reasons
 
+The fixture's workspaces may carry ``acls`` and ``deployment_pools`` (R26, R27), as
+``orgauthz import`` reads them; a case with ``object`` asks every question about that object
+(``Check``/``BatchCheck`` ``object``, ``ListScopes`` ``object``), so the object's ACL, or its
+work pool's, decides too.
+
 Each file gets its own temporary SQLite store. Every case runs on two paths, so a
 transport or cache bug cannot hide behind a correct engine:
 
-* ``engine``: :class:`orgauthz.engine.engine.Engine` over the store (decide, scopes, explain);
+* ``engine``: :class:`orgauthz.engine.engine.Engine` over the store (decide, scopes, explain),
+  with the object node :func:`orgauthz.domain.lines.object_need` computes;
 * ``grpc``: an in-process :class:`orgauthz.api.server.App` on 127.0.0.1:0, asked with
   ``Check`` twice (the second answer comes from the decision cache), ``Check(explain)``,
   one ``BatchCheck`` of the whole file, and ``ListScopes``.
@@ -35,6 +42,8 @@ from typing import Any, Final, Protocol
 
 import yaml
 
+from orgauthz.domain import bounds
+from orgauthz.domain import lines as L
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, load_policy
 from orgauthz.engine.engine import NO_ACCESS
 from orgauthz.errors import OrgAuthzError
@@ -48,6 +57,7 @@ _CASE_KEYS: Final = {
     "subject",
     "workspace",
     "organization",
+    "object",
     "allow",
     "deny",
     "scopes",
@@ -71,6 +81,7 @@ class Case:
     deny: tuple[str, ...]
     scopes: tuple[str, ...] | None  # None: no ListScopes expectation
     because: tuple[str, ...]
+    obj: str = ""  # R26: deployment:<id>, work_pool:<id> or block:<id>; "" for none
 
     @property
     def level(self) -> str:
@@ -78,7 +89,9 @@ class Case:
 
     @property
     def where(self) -> str:
-        return f"workspace {self.workspace}" if self.workspace else f"organization {self.organization}"
+        if not self.workspace:
+            return f"organization {self.organization}"
+        return f"workspace {self.workspace} on {self.obj}" if self.obj else f"workspace {self.workspace}"
 
     def checks(self) -> Iterator[tuple[str, bool]]:
         yield from ((s, True) for s in self.allow)
@@ -170,6 +183,7 @@ def _case(shown: str, index: int, raw: Any, policy: PolicySet) -> Case:
     if bool(workspace) == bool(organization):
         raise TestFileError(f"{label}: give a workspace or an organization")
     level = WORKSPACE if workspace else ORGANIZATION
+    obj = _object(label, raw, policy, level)
 
     def names(key: str) -> tuple[str, ...]:
         value = raw.get(key) or []
@@ -210,7 +224,29 @@ def _case(shown: str, index: int, raw: Any, policy: PolicySet) -> Case:
         deny=deny,
         scopes=scopes,
         because=because,
+        obj=obj,
     )
+
+
+def _object(label: str, raw: dict[str, Any], policy: PolicySet, level: str) -> str:
+    """The case's ``object`` ("" when none): ``<kind>:<id>`` of a kind ``object_acls`` lists,
+    inside a workspace (R26)."""
+    if "object" not in raw:
+        return ""
+    value = raw["object"]
+    kinds = ", ".join(policy.object_kinds)
+    if not isinstance(value, str) or not value:
+        raise TestFileError(f"{label}: object must be <kind>:<id> with a kind of {kinds}")
+    kind, sep, ident = value.partition(":")
+    if not sep or kind not in policy.object_kinds or kind not in bounds.OBJECT_KINDS:
+        raise TestFileError(f"{label}: object {value!r}: unknown kind {kind!r} (kinds: {kinds})")
+    try:
+        bounds.check_id(f"object {value!r}: id", ident)
+    except OrgAuthzError as exc:
+        raise TestFileError(f"{label}: {exc}") from None
+    if level != WORKSPACE:
+        raise TestFileError(f"{label}: object {value!r} is named inside a workspace, not an organization")
+    return value
 
 
 # -- the two paths -------------------------------------------------------------------------
@@ -264,11 +300,15 @@ class EnginePath:
         target = await self._target(case)
         if target is None:
             return False, [NO_ACCESS]
-        return (self.engine.decide(case.subject, target, scope), self.engine.explain(case.subject, target, scope))
+        res = L.object_need(self.engine.policy, case.workspace, case.obj, scope)
+        return (
+            self.engine.decide(case.subject, target, scope, res),
+            self.engine.explain(case.subject, target, scope, res),
+        )
 
     async def scopes(self, case: Case) -> list[str]:
         target = await self._target(case)
-        return [] if target is None else self.engine.scopes(case.subject, target)
+        return [] if target is None else self.engine.scopes(case.subject, target, case.obj)
 
     async def batch(self, items: list[tuple[Case, str]]) -> list[bool] | None:
         return None  # the engine decides one at a time: check() already asked it
@@ -316,7 +356,7 @@ class GrpcPath:
     def _request(case: Case, scope: str, *, explain: bool = False) -> Any:
         from orgauthz.v1 import authorization_pb2 as pb
 
-        req = pb.CheckRequest(subject=case.subject, scope=scope, explain=explain)
+        req = pb.CheckRequest(subject=case.subject, scope=scope, explain=explain, object=case.obj)
         if case.workspace:
             req.workspace = case.workspace
         else:
@@ -338,7 +378,7 @@ class GrpcPath:
     async def scopes(self, case: Case) -> list[str]:
         from orgauthz.v1 import authorization_pb2 as pb
 
-        req = pb.ListScopesRequest(subject=case.subject)
+        req = pb.ListScopesRequest(subject=case.subject, object=case.obj)
         if case.workspace:
             req.workspace = case.workspace
         else:
