@@ -105,7 +105,8 @@ def check_grantee_subject(field: str, value: str) -> tuple[str, str]:
 
 OBJECT_KINDS: Final = ("deployment", "work_pool", "block")  # R26; scopes.yaml's object_acls
 ACL_ENTRIES_MAX: Final = 1000  # entries of one ACL
-ACLS_PER_WORKSPACE_MAX: Final = 100_000  # objects of one workspace with an ACL or a work pool
+ACLS_PER_WORKSPACE_MAX: Final = 100_000  # objects of one workspace with an ACL
+POOL_LINKS_PER_WORKSPACE_MAX: Final = 100_000  # deployments of one workspace naming a work pool (R27)
 
 
 def check_object(field: str, value: str) -> tuple[str, str]:

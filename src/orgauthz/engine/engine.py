@@ -428,12 +428,16 @@ class Engine:
         "default workspace role Viewer", with "(included by manage_flows)" when a held scope
         includes the asked one. A denial names what is held there and the nearest missing
         piece: the least built-in role that grants the scope. With an object (``res``), what
-        its ACL decided follows (R26, R27).
+        its ACL decided follows (R26, R27); when the workspace alone would deny, the ACL's grant
+        entries are all that can allow, and the grant that did comes first.
         """
         reasons = self._explain_workspace(subject, target, scope)
-        if res and reasons != [NO_ACCESS]:
-            reasons += self._explain_object(subject, target, res)
-        return reasons
+        if not res or reasons == [NO_ACCESS]:
+            return reasons
+        if self.grant_paths(subject, target, scope):
+            return reasons + self._explain_object(subject, target, res, workspace_allows=True)
+        acl = self._explain_object(subject, target, res, workspace_allows=False)
+        return acl + reasons if self.decide(subject, target, scope, res) else reasons + acl
 
     def keeps_objects(self, subject: str, target: Target) -> bool:
         """Whether the subject keeps full access to the workspace's objects whatever their ACLs
@@ -453,8 +457,9 @@ class Engine:
             )
         )
 
-    def _explain_object(self, subject: str, target: Target, res: str) -> list[str]:
-        """Which ACL decided, and through which entry (or that none names the subject)."""
+    def _explain_object(self, subject: str, target: Target, res: str, *, workspace_allows: bool) -> list[str]:
+        """Which ACL decided, and through which entry (or that none names the subject). When the
+        workspace alone denies, only grant entries matter (R26)."""
         enforcer = self._state(target.org_id).enforcer
         org_dom = L.org_domain(target.org_id)
         listing, grants = enforcer.links("g4"), enforcer.links("g5")
@@ -469,13 +474,16 @@ class Engine:
         whose = f"{obj}'s ACL" if governing == obj else f"{governing}'s ACL, which governs {obj} (R27)"
         kind = self.policy.object_kinds[governing.partition(":")[0]]
         found: list[str] = []
-        for links, what in ((listing, "listed"), (grants, "granted")):
+        kinds = ((listing, "listed"), (grants, "granted")) if workspace_allows else ((grants, "granted"),)
+        for links, what in kinds:
             for lv in kind.covering(level):
                 for actor in links.roles(L.object_node(ws, governing, lv), org_dom):
                     if actor == subject:
                         found.append(f"{whose}: {what} at {lv}")
                     elif actor.startswith("team:") and links.has_link(actor, subject, org_dom):
                         found.append(f"{whose}: {what} at {lv} through {actor}")
+        if not workspace_allows:
+            return found or [f"{whose}: no grant entry names {subject} at {level} or above (R26)"]
         if self.keeps_objects(subject, target):
             found.append(f"{whose}: organization Owners and Admins and workspace Owners keep their access (R2a, R26)")
         if not found:

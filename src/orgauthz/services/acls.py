@@ -7,13 +7,13 @@ stored facts before and after the write, for the object and every object whose l
 on it (the deployments naming a work pool, R27); the change removes and adds the difference
 in the same revision, so the next Check reflects it (SPEC §3).
 
-Who may write: ``manage_acls`` in the workspace (organization Owners and Admins hold every
-scope; the built-in workspace Owner role holds it). Whoever holds it through a custom role
-but is neither an organization Owner or Admin nor a workspace Owner (those keep full access
-whatever an ACL says, R2a) is held to R28: it may not change entries naming itself or a team
-it belongs to, may add, change or remove a grant entry only at a level whose scopes it holds
-in the workspace, and may not clear an ACL or change a deployment's work pool (either could
-widen its own access).
+Who may write (R26): organization Owners and Admins and workspace Owners, "the only ones who
+may set ACLs (``manage_acls``)": the actor must hold ``manage_acls`` in the workspace **and**
+keep full access to its objects whatever their ACLs say (an organization Owner or Admin, or a
+holder of the built-in workspace Owner role, directly, through a team or as the default role;
+:meth:`~orgauthz.engine.engine.Engine.keeps_objects`). A custom role holding ``manage_acls``
+is not enough. So R28 holds trivially: such an actor holds every workspace scope (a grant
+entry never gives more than it holds) and no ACL changes its own access.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from orgauthz.domain.lines import AclEntry, Line
 from orgauthz.domain.policy import ObjectKind, PolicySet
 from orgauthz.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from orgauthz.services.access import locate
-from orgauthz.services.context import Actor, Authority, Management, audit
+from orgauthz.services.context import Actor, Management, audit
 from orgauthz.store import base as store
 from orgauthz.store.base import Decision, Locked, Read, Write
 from orgauthz.store.models import AclEntry as AclEntryRow
-from orgauthz.store.models import DeploymentPool, Membership, ObjectAcl, ServiceAccount, Team, TeamMember, Workspace
+from orgauthz.store.models import DeploymentPool, Membership, ObjectAcl, ServiceAccount, Team, Workspace
 
 _MANAGE = "manage_acls"
 
@@ -69,6 +69,9 @@ _ENTRIES = select(AclEntryRow.actor, AclEntryRow.level, AclEntryRow.is_grant).wh
     AclEntryRow.workspace_id == bindparam("ws"), AclEntryRow.object == bindparam("obj")
 )
 _ACL_COUNT = select(func.count()).select_from(ObjectAcl).where(ObjectAcl.workspace_id == bindparam("ws"))
+_POOL_LINK_COUNT = (
+    select(func.count()).select_from(DeploymentPool).where(DeploymentPool.workspace_id == bindparam("ws"))
+)
 # A deployment's work pool, and whether that work pool has an ACL (R27).
 _POOL_OF = (
     select(DeploymentPool.pool_id, ObjectAcl.revision)
@@ -105,9 +108,6 @@ _SAS_IN_ORG = select(ServiceAccount.id).where(
     ServiceAccount.org_id == bindparam("org"), ServiceAccount.id.in_(bindparam("sas", expanding=True))
 )
 _TEAMS_IN_ORG = select(Team.id).where(Team.org_id == bindparam("org"), Team.id.in_(bindparam("teams", expanding=True)))
-_TEAMS_OF = select(TeamMember.team_id).where(
-    TeamMember.org_id == bindparam("org"), TeamMember.subject == bindparam("sub")
-)
 
 
 def check_entries(policy: PolicySet, kind: ObjectKind, raw: Sequence[tuple[str, str, bool]]) -> list[AclEntry]:
@@ -134,15 +134,18 @@ def _kind(policy: PolicySet, obj: str) -> ObjectKind:
     return policy.object_kinds[kind]
 
 
-async def _writer(mgmt: Management, actor: Actor, workspace_id: str) -> tuple[str, Authority, bool]:
-    """``manage_acls`` in the workspace; the actor's authority there (R28) and whether it keeps
-    full access to objects whatever their ACLs say (R2a, R26)."""
+async def _writer(mgmt: Management, actor: Actor, workspace_id: str) -> str:
+    """The workspace's organization, when the actor may write its ACLs (see the module docstring)."""
     org_id = (await locate(mgmt, actor, workspace_id)).org_id
     await mgmt.require(actor, org_id, _MANAGE, workspace_id)
-    authority = await mgmt.authority(actor, org_id, workspace_id)
-    target = mgmt.engine.resolve(workspace=workspace_id)
-    keeps = authority.is_admin or (target is not None and mgmt.engine.keeps_objects(actor.subject, target))
-    return org_id, authority, keeps
+    if not rules.is_admin(await mgmt.org_role_of(actor, org_id)):
+        target = mgmt.engine.resolve(workspace=workspace_id)
+        if target is None or not mgmt.engine.keeps_objects(actor.subject, target):
+            raise PermissionDenied(
+                "only organization Owners and Admins and workspace Owners set ACLs (R26); "
+                f"{actor.subject} holds manage_acls through a custom role"
+            )
+    return org_id
 
 
 def _entries_of(rows: Iterable[Any]) -> list[AclEntry]:
@@ -169,36 +172,6 @@ def _difference(before: list[Line], after: list[Line]) -> tuple[list[Line], list
     return [x for x in before if x not in new], [x for x in after if x not in old]
 
 
-def _check_r28(
-    mgmt: Management,
-    at: Locked,
-    actor: Actor,
-    authority: Authority,
-    kind: ObjectKind,
-    before: Sequence[AclEntry],
-    after: Sequence[AclEntry],
-) -> None:
-    """R28 for an actor that is not an organization Owner or Admin (see the module docstring)."""
-    own = {actor.subject, *(L.team_subject(str(r.team_id)) for r in at["own_teams"])}
-    old = {e.actor: e for e in before}
-    new = {e.actor: e for e in after}
-    for who in sorted(own):
-        if old.get(who) != new.get(who):
-            raise PermissionDenied(f"{actor.subject} may not change ACL entries naming itself or its teams (R28)")
-    held = mgmt.policy.effective_scopes(authority.scopes)
-    for who in sorted(set(old) | set(new)):
-        if old.get(who) == new.get(who):
-            continue
-        for e in (old.get(who), new.get(who)):
-            if e is not None and e.grant:
-                lacking = sorted(set(kind.scopes_at(e.level)) - held)
-                if lacking:
-                    raise PermissionDenied(
-                        f"{actor.subject} may not give or take a grant at {e.level}: it does not hold "
-                        f"{', '.join(lacking)} here (R28)"
-                    )
-
-
 def _view(ws: str, obj: str, entries: Sequence[AclEntry], revision: int, updated_at: datetime) -> AclView:
     return AclView(ws, obj, tuple(sorted(entries, key=lambda e: e.actor)), revision, store.as_utc(updated_at))
 
@@ -221,7 +194,7 @@ async def set_acl(
     policy = mgmt.policy
     kind = _kind(policy, obj)
     entries = check_entries(policy, kind, raw_entries)
-    org_id, authority, keeps = await _writer(mgmt, actor, workspace_id)
+    org_id = await _writer(mgmt, actor, workspace_id)
     by_kind: dict[str, list[str]] = {"user": [], "service_account": [], "team": []}
     for e in entries:
         k, _, ident = e.actor.partition(":")
@@ -231,7 +204,6 @@ async def set_acl(
         "users": (_USERS_IN_ORG, {"org": org_id, "users": by_kind["user"]}),
         "sas": (_SAS_IN_ORG, {"org": org_id, "sas": by_kind["service_account"]}),
         "teams": (_TEAMS_IN_ORG, {"org": org_id, "teams": by_kind["team"]}),
-        "own_teams": (_TEAMS_OF, {"org": org_id, "sub": actor.subject}),
     }
 
     def decide(at: Locked) -> Decision[AclView]:
@@ -254,9 +226,6 @@ async def set_acl(
                     f"entries[{i}].subject: {e.actor} is not a member, service account or team "
                     "of the organization (R26)"
                 )
-        before = state.acls.get((workspace_id, obj), [])
-        if not keeps:
-            _check_r28(mgmt, at, actor, authority, kind, before, entries)
         if current is None:
             count = at.one("count")
             used = int(count[0]) if count is not None else 0
@@ -305,12 +274,7 @@ async def clear_acl(mgmt: Management, actor: Actor, workspace_id: str, obj: str,
     none; Conflict when ``expected_revision`` (0: any) is not its revision."""
     policy = mgmt.policy
     kind = _kind(policy, obj)
-    org_id, _, keeps = await _writer(mgmt, actor, workspace_id)
-    if not keeps:
-        raise PermissionDenied(
-            "only organization Owners and Admins and workspace Owners clear ACLs "
-            "(R28: it could widen the actor's own access)"
-        )
+    org_id = await _writer(mgmt, actor, workspace_id)
 
     def decide(at: Locked) -> Decision[None]:
         state = _ObjectState.read(at, workspace_id, obj, kind)
@@ -348,26 +312,30 @@ async def clear_acl(mgmt: Management, actor: Actor, workspace_id: str, obj: str,
 
 
 async def set_deployment_pool(mgmt: Management, actor: Actor, workspace_id: str, deployment: str, pool: str) -> int:
-    """R27: the work pool ``deployment`` names ("" for none). manage_acls, by an actor that
-    keeps full access (see the module docstring)."""
+    """R27: the work pool ``deployment`` names ("" for none); who may write ACLs may set it
+    (see the module docstring). LimitExceeded past the workspace's bound on work pool links."""
     bounds.check_id("deployment", deployment)
     if pool:
         bounds.check_id("work_pool", pool)
     policy = mgmt.policy
     obj = f"deployment:{deployment}"
     kind = policy.object_kinds["deployment"]
-    org_id, _, keeps = await _writer(mgmt, actor, workspace_id)
-    if not keeps:
-        raise PermissionDenied(
-            "only organization Owners and Admins and workspace Owners change a deployment's work pool "
-            "(R28: it changes which ACL governs it)"
-        )
-    reads = _object_reads(workspace_id, obj, kind) | {"new_pool": (_POOL_HAS_ACL, {"ws": workspace_id, "pool": pool})}
+    org_id = await _writer(mgmt, actor, workspace_id)
+    reads = _object_reads(workspace_id, obj, kind) | {
+        "new_pool": (_POOL_HAS_ACL, {"ws": workspace_id, "pool": pool}),
+        "links": (_POOL_LINK_COUNT, {"ws": workspace_id}),
+    }
 
     def decide(at: Locked) -> Decision[None]:
         state = _ObjectState.read(at, workspace_id, obj, kind)
         old = state.pools.get((workspace_id, obj), "")
         new = f"work_pool:{pool}" if pool else ""
+        if new and not old:
+            count = at.one("links")
+            used = int(count[0]) if count is not None else 0
+            rules.check_limit(
+                "work pool links in the workspace", used=used, adding=1, limit=bounds.POOL_LINKS_PER_WORKSPACE_MAX
+            )
         lines_before = state.lines(policy, org_id)
         if at.one("new_pool") is not None:
             state.acls.setdefault((workspace_id, new), [])  # its lines are not recomputed: only that it has one

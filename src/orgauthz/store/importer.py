@@ -230,6 +230,7 @@ def _check_acls(policy: PolicySet, ws: dict[str, Any], at: str, subjects: set[st
     pools = ws.get("deployment_pools") or {}
     if not isinstance(pools, dict):
         raise InvalidArgument(f"{at}.deployment_pools", "must map deployment ids to work pool ids")
+    bounds.check_count(f"{at}.deployment_pools", len(pools), bounds.POOL_LINKS_PER_WORKSPACE_MAX, minimum=0)
     for dep, pool in pools.items():
         bounds.check_id(f"{at}.deployment_pools.{dep}", str(dep))
         bounds.check_id(f"{at}.deployment_pools.{dep}", str(pool))

@@ -259,7 +259,10 @@ async def test_who_may_read_and_write_acls(app: App, channel) -> None:
     assert alice  # the Owner wrote the world
 
 
-async def test_r28_a_custom_role_holding_manage_acls_is_held_to_what_it_holds(app: App, channel) -> None:
+async def test_r26_only_organization_owners_and_admins_and_workspace_owners_set_acls(app: App, channel) -> None:
+    """R26: "the only ones who may set ACLs (manage_acls)". A custom role holding manage_acls is
+    not a workspace Owner: it sets nothing (and so cannot hand out grants beyond what it holds,
+    nor change its own access: R28). The workspace Owner role held through a team is enough."""
     alice = await _world(app, channel)
     await alice.roles.CreateRole(
         pb.CreateRoleRequest(
@@ -274,30 +277,27 @@ async def test_r28_a_custom_role_holding_manage_acls_is_held_to_what_it_holds(ap
         pb.GrantWorkspaceAccessRequest(workspace="w", subject="user:eve", role="acl-keeper")
     )
     eve = As.of(channel, "user:eve")
+    rev = await set_acl(alice, D1, [entry("user:bob", "run")])
     before = head(app)
-    # A grant at run needs run_deployments; at view, see_deployments (held).
-    denied = eve.acls.SetAcl(xpb.SetAclRequest(workspace="w", object=D1, entries=[entry("user:carol", "run", True)]))
-    assert await code(denied) == C.PERMISSION_DENIED
-    # Its own entries are not its to change.
-    denied = eve.acls.SetAcl(xpb.SetAclRequest(workspace="w", object=D1, entries=[entry("user:eve", "view")]))
-    assert await code(denied) == C.PERMISSION_DENIED
+    for call in (
+        eve.acls.SetAcl(xpb.SetAclRequest(workspace="w", object=D2, entries=[entry("user:carol", "view")])),
+        eve.acls.SetAcl(xpb.SetAclRequest(workspace="w", object=D1, entries=[], expected_revision=rev)),
+        eve.acls.ClearAcl(xpb.ClearAclRequest(workspace="w", object=D1, expected_revision=rev)),
+        eve.acls.SetDeploymentWorkPool(xpb.SetDeploymentWorkPoolRequest(workspace="w", deployment="d1", work_pool="p")),
+    ):
+        e = await error(call)
+        assert e.code() == C.PERMISSION_DENIED
+        assert "(R26)" in (e.details() or "")
     assert head(app) == before
-    rev = (
-        await eve.acls.SetAcl(
-            xpb.SetAclRequest(
-                workspace="w", object=D1, entries=[entry("user:carol", "view", True), entry("user:bob", "run")]
-            )
-        )
-    ).acl.revision
     assert await may(channel, "user:bob", "run_deployments", D1)
-    # Clearing or moving the deployment to another pool could widen its own access.
-    assert await code(eve.acls.ClearAcl(xpb.ClearAclRequest(workspace="w", object=D1, expected_revision=rev))) == (
-        C.PERMISSION_DENIED
+    # Through a team holding the workspace Owner role: a workspace Owner.
+    teams = teams_of(channel, "user:alice")
+    await teams.CreateTeam(tpb.CreateTeamRequest(organization="acme", id="owners", name="Owners"))
+    await teams.AddTeamMembers(tpb.AddTeamMembersRequest(organization="acme", id="owners", subjects=["user:eve"]))
+    await alice.access.GrantWorkspaceAccess(
+        pb.GrantWorkspaceAccessRequest(workspace="w", subject="team:owners", role="Owner")
     )
-    moved = eve.acls.SetDeploymentWorkPool(
-        xpb.SetDeploymentWorkPoolRequest(workspace="w", deployment="d1", work_pool="p")
-    )
-    assert await code(moved) == C.PERMISSION_DENIED
+    await eve.acls.ClearAcl(xpb.ClearAclRequest(workspace="w", object=D1, expected_revision=rev))
 
 
 async def test_bad_input_is_refused_and_writes_nothing(app: App, channel) -> None:
