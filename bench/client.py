@@ -2,7 +2,8 @@
 
 Reads a JSON job on stdin, prints a JSON result on stdout. Modes:
 
-- ``check``: Check requests cycled from ``requests`` (``[subject, workspace, scope]``), closed
+- ``check``: Check requests cycled from ``requests`` (``[subject, workspace, scope]``, or
+  ``[subject, workspace, scope, object]`` naming an object), closed
   loop with ``concurrency`` calls in flight for ``duration`` seconds; or open loop at ``rate``
   calls/s (latency percentiles at a fixed load);
 - ``batch``: BatchCheck of ``batch`` items taken in turn from ``requests``;
@@ -10,6 +11,8 @@ Reads a JSON job on stdin, prints a JSON result on stdout. Modes:
 - ``write``: grant then revoke through ``AccessService`` (``writes``: ``[actor, workspace,
   subject, role, scope]``); after each write, a Check with ``min_revision`` on the same server
   must show it. Latency is from the write call to the answer showing it;
+- ``plan``: PlanObjects requests (``[subject, workspace, kind, scope]``) cycled, closed loop as
+  ``check``; ``plan_answers``: each once, in order, counting the answers' kinds and ids;
 - ``mint_keys``: a personal API key for each of ``users`` (R29), each asserting its user;
   returns the keys;
 - ``authenticate``: Authenticate with ``keys`` cycled, closed loop as ``check`` (R14);
@@ -59,7 +62,30 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 def _req(r: list[str]) -> pb.CheckRequest:
+    if len(r) > 3:  # naming an object (R26)
+        return pb.CheckRequest(subject=r[0], workspace=r[1], scope=r[2], object=r[3])
     return pb.CheckRequest(subject=r[0], workspace=r[1], scope=r[2])
+
+
+def _plan(r: list[str]) -> pb.PlanObjectsRequest:
+    return pb.PlanObjectsRequest(subject=r[0], workspace=r[1], kind=r[2], scope=r[3])
+
+
+async def plan_answers(call: Any, msgs: list[Any], meta: Any) -> dict[str, Any]:
+    """Each PlanObjects request once, in order: how many answers of each kind, and their ids."""
+    kinds: dict[str, int] = {}
+    ids: list[int] = []
+    for msg in msgs:
+        r = await call(msg, metadata=meta)
+        kind = pb.PlanObjectsResponse.Kind.Name(r.kind)
+        kinds[kind] = kinds.get(kind, 0) + 1
+        ids.append(len(r.ids))
+    return {
+        "calls": len(msgs),
+        "kinds": kinds,
+        "mean_ids": round(sum(ids) / len(ids), 1) if ids else 0,
+        "max_ids": max(ids, default=0),
+    }
 
 
 async def closed_loop(call: Any, msgs: list[Any], concurrency: int, duration: float, meta: Any) -> dict[str, Any]:
@@ -255,6 +281,11 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
             if job.get("once"):
                 return await once(stub.Authenticate, msgs, job["concurrency"], meta)
             return await closed_loop(stub.Authenticate, msgs, job["concurrency"], job["duration"], meta)
+        if job["mode"] in ("plan", "plan_answers"):
+            msgs = [_plan(r) for r in job["requests"]]
+            if job["mode"] == "plan_answers":
+                return await plan_answers(stub.PlanObjects, msgs, meta)
+            return await closed_loop(stub.PlanObjects, msgs, job["concurrency"], job["duration"], meta)
         if job["mode"] == "batch":
             reqs = [_req(r) for r in job["requests"]]
             size = job["batch"]

@@ -1,6 +1,9 @@
 """Profiles the server (or the no-op server) under one client workload with py-spy.
 
-    python -m bench.profile warm|cold|batch|write [--noop] [--seconds 6]
+    python -m bench.profile warm|cold|batch|write|warm_obj|batch_obj|plan [--noop] [--seconds 6]
+
+``warm_obj`` and ``batch_obj`` name objects (R26), ``plan`` is PlanObjects with one call in
+flight, each over the requests ``bench.run`` draws.
 
 Prints the functions with the most samples (self and inclusive) and writes the collapsed
 stacks to ``bench/.data/profile-<workload>.txt`` (flamegraph input).
@@ -17,7 +20,16 @@ import time
 from pathlib import Path
 
 from bench import generate
-from bench.run import DATA, client_background, ensure_dataset, requests_for, server, write_plan
+from bench.run import (
+    DATA,
+    client_background,
+    ensure_dataset,
+    object_requests_for,
+    plan_requests_for,
+    requests_for,
+    server,
+    write_plan,
+)
 from orgauthz.domain.policy import load_policy
 from orgauthz.store import snapshots
 from orgauthz.store.db import open_store
@@ -46,7 +58,7 @@ def summarize(collapsed: Path, top: int = 25) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("workload", choices=["warm", "cold", "batch", "write"])
+    ap.add_argument("workload", choices=["warm", "cold", "batch", "write", "warm_obj", "batch_obj", "plan"])
     ap.add_argument("--noop", action="store_true")
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--dataset", default="small")
@@ -67,6 +79,11 @@ def main() -> int:
     rng = random.Random(1)
     reqs = [list(r) for o in orgs for r in requests_for(snaps[o], policy, rng, 2000, ["user:nobody"])]
     warm = reqs[:2000]
+    orng = random.Random(6)
+    with_objects = [list(r) for o in orgs for r in object_requests_for(snaps[o], policy, orng, 400, ["user:nobody"])]
+    orng.shuffle(with_objects)
+    warm_obj = with_objects[:2000]
+    plans, _ = plan_requests_for(list(snaps.values()), policy, orng, 3000, ["user:nobody"])
     args = ("noop",) if opts.noop else ("app", "--database-url", url, *opts.server_arg)
     out = DATA / f"profile-{opts.workload}{'-noop' if opts.noop else ''}.txt"
     with server(*args) as (proc, port, _):
@@ -75,12 +92,21 @@ def main() -> int:
 
             client(port, "once", requests=[reqs[i * 2000] for i in range(len(orgs))], concurrency=1)
             client(port, "once", requests=warm, concurrency=32)
+            client(port, "once", requests=warm_obj, concurrency=32)
         if opts.workload == "warm":
             load = client_background(port, "check", requests=warm, concurrency=32, duration=opts.seconds + 2)
         elif opts.workload == "cold":
             load = client_background(port, "once", requests=reqs[2000:], concurrency=32)
         elif opts.workload == "batch":
             load = client_background(port, "batch", requests=warm, batch=100, concurrency=8, duration=opts.seconds + 2)
+        elif opts.workload == "warm_obj":
+            load = client_background(port, "check", requests=warm_obj, concurrency=32, duration=opts.seconds + 2)
+        elif opts.workload == "batch_obj":
+            load = client_background(
+                port, "batch", requests=warm_obj, batch=100, concurrency=8, duration=opts.seconds + 2
+            )
+        elif opts.workload == "plan":
+            load = client_background(port, "plan", requests=plans, concurrency=1, duration=opts.seconds + 2)
         else:
             if opts.load_rate:
                 client_background(port, "check", requests=warm, rate=opts.load_rate, duration=opts.seconds + 6)

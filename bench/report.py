@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             ">= 0.8x",
             met(ra["check_warm_vs_noop"] >= 0.8),
         ),
+        *_object_check_rows(r, met),
         (
             "gRPC Check, cache cold, vs no-op server",
             f"{ra['check_cold_vs_noop']}x ({s['check_cold']['rate']:.0f}/s)",
@@ -58,6 +60,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             ">= 100,000/s",
             met(r["batch100_decisions_per_s"] >= 100_000),
         ),
+        *_object_batch_rows(r, met),
         (
             "gRPC Authenticate, warm personal keys, vs no-op server",
             f"{ra['authenticate_warm_vs_noop']}x ({s['authenticate_warm']['rate']:.0f} vs "
@@ -128,6 +131,105 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
     )
     return out
+
+
+def _object_check_rows(r: dict[str, Any], met: Callable[[bool | None], str]) -> list[tuple[str, str, str, str]]:
+    """Checks naming an object (R26, R27): the engine against plain casbin, and through gRPC
+    against the same no-op rounds as the Check rows. None in results from before object ACLs."""
+    out = []
+    eo = r["engine_vs_casbin"].get("objects")
+    if eo and eo.get("requests"):
+        out.append(
+            (
+                "engine vs plain casbin.Enforcer, Checks with an object (decisions/s)",
+                f"{eo['ratio']}x ({eo['mismatches']} mismatches / {eo['requests']}; {eo['allowed_fraction']} allowed)",
+                ">= 10x, 0 mismatches",
+                met(eo["ratio"] >= 10 and eo["mismatches"] == 0),
+            )
+        )
+    ratio = r["ratios"].get("check_object_warm_vs_noop")
+    if ratio is not None:
+        s = r["server"]
+        out.append(
+            (
+                "gRPC Check with an object, cache warm, vs no-op server",
+                f"{ratio}x (all rounds: {s['check_object_warm']['rate']:.0f} vs {r['noop']['rate']:.0f}/s)",
+                ">= 0.8x",
+                met(ratio >= 0.8),
+            )
+        )
+    return out
+
+
+def _object_batch_rows(r: dict[str, Any], met: Callable[[bool | None], str]) -> list[tuple[str, str, str, str]]:
+    """BatchCheck with objects and PlanObjects (R26); none in results from before object ACLs."""
+    out = []
+    batch = r.get("batch100_objects_decisions_per_s")
+    if batch is not None:
+        out.append(
+            (
+                "BatchCheck(100) with objects, cache warm",
+                f"{batch:,.0f} decisions/s",
+                ">= 100,000/s",
+                met(batch >= 100_000),
+            )
+        )
+    p99 = r.get("plan_objects_p99_ms")
+    if p99 is not None:
+        plan, floor = r["server"]["plan_objects"], r["noop"].get("plan_objects", {})
+        rounds = plan.get("rounds_p99_ms", [])
+        out.append(
+            (
+                "PlanObjects p99, one call in flight",
+                f"{p99} ms (p50 {plan.get('p50_ms')} ms"
+                + (f"; median of rounds {rounds}" if len(rounds) > 1 else "")
+                + f"; no-op server p99 {floor.get('p99_ms')} ms; {plan['errors']} errors)",
+                "<= 5 ms",
+                met(p99 <= 5 and plan["errors"] == 0),
+            )
+        )
+    return out
+
+
+def _acl_text(d: dict[str, Any]) -> str:
+    if not d.get("acls"):
+        return ""
+    k = d["acls_by_kind"]
+    return (
+        f" {d.get('teams', 0):,} teams. {d['acls']:,} object ACLs ({k['deployment']:,} deployments, "
+        f"{k['work_pool']:,} work pools, {k['block']:,} blocks; {d['acls_with_grants']:,} with grant entries) in "
+        f"{d['workspaces_with_acls']:,} workspaces, at most {d['largest_workspace_acls']} in one; "
+        f"{d['deployment_pools']:,} deployments name a work pool, {d['delegating_deployments']:,} of them one with "
+        "an ACL (R27)."
+    )
+
+
+def _object_details(r: dict[str, Any]) -> list[str]:
+    """Detail lines for Checks with objects, BatchCheck with objects and PlanObjects (R26)."""
+    s = r["server"]
+    if "check_object_warm" not in s:
+        return []
+    eo = r["engine_vs_casbin"].get("objects") or {}
+    plan, answers = s["plan_objects"], s.get("plan_answers", {})
+    busiest = ", ".join(f"{b['workspace']} {b['kind']} {b['governed']}" for b in r.get("plan_objects_busiest", []))
+    return [
+        f"- Checks with an object: four in five name an object an ACL governs (directly or through its work "
+        f"pool), the rest one without an ACL; {eo.get('allowed_fraction')} of them allowed. Engine "
+        f"{eo.get('engine_us')} µs, plain casbin {eo.get('casbin_us')} µs per decision. Through gRPC, cache warm "
+        f"(2,000 distinct, 32 in flight): {s['check_object_warm']['rate']:.0f}/s, rounds against the same no-op "
+        f"rounds {s['round_ratios']['warm_obj']}; server CPU ratios {s['round_cpu_ratios']['warm_obj']} "
+        f"({s['check_object_warm'].get('server_cpu_us_per_call')} µs/call).",
+        "- BatchCheck(100) with objects, rounds, decisions/s (median reported): "
+        f"{s['batch100_objects'].get('rounds_decisions_per_s', '-')}; server CPU per batch "
+        f"{s['batch100_objects'].get('server_cpu_us_per_call')} µs.",
+        f"- PlanObjects: {answers.get('calls', '?')} requests (subject, workspace, kind, scope), a tenth in the "
+        f"ten (workspace, kind) pairs with the most governed objects ({busiest}); answers {answers.get('kinds')}, "
+        f"{answers.get('mean_ids')} ids on average, at most {answers.get('max_ids')}. One call in flight: "
+        + _percentiles(plan)
+        + f" (rounds' p99 {plan.get('rounds_p99_ms')}); the no-op server: "
+        + _percentiles(r["noop"].get("plan_objects", {}))
+        + ".",
+    ]
 
 
 def _percentiles(d: dict[str, Any]) -> str:
@@ -227,11 +329,11 @@ def write(r: dict[str, Any], path: Path) -> None:
         f"{d['grants']:,} workspace grants, {d['service_accounts']:,} service accounts, {d['custom_roles']} "
         f"custom roles, default roles on {d['default_roles']:,} workspaces. Zipf-skewed: the largest organization "
         f"has {d['largest_org_members']:,} members, {d['largest_org_workspaces']:,} workspaces and "
-        f"{d['largest_org_grants']:,} grants; the median one {d['median_org_grants']} grants.",
+        f"{d['largest_org_grants']:,} grants; the median one {d['median_org_grants']} grants." + _acl_text(d),
         "",
         "Run it: `make bench` (this page; needs PostgreSQL on 127.0.0.1:5432 with trust auth for user "
         "`postgres`, else it starts a throw-away cluster; the large data set is loaded once and reused), "
-        "`make bench ARGS=--quick` (small data set on SQLite, under 2 minutes, writes "
+        "`make bench ARGS=--quick` (small data set on SQLite, about 2-3 minutes, writes "
         "`bench/results/quick.json` only), `python -m bench.generate large --database-url URL` (the data set "
         "alone), `python -m bench.profile warm|cold|batch|write` (py-spy of the server under one workload).",
         "",
@@ -284,6 +386,7 @@ def write(r: dict[str, Any], path: Path) -> None:
         + "; the first call alone "
         + _percentiles(r["noop"].get("pairs_under_load", {}).get("first", {}))
         + ".",
+        *_object_details(r),
         f"- Loading the sampled organizations on first use: {s['sample_load_s']} s; the mixed workload that "
         f"touches every organization: {s['mixed'].get('load_all_s')} s.",
         f"- Data set load through the importer: {_load_text(r['dataset_load'])}.",

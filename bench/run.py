@@ -1,15 +1,16 @@
 """``make bench``: every SPEC §5 measurement, side by side in one run, one process tree.
 
 Phases (progress on stderr): data set; plain ``casbin.Enforcer`` vs the orgauthz engine
-(in this process); the no-op ``grpc.aio`` server; the full server (start-up to SERVING,
-cache-cold and cache-warm Check, BatchCheck of 100, latency at 50% of the maximum rate,
-grant/revoke visibility under load, RSS after a mixed workload); the scaling curve (full
-run only). Servers and the load client each run in their own process (``bench/servers.py``,
-``bench/client.py``). Writes ``bench/results/latest.json`` and regenerates
+(in this process; Checks without and with an object); the no-op ``grpc.aio`` server; the
+full server (start-up to SERVING, cache-cold and cache-warm Check, warm Check with an object,
+BatchCheck of 100 without and with objects, PlanObjects latency, Authenticate, latency at 50%
+of the maximum rate, grant/revoke visibility under load, RSS after a mixed workload); the
+scaling curve (full run only). Servers and the load client each run in their own process
+(``bench/servers.py``, ``bench/client.py``). Writes ``bench/results/latest.json`` and regenerates
 ``docs/benchmarks.md``.
 
     python -m bench.run            # large data set on PostgreSQL, scaling curve
-    python -m bench.run --quick    # small data set on SQLite, under 2 minutes
+    python -m bench.run --quick    # small data set on SQLite, about 2-3 minutes
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ DATA = ROOT / "bench" / ".data"
 PY = sys.executable
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 CASBIN_MAX_MEMBERS = 800  # plain casbin's first request in an organization is quadratic in its size
+# Plain casbin takes up to 15 ms a Check with an object (o0020 of large: 636 ACLs).
+OBJECT_CASBIN_PER_ORG = 150
 
 
 def say(msg: str) -> None:
@@ -186,6 +189,9 @@ def sample_orgs(p: generate.Plan, quick: bool) -> list[str]:
     picks = {0, 1, 2, 3, 5, 8, 13, 20, 30, 50, 80, 130, 200, 300, 450, 600, 750, 900, n - 1}
     rng = random.Random(7)
     picks |= set(rng.sample(range(n), 20))
+    # The organizations of the ten workspaces with the most object ACLs (PlanObjects, R26).
+    busiest = sorted(((c, i) for i, org in enumerate(p.workspace_acls) for c in org), reverse=True)[:10]
+    picks |= {i for _, i in busiest}
     return [f"o{i:04d}" for i in sorted(picks)]
 
 
@@ -211,6 +217,129 @@ def requests_for(
             subject = rng.choice(sas) if sas and x < 0.6 else rng.choice(outsiders) if x < 0.65 else rng.choice(users)
         out.append((subject, ws, rng.choice(scopes)))
     return out
+
+
+def governed_objects(snap: L.OrgSnapshot) -> dict[tuple[str, str], list[str]]:
+    """(workspace, kind) -> ids of the objects an ACL governs: those with an ACL of their own
+    and the deployments whose work pool has one (R27), as the engine counts them."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for ws, obj in snap.acls:
+        kind, _, ident = obj.partition(":")
+        out.setdefault((ws, kind), set()).add(ident)
+    for (ws, dep), pool in snap.pools.items():
+        if (ws, pool) in snap.acls:
+            out.setdefault((ws, "deployment"), set()).add(dep.partition(":")[2])
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+def _holders(snap: L.OrgSnapshot) -> dict[str, list[str]]:
+    """workspace -> subjects with a role there (a team's members through it, R25)."""
+    out: dict[str, list[str]] = {}
+    for ws, subject, _ in snap.grants:
+        if subject.startswith("team:"):
+            out.setdefault(ws, []).extend(snap.teams.get(subject.removeprefix("team:"), ()))
+        else:
+            out.setdefault(ws, []).append(subject)
+    return out
+
+
+def _listed(snap: L.OrgSnapshot, ws: str, obj: str) -> list[str]:
+    """Who the ACL governing ``obj`` lists (its work pool's when that has one, R27), teams
+    replaced by their members."""
+    acl = snap.acls.get((ws, snap.pools.get((ws, obj), "")))
+    if acl is None:
+        acl = snap.acls.get((ws, obj), [])
+    out: list[str] = []
+    for e in acl:
+        out.extend(snap.teams.get(e.actor.removeprefix("team:"), ()) if e.actor.startswith("team:") else [e.actor])
+    return out
+
+
+def object_requests_for(
+    snap: L.OrgSnapshot, policy: PolicySet, rng: random.Random, n: int, outsiders: list[str]
+) -> list[tuple[str, str, str, str]]:
+    """Checks naming an object (R26): four in five an object an ACL governs (a deployment
+    through its work pool's among them), the rest one without an ACL (the workspace alone
+    decides); mostly a scope the kind governs; the subject listed on the ACL, holding a role
+    in the workspace, another subject of the organization or an outsider."""
+    governed = governed_objects(snap)
+    objects = [(ws, f"{kind}:{ident}") for (ws, kind), ids in governed.items() for ident in ids]
+    if not objects:
+        return []
+    holders = _holders(snap)
+    subjects = [f"user:{u}" for u in snap.members] + [f"service_account:{a}" for a in snap.service_accounts]
+    all_scopes = sorted(policy.workspace_scopes)
+    governs = {name: sorted(kind.governs) for name, kind in policy.object_kinds.items()}
+    out = []
+    for _ in range(n):
+        ws, obj = rng.choice(objects)
+        kind = obj.partition(":")[0]
+        listed = _listed(snap, ws, obj)
+        if rng.random() < 0.2:  # no ACL: ids of the form n<digits> are never given one
+            obj = f"{kind}:n{rng.randrange(10_000):04d}"
+        x = rng.random()
+        local = holders.get(ws, [])
+        if x < 0.4 and listed:
+            subject = rng.choice(listed)
+        elif x < 0.8 and local:
+            subject = rng.choice(local)
+        elif x < 0.93:
+            subject = rng.choice(subjects)
+        else:
+            subject = rng.choice(outsiders)
+        scope = rng.choice(governs[kind]) if rng.random() < 0.9 else rng.choice(all_scopes)
+        out.append((subject, ws, scope, obj))
+    return out
+
+
+def plan_requests_for(
+    snaps: list[L.OrgSnapshot], policy: PolicySet, rng: random.Random, n: int, outsiders: list[str]
+) -> tuple[list[list[str]], list[dict[str, Any]]]:
+    """PlanObjects requests ``[subject, workspace, kind, scope]``: one in ten in the ten
+    (workspace, kind) pairs with the most governed objects, the rest in any workspace with an
+    ACL (or, one in twenty, none); the subject listed on one of the kind's ACLs there, holding
+    a role in the workspace, another member or an outsider; mostly a scope the kind governs.
+    Also returns those ten pairs with their counts."""
+    governed: dict[tuple[str, str], list[str]] = {}
+    snap_of: dict[str, L.OrgSnapshot] = {}
+    holders: dict[str, list[str]] = {}
+    members: dict[str, list[str]] = {}
+    for snap in snaps:
+        governed.update(governed_objects(snap))
+        snap_of.update(dict.fromkeys(snap.workspaces, snap))
+        holders.update(_holders(snap))
+        members[snap.org_id] = [f"user:{u}" for u in snap.members]
+    if not governed:
+        return [], []
+    top = sorted(governed, key=lambda k: (-len(governed[k]), k))[:10]
+    with_acls = sorted({ws for ws, _ in governed})
+    without = sorted(set(snap_of) - set(with_acls))
+    kinds = sorted(policy.object_kinds)
+    governs = {name: sorted(kind.governs) for name, kind in policy.object_kinds.items()}
+    all_scopes = sorted(policy.workspace_scopes)
+    out = []
+    for _ in range(n):
+        x = rng.random()
+        if x < 0.1:
+            ws, kind = rng.choice(top)
+        else:
+            ws = rng.choice(without) if x > 0.95 and without else rng.choice(with_acls)
+            kind = rng.choice(kinds)
+        snap = snap_of[ws]
+        ids = governed.get((ws, kind), [])
+        listed = _listed(snap, ws, f"{kind}:{rng.choice(ids)}") if ids else []
+        x = rng.random()
+        if x < 0.3 and listed:
+            subject = rng.choice(listed)
+        elif x < 0.75 and holders.get(ws):
+            subject = rng.choice(holders[ws])
+        elif x < 0.93:
+            subject = rng.choice(members[snap.org_id])
+        else:
+            subject = rng.choice(outsiders)
+        scope = rng.choice(governs[kind]) if rng.random() < 0.85 else rng.choice(all_scopes)
+        out.append([subject, ws, kind, scope])
+    return out, [{"workspace": ws, "kind": kind, "governed": len(governed[(ws, kind)])} for ws, kind in top]
 
 
 def write_plan(snaps: list[L.OrgSnapshot], n: int) -> list[list[str]]:
@@ -321,12 +450,18 @@ def load_avg() -> float:
 
 
 def engine_vs_casbin(
-    policy: PolicySet, snaps: dict[str, L.OrgSnapshot], reqs: dict[str, list[Any]], per_org: int
+    policy: PolicySet,
+    snaps: dict[str, L.OrgSnapshot],
+    reqs: dict[str, list[Any]],
+    per_org: int,
+    obj_reqs: dict[str, list[Any]] | None = None,
 ) -> dict[str, Any]:
-    """Same requests, same lines: plain casbin.Enforcer per organization vs OrgEnforcer."""
+    """Same requests, same lines: plain casbin.Enforcer per organization vs OrgEnforcer; then
+    requests naming an object (R26, R27), each with the ``r.res`` Check computes."""
     include = L.include_lines(policy)
     casbin_s = engine_s = 0.0
     n = mismatches = 0
+    obj = {"n": 0, "mismatches": 0, "allowed": 0, "casbin_s": 0.0, "engine_s": 0.0}
     orgs_compared: list[str] = []
     by_org: list[dict[str, Any]] = []
     for org, snap in snaps.items():
@@ -367,6 +502,21 @@ def engine_vs_casbin(
         engine_s += e_s
         n += len(rs)
         orgs_compared.append(org)
+        ors = [
+            (s, L.ws_domain(w), o, L.object_need(policy, w, ob, o))
+            for s, w, o, ob in (obj_reqs or {}).get(org, [])[:OBJECT_CASBIN_PER_ORG]
+        ]
+        for s, d, o, res in ors[:50]:  # the ACL role managers' first use (not timed)
+            plain.enforce(s, odom, d, o, res)
+        t = time.perf_counter()
+        theirs = [plain.enforce(s, odom, d, o, res) for s, d, o, res in ors]
+        obj["casbin_s"] += time.perf_counter() - t
+        t = time.perf_counter()
+        mine = [eng.enforce(s, d, o, res) for s, d, o, res in ors]
+        obj["engine_s"] += time.perf_counter() - t
+        obj["mismatches"] += sum(a != b for a, b in zip(mine, theirs, strict=True))
+        obj["allowed"] += sum(theirs)
+        obj["n"] += len(ors)
     return {
         "requests": n,
         "organizations": len(orgs_compared),
@@ -383,6 +533,14 @@ def engine_vs_casbin(
             "on first use with a quadratic add_link pass (20 s at 2,629 members)."
         ),
         "per_org": by_org,
+        "objects": {
+            "requests": obj["n"],
+            "mismatches": obj["mismatches"],
+            "allowed_fraction": round(obj["allowed"] / obj["n"], 3) if obj["n"] else None,
+            "casbin_us": round(obj["casbin_s"] / obj["n"] * 1e6, 2) if obj["n"] else None,
+            "engine_us": round(obj["engine_s"] / obj["n"] * 1e6, 2) if obj["n"] else None,
+            "ratio": round(obj["casbin_s"] / obj["engine_s"], 1) if obj["engine_s"] else None,
+        },
     }
 
 
@@ -395,6 +553,9 @@ def full_server(
     all_orgs: list[str],
     n_workspaces: int,
     noop: tuple[subprocess.Popen[str], int],
+    *,
+    obj_reqs: dict[str, list[Any]],
+    plan_reqs: list[list[str]],
 ) -> dict[str, Any]:
     dur = 4.0 if quick else 8.0
     out: dict[str, Any] = {}
@@ -405,6 +566,10 @@ def full_server(
     distinct = [r for r in flat if tuple(r) not in seen and not seen.add(tuple(r))]  # type: ignore[func-returns-value]
     warm = distinct[:2000]
     cold = distinct[2000:]
+    # Checks naming an object (R26, R27), cached like ``warm``: a set of their own.
+    flat_obj = [list(r) for org in orgs for r in obj_reqs.get(org, ())]
+    rng.shuffle(flat_obj)
+    warm_obj = [r for r in flat_obj if tuple(r) not in seen and not seen.add(tuple(r))][:2000]  # type: ignore[func-returns-value]
     extra = os.environ.get("ORGAUTHZ_BENCH_SERVER_ARGS", "").split()  # A/B experiments, e.g. --switch-interval
     with server("app", "--database-url", url, *extra) as (proc, port, startup):
         out["startup_s"] = round(startup, 2)
@@ -417,7 +582,8 @@ def full_server(
         # reported) so that a change in the machine's load hits both sides of every ratio alike.
         noop_proc, noop_port = noop
         client(port, "once", requests=warm, concurrency=32)  # caches the warm set (disjoint from cold)
-        runs: dict[str, list[dict[str, Any]]] = {"noop": [], "cold": [], "warm": []}
+        client(port, "once", requests=warm_obj, concurrency=32)
+        runs: dict[str, list[dict[str, Any]]] = {"noop": [], "cold": [], "warm": [], "warm_obj": []}
         rounds = 2 if quick else 5
         halves = [cold[i * len(cold) // rounds : (i + 1) * len(cold) // rounds] for i in range(rounds)]
         for i in range(rounds):
@@ -430,6 +596,9 @@ def full_server(
             )
             runs["cold"].append(client(port, "once", pid=proc.pid, requests=halves[i], concurrency=32))
             runs["warm"].append(client(port, "check", pid=proc.pid, requests=warm, concurrency=32, duration=dur))
+            runs["warm_obj"].append(
+                client(port, "check", pid=proc.pid, requests=warm_obj, concurrency=32, duration=dur)
+            )
             say(
                 "  "
                 + ", ".join(
@@ -440,30 +609,46 @@ def full_server(
         # Each round's ratio is measured side by side; the median round is reported, all are kept.
         out["round_ratios"] = {
             kind: [round(c["rate"] / n["rate"], 3) for c, n in zip(runs[kind], runs["noop"], strict=True)]
-            for kind in ("warm", "cold")
+            for kind in ("warm", "cold", "warm_obj")
         }
         out["round_cpu_ratios"] = {
             kind: [
                 round(n["server_cpu_us_per_call"] / c["server_cpu_us_per_call"], 3)
                 for c, n in zip(runs[kind], runs["noop"], strict=True)
             ]
-            for kind in ("warm", "cold")
+            for kind in ("warm", "cold", "warm_obj")
         }
         out["noop"] = combine(runs["noop"])
         out["check_cold"] = combine(runs["cold"])
         out["check_warm"] = combine(runs["warm"])
+        out["check_object_warm"] = combine(runs["warm_obj"])
         # BatchCheck too is measured in turns with the no-op server; the median round is reported.
-        batches: dict[str, list[dict[str, Any]]] = {"noop": [], "full": []}
+        # With objects too (R26), the same warm set as Check with an object.
+        batches: dict[str, list[dict[str, Any]]] = {"noop": [], "full": [], "full_obj": []}
         targets = {"noop": (noop_proc.pid, noop_port), "full": (proc.pid, port)}
+        batch_jobs = {**{k: (*v, warm) for k, v in targets.items()}, "full_obj": (proc.pid, port, warm_obj)}
         for i in range(rounds):
             say(f"BatchCheck of 100 (cache warm), 8 in flight: round {i + 1}/{rounds} (load {load_avg()})")
-            for kind, (pid, target) in targets.items():
+            for kind, (pid, target, items) in batch_jobs.items():
                 batches[kind].append(
-                    client(target, "batch", pid=pid, requests=warm, batch=100, concurrency=8, duration=dur / 2)
+                    client(target, "batch", pid=pid, requests=items, batch=100, concurrency=8, duration=dur / 2)
                 )
             say("  " + ", ".join(f"{k} {v[-1]['decisions_per_s']:.0f} decisions/s" for k, v in batches.items()))
-        out["noop"]["batch100"], out["batch100"] = (
-            by_median(batches[k], lambda r: r["decisions_per_s"], "rounds_decisions_per_s") for k in ("noop", "full")
+        out["noop"]["batch100"], out["batch100"], out["batch100_objects"] = (
+            by_median(batches[k], lambda r: r["decisions_per_s"], "rounds_decisions_per_s")
+            for k in ("noop", "full", "full_obj")
+        )
+        # PlanObjects (R26): latency with one call in flight (each answer decides every governed
+        # object of the kind in the workspace; nothing is cached), in turns with the no-op server.
+        out["plan_answers"] = client(port, "plan_answers", requests=plan_reqs)
+        plans: dict[str, list[dict[str, Any]]] = {"noop": [], "full": []}
+        for i in range(rounds):
+            say(f"PlanObjects, {len(plan_reqs)} requests, 1 in flight: round {i + 1}/{rounds} (load {load_avg()})")
+            for kind, (pid, target) in targets.items():
+                plans[kind].append(client(target, "plan", pid=pid, requests=plan_reqs, concurrency=1, duration=dur / 2))
+            say("  " + ", ".join(f"{k} p50 {v[-1]['p50_ms']} ms, p99 {v[-1]['p99_ms']} ms" for k, v in plans.items()))
+        out["noop"]["plan_objects"], out["plan_objects"] = (
+            by_median(plans[k], lambda r: r["p99_ms"], "rounds_p99_ms") for k in ("noop", "full")
         )
         # R14: Authenticate with warm personal keys, in turns with the no-op server (SPEC §5: 0.8x).
         users = sorted({s.removeprefix("user:") for s, _, _ in warm if s.startswith("user:")})[:200]
@@ -680,11 +865,21 @@ def run(opts: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     outsiders = [f"user:u{rng.randrange(p.shape.users):06d}" for _ in range(50)] + ["user:nobody"]
     per_org = max(300, 20000 // len(orgs))
     reqs = {o: requests_for(snaps[o], policy, rng, per_org, outsiders) for o in orgs}
+    orng = random.Random(6)  # requests naming objects (R26, R27) and PlanObjects from their own generator
+    obj_reqs = {o: object_requests_for(snaps[o], policy, orng, per_org // 2, outsiders) for o in orgs}
+    plan_reqs, res["plan_objects_busiest"] = plan_requests_for(
+        list(snaps.values()), policy, orng, 3000 if opts.quick else 8000, outsiders
+    )
 
     say(f"engine vs plain casbin.Enforcer on {len(orgs)} sampled organizations")
-    res["engine_vs_casbin"] = engine_vs_casbin(policy, snaps, reqs, 300 if opts.quick else 400)
+    res["engine_vs_casbin"] = engine_vs_casbin(policy, snaps, reqs, 300 if opts.quick else 400, obj_reqs)
     e = res["engine_vs_casbin"]
     say(f"  casbin {e['casbin_us']} us, engine {e['engine_us']} us: {e['ratio']}x, mismatches {e['mismatches']}")
+    eo = e["objects"]
+    say(
+        f"  with an object: casbin {eo['casbin_us']} us, engine {eo['engine_us']} us: {eo['ratio']}x, "
+        f"mismatches {eo['mismatches']} / {eo['requests']} (allowed {eo['allowed_fraction']})"
+    )
     noop_proc, noop_port, _ = stack.enter_context(server("noop"))
     res["server"] = full_server(
         url,
@@ -695,6 +890,8 @@ def run(opts: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         [f"o{i:04d}" for i in range(p.shape.orgs)],
         p.shape.workspaces,
         (noop_proc, noop_port),
+        obj_reqs=obj_reqs,
+        plan_reqs=plan_reqs,
     )
     res["noop"] = res["server"].pop("noop")
     if not opts.quick and not opts.no_scaling:
@@ -720,8 +917,13 @@ def run(opts: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         "server_cpu_warm_vs_noop": round(statistics.median(s["round_cpu_ratios"]["warm"]), 3),
         "server_cpu_cold_vs_noop": round(statistics.median(s["round_cpu_ratios"]["cold"]), 3),
         "authenticate_warm_vs_noop": round(statistics.median(s["round_ratios"]["authenticate"]), 3),
+        "check_object_warm_vs_noop": round(statistics.median(s["round_ratios"]["warm_obj"]), 3),
+        "server_cpu_object_warm_vs_noop": round(statistics.median(s["round_cpu_ratios"]["warm_obj"]), 3),
+        "engine_vs_casbin_objects": e["objects"]["ratio"],
     }
     res["batch100_decisions_per_s"] = s["batch100"]["decisions_per_s"]
+    res["batch100_objects_decisions_per_s"] = s["batch100_objects"]["decisions_per_s"]
+    res["plan_objects_p99_ms"] = s["plan_objects"].get("p99_ms")
     res["startup_large_s"] = s["startup_s"] if not opts.quick else None
     res["rss_large_mib"] = s["rss_mib"] if not opts.quick else None
     res["startup_s"] = s["startup_s"]

@@ -1,8 +1,8 @@
 """The servers the benchmark runs, each in its own process; each prints ``PORT <n>`` when listening.
 
 ``python -m bench.servers noop``: a ``grpc.aio`` server with orgauthz's ``AuthorizationService``
-messages that answers every Check "denied" and every BatchCheck with one result per item,
-doing nothing else: the transport ceiling on this machine.
+messages that answers every Check "denied", every BatchCheck with one result per item and
+every PlanObjects "ALL", doing nothing else: the transport ceiling on this machine.
 
 ``python -m bench.servers app --database-url URL``: the full orgauthz server (:class:`App`),
 shared-secret authentication, no metrics port.
@@ -32,6 +32,9 @@ class NoopServicer(pb_grpc.AuthorizationServiceServicer):  # type: ignore[misc] 
 
     async def Authenticate(self, request: pb.AuthenticateRequest, context: Any) -> pb.AuthenticateResponse:
         return pb.AuthenticateResponse(user="u000001", subject="user:u000001", revision=1)
+
+    async def PlanObjects(self, request: pb.PlanObjectsRequest, context: Any) -> pb.PlanObjectsResponse:
+        return pb.PlanObjectsResponse(kind=pb.PlanObjectsResponse.Kind.ALL, revision=1)
 
 
 async def _until_signalled() -> None:

@@ -29,6 +29,21 @@ def test_quick_benchmark_runs_and_engine_matches_plain_casbin(tmp_path: Path) ->
         assert r["ratios"][key] > 0
     assert r["engine_vs_casbin"]["mismatches"] == 0
     assert r["engine_vs_casbin"]["requests"] > 0
+    # R26, R27: Checks naming objects, BatchCheck with objects and PlanObjects.
+    objects = r["engine_vs_casbin"]["objects"]
+    assert objects["requests"] > 0
+    assert objects["mismatches"] == 0
+    assert 0.1 < objects["allowed_fraction"] < 0.9
+    assert r["dataset"]["acls"] == 1000
+    assert r["ratios"]["check_object_warm_vs_noop"] > 0
+    assert r["batch100_objects_decisions_per_s"] > 0
+    assert all(run["errors"] == 0 for run in r["server"]["check_object_warm"]["runs"])
+    assert r["server"]["batch100_objects"]["errors"] == 0
+    plan = r["server"]["plan_objects"]
+    assert plan["errors"] == 0
+    assert r["plan_objects_p99_ms"] > 0
+    answers = r["server"]["plan_answers"]["kinds"]
+    assert {"ALL", "ALL_EXCEPT", "ONLY"} <= set(answers), answers
     writes = r["server"]["writes"]
     assert writes["errors"] == 0
     assert writes["not_visible"] == 0

@@ -357,19 +357,18 @@ class Engine:
         """PlanObjects (R26): the objects of ``kind`` in the workspace on which the subject may
         use ``scope``, as the difference from the workspace's own answer. Only objects with
         lines (an ACL, or a work pool with one: R27) can differ from it; each of them is
-        decided by the same enforcement as Check, so the plan agrees with Check on every
-        object (tests/management/acls/test_acls.py, test_plan_objects_agrees_with_check)."""
+        decided by the same matcher as Check (:meth:`OrgEnforcer.enforce_each`), so the plan
+        agrees with Check on every object (tests/management/acls/test_acls.py,
+        tests/decisions/test_plan.py)."""
         enforcer = self._state(target.org_id).enforcer
         in_workspace = enforcer.enforce(subject, target.domain, scope)
         level = self.policy.object_kinds[kind].governs.get(scope)
         if level is None:  # the kind does not govern the scope: the workspace decides
             return Plan(ALL) if in_workspace else Plan(ONLY)
-        differ = tuple(
-            ident
-            for ident in sorted(enforcer.governed(workspace, kind))
-            if enforcer.enforce(subject, target.domain, scope, L.object_node(workspace, f"{kind}:{ident}", level))
-            != in_workspace
-        )
+        ids = sorted(enforcer.governed(workspace, kind))
+        nodes = [L.object_node(workspace, f"{kind}:{ident}", level) for ident in ids]
+        decided = enforcer.enforce_each(subject, target.domain, scope, nodes)
+        differ = tuple(ident for ident, allowed in zip(ids, decided, strict=True) if allowed != in_workspace)
         if in_workspace:
             return Plan(ALL_EXCEPT, differ) if differ else Plan(ALL)
         return Plan(ONLY, differ)
