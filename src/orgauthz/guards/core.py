@@ -1,5 +1,4 @@
-"""What both guards share: where the subject comes from, one decision asked of the sidecar
-within a deadline, and the counts of what was decided.
+"""What both guards share: the subject's source, one decision within a deadline, the counts.
 
 A guard fails closed: anything but the sidecar's "allowed" keeps the guarded code from
 running. It tells four outcomes apart, because the caller must answer them differently
