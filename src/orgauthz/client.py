@@ -1,11 +1,20 @@
-"""A small typed client for orgauthz, synchronous (:class:`Client`) and asyncio (:class:`AsyncClient`).
+"""A typed client for orgauthz, synchronous (:class:`Client`) and asyncio (:class:`AsyncClient`).
 
-Decisions have helpers (``check``, ``batch_check``, ``list_scopes``, ``authenticate``); the
-management services are exposed as their generated stubs (``client.stub("WorkspaceService")``)
-with the caller's credentials and the acting subject added to every call::
+Every RPC of every service has a method named after it, taking the request's fields as
+keyword arguments and returning the response message (generated into
+:mod:`orgauthz.client_rpcs`); list RPCs also have an ``iter_...`` method that follows the
+page tokens. The decisions keep their helpers (``check``, ``batch_check``, ``list_scopes``,
+``plan_objects``, ``authenticate``). A call the server refuses raises the
+:mod:`orgauthz.client_errors` class of its status code (``NotFound``, ``InvalidArgument``
+with the ``field`` it names, ...), all :class:`OrgAuthzClientError` and ``grpc.RpcError``::
 
     with Client("127.0.0.1:50051", token="s3cret", actor="user:alice") as c:
+        c.create_workspace(organization="acme", id="acme-prod", handle="production")
         if c.check("user:bob", workspace="acme-prod", scope="see_flows").allowed: ...
+        members = [m.user_id for m in c.iter_members(organization="acme")]
+
+Every generated method also takes ``actor=`` (this call acts for that subject instead of the
+client's actor) and ``timeout=`` (seconds; the client's ``timeout`` by default).
 """
 
 from __future__ import annotations
@@ -14,13 +23,55 @@ import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
+from orgauthz.client_errors import (
+    Aborted,
+    AlreadyExists,
+    Conflict,
+    DeadlineExceeded,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    OrgAuthzClientError,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    error_from,
+)
+from orgauthz.client_rpcs import AsyncRpcs, SyncRpcs
 from orgauthz.v1 import authorization_pb2 as pb
 from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
 
+__all__ = [
+    "Aborted",
+    "AlreadyExists",
+    "AsyncClient",
+    "CheckResult",
+    "Client",
+    "Conflict",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "Internal",
+    "InvalidArgument",
+    "NotFound",
+    "OrgAuthzClientError",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "Unauthenticated",
+    "Unavailable",
+    "channel_options",
+    "open_channel",
+    "tls_credentials",
+]
+
+R = TypeVar("R")
+ACTOR_HEADER = "x-orgauthz-actor"
+_AUTHZ = "/orgauthz.v1.AuthorizationService/"
 _STUB_MODULES = ("management", "invitations", "service_accounts", "user_api_keys", "teams", "acls")
 
 
@@ -73,7 +124,7 @@ def _metadata(token: str, actor: str, api_key: str) -> list[tuple[str, str]]:
     if token:
         md.append(("authorization", f"Bearer {token}"))
     if actor:
-        md.append(("x-orgauthz-actor", actor))
+        md.append((ACTOR_HEADER, actor))
     if api_key:
         md.append(("x-orgauthz-api-key", api_key))
     return md
@@ -116,7 +167,12 @@ class _MetadataInterceptor(grpc.UnaryUnaryClientInterceptor):  # type: ignore[mi
         return continuation(details._replace(metadata=md), request)
 
 
-class Client:
+def _serialize(message: Any) -> bytes:
+    data: bytes = message.SerializeToString()
+    return data
+
+
+class Client(SyncRpcs):
     """Blocking client. ``credentials``: :func:`tls_credentials` (or any
     ``grpc.ChannelCredentials``) for TLS/mTLS; ``server_name`` overrides the name checked in
     the server's certificate."""
@@ -137,6 +193,28 @@ class Client:
         self._raw = channel
         self.timeout = timeout
         self.authorization = pb_grpc.AuthorizationServiceStub(self._channel)
+        self._callables: dict[str, Any] = {}
+
+    def _unary(self, method: str, request: Any, response: type[R], actor: str | None, timeout: float | None) -> R:
+        """Calls ``method`` (``/orgauthz.v1.Service/Rpc``); ``actor`` replaces the client's
+        for this call. Raises the :mod:`orgauthz.client_errors` class of a refusal."""
+        call = self._callables.get(method)
+        if call is None:
+            call = self._channel.unary_unary(
+                method,
+                request_serializer=_serialize,
+                response_deserializer=response.FromString,  # type: ignore[attr-defined]
+            )
+            self._callables[method] = call
+        try:
+            result: R = call(
+                request,
+                timeout=self.timeout if timeout is None else timeout,
+                metadata=[(ACTOR_HEADER, actor)] if actor else None,
+            )
+        except grpc.RpcError as exc:
+            raise error_from(exc, method) from exc
+        return result
 
     def stub(self, service: str) -> Any:
         """The generated stub of ``orgauthz.v1.<service>`` with credentials attached."""
@@ -154,8 +232,12 @@ class Client:
         obj: str = "",
     ) -> CheckResult:
         """``obj``: ``deployment:<id>``, ``work_pool:<id>`` or ``block:<id>`` (R26), with a workspace."""
-        r = self.authorization.Check(
-            _request(subject, workspace, organization, scope, min_revision, explain, obj), timeout=self.timeout
+        r = self._unary(
+            _AUTHZ + "Check",
+            _request(subject, workspace, organization, scope, min_revision, explain, obj),
+            pb.CheckResponse,
+            None,
+            None,
         )
         return CheckResult(r.allowed, r.revision, list(r.reasons))
 
@@ -163,8 +245,12 @@ class Client:
         """``items``: ``(subject, workspace, scope)`` or ``(subject, workspace, scope, object)``;
         results in the same order."""
         reqs = [_request(it[0], it[1], "", it[2], 0, False, it[3] if len(it) > 3 else "") for it in items]
-        r = self.authorization.BatchCheck(
-            pb.BatchCheckRequest(items=reqs, min_revision=min_revision), timeout=self.timeout
+        r = self._unary(
+            _AUTHZ + "BatchCheck",
+            pb.BatchCheckRequest(items=reqs, min_revision=min_revision),
+            pb.BatchCheckResponse,
+            None,
+            None,
         )
         return [CheckResult(x.allowed, x.revision, list(x.reasons)) for x in r.results]
 
@@ -174,7 +260,7 @@ class Client:
             req.organization = organization
         else:
             req.workspace = workspace
-        return list(self.authorization.ListScopes(req, timeout=self.timeout).scopes)
+        return list(self._unary(_AUTHZ + "ListScopes", req, pb.ListScopesResponse, None, None).scopes)
 
     def plan_objects(
         self, subject: str, *, workspace: str, kind: str, scope: str, min_revision: int = 0
@@ -183,13 +269,17 @@ class Client:
         req = pb.PlanObjectsRequest(
             subject=subject, workspace=workspace, kind=kind, scope=scope, min_revision=min_revision
         )
-        r: pb.PlanObjectsResponse = self.authorization.PlanObjects(req, timeout=self.timeout)
+        r: pb.PlanObjectsResponse = self._unary(_AUTHZ + "PlanObjects", req, pb.PlanObjectsResponse, None, None)
         return r
 
     def authenticate(self, api_key: str, *, min_revision: int = 0) -> pb.AuthenticateResponse:
         """Who ``api_key`` acts as: a service account (``pnb_``) or a user (``pnu_``)."""
-        r: pb.AuthenticateResponse = self.authorization.Authenticate(
-            pb.AuthenticateRequest(api_key=api_key, min_revision=min_revision), timeout=self.timeout
+        r: pb.AuthenticateResponse = self._unary(
+            _AUTHZ + "Authenticate",
+            pb.AuthenticateRequest(api_key=api_key, min_revision=min_revision),
+            pb.AuthenticateResponse,
+            None,
+            None,
         )
         return r
 
@@ -203,7 +293,7 @@ class Client:
         self.close()
 
 
-class AsyncClient:
+class AsyncClient(AsyncRpcs):
     """The asyncio twin of :class:`Client` (``grpc.aio``); metadata is added per call."""
 
     def __init__(
@@ -225,6 +315,33 @@ class AsyncClient:
         self._md = _metadata(token, actor, api_key)
         self.timeout = timeout
         self.authorization = pb_grpc.AuthorizationServiceStub(self._channel)
+        self._callables: dict[str, Any] = {}
+
+    async def _unary(
+        self,
+        method: str,
+        request: Any,
+        response: type[R],
+        actor: str | None,
+        timeout: float | None,  # noqa: ASYNC109  # the call's gRPC deadline, as in the sync client
+    ) -> R:
+        """As :meth:`Client._unary`."""
+        call = self._callables.get(method)
+        if call is None:
+            call = self._channel.unary_unary(
+                method,
+                request_serializer=_serialize,
+                response_deserializer=response.FromString,  # type: ignore[attr-defined]
+            )
+            self._callables[method] = call
+        md = self._md
+        if actor:
+            md = [(ACTOR_HEADER, actor), *((k, v) for k, v in self._md if k != ACTOR_HEADER)]
+        try:
+            result: R = await call(request, timeout=self.timeout if timeout is None else timeout, metadata=md)
+        except grpc.RpcError as exc:
+            raise error_from(exc, method) from exc
+        return result
 
     def stub(self, service: str) -> Any:
         """The generated stub; pass ``metadata=client.metadata`` to its calls."""
@@ -246,18 +363,24 @@ class AsyncClient:
         obj: str = "",
     ) -> CheckResult:
         """``obj``: ``deployment:<id>``, ``work_pool:<id>`` or ``block:<id>`` (R26), with a workspace."""
-        r = await self.authorization.Check(
+        r = await self._unary(
+            _AUTHZ + "Check",
             _request(subject, workspace, organization, scope, min_revision, explain, obj),
-            timeout=self.timeout,
-            metadata=self._md,
+            pb.CheckResponse,
+            None,
+            None,
         )
         return CheckResult(r.allowed, r.revision, list(r.reasons))
 
     async def batch_check(self, items: Sequence[tuple[str, ...]], *, min_revision: int = 0) -> list[CheckResult]:
         """As :meth:`Client.batch_check`."""
         reqs = [_request(it[0], it[1], "", it[2], 0, False, it[3] if len(it) > 3 else "") for it in items]
-        r = await self.authorization.BatchCheck(
-            pb.BatchCheckRequest(items=reqs, min_revision=min_revision), timeout=self.timeout, metadata=self._md
+        r = await self._unary(
+            _AUTHZ + "BatchCheck",
+            pb.BatchCheckRequest(items=reqs, min_revision=min_revision),
+            pb.BatchCheckResponse,
+            None,
+            None,
         )
         return [CheckResult(x.allowed, x.revision, list(x.reasons)) for x in r.results]
 
@@ -269,7 +392,7 @@ class AsyncClient:
             req.organization = organization
         else:
             req.workspace = workspace
-        return list((await self.authorization.ListScopes(req, timeout=self.timeout, metadata=self._md)).scopes)
+        return list((await self._unary(_AUTHZ + "ListScopes", req, pb.ListScopesResponse, None, None)).scopes)
 
     async def plan_objects(
         self, subject: str, *, workspace: str, kind: str, scope: str, min_revision: int = 0
@@ -278,13 +401,17 @@ class AsyncClient:
         req = pb.PlanObjectsRequest(
             subject=subject, workspace=workspace, kind=kind, scope=scope, min_revision=min_revision
         )
-        r: pb.PlanObjectsResponse = await self.authorization.PlanObjects(req, timeout=self.timeout, metadata=self._md)
+        r: pb.PlanObjectsResponse = await self._unary(_AUTHZ + "PlanObjects", req, pb.PlanObjectsResponse, None, None)
         return r
 
     async def authenticate(self, api_key: str, *, min_revision: int = 0) -> pb.AuthenticateResponse:
         """Who ``api_key`` acts as: a service account (``pnb_``) or a user (``pnu_``)."""
-        r: pb.AuthenticateResponse = await self.authorization.Authenticate(
-            pb.AuthenticateRequest(api_key=api_key, min_revision=min_revision), timeout=self.timeout, metadata=self._md
+        r: pb.AuthenticateResponse = await self._unary(
+            _AUTHZ + "Authenticate",
+            pb.AuthenticateRequest(api_key=api_key, min_revision=min_revision),
+            pb.AuthenticateResponse,
+            None,
+            None,
         )
         return r
 

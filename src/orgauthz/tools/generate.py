@@ -3,6 +3,8 @@
 ``python -m orgauthz.tools.generate`` (``make generate``) writes
 
 - the protobuf and gRPC stubs in ``src/orgauthz/v1`` from ``proto/``;
+- ``src/orgauthz/client_rpcs.py``, the client's method for every RPC
+  (:mod:`orgauthz.tools.client_gen`), from those stubs' descriptors;
 - the module tree in docs/architecture.md: every module under ``src/orgauthz/`` with the
   first line of its docstring (a module without a docstring is an error);
 - the settings table in docs/operations.md: every field of :class:`orgauthz.config.Settings`
@@ -32,6 +34,7 @@ PROTO_DIR = ROOT / "proto"
 PACKAGE = ROOT / "src" / "orgauthz"
 DOCS = ROOT / "docs"
 OUT_PACKAGE = Path("orgauthz") / "v1"
+CLIENT_RPCS = PACKAGE / "client_rpcs.py"
 HEADER = '"""Generated protobuf stubs for orgauthz.v1. Do not edit: run `make generate`."""\n'
 BEGIN = "<!-- generated: {name} -->"
 END = "<!-- end generated -->"
@@ -79,6 +82,14 @@ def stale_stubs(target: Path) -> list[str]:
         committed = {p.name for p in (target / OUT_PACKAGE).glob("*.py*")}
         extra = committed - {f.name for f in fresh}
     return sorted(stale) + [f"{name} (extra)" for name in sorted(extra)]
+
+
+def stale_client(path: Path = CLIENT_RPCS) -> list[str]:
+    """``path`` when it differs from the client methods rendered from the committed stubs."""
+    from orgauthz.tools.client_gen import render
+
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    return [] if current == render() else [path.name]
 
 
 # -- the module tree ------------------------------------------------------------------
@@ -210,11 +221,15 @@ def main(argv: list[str] | None = None) -> int:
         if not opts.check:
             _generate(target)
             print(f"generated stubs in {target / OUT_PACKAGE}")
+            from orgauthz.tools.client_gen import render  # after the stubs it reads are written
+
+            CLIENT_RPCS.write_text(render(), encoding="utf-8")
+            print(f"generated client methods in {CLIENT_RPCS}")
             for path, text in generated_docs(DOCS).items():
                 path.write_text(text, encoding="utf-8")
                 print(f"generated blocks in {path}")
             return 0
-        stubs, docs = stale_stubs(target), stale_docs(DOCS)
+        stubs, docs = stale_stubs(target) + stale_client(), stale_docs(DOCS)
     except GenerateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
