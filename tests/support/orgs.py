@@ -306,6 +306,12 @@ def org_doc(o: str) -> dict[str, Any]:
                     {"subject": f"user:{o}-owner", "role": "Owner"},
                     {"subject": f"user:{o}-member", "role": "Developer"},
                 ],
+                # R26, R27: a work pool only the Platform team may run, and a deployment on it.
+                "acls": [
+                    {"object": "work_pool:p1", "entries": [{"subject": f"team:{o}-team1", "level": "run"}]},
+                    {"object": "deployment:d1", "entries": [{"subject": f"user:{o}-member", "level": "view"}]},
+                ],
+                "deployment_pools": {"d1": "p1"},
             },
             {"id": f"{o}-ws2", "handle": "staging", "access": [{"subject": f"user:{o}-member", "role": f"{o}-wsrole"}]},
         ],
