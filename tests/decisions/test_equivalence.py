@@ -293,6 +293,28 @@ def reference_check(ref: Reference, sub: str, ws: str, org: str, scope: str, obj
     return ref.check(sub, workspace=ws, organization=org, scope=scope, obj=obj)
 
 
+def _draw_on_objects(data: st.DataObject, ref: Reference, requests: list[Request], n: int) -> list[Request]:
+    """``n`` requests on objects for the plain enforcer: half on objects an ACL governs, half
+    of those by subjects its entries name (someone outside the organization included)."""
+    governed: list[Request] = []
+    named: list[Request] = []
+    for req in requests:
+        sub, ws, _, scope, obj = req
+        if not obj or ws not in ref.workspace_org:
+            continue
+        org = ref.orgs[ref.workspace_org[ws]]
+        acl = ref.governing_acl(org, ws, obj, scope)
+        if acl is not None:
+            governed.append(req)
+            if any(ref.names(org, e.actor, sub) for e in acl[1]):
+                named.append(req)
+    out: list[Request] = []
+    for pool, k in ((named, n // 2), (governed, n - n // 2)):
+        if pool:
+            out += data.draw(st.lists(st.sampled_from(pool), min_size=k, max_size=k))
+    return out
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(world=worlds(), data=st.data())
 def test_org_enforcer_equals_plain_casbin_and_reference(world: World, data: st.DataObject) -> None:
@@ -304,12 +326,10 @@ def test_org_enforcer_equals_plain_casbin_and_reference(world: World, data: st.D
         expected = reference_check(ref, *req)
         assert engine.check(*req) == expected, req
     # Plain Casbin is slow (it walks every p line): a drawn sample, biased to known subjects,
-    # and one of requests on objects.
+    # and requests on objects an ACL governs, by subjects its entries name.
     plain = new_enforcer(POLICY.model_text, L.all_lines(POLICY, world.orgs))
     sample = data.draw(st.lists(st.sampled_from(requests), min_size=20, max_size=20), label="sample")
-    on_objects = [r for r in requests if r[4] and r[1] != UNKNOWN_WORKSPACE]
-    if on_objects:
-        sample += data.draw(st.lists(st.sampled_from(on_objects), min_size=10, max_size=10), label="objects")
+    sample += _draw_on_objects(data, ref, requests, 10)
     for req in sample:
         answer = casbin_check(plain, world, *req)
         if answer is not None:
@@ -386,9 +406,7 @@ def test_engine_from_sqlite_store_equals_reference_and_plain_casbin(
             assert explained == {_reason(s) for s in sources}, req
     plain = new_enforcer(POLICY.model_text, L.all_lines(POLICY, world.orgs))
     sample = data.draw(st.lists(st.sampled_from(sorted(answers)), min_size=14, max_size=14), label="sample")
-    on_objects = sorted(r for r in answers if r[4] and r[1] != UNKNOWN_WORKSPACE)
-    if on_objects:
-        sample += data.draw(st.lists(st.sampled_from(on_objects), min_size=6, max_size=6), label="objects")
+    sample += _draw_on_objects(data, ref, list(answers), 6)
     for req in sample:
         answer = casbin_check(plain, world, *req)
         if answer is not None:

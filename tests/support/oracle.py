@@ -285,7 +285,7 @@ class Reference:
         if acl is None:
             return held  # no ACL, or a scope the kind does not govern: the workspace decides
         kind, entries, needed = acl
-        named = [e for e in entries if kind.covers(e.level, needed) and self._names(org, e.actor, subject)]
+        named = [e for e in entries if kind.covers(e.level, needed) and self.names(org, e.actor, subject)]
         if held and (named or self.keeps_objects(org, subject, workspace)):
             return True
         # A grant entry gives the level without the workspace scope, within the organization.
@@ -309,7 +309,7 @@ class Reference:
         return None
 
     @staticmethod
-    def _names(org: OrgFacts, actor: str, subject: str) -> bool:
+    def names(org: OrgFacts, actor: str, subject: str) -> bool:
         """The entry's actor is the subject, or a team of the organization the subject is in."""
         if actor == subject:
             return True
@@ -324,7 +324,7 @@ class Reference:
         if role in ADMINS:
             return True
         for ws, sub, granted in org.grants:
-            if ws == workspace and granted == OWNER and self._names(org, sub, subject):
+            if ws == workspace and granted == OWNER and self.names(org, sub, subject):
                 return True
         return subject.startswith("user:") and org.workspaces.get(workspace) == OWNER
 
