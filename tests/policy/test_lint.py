@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
 from orgauthz.cli import main
-from orgauthz.domain.policy import DEFAULT_POLICY_DIR
+from orgauthz.domain import lines as L
+from orgauthz.domain.policy import DEFAULT_POLICY_DIR, PolicySet, load_policy
+from orgauthz.tools.policy_lint import probe_mismatches
 from tests.policy.conftest import edit
 
 
@@ -124,6 +127,54 @@ BREAKS = [
         "the matcher grants service_account:bot",
     ),
     (
+        "R26 matcher ignores ACL listings",
+        "model.conf",
+        " || g4(r.res, r.sub, r.org)",
+        "",
+        0,
+        "the matcher denies user:worker-user in ws:ws-default-viewer on deployment:listed run_deployments",
+    ),
+    (
+        "R26 matcher ignores ACLs",
+        "model.conf",
+        '!g4(r.res, "acl", r.org)',
+        '!g4(r.res, "acl", r.org) || r.res != ""',
+        0,
+        "the matcher grants user:member in ws:ws-default-viewer on deployment:listed see_deployments",
+    ),
+    (
+        "R26 matcher ignores grant entries",
+        "model.conf",
+        ' || r.res != "" && g5(r.res, r.sub, r.org) && g(r.sub, "member", r.org)',
+        "",
+        0,
+        "the matcher denies user:member in ws:ws-no-default on block:granted see_blocks, see_secret_blocks",
+    ),
+    (
+        "R26 a grant entry reaches outside the organization",
+        "model.conf",
+        'g5(r.res, r.sub, r.org) && g(r.sub, "member", r.org)',
+        "g5(r.res, r.sub, r.org)",
+        0,
+        "the matcher grants user:outsider in ws:ws-no-default on block:granted",
+    ),
+    (
+        "R26 workspace Owners lose access to objects",
+        "model.conf",
+        ' || g(r.sub, "role:Owner", r.dom)',
+        "",
+        0,
+        "the matcher denies user:owner in ws:ws-no-default on deployment:delegated manage_deployments",
+    ),
+    (
+        "R26 a service account keeps objects through the default role",
+        "model.conf",
+        '(keyMatch(r.sub, "user:*") && g(r.sub, "member", r.org) && g3(r.dom, "role:Owner"))',
+        'g3(r.dom, "role:Owner")',
+        0,
+        "the matcher grants service_account:bot in ws:ws-default-owner on block:kept manage_blocks",
+    ),
+    (
         "effect other than allow-any",
         "model.conf",
         "e = some(where (p.eft == allow))",
@@ -160,3 +211,25 @@ def test_r20_broken_ladder_names_the_upper_role(catalog: Path, capsys: pytest.Ca
     assert main(["policy", "lint", str(catalog)]) == 1
     out = capsys.readouterr().out
     assert f"roles.yaml:{line}: R20: Runner must hold everything Viewer holds" in out, out
+
+
+def test_r27_lines_without_delegation_fail_the_probe(catalog: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The deployment's own (empty) ACL decides instead of its work pool's.
+    def own_acl_only(
+        policy: PolicySet,
+        org_id: str,
+        workspace_id: str,
+        obj: str,
+        acls: L.Acls,
+        pools: Mapping[tuple[str, str], str],
+    ) -> list[L.Line]:
+        return real(policy, org_id, workspace_id, obj, acls, {})
+
+    real = L.object_lines
+    monkeypatch.setattr(L, "object_lines", own_acl_only)
+    found = probe_mismatches(load_policy(catalog))
+    assert any(
+        m.startswith("the matcher denies user:worker-user in ws:ws-no-default on deployment:delegated see_deployments")
+        and "R27" in m
+        for m in found
+    ), found

@@ -21,6 +21,18 @@ The rules it encodes:
 - R20/R22: a role holds its own scopes plus everything the role it inherits holds;
   ``*`` means every scope in the catalog.
 - R21: holding a scope grants every scope it includes, transitively.
+- R26: an object (``deployment:<id>``, ``work_pool:<id>``, ``block:<id>``) may carry an ACL
+  listing actors (users, service accounts, teams) at levels; each level governs some of the
+  kind's workspace scopes (``object_acls`` in ``scopes.yaml``) and includes the levels below
+  it. With an ACL, a governed scope on the object is allowed to a subject that holds it in
+  the workspace and is listed at a covering level (itself or through a team it belongs to),
+  or that keeps full access: an organization Owner or Admin, or whoever holds the workspace
+  Owner role there (its own grant, a team's grant, or the default role for users who are
+  members). A grant entry gives its level on the object without the workspace scope, to
+  members and service accounts of the organization only. A scope the kind does not govern,
+  and an object without an ACL, are decided by the workspace alone.
+- R27: a deployment that names a work pool with an ACL is governed by the pool's ACL, level
+  for level, instead of its own.
 - Unknown subjects, workspaces and organizations: deny.
 - R3, R4, R8, R10, R13, R16: what a management operation must allow and what it removes
   (:class:`OrgModel`).
@@ -63,6 +75,31 @@ class BuiltinRole:
 # -- the policy data, read once ------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ObjectKindSpec:
+    """A kind of object under ``object_acls`` (R26): its levels, lowest first, the level that
+    governs each scope, and the kind whose ACL governs it when it names one (R27)."""
+
+    levels: tuple[str, ...]
+    governs: Mapping[str, str]  # scope -> level
+    delegates_to: str = ""
+
+    def covers(self, held: str, needed: str) -> bool:
+        """A level includes the ones below it."""
+        return held in self.levels and self.levels.index(held) >= self.levels.index(needed)
+
+
+def _load_object_kinds(directory: Path) -> dict[str, ObjectKindSpec]:
+    """``object_acls`` of ``scopes.yaml``: levels in the order written, lowest first."""
+    section = yaml.safe_load((directory / "scopes.yaml").read_text()).get("object_acls") or {}
+    out = {}
+    for kind, body in section.items():
+        levels = body["levels"]
+        governs = {scope: level for level, scopes in levels.items() for scope in scopes or ()}
+        out[kind] = ObjectKindSpec(tuple(levels), governs, str(body.get("delegates_to") or ""))
+    return out
+
+
 def _load(
     directory: Path,
 ) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, BuiltinRole], dict[str, BuiltinRole]]:
@@ -94,6 +131,7 @@ def _load(
 WS_SCOPES, ORG_PERMISSIONS, WS_ROLES, ORG_ROLES = _load(POLICIES)
 CATALOG = {**WS_SCOPES, **ORG_PERMISSIONS}
 BUILTIN_ROLES: dict[str, dict[str, BuiltinRole]] = {"workspace": WS_ROLES, "organization": ORG_ROLES}
+OBJECT_KINDS = _load_object_kinds(POLICIES)
 
 
 # -- roles and scopes (R20-R22) -------------------------------------------------------------
@@ -134,16 +172,39 @@ def role_scopes(name: str, custom: Mapping[str, RoleLike], level: str = "workspa
 # -- decisions over organizations' facts ------------------------------------------------------
 
 
+class EntryLike(Protocol):
+    """One ACL entry (R26): an actor (``user:``, ``service_account:``, ``team:<id>``) listed at
+    a level; a grant entry gives that level even without the workspace scope."""
+
+    @property
+    def actor(self) -> str: ...
+    @property
+    def level(self) -> str: ...
+    @property
+    def grant(self) -> bool: ...
+
+
 class OrgFacts(Protocol):
     """What the reference reads of an organization (``orgauthz``'s ``OrgSnapshot`` fits)."""
 
-    org_id: str
-    workspaces: Mapping[str, str | None]  # id -> default role
-    members: Mapping[str, str]  # user -> organization role
-    service_accounts: Mapping[str, str]  # id -> organization role
-    grants: Sequence[tuple[str, str, str]]  # (workspace, subject, role); the subject may be team:<id>
-    custom_roles: Mapping[str, Any]  # id -> role (scopes, inherits)
-    teams: Mapping[str, Sequence[str]]  # team id -> member subjects (R25)
+    @property
+    def org_id(self) -> str: ...
+    @property
+    def workspaces(self) -> Mapping[str, str | None]: ...  # id -> default role
+    @property
+    def members(self) -> Mapping[str, str]: ...  # user -> organization role
+    @property
+    def service_accounts(self) -> Mapping[str, str]: ...  # id -> organization role
+    @property
+    def grants(self) -> Sequence[tuple[str, str, str]]: ...  # (workspace, subject, role); subject may be team:<id>
+    @property
+    def custom_roles(self) -> Mapping[str, Any]: ...  # id -> role (scopes, inherits)
+    @property
+    def teams(self) -> Mapping[str, Sequence[str]]: ...  # team id -> member subjects (R25)
+    @property
+    def acls(self) -> Mapping[tuple[str, str], Sequence[EntryLike]]: ...  # (workspace, "kind:id") -> entries
+    @property
+    def pools(self) -> Mapping[tuple[str, str], str]: ...  # (ws, "deployment:id") -> "work_pool:id" (R27)
 
 
 @dataclass(frozen=True)
@@ -214,13 +275,66 @@ class Reference:
             out.add(Source("organization", org_role))
         return out
 
-    def check(self, subject: str, *, workspace: str = "", organization: str = "", scope: str) -> bool:
-        return bool(self.sources(subject, workspace=workspace, organization=organization, scope=scope))
+    def check(self, subject: str, *, workspace: str = "", organization: str = "", scope: str, obj: str = "") -> bool:
+        """``obj``: ``<kind>:<id>`` in the workspace (R26, R27), "" for none."""
+        held = bool(self.sources(subject, workspace=workspace, organization=organization, scope=scope))
+        if not obj or not workspace or workspace not in self.workspace_org:
+            return held
+        org = self.orgs[self.workspace_org[workspace]]
+        acl = self.governing_acl(org, workspace, obj, scope)
+        if acl is None:
+            return held  # no ACL, or a scope the kind does not govern: the workspace decides
+        kind, entries, needed = acl
+        named = [e for e in entries if kind.covers(e.level, needed) and self.names(org, e.actor, subject)]
+        if held and (named or self.keeps_objects(org, subject, workspace)):
+            return True
+        # A grant entry gives the level without the workspace scope, within the organization.
+        return self._org_role(org, subject) is not None and any(e.grant for e in named)
 
-    def scopes(self, subject: str, *, workspace: str = "", organization: str = "") -> set[str]:
-        """The subject's effective scopes (workspace) or permissions (organization)."""
+    @staticmethod
+    def governing_acl(
+        org: OrgFacts, workspace: str, obj: str, scope: str
+    ) -> tuple[ObjectKindSpec, Sequence[EntryLike], str] | None:
+        """The ACL deciding ``scope`` on ``obj``: (its kind, its entries, the level needed), or
+        None when the workspace alone decides (R26, R27)."""
+        kind = OBJECT_KINDS.get(obj.partition(":")[0])
+        if kind is None or scope not in kind.governs:
+            return None
+        needed = kind.governs[scope]
+        pool = org.pools.get((workspace, obj)) if kind.delegates_to else None
+        if pool is not None and pool.partition(":")[0] == kind.delegates_to and (workspace, pool) in org.acls:
+            return OBJECT_KINDS[kind.delegates_to], org.acls[(workspace, pool)], needed  # R27, level for level
+        if (workspace, obj) in org.acls:
+            return kind, org.acls[(workspace, obj)], needed
+        return None
+
+    @staticmethod
+    def names(org: OrgFacts, actor: str, subject: str) -> bool:
+        """The entry's actor is the subject, or a team of the organization the subject is in."""
+        if actor == subject:
+            return True
+        return actor.startswith("team:") and subject in org.teams.get(actor.removeprefix("team:"), ())
+
+    def keeps_objects(self, org: OrgFacts, subject: str, workspace: str) -> bool:
+        """R2a, R26: organization Owners and Admins, and whoever holds the workspace Owner role
+        (its own grant, a team's grant, or the default role for users who are members)."""
+        role = self._org_role(org, subject)
+        if role is None:
+            return False
+        if role in ADMINS:
+            return True
+        for ws, sub, granted in org.grants:
+            if ws == workspace and granted == OWNER and self.names(org, sub, subject):
+                return True
+        return subject.startswith("user:") and org.workspaces.get(workspace) == OWNER
+
+    def scopes(self, subject: str, *, workspace: str = "", organization: str = "", obj: str = "") -> set[str]:
+        """The subject's effective scopes (workspace; on ``obj`` when given) or permissions
+        (organization)."""
         table = WS_SCOPES if workspace else ORG_PERMISSIONS
-        return {s for s in table if self.check(subject, workspace=workspace, organization=organization, scope=s)}
+        return {
+            s for s in table if self.check(subject, workspace=workspace, organization=organization, scope=s, obj=obj)
+        }
 
 
 # -- one organization under management operations ---------------------------------------------

@@ -10,7 +10,7 @@ sound: effective scopes cannot be computed over an include cycle):
 4. ``model.conf``: Casbin loads it, the engine compiles it (the effect is allow-any and the
    matcher is one :mod:`orgauthz.engine.matcher` accepts: the server refuses any other), and a
    probe organization evaluated by a plain ``casbin.Enforcer`` gets exactly the decisions the
-   SPEC prescribes (R2a, R11, R16-R18).
+   SPEC prescribes (R2a, R11, R16-R18; on its objects R26, R27).
 """
 
 from __future__ import annotations
@@ -514,7 +514,7 @@ def _line_of(text: str, pattern: str) -> int:
 
 # The probe organization: one subject per kind of access the SPEC distinguishes.
 PROBE_ORG: Final = "probe"
-_WS_DEFAULT, _WS_CLOSED = "ws-default-viewer", "ws-no-default"
+_WS_DEFAULT, _WS_CLOSED, _WS_OWNED = "ws-default-viewer", "ws-no-default", "ws-default-owner"
 
 
 def probe_facts() -> tuple[dict[str, str], list[tuple[str, str, str]], dict[str, str | None]]:
@@ -532,9 +532,71 @@ def probe_facts() -> tuple[dict[str, str], list[tuple[str, str, str]], dict[str,
         (_WS_CLOSED, "user:owner", "Owner"),
         (_WS_CLOSED, "user:worker-user", "Worker"),
         (_WS_DEFAULT, "user:worker-user", "Runner"),
+        (_WS_OWNED, "service_account:bot", "Developer"),
     ]
-    defaults: dict[str, str | None] = {_WS_DEFAULT: "Viewer", _WS_CLOSED: None}
+    defaults: dict[str, str | None] = {_WS_DEFAULT: "Viewer", _WS_CLOSED: None, _WS_OWNED: "Owner"}
     return org_roles, grants, defaults
+
+
+# The probe organization's objects (R26, R27): an ACL listing one subject; a grant entry
+# for a member who holds nothing in the workspace and one naming someone outside the
+# organization; a deployment whose work pool has an ACL (its own, empty, is set aside); an
+# empty ACL where the default role is Owner (member users keep access, service accounts not).
+_LISTED, _GRANTED, _KEPT = "deployment:listed", "block:granted", "block:kept"
+_DELEGATED, _POOL = "deployment:delegated", "work_pool:pool"
+
+
+def probe_objects() -> tuple[dict[tuple[str, str], list[L.AclEntry]], dict[tuple[str, str], str]]:
+    """((workspace, object) -> ACL entries, (workspace, deployment) -> work pool)."""
+    acls = {
+        (_WS_DEFAULT, _LISTED): [L.AclEntry("user:worker-user", "run")],
+        (_WS_CLOSED, _GRANTED): [
+            L.AclEntry("user:member", "view", grant=True),
+            L.AclEntry("user:outsider", "manage", grant=True),
+        ],
+        (_WS_CLOSED, _POOL): [L.AclEntry("user:worker-user", "view")],
+        (_WS_CLOSED, _DELEGATED): [],
+        (_WS_OWNED, _KEPT): [],
+    }
+    pools = {(_WS_CLOSED, _DELEGATED): _POOL}
+    return acls, pools
+
+
+def probe_object_names() -> list[tuple[str, str]]:
+    """(workspace, object) of every probe object, and one without an ACL."""
+    acls, pools = probe_objects()
+    return sorted({*acls, *pools, (_WS_DEFAULT, "deployment:no-acl")})
+
+
+def expected_on_object(
+    policy: PolicySet, subject: str, workspace: str, obj: str, held: frozenset[str]
+) -> frozenset[str]:
+    """What the SPEC says the probe subject may do on ``obj``, given ``held`` in the workspace
+    (R26, R27): a scope the object's kind governs, under an ACL (the deployment's work pool's
+    when that has one), needs a listing at a covering level or full access (organization Owner
+    or Admin, workspace Owner); a grant entry gives its level to a member without the scope."""
+    org_roles, grants, defaults = probe_facts()
+    acls, pools = probe_objects()
+    kind = policy.object_kinds[obj.partition(":")[0]]
+    governing = obj
+    pool = pools.get((workspace, obj)) if kind.delegates_to else None
+    if pool is not None and (workspace, pool) in acls:
+        governing = pool  # R27: the work pool's ACL governs the deployment
+    entries = acls.get((workspace, governing))
+    levels = policy.object_kinds[governing.partition(":")[0]].levels
+    keeps = rules.is_admin(org_roles.get(subject)) or (workspace, subject, rules.OWNER) in grants
+    keeps |= subject.startswith("user:") and subject in org_roles and defaults.get(workspace) == rules.OWNER
+    out = set()
+    for scope in policy.workspace_scopes:
+        level = kind.governs.get(scope)
+        if level is None or entries is None:
+            if scope in held:
+                out.add(scope)  # not governed, or no ACL: the workspace decides
+            continue
+        named = [e for e in entries if e.actor == subject and levels.index(e.level) >= levels.index(level)]
+        if (scope in held and (named or keeps)) or (subject in org_roles and any(e.grant for e in named)):
+            out.add(scope)
+    return frozenset(out)
 
 
 def expected_scopes(policy: PolicySet, subject: str, domain: str) -> frozenset[str]:
@@ -561,6 +623,7 @@ def probe_mismatches(policy: PolicySet) -> list[str]:
     from orgauthz.engine.enforcer import new_enforcer  # engine imports stay out of plain lint paths
 
     org_roles, grants, defaults = probe_facts()
+    acls, pools = probe_objects()
     snap = L.OrgSnapshot(
         org_id=PROBE_ORG,
         revision=1,
@@ -570,6 +633,8 @@ def probe_mismatches(policy: PolicySet) -> list[str]:
             s.removeprefix("service_account:"): r for s, r in org_roles.items() if s.startswith("service_account:")
         },
         grants=[(ws, s, r) for ws, s, r in grants],
+        acls=acls,
+        pools=pools,
     )
     enforcer = new_enforcer(policy.model_text, L.all_lines(policy, [snap]))
     org_dom = L.org_domain(PROBE_ORG)
@@ -593,7 +658,27 @@ def probe_mismatches(policy: PolicySet) -> list[str]:
                     f"the matcher denies {where} {_short(lacking)}, which the SPEC grants "
                     f"({_rule_hint(subject, domain)})"
                 )
+        for ws, obj in probe_object_names():
+            # A scope the object's kind does not govern is asked as above: no object (r.res "").
+            domain, need = L.ws_domain(ws), {s: L.object_need(policy, ws, obj, s) for s in policy.workspace_scopes}
+            governed = {s for s, res in need.items() if res}
+            want = expected_on_object(policy, subject, ws, obj, expected_scopes(policy, subject, domain)) & governed
+            got = {s for s in governed if enforcer.enforce(subject, org_dom, domain, s, need[s])}
+            extra, lacking = sorted(got - want), sorted(want - got)
+            where, hint = f"{subject} in {domain} on {obj}", _object_hint(obj)
+            if extra:
+                out.append(f"the matcher grants {where} {_short(extra)}, which the SPEC does not ({hint})")
+            if lacking:
+                out.append(f"the matcher denies {where} {_short(lacking)}, which the SPEC grants ({hint})")
     return out
+
+
+def _object_hint(obj: str) -> str:
+    if obj == _DELEGATED:
+        return "R27: the work pool's ACL governs the deployment"
+    if obj == _GRANTED:
+        return "R26: a grant entry gives its level, within the organization"
+    return "R26, R2a: an ACL admits listed subjects; organization Owners and Admins and workspace Owners keep access"
 
 
 def _short(names: list[str], most: int = 4) -> str:
