@@ -10,6 +10,8 @@ workspace or object exists), 403 ``no route``, 401 ``unauthenticated``, 400 ``ba
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -248,3 +250,45 @@ async def test_a_broken_route_table_stops_the_server(store_url, tmp_path: Path) 
     with pytest.raises(Exception, match=r"workspace uses \{y\}"):
         await app.start()
     await app.stop(0)
+
+
+def test_the_server_starts_without_envoys_stubs_while_the_setting_is_off(tmp_path: Path) -> None:
+    # xds-protos is the optional extra orgauthz[envoy]: hidden here, as if not installed.
+    code = (
+        "import asyncio, sys\n"
+        "sys.modules['envoy'] = None\n"
+        "from orgauthz.api.server import App\n"
+        "from tests.conftest import settings_for\n"
+        "async def main():\n"
+        f"    url = 'sqlite:///{tmp_path}/s.db'\n"
+        "    app = App(settings_for(url))\n"
+        "    await app.start()\n"
+        "    await app.stop(0)\n"
+        "    app = App(settings_for(url, ext_authz=True))\n"
+        "    try:\n"
+        "        await app.start()\n"
+        "    except RuntimeError as exc:\n"
+        "        print(exc)\n"
+        "    await app.stop(0)\n"
+        "    assert not [m for m in sys.modules if m.startswith('envoy.')]\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ext_authz is on but Envoy's stubs are not installed" in done.stdout
+    assert "pip install 'orgauthz[envoy]'" in done.stdout
+
+
+def test_serve_flag_turns_it_on() -> None:
+    from orgauthz.cli import _settings, build_parser
+
+    opts = build_parser().parse_args(["serve", "--ext-authz"])
+    assert _settings(opts).ext_authz is True
+    assert _settings(build_parser().parse_args(["serve"])).ext_authz is False
