@@ -4,11 +4,12 @@ FROM python:3.12-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 
-# Only what the server runs, exactly as uv.lock pins it (hash-checked): no development extras.
+# Only what the server runs, exactly as uv.lock pins it (hash-checked): the envoy extra (Envoy's
+# ext_authz stubs, ORGAUTHZ_EXT_AUTHZ=on), no development extras.
 COPY requirements/uv.txt requirements/uv.txt
 RUN pip install --require-hashes -r requirements/uv.txt
 COPY pyproject.toml uv.lock README.md ./
-RUN uv export --frozen --no-emit-project --format requirements-txt -q -o /tmp/runtime.txt \
+RUN uv export --frozen --no-emit-project --extra envoy --format requirements-txt -q -o /tmp/runtime.txt \
  && pip install --require-hashes -r /tmp/runtime.txt && rm /tmp/runtime.txt && pip uninstall -y uv
 COPY src ./src
 COPY policies ./policies

@@ -41,6 +41,8 @@ def _settings(opts: argparse.Namespace) -> Settings:
             overrides[name] = value
     if getattr(opts, "insecure_dev", False):
         overrides["insecure_dev"] = True
+    if getattr(opts, "ext_authz", False):
+        overrides["ext_authz"] = True
     return Settings(**overrides)
 
 
@@ -179,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--auth-token", help="shared secret callers must send (ORGAUTHZ_AUTH_TOKEN)")
     serve.add_argument(
         "--insecure-dev", action="store_true", help="accept unauthenticated callers: development only, logged loudly"
+    )
+    serve.add_argument(
+        "--ext-authz",
+        action="store_true",
+        help="also serve Envoy's external authorization (ORGAUTHZ_EXT_AUTHZ; docs/envoy.md)",
     )
     serve.add_argument("--demo", action="store_true", help=f"load {DEMO_FILE.name} before serving")
     serve.set_defaults(func=cmd_serve)

@@ -98,6 +98,23 @@ class Settings(BaseSettings):
     tls_cert: Path | None = Field(None, description="Server certificate (PEM) for TLS")
     tls_key: Path | None = Field(None, description="Server private key (PEM) for TLS")
     tls_client_ca: Path | None = Field(None, description="CA (PEM) for client certificates: enables mTLS")
+    ext_authz: bool = Field(
+        False,
+        description="Also serve Envoy's external authorization (envoy.service.auth.v3.Authorization/Check) "
+        "on the gRPC listener; needs the envoy extra (pip install 'orgauthz[envoy]'); docs/envoy.md",
+    )
+    ext_authz_routes: Path | None = Field(
+        None,
+        description="Route table of the external authorization (method + path -> workspace, scope, object); "
+        "empty: routes.yaml in the policy directory",
+    )
+    ext_authz_subject_header: str = Field(
+        "",
+        pattern=r"^[a-z0-9-]*$",
+        description="Request header a proxy sets to the subject (user:<id>), read only when callers "
+        "authenticate (auth_token or mTLS, never with insecure_dev); empty: the subject comes from a "
+        "pnb_/pnu_ bearer key only",
+    )
     invitation_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="Invitation expiry, seconds (R5)")
     # Invitation email (R9): with smtp_host set, invitations go out through the outbox.
     secret_key: str = Field("", description="Seals queued invitation email at rest; required with smtp_host")

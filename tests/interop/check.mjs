@@ -4,7 +4,11 @@
 //
 // Usage: node check.mjs HOST:PORT < calls.json
 //   calls.json: [{"method": "Check" | "BatchCheck" | "ListScopes", "request": {...}}, ...]
-//   with field names as written in the .proto files.
+//   with field names as written in the .proto files. A call may name another "service" by
+//   its full name (default orgauthz.v1.AuthorizationService): a management service of
+//   management.proto, or envoy.service.auth.v3.Authorization when ENVOY_DESCRIPTOR_SET
+//   names a file holding Envoy's descriptors (a serialized FileDescriptorSet, taken from the
+//   published xds-protos package); and "metadata" ({name: value}) sent with that call.
 // Prints one JSON array on stdout, one entry per call, in order:
 //   {"ok": true, "response": {...}}  or  {"ok": false, "code": <int>, "details": "..."}
 // uint64 fields are printed as decimal strings (they may exceed 2^53).
@@ -18,18 +22,21 @@ import * as protoLoader from "@grpc/proto-loader";
 
 const PROTO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "proto");
 const METHODS = new Set(["Check", "BatchCheck", "ListScopes", "ListAccessibleWorkspaces"]);
+const AUTHORIZATION = "orgauthz.v1.AuthorizationService";
+const OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
 
-function loadService() {
-  const definition = protoLoader.loadSync("orgauthz/v1/authorization.proto", {
+function loadServices() {
+  const definition = protoLoader.loadSync(["orgauthz/v1/authorization.proto", "orgauthz/v1/management.proto"], {
     includeDirs: [PROTO_ROOT],
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
+    ...OPTIONS,
   });
-  const pkg = grpc.loadPackageDefinition(definition);
-  return pkg.orgauthz.v1.AuthorizationService;
+  const services = { ...grpc.loadPackageDefinition(definition).orgauthz.v1 };
+  const found = Object.fromEntries(Object.entries(services).map(([name, svc]) => [`orgauthz.v1.${name}`, svc]));
+  if (process.env.ENVOY_DESCRIPTOR_SET) {
+    const envoy = protoLoader.loadFileDescriptorSetFromBuffer(readFileSync(process.env.ENVOY_DESCRIPTOR_SET), OPTIONS);
+    found["envoy.service.auth.v3.Authorization"] = grpc.loadPackageDefinition(envoy).envoy.service.auth.v3.Authorization;
+  }
+  return found;
 }
 
 function call(client, method, request, metadata) {
@@ -52,21 +59,28 @@ async function main() {
     process.exit(2);
   }
   const calls = JSON.parse(readFileSync(0, "utf8"));
-  const Service = loadService();
-  const client = new Service(address, grpc.credentials.createInsecure());
-  const metadata = new grpc.Metadata();
-  if (process.env.ORGAUTHZ_AUTH_TOKEN) {
-    metadata.set("authorization", `Bearer ${process.env.ORGAUTHZ_AUTH_TOKEN}`);
-  }
+  const services = loadServices();
+  const clients = {};
   const results = [];
-  for (const { method, request } of calls) {
-    if (!METHODS.has(method)) {
-      console.error(`unknown method ${method}`);
+  for (const { service = AUTHORIZATION, method, request, metadata: extra = {} } of calls) {
+    const Service = services[service];
+    if (!Service || !(service === AUTHORIZATION ? METHODS.has(method) : method in Service.service)) {
+      console.error(`unknown method ${service}/${method}`);
       process.exit(2);
     }
-    results.push(await call(client, method, request, metadata));
+    clients[service] ??= new Service(address, grpc.credentials.createInsecure());
+    const metadata = new grpc.Metadata();
+    if (process.env.ORGAUTHZ_AUTH_TOKEN) {
+      metadata.set("authorization", `Bearer ${process.env.ORGAUTHZ_AUTH_TOKEN}`);
+    }
+    for (const [name, value] of Object.entries(extra)) {
+      metadata.set(name, value);
+    }
+    results.push(await call(clients[service], method, request, metadata));
   }
-  client.close();
+  for (const client of Object.values(clients)) {
+    client.close();
+  }
   process.stdout.write(JSON.stringify(results) + "\n");
 }
 

@@ -190,6 +190,71 @@ BREAKS = [
         0,
         "the matcher cannot be compiled at `r.dom in ('ws:a', 'ws:b')`",
     ),
+    # routes.yaml: Envoy's external authorization (orgauthz.domain.routes)
+    (
+        "route with an unknown scope",
+        "routes.yaml",
+        "    scope: run_deployments\n",
+        "    scope: run_deploymentz\n",
+        0,
+        "unknown workspace scope 'run_deploymentz'",
+    ),
+    (
+        "route object naming a variable the path lacks",
+        "routes.yaml",
+        '    object: "work_pool:{name}"\n',
+        '    object: "work_pool:{pool}"\n',
+        0,
+        "object uses {pool}, which is not a variable of the path",
+    ),
+    (
+        "route with a duplicate key",
+        "routes.yaml",
+        "    scope: see_flows\n",
+        '    scope: see_flows\n    workspace: "{workspace}"\n',
+        1,
+        "duplicate key 'workspace'",
+    ),
+    (
+        "route with an unknown object kind",
+        "routes.yaml",
+        '    object: "block:{id}"\n',
+        '    object: "secret:{id}"\n',
+        0,
+        "unknown object kind 'secret'",
+    ),
+    (
+        "route with an unknown method",
+        "routes.yaml",
+        "  - method: PATCH\n",
+        "  - method: FETCH\n",
+        0,
+        "unknown method 'FETCH'",
+    ),
+    (
+        "route with a partial-segment variable",
+        "routes.yaml",
+        "    path: /api/accounts/{org}/workspaces/{ws}/flow_runs/filter\n",
+        "    path: /api/accounts/{org}/workspaces/ws-{ws}/flow_runs/filter\n",
+        0,
+        "segment 'ws-{ws}' is neither a literal nor a whole {variable}",
+    ),
+    (
+        "overlapping routes",
+        "routes.yaml",
+        "    path: /api/accounts/{org}/workspaces/{ws}/flow_runs/filter\n",
+        "    path: /api/accounts/{org}/workspaces/{ws}/deployments/{id}/create_flow_run\n",
+        -1,
+        "overlaps POST /api/accounts/{org}/workspaces/{ws}/deployments/{id}/create_flow_run",
+    ),
+    (
+        "route with an unknown key",
+        "routes.yaml",
+        "    description: list flow runs\n",
+        "    description: list flow runs\n    organisation: acme\n",
+        1,
+        "unknown key 'organisation'",
+    ),
 ]
 
 
@@ -233,3 +298,23 @@ def test_r27_lines_without_delegation_fail_the_probe(catalog: Path, monkeypatch:
         and "R27" in m
         for m in found
     ), found
+
+
+def test_route_workspace_from_a_variable_the_path_lacks(catalog: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    line = edit(
+        catalog / "routes.yaml",
+        '    workspace: "{ws}"\n    scope: see_flows\n',
+        '    workspace: "{w}"\n    scope: see_flows\n',
+    )
+    assert main(["policy", "lint", str(catalog)]) == 1
+    out = capsys.readouterr().out
+    assert (
+        f"routes.yaml:{line}: POST /api/accounts/{{org}}/workspaces/{{ws}}/flow_runs/filter: workspace uses {{w}}"
+        in out
+    ), out
+
+
+def test_missing_route_table_is_not_a_finding(catalog: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The route table serves Envoy's external authorization only; a catalog may go without one.
+    (catalog / "routes.yaml").unlink()
+    assert main(["policy", "lint", str(catalog)]) == 0, capsys.readouterr().out

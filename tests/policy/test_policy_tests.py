@@ -173,3 +173,52 @@ def test_a_fixture_acl_naming_a_stranger_is_an_error_naming_its_entry(
         "organization fixture: organizations[0].workspaces[0].acls[3].entries[0].subject: "
         "must be a member, service account or team of the organization (R26)"
     ) in out, out
+
+
+ROUTES = "ext_authz_routes.yaml"
+
+
+def test_a_request_case_is_asked_through_the_route_table_and_envoy(
+    catalog: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Flipped expectations: a route the ACL denies, and a request no route matches.
+    suite = catalog / "tests" / ROUTES
+    nightly = "    request: POST /api/accounts/rt/workspaces/rt-prod/deployments/nightly/create_flow_run\n"
+    edit(suite, f"{nightly}    expect: deny\n", f"{nightly}    expect: allow\n")
+    delete = "    request: DELETE /api/accounts/rt/workspaces/rt-prod/deployments/adhoc\n"
+    edit(suite, f"{delete}    expect: deny\n", f"{delete}    expect: allow\n")
+    assert main(["policy", "test", str(catalog), "--file", str(suite)]) == 1
+    out = capsys.readouterr().out
+    acl = "the work pool's ACL keeps a Developer outside team ops from running its deployments"
+    assert f'case "{acl}" [engine]: user:dave in workspace rt-prod on deployment:nightly' in out, out
+    envoy = f'case "{acl}" [grpc]: user:dave POST /api/accounts/rt/workspaces/rt-prod/deployments/nightly'
+    assert envoy in out, out  # Envoy's Check on the same server
+    for path in ("engine", "grpc"):
+        assert (
+            f"case 'a request no route matches is denied, even for the Owner' [{path}]: user:olga DELETE "
+            "/api/accounts/rt/workspaces/rt-prod/deployments/adhoc: expected allow, got deny (no route matches)"
+        ) in out, out
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "error"),
+    [
+        pytest.param("    expect: allow\n", "    expect: maybe\n", "expect must be allow or deny", id="expect"),
+        pytest.param(
+            "    request: POST /api/accounts/rt/workspaces/rt-prod/flow_runs/filter\n",
+            "    request: POST /api/accounts/rt/workspaces/rt-prod/../flow_runs/filter\n",
+            "path: has an empty, '.' or '..' segment",
+            id="path",
+        ),
+    ],
+)
+def test_a_bad_request_case_is_an_error_naming_the_case(
+    catalog: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, error: str
+) -> None:
+    suite = catalog / "tests" / ROUTES
+    text = suite.read_text()
+    suite.write_text(text.replace(old, new, 1))
+    assert main(["policy", "test", str(catalog), "--file", str(suite)]) == 1
+    out = capsys.readouterr().out
+    assert f"ERROR {suite}: case " in out, out
+    assert error in out, out

@@ -31,7 +31,8 @@ from orgauthz.api.metrics import Metrics
 from orgauthz.cache.keys import KeyCache
 from orgauthz.cache.memory import MemoryCache
 from orgauthz.config import Settings
-from orgauthz.domain.policy import load_policy
+from orgauthz.domain import routes
+from orgauthz.domain.policy import PolicySet, load_policy
 from orgauthz.engine.authorizer import CountingAuthorizer
 from orgauthz.engine.decisions import Decisions
 from orgauthz.engine.engine import Engine
@@ -39,6 +40,7 @@ from orgauthz.engine.feed import ChangeFeed
 from orgauthz.engine.replication import Replication
 from orgauthz.services.api_keys import KeyAuthenticator
 from orgauthz.services.context import Management
+from orgauthz.services.http_gate import HttpGate
 from orgauthz.services.outbox import Mail, OutboxSender
 from orgauthz.store.base import Store
 from orgauthz.store.db import open_store
@@ -171,13 +173,16 @@ class App:
         ]
         self.server = server = grpc.aio.server(options=options, interceptors=auth.interceptors_for(s))
         self.management = Management(store=db, engine=engine, feed=feed, policy=policy, mail=Mail.of(s))
-        services = _Services(server, registered=SERVICE_NAMES)
+        extra_names = [self._ext_authz_name()] if s.ext_authz else []
+        services = _Services(server, registered=[*SERVICE_NAMES, *extra_names])
         authenticator = KeyAuthenticator(
             self.management, keys, applied=lambda: engine.applied, at_least=self.decisions.at_least
         )
         authorization.add_to_server(
             authorization.AuthorizationServicer(self.decisions, self.metrics, authenticator), services
         )
+        if s.ext_authz:
+            self._add_ext_authz(services, policy, authenticator)
         if s.smtp_host and not s.secret_key:
             raise ValueError(
                 "ORGAUTHZ_SECRET_KEY (secret_key) is required when SMTP is configured: "
@@ -191,6 +196,7 @@ class App:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, services)
         names = [
             *SERVICE_NAMES,
+            *extra_names,
             *registry.SERVICE_NAMES,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
@@ -231,6 +237,39 @@ class App:
         await self._report_degradation({})
         self._watch = asyncio.create_task(self._watch_dependencies(), name="orgauthz-health")
         log.info("orgauthz serving on %s (revision %d; head at start %d)", self.address, engine.applied, head)
+
+    @staticmethod
+    def _ext_authz_name() -> str:
+        try:
+            from orgauthz.api import ext_authz
+        except ImportError as exc:  # xds-protos is an extra: a clear refusal, not a traceback
+            raise RuntimeError(
+                f"ext_authz is on but Envoy's stubs are not installed ({exc}); pip install 'orgauthz[envoy]'"
+            ) from None
+        return str(ext_authz.SERVICE_NAME)
+
+    def _add_ext_authz(self, services: _Services, policy: PolicySet, keys: KeyAuthenticator) -> None:
+        """Envoy's ``Authorization/Check`` on this server (docs/envoy.md). The proxy's subject
+        header is trusted only when the interceptors authenticate every caller (shared secret or
+        mTLS; :mod:`orgauthz.api.auth`), never in insecure development mode."""
+        from orgauthz.api import ext_authz
+
+        s = self.settings
+        assert self.decisions is not None
+        path = s.ext_authz_routes or policy.directory / routes.FILE_NAME
+        table = routes.load_routes(path, policy)
+        trusted = not s.insecure_dev
+        if s.ext_authz_subject_header and not trusted:
+            log.warning("ext_authz: %s is ignored: callers are not authenticated", s.ext_authz_subject_header)
+        gate = HttpGate(
+            table,
+            self.decisions,
+            keys,
+            subject_header=s.ext_authz_subject_header,
+            trust_subject_header=trusted,
+        )
+        ext_authz.add_to_server(gate, services)
+        log.info("ext_authz: serving %s with %d routes from %s", ext_authz.SERVICE_NAME, len(table.routes), path)
 
     @property
     def address(self) -> str:

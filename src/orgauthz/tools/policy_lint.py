@@ -10,7 +10,10 @@ sound: effective scopes cannot be computed over an include cycle):
 4. ``model.conf``: Casbin loads it, the engine compiles it (the effect is allow-any and the
    matcher is one :mod:`orgauthz.engine.matcher` accepts: the server refuses any other), and a
    probe organization evaluated by a plain ``casbin.Enforcer`` gets exactly the decisions the
-   SPEC prescribes (R2a, R11, R16-R18; on its objects R26, R27).
+   SPEC prescribes (R2a, R11, R16-R18; on its objects R26, R27);
+5. ``routes.yaml``, when the directory has one (Envoy's external authorization,
+   :mod:`orgauthz.domain.routes`): shape, known methods and workspace scopes, object kinds,
+   template variables the path defines, no two routes one request could match.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import yaml
 from casbin.model import Model
 
 from orgauthz.domain import lines as L
-from orgauthz.domain import rules
+from orgauthz.domain import routes, rules
 from orgauthz.domain.policy import (
     ORGANIZATION,
     WILDCARD,
@@ -245,7 +248,16 @@ def lint(directory: Path) -> list[Finding]:
         return sorted(found)
     found = _rules(policy)
     found += _model(policy)
+    found += _routes(directory, policy)
     return sorted(found)
+
+
+def _routes(directory: Path, policy: PolicySet) -> list[Finding]:
+    path = directory / routes.FILE_NAME
+    if not path.exists():
+        return []
+    _, findings = routes.read_routes(path, policy)
+    return [Finding(display_path(path), line, message) for line, message in findings]
 
 
 def _bare(err: PolicyError) -> str:

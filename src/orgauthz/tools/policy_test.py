@@ -14,6 +14,17 @@ A test file (``policies/tests/*.yaml``) holds an organization fixture in the
         deny: [manage_flows]          # each must be denied
         scopes: [see_flows, ...]      # ListScopes must return exactly these ("*": the whole catalog)
         because: [default workspace role Viewer]   # each text appears in every check's reasons
+      - name: an HTTP request, through the route table (policies/routes.yaml, docs/envoy.md)
+        subject: user:bob
+        request: POST /api/accounts/acme/workspaces/acme-prod/deployments/nightly/create_flow_run
+        expect: deny                  # allow or deny
+
+A ``request`` case is matched against the directory's ``routes.yaml`` when the file is
+read: a matched route makes it an ``allow`` or ``deny`` of the route's scope in its workspace
+(on its object), asked on both paths like any other; an unmatched one expects ``deny`` (the
+route table's default). The ``grpc`` path also sends it to Envoy's
+``envoy.service.auth.v3.Authorization/Check`` on the same server (the subject in a proxy
+header, from a caller presenting the shared secret), which must answer OK or refuse it too.
 
 The fixture's workspaces may carry ``acls`` and ``deployment_pools`` (R26, R27), as
 ``orgauthz import`` reads them; a case with ``object`` asks every question about that object
@@ -33,7 +44,9 @@ transport or cache bug cannot hide behind a correct engine:
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
+import secrets
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,11 +58,13 @@ import yaml
 from orgauthz.domain import bounds
 from orgauthz.domain import lines as L
 from orgauthz.domain.policy import ORGANIZATION, WORKSPACE, PolicySet, load_policy
+from orgauthz.domain.routes import FILE_NAME, RouteTable, load_routes
 from orgauthz.engine.engine import NO_ACCESS
 from orgauthz.errors import OrgAuthzError
 from orgauthz.tools.policy_lint import display_path
 
 PATHS: Final = ("engine", "grpc")
+_SUBJECT_HEADER: Final = "x-policy-test-subject"  # the proxy header request cases send the subject in
 _CASE_KEYS: Final = {
     "name",
     "rule",
@@ -62,6 +77,8 @@ _CASE_KEYS: Final = {
     "deny",
     "scopes",
     "because",
+    "request",
+    "expect",
 }
 _FILE_KEYS: Final = {"name", "description", "organization", "organizations", "cases"}
 
@@ -82,6 +99,8 @@ class Case:
     scopes: tuple[str, ...] | None  # None: no ListScopes expectation
     because: tuple[str, ...]
     obj: str = ""  # R26: deployment:<id>, work_pool:<id> or block:<id>; "" for none
+    request: tuple[str, str] | None = None  # (method, path) of an HTTP request case
+    expect: bool = False  # a request case: allowed or not
 
     @property
     def level(self) -> str:
@@ -89,6 +108,8 @@ class Case:
 
     @property
     def where(self) -> str:
+        if self.request is not None and not self.workspace:
+            return " ".join(self.request)
         if not self.workspace:
             return f"organization {self.organization}"
         return f"workspace {self.workspace} on {self.obj}" if self.obj else f"workspace {self.workspace}"
@@ -141,7 +162,8 @@ class Report:
 
 
 def read_test_file(path: Path, policy: PolicySet) -> TestFile:
-    """Parses and checks one test file; raises :class:`TestFileError` naming file and case."""
+    """Parses and checks one test file; raises :class:`TestFileError` naming file and case.
+    Request cases are matched against ``routes.yaml`` beside the ``tests/`` directory."""
     shown = display_path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -160,8 +182,17 @@ def read_test_file(path: Path, policy: PolicySet) -> TestFile:
         raise TestFileError(f"{shown}: needs a non-empty list of `cases`")
     cases: list[Case] = []
     names: set[str] = set()
+    table = (
+        _route_table(path.parent.parent, shown)
+        if any(isinstance(c, dict) and "request" in c for c in raw_cases)
+        else None
+    )
     for i, raw in enumerate(raw_cases):
-        cases.append(_case(shown, i, raw, policy))
+        cases.append(
+            _request_case(shown, i, raw, policy, table)
+            if table is not None and "request" in raw
+            else _case(shown, i, raw, policy)
+        )
         if cases[-1].name in names:
             raise TestFileError(f"{shown}: case {cases[-1].name!r}: another case has the same name")
         names.add(cases[-1].name)
@@ -228,6 +259,52 @@ def _case(shown: str, index: int, raw: Any, policy: PolicySet) -> Case:
     )
 
 
+def _route_table(directory: Path, shown: str) -> RouteTable:
+    try:
+        return load_routes(directory / FILE_NAME, load_policy(directory))
+    except OrgAuthzError as exc:
+        raise TestFileError(f"{shown}: request cases need a sound {FILE_NAME}: {exc}") from None
+
+
+def _request_case(shown: str, index: int, raw: Any, policy: PolicySet, table: RouteTable) -> Case:
+    """A case naming an HTTP request: its route's question, or (unmatched) an expected deny."""
+    name = str(raw.get("name") or f"#{index + 1}")
+    label = f"{shown}: case {name!r}"
+    unknown = set(raw) - {"name", "rule", "note", "subject", "request", "expect"}
+    if unknown:
+        raise TestFileError(
+            f"{label}: a request case has name, rule, note, subject, request and expect; not {sorted(unknown)}"
+        )
+    subject = str(raw.get("subject") or "")
+    if not subject.startswith(("user:", "service_account:")):
+        raise TestFileError(f"{label}: subject must be user:<id> or service_account:<id>")
+    method, _, target = str(raw.get("request") or "").partition(" ")
+    if not method or not target:
+        raise TestFileError(f"{label}: request must be '<METHOD> <path>'")
+    if raw.get("expect") not in ("allow", "deny"):
+        raise TestFileError(f"{label}: expect must be allow or deny")
+    expect = raw["expect"] == "allow"
+    try:
+        match = table.match(method, target)
+    except OrgAuthzError as exc:
+        raise TestFileError(f"{label}: {exc}") from None
+    workspace, scope, obj = (match.workspace, match.scope, match.obj) if match else ("", "", "")
+    return Case(
+        file=shown,
+        name=name,
+        subject=subject,
+        workspace=workspace,
+        organization="",
+        allow=(scope,) if match and expect else (),
+        deny=(scope,) if match and not expect else (),
+        scopes=None,
+        because=(),
+        obj=obj,
+        request=(method, target),
+        expect=expect,
+    )
+
+
 def _object(label: str, raw: dict[str, Any], policy: PolicySet, level: str) -> str:
     """The case's ``object`` ("" when none): ``<kind>:<id>`` of a kind ``object_acls`` lists,
     inside a workspace (R26)."""
@@ -269,6 +346,10 @@ class DecisionPath(Protocol):
 
     async def batch(self, items: list[tuple[Case, str]]) -> list[bool] | None:
         """All decisions in one request, in order; None when the path has no batch form."""
+        ...
+
+    async def http(self, case: Case) -> bool | None:
+        """A request case's verdict through Envoy's Check; None when the path has none."""
         ...
 
 
@@ -313,6 +394,9 @@ class EnginePath:
     async def batch(self, items: list[tuple[Case, str]]) -> list[bool] | None:
         return None  # the engine decides one at a time: check() already asked it
 
+    async def http(self, case: Case) -> bool | None:
+        return None if case.workspace else False  # matched: check() asked it; unmatched: denied
+
 
 class GrpcPath:
     """A whole server: interceptors, servicer, decision cache, engine, over a loopback channel."""
@@ -324,15 +408,20 @@ class GrpcPath:
         from orgauthz.config import Settings
 
         # Explicit values: nothing from ORGAUTHZ_* variables (a shared Redis, a token) may leak in.
+        # Callers present a secret made here, so Envoy's Check may read the proxy's subject header.
+        self.token = secrets.token_urlsafe(24)
+        self.metadata = (("authorization", f"Bearer {self.token}"),)
         options: dict[str, Any] = {
             "listen": "127.0.0.1:0",
             "metrics_listen": "",
             "database_url": database_url,
-            "insecure_dev": True,
-            "auth_token": "",
+            "insecure_dev": False,
+            "auth_token": self.token,
             "redis_url": "",
             "policy_dir": policy_dir,
             "migrate": False,
+            "ext_authz": (policy_dir / FILE_NAME).exists() and importlib.util.find_spec("envoy") is not None,
+            "ext_authz_subject_header": _SUBJECT_HEADER,
         }
         self.app = App(Settings(**options))
         self.channel: Any = None
@@ -364,9 +453,10 @@ class GrpcPath:
         return req
 
     async def check(self, case: Case, scope: str) -> tuple[bool, list[str]]:
-        cold = await self.stub.Check(self._request(case, scope), timeout=10)
-        warm = await self.stub.Check(self._request(case, scope), timeout=10)  # answered from the cache
-        explained = await self.stub.Check(self._request(case, scope, explain=True), timeout=10)
+        md = self.metadata
+        cold = await self.stub.Check(self._request(case, scope), timeout=10, metadata=md)
+        warm = await self.stub.Check(self._request(case, scope), timeout=10, metadata=md)  # from the cache
+        explained = await self.stub.Check(self._request(case, scope, explain=True), timeout=10, metadata=md)
         answers = {cold.allowed, warm.allowed, explained.allowed}
         if len(answers) > 1:
             raise AssertionError(
@@ -383,7 +473,7 @@ class GrpcPath:
             req.workspace = case.workspace
         else:
             req.organization = case.organization
-        resp = await self.stub.ListScopes(req, timeout=10)
+        resp = await self.stub.ListScopes(req, timeout=10, metadata=self.metadata)
         return list(resp.scopes)
 
     async def batch(self, items: list[tuple[Case, str]]) -> list[bool] | None:
@@ -393,10 +483,29 @@ class GrpcPath:
         for i in range(0, len(items), 1000):
             chunk = items[i : i + 1000]
             resp = await self.stub.BatchCheck(
-                pb.BatchCheckRequest(items=[self._request(c, s) for c, s in chunk]), timeout=30
+                pb.BatchCheckRequest(items=[self._request(c, s) for c, s in chunk]), timeout=30, metadata=self.metadata
             )
             out += [bool(r.allowed) for r in resp.results]
         return out
+
+    async def http(self, case: Case) -> bool | None:
+        if case.request is None:
+            return None
+        if not self.app.settings.ext_authz:
+            raise TestFileError(f"{case.file}: request cases need the envoy extra (pip install 'orgauthz[envoy]')")
+        from envoy.service.auth.v3 import attribute_context_pb2 as attr
+        from envoy.service.auth.v3 import external_auth_pb2 as ext
+        from envoy.service.auth.v3 import external_auth_pb2_grpc as ext_grpc
+
+        method, path = case.request
+        http = attr.AttributeContext.HttpRequest(method=method, path=path, headers={_SUBJECT_HEADER: case.subject})
+        req = ext.CheckRequest(attributes=attr.AttributeContext(request=attr.AttributeContext.Request(http=http)))
+        resp = await ext_grpc.AuthorizationStub(self.channel).Check(req, timeout=10, metadata=self.metadata)
+        if resp.HasField("ok_response") != (resp.status.code == 0):
+            raise AssertionError(
+                f"Envoy Check answered status {resp.status.code} with {resp.WhichOneof('http_response')}"
+            )
+        return bool(resp.status.code == 0)
 
 
 # -- running -------------------------------------------------------------------------------
@@ -436,6 +545,17 @@ async def run_cases(path: DecisionPath, test: TestFile) -> list[str]:
                 missing = sorted(set(case.scopes) - set(got_scopes))
                 failures.append(
                     f"{label}: ListScopes({case.subject}, {case.where}): unexpected {extra}, missing {missing}"
+                )
+        if case.request is not None:
+            try:
+                verdict = await path.http(case)
+            except AssertionError as exc:
+                failures.append(f"{label}: {exc}")
+                continue
+            if verdict is not None and verdict != case.expect:
+                failures.append(
+                    f"{label}: {case.subject} {' '.join(case.request)}: expected {_verdict(case.expect)}, "
+                    f"got {_verdict(verdict)}{'' if case.workspace else ' (no route matches)'}"
                 )
     items = [(case, scope) for case in test.cases for scope, _ in case.checks()]
     answers = await path.batch(items) if items else None
@@ -513,7 +633,9 @@ async def run_suite(
                 continue
             report.files += 1
             report.cases += len(test.cases)
-            report.checks += sum(len(c.allow) + len(c.deny) + (c.scopes is not None) for c in test.cases)
+            report.checks += sum(
+                len(c.allow) + len(c.deny) + (c.scopes is not None) + (c.request is not None) for c in test.cases
+            )
             report.failures += failures
             failed = {f.split(" [", 1)[0] for f in failures}
             report.passed_cases += [
