@@ -1,6 +1,7 @@
 """A client no one here wrote: Node.js (@grpc/grpc-js + @grpc/proto-loader reading proto/)
 gets the same answers as the Python stubs, for allowed and denied decisions, workspace and
-organization targets, and INVALID_ARGUMENT with its status code and message; and, with
+organization targets, and INVALID_ARGUMENT with its status code and message, over TCP and
+over a Unix domain socket; and, with
 Envoy's descriptors from the published xds-protos package, the same verdicts from Envoy's
 ``Authorization/Check`` (docs/envoy.md), beside a management call with its actor.
 
@@ -27,6 +28,7 @@ from google.protobuf import json_format
 
 from orgauthz.api.server import App
 from orgauthz.v1 import authorization_pb2 as pb
+from orgauthz.v1 import authorization_pb2_grpc
 from orgauthz.v1 import management_pb2 as mpb
 from orgauthz.v1 import management_pb2_grpc as mpbg
 from orgauthz.v1 import user_api_keys_pb2 as upb
@@ -233,6 +235,29 @@ async def test_node_client_gets_the_same_decisions_as_python(
     python = [await _python(authz, c["method"], c["request"]) for c in calls]
 
     assert len(node) == len(table)
+    for (label, _, _, expected), from_node, from_python in zip(table, node, python, strict=True):
+        assert _meets(expected, from_python), (label, from_python)
+        assert from_node == from_python, label
+
+
+async def test_node_client_over_a_unix_socket(
+    db: Any, store_url: str, policy: Any, node_client: list[str], tmp_path: Path
+) -> None:
+    """The sidecar layout (README): the server on ``--listen unix:/path``; the Node client
+    dials ``unix:/path`` and gets what the Python stubs get over the same socket."""
+    rev = seed(db, policy, DEMO)
+    path = tmp_path / "orgauthz.sock"
+    server = App(settings_for(store_url, listen=f"unix:{path}"))
+    await server.start()
+    try:
+        table = _table(rev)
+        calls = [{"method": method, "request": request} for _, method, request, _ in table]
+        node = await _node(node_client, f"unix:{path}", calls)
+        async with grpc.aio.insecure_channel(f"unix:{path}") as channel:
+            stub = authorization_pb2_grpc.AuthorizationServiceStub(channel)
+            python = [await _python(stub, c["method"], c["request"]) for c in calls]
+    finally:
+        await server.stop(0)
     for (label, _, _, expected), from_node, from_python in zip(table, node, python, strict=True):
         assert _meets(expected, from_python), (label, from_python)
         assert from_node == from_python, label
