@@ -8,6 +8,7 @@ import asyncio
 import importlib
 import inspect
 import pkgutil
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -266,3 +267,21 @@ async def test_async_flows_pages_actor_and_errors(app: App, policy) -> None:
         scopes = [s.name async for s in alice.iter_scope_catalog(page_size=5)]
         assert "see_flows" in scopes
         assert len(scopes) > 5
+
+
+def test_mypy_sees_the_response_types(tmp_path: Path) -> None:
+    """The typed methods return the response messages as types mypy checks (the generated
+    ``*_pb2.pyi``), not ``Any``: a misuse of a response is a type error."""
+    from mypy import api
+
+    snippet = tmp_path / "use_client.py"
+    snippet.write_text(
+        "from orgauthz.client import Client\n"
+        "c = Client('127.0.0.1:1')\n"
+        "r = c.create_workspace(organization='a', id='w', handle='w')\n"
+        "n: int = r.workspace.id\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out, _, status = api.run(["--config-file", str(root / "pyproject.toml"), str(snippet)])
+    assert status == 1, out
+    assert 'expression has type "str", variable has type "int"' in out, out
