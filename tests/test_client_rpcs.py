@@ -271,7 +271,8 @@ async def test_async_flows_pages_actor_and_errors(app: App, policy) -> None:
 
 def test_mypy_sees_the_response_types(tmp_path: Path) -> None:
     """The typed methods return the response messages as types mypy checks (the generated
-    ``*_pb2.pyi``), not ``Any``: a misuse of a response is a type error."""
+    ``*_pb2.pyi``, which mypy reads even where it skips the generated ``.py`` files), not
+    ``Any``: a misuse of a response is a type error."""
     from mypy import api
 
     snippet = tmp_path / "use_client.py"
