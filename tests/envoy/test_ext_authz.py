@@ -22,6 +22,7 @@ import yaml
 from envoy.service.auth.v3 import attribute_context_pb2 as attr
 from envoy.service.auth.v3 import external_auth_pb2 as ext
 from envoy.service.auth.v3 import external_auth_pb2_grpc as ext_grpc
+from prometheus_client import generate_latest
 
 from orgauthz.api.server import App
 from orgauthz.v1 import service_accounts_pb2 as spb
@@ -292,3 +293,15 @@ def test_serve_flag_turns_it_on() -> None:
     opts = build_parser().parse_args(["serve", "--ext-authz"])
     assert _settings(opts).ext_authz is True
     assert _settings(build_parser().parse_args(["serve"])).ext_authz is False
+
+
+async def test_verdicts_are_counted_on_the_metrics_endpoint(gate: App, chan) -> None:
+    """``orgauthz_ext_authz_verdicts_total{verdict}`` and the latency of ``ext_authz.Check``."""
+    await ask(chan, "GET", DEPLOYMENT, "user:bob")
+    await ask(chan, "PATCH", DEPLOYMENT, "user:carol")
+    await ask(chan, "GET", "/api/health", "user:alice")
+    text = generate_latest(gate.metrics.registry).decode()
+    assert 'orgauthz_ext_authz_verdicts_total{verdict="allowed"} 1.0' in text
+    assert 'orgauthz_ext_authz_verdicts_total{verdict="denied"} 1.0' in text
+    assert 'orgauthz_ext_authz_verdicts_total{verdict="no route"} 1.0' in text
+    assert 'orgauthz_rpc_latency_seconds_count{method="ext_authz.Check"} 3.0' in text

@@ -17,6 +17,7 @@ Needs the ``envoy`` extra (``xds-protos``): imported only when the setting is on
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Any, Final
 
 import grpc
@@ -25,6 +26,7 @@ from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from envoy.type.v3 import http_status_pb2
 from google.rpc import status_pb2
 
+from orgauthz.api.metrics import Metrics
 from orgauthz.services.http_gate import REASON_HEADER, SUBJECT_UPSTREAM, HttpGate, Verdict
 
 SERVICE_NAME: Final = external_auth_pb2.DESCRIPTOR.services_by_name["Authorization"].full_name
@@ -79,16 +81,20 @@ def response(verdict: Verdict) -> external_auth_pb2.CheckResponse:
 
 
 class ExtAuthzServicer(external_auth_pb2_grpc.AuthorizationServicer):  # type: ignore[misc]  # untyped stubs
-    def __init__(self, gate: HttpGate) -> None:
+    def __init__(self, gate: HttpGate, metrics: Metrics) -> None:
         self.gate = gate
+        self.metrics = metrics
 
     async def Check(  # the RPC's name
         self, request: external_auth_pb2.CheckRequest, context: grpc.aio.ServicerContext
     ) -> external_auth_pb2.CheckResponse:
+        start = perf_counter()
         http = request.attributes.request.http
         verdict = await self.gate.decide(http.method, http.path, headers_of(http))
+        self.metrics.observe("ext_authz.Check", perf_counter() - start)
+        self.metrics.verdict("allowed" if verdict.allowed else verdict.reason)
         return response(verdict)
 
 
-def add_to_server(gate: HttpGate, server: Any) -> None:
-    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(ExtAuthzServicer(gate), server)
+def add_to_server(gate: HttpGate, metrics: Metrics, server: Any) -> None:
+    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(ExtAuthzServicer(gate, metrics), server)

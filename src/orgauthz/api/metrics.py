@@ -44,6 +44,7 @@ class Metrics:
         self.allowed = 0
         self.denied = 0
         self.latency: dict[str, _Latency] = {}
+        self.verdicts: dict[str, int] = {}  # Envoy's Check (ext_authz): answers by verdict
         r.register(_CallCollector(self))
         self.feed_revision = Gauge("orgauthz_feed_revision", "Revision applied by this replica", registry=r)
         self.feed_lag = Gauge("orgauthz_feed_lag_revisions", "Revisions behind the store", registry=r)
@@ -63,6 +64,10 @@ class Metrics:
         """Counts decisions (the decision path's outermost layer calls it)."""
         self.allowed += allowed
         self.denied += denied
+
+    def verdict(self, verdict: str) -> None:
+        """Counts one answer of Envoy's ``Authorization/Check`` ("allowed", "denied", "no route"...)."""
+        self.verdicts[verdict] = self.verdicts.get(verdict, 0) + 1
 
     def observe(self, method: str, seconds: float) -> None:
         """Records one call's latency (what :meth:`timed` does, without a context manager).
@@ -132,7 +137,8 @@ class _CacheCollector(Collector):
 
 
 class _CallCollector(Collector):
-    """``orgauthz_decisions_total{result}`` and ``orgauthz_rpc_latency_seconds{method}``."""
+    """``orgauthz_decisions_total{result}``, ``orgauthz_rpc_latency_seconds{method}`` and
+    ``orgauthz_ext_authz_verdicts_total{verdict}``."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
@@ -143,6 +149,12 @@ class _CallCollector(Collector):
         decisions.add_metric(["allow"], m.allowed)
         decisions.add_metric(["deny"], m.denied)
         yield decisions
+        verdicts = CounterMetricFamily(
+            "orgauthz_ext_authz_verdicts", "Answers of Envoy's Authorization/Check by verdict", labels=["verdict"]
+        )
+        for verdict, n in sorted(m.verdicts.items()):
+            verdicts.add_metric([verdict], n)
+        yield verdicts
         latency = HistogramMetricFamily(
             "orgauthz_rpc_latency_seconds", "Server-side latency by method", labels=["method"]
         )

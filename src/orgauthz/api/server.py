@@ -268,7 +268,7 @@ class App:
             subject_header=s.ext_authz_subject_header,
             trust_subject_header=trusted,
         )
-        ext_authz.add_to_server(gate, services)
+        ext_authz.add_to_server(gate, self.metrics, services)
         log.info("ext_authz: serving %s with %d routes from %s", ext_authz.SERVICE_NAME, len(table.routes), path)
 
     @property
