@@ -49,11 +49,6 @@ from orgauthz.v1 import authorization_pb2
 log = logging.getLogger(__name__)
 
 SERVICE_NAMES = [authorization_pb2.DESCRIPTOR.services_by_name["AuthorizationService"].full_name]
-# Of AuthorizationService, the methods registered with grpc.aio (see :class:`_Services`): the
-# calls made thousands of times a second. ListScopes, ListAccessibleWorkspaces and PlanObjects
-# are found by the generic lookup: each registered method is one more future grpc.aio waits on
-# for every call it accepts.
-HOT_METHODS = frozenset({"Check", "BatchCheck", "Authenticate"})
 STORE_HEALTH = "orgauthz.v1.Store"
 CACHE_HEALTH = "orgauthz.v1.Cache"
 
@@ -68,7 +63,7 @@ class _Services:
     from each). With the management, health and reflection methods registered that was 43
     futures per wait instead of 6, and most of the CPU a cached Check cost over a no-op
     server. The other services are found by the generic lookup (a dict get per service)
-    instead; only ``AuthorizationService``'s hot methods (:data:`HOT_METHODS`) are registered.
+    instead; only ``AuthorizationService`` is registered.
 
     The handlers are taken from the registration call, which gets the method dictionary.
     """
@@ -93,8 +88,7 @@ class _Services:
         handlers = decoding.refusing_undecodable(method_handlers)
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service_name, handlers),))
         if service_name in self._registered:
-            hot = {name: h for name, h in handlers.items() if name in HOT_METHODS} or handlers
-            self._server.add_registered_method_handlers(service_name, hot)
+            self._server.add_registered_method_handlers(service_name, handlers)
 
     def finish(self) -> None:
         for name, handler in self._pending.items():
