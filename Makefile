@@ -53,7 +53,7 @@ test-lowest: $(UV)
 
 LOWEST_TESTS ?= tests/decisions/test_batch_cache.py tests/decisions/test_equivalence.py tests/decisions/test_gc.py \
   tests/decisions/test_loading.py tests/decisions/test_rules.py tests/api/test_server.py \
-  tests/store/test_contract.py tests/replicas/test_tiers.py tests/test_packaging.py tests/guards
+  tests/store/test_contract.py tests/replicas/test_tiers.py tests/test_packaging.py tests/guards tests/envoy
 
 ## Start the server on the embedded default: SQLite file, no Redis, demo organization loaded.
 run: setup
