@@ -33,10 +33,11 @@ from orgauthz.domain.policy import ObjectKind, PolicySet
 from orgauthz.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from orgauthz.services.access import locate
 from orgauthz.services.context import Actor, Management, audit
+from orgauthz.services.teams import SAS_IN_ORG, USERS_IN_ORG
 from orgauthz.store import base as store
 from orgauthz.store.base import Decision, Locked, Read, Write
 from orgauthz.store.models import AclEntry as AclEntryRow
-from orgauthz.store.models import DeploymentPool, Membership, ObjectAcl, ServiceAccount, Team, Workspace
+from orgauthz.store.models import DeploymentPool, ObjectAcl, Team, Workspace
 
 _MANAGE = "manage_acls"
 
@@ -101,16 +102,10 @@ _DEPLOYMENT_ENTRIES = select(AclEntryRow.object, AclEntryRow.actor, AclEntryRow.
     AclEntryRow.workspace_id == bindparam("ws"),
     AclEntryRow.object.in_(select(_DELEGATING).where(_DEPLOYMENTS_OF.whereclause)),  # type: ignore[arg-type]
 )
-_USERS_IN_ORG = select(Membership.user_id).where(
-    Membership.org_id == bindparam("org"), Membership.user_id.in_(bindparam("users", expanding=True))
-)
-_SAS_IN_ORG = select(ServiceAccount.id).where(
-    ServiceAccount.org_id == bindparam("org"), ServiceAccount.id.in_(bindparam("sas", expanding=True))
-)
 _TEAMS_IN_ORG = select(Team.id).where(Team.org_id == bindparam("org"), Team.id.in_(bindparam("teams", expanding=True)))
 
 
-def check_entries(policy: PolicySet, kind: ObjectKind, raw: Sequence[tuple[str, str, bool]]) -> list[AclEntry]:
+def check_entries(kind: ObjectKind, raw: Sequence[tuple[str, str, bool]]) -> list[AclEntry]:
     """Up to 1,000 entries, each subject once, each level one the kind has (InvalidArgument
     naming ``entries[i].subject`` or ``entries[i].level``)."""
     bounds.check_count("entries", len(raw), bounds.ACL_ENTRIES_MAX, minimum=0)
@@ -152,20 +147,6 @@ def _entries_of(rows: Iterable[Any]) -> list[AclEntry]:
     return [AclEntry(str(r.actor), str(r.level), bool(r.is_grant)) for r in rows]
 
 
-def _state_lines(
-    policy: PolicySet,
-    org_id: str,
-    ws: str,
-    objects: Iterable[str],
-    acls: dict[tuple[str, str], list[AclEntry]],
-    pools: dict[tuple[str, str], str],
-) -> list[Line]:
-    out: list[Line] = []
-    for obj in objects:
-        out += L.object_lines(policy, org_id, ws, obj, acls, pools)
-    return out
-
-
 def _difference(before: list[Line], after: list[Line]) -> tuple[list[Line], list[Line]]:
     """(lines to remove, lines to add), in their order."""
     old, new = set(before), set(after)
@@ -193,7 +174,7 @@ async def set_acl(
     organization; LimitExceeded past the workspace's ACL bound."""
     policy = mgmt.policy
     kind = _kind(policy, obj)
-    entries = check_entries(policy, kind, raw_entries)
+    entries = check_entries(kind, raw_entries)
     org_id = await _writer(mgmt, actor, workspace_id)
     by_kind: dict[str, list[str]] = {"user": [], "service_account": [], "team": []}
     for e in entries:
@@ -201,8 +182,8 @@ async def set_acl(
         by_kind[k].append(ident)
     reads = _object_reads(workspace_id, obj, kind) | {
         "count": (_ACL_COUNT, {"ws": workspace_id}),
-        "users": (_USERS_IN_ORG, {"org": org_id, "users": by_kind["user"]}),
-        "sas": (_SAS_IN_ORG, {"org": org_id, "sas": by_kind["service_account"]}),
+        "users": (USERS_IN_ORG, {"org": org_id, "users": by_kind["user"]}),
+        "sas": (SAS_IN_ORG, {"org": org_id, "sas": by_kind["service_account"]}),
         "teams": (_TEAMS_IN_ORG, {"org": org_id, "teams": by_kind["team"]}),
     }
 
@@ -431,7 +412,9 @@ class _ObjectState:
         return cls(ws, obj, acls, pools, objects, entries)
 
     def lines(self, policy: PolicySet, org_id: str) -> list[Line]:
-        return _state_lines(policy, org_id, self.ws, self.objects, self.acls, self.pools)
+        return [
+            line for obj in self.objects for line in L.object_lines(policy, org_id, self.ws, obj, self.acls, self.pools)
+        ]
 
 
 # -- reads ---------------------------------------------------------------------------------

@@ -61,10 +61,12 @@ _MEMBERS = select(TeamMember.subject).where(TeamMember.team_id == bindparam("tea
 _GRANTS = select(WorkspaceGrant.workspace_id, WorkspaceGrant.role).where(
     WorkspaceGrant.subject == literal("team:") + bindparam("team", type_=Team.id.type)
 )
-_USERS_IN_ORG = select(Membership.user_id).where(
+# Which of the named users and service accounts belong to the organization (also read by the
+# ACL service for its entries).
+USERS_IN_ORG = select(Membership.user_id).where(
     Membership.org_id == bindparam("org"), Membership.user_id.in_(bindparam("users", expanding=True))
 )
-_SAS_IN_ORG = select(ServiceAccount.id).where(
+SAS_IN_ORG = select(ServiceAccount.id).where(
     ServiceAccount.org_id == bindparam("org"), ServiceAccount.id.in_(bindparam("sas", expanding=True))
 )
 
@@ -221,8 +223,8 @@ async def add_members(
     sas = [s.removeprefix("service_account:") for s in subjects if s.startswith("service_account:")]
     reads: dict[str, Read] = {
         **_team_reads(org_id, team_id),
-        "users": (_USERS_IN_ORG, {"org": org_id, "users": users}),
-        "sas": (_SAS_IN_ORG, {"org": org_id, "sas": sas}),
+        "users": (USERS_IN_ORG, {"org": org_id, "users": users}),
+        "sas": (SAS_IN_ORG, {"org": org_id, "sas": sas}),
     }
 
     def decide(at: Locked) -> Decision[int]:
