@@ -35,6 +35,7 @@ def _settings(opts: argparse.Namespace) -> Settings:
         "policy_dir",
         "log_format",
         "auth_token",
+        "workers",
     ):
         value = getattr(opts, name, None)
         if value is not None:
@@ -56,20 +57,37 @@ def _display_url(url: str) -> str:
         return "(unparsable URL)"
 
 
+def _prepare_store(settings: Settings, demo: bool) -> None:
+    """Migrates the database and loads the demo organization (before any worker starts)."""
+    from orgauthz.domain.policy import load_policy
+    from orgauthz.store.db import open_store
+    from orgauthz.store.importer import import_document
+
+    db = open_store(settings.database_url)
+    try:
+        if settings.migrate or demo:
+            db.migrate()
+        if demo:
+            doc = yaml.safe_load(DEMO_FILE.read_text())
+            result = import_document(db, load_policy(settings.policy_dir), doc)
+            log.info("demo organization loaded from %s (revision %d)", DEMO_FILE, result.revision)
+    finally:
+        db.dispose()
+
+
+def _until_signalled() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 async def _serve(settings: Settings, demo: bool) -> int:
     from orgauthz.api.server import App
 
     if demo:
-        from orgauthz.domain.policy import load_policy
-        from orgauthz.store.db import open_store
-        from orgauthz.store.importer import import_document
-
-        db = open_store(settings.database_url)
-        db.migrate()
-        doc = yaml.safe_load(DEMO_FILE.read_text())
-        result = import_document(db, load_policy(settings.policy_dir), doc)
-        db.dispose()
-        log.info("demo organization loaded from %s (revision %d)", DEMO_FILE, result.revision)
+        _prepare_store(settings, demo)
     app = App(settings)
     try:
         await app.start()
@@ -83,20 +101,58 @@ async def _serve(settings: Settings, demo: bool) -> int:
         f"database {_display_url(settings.database_url)}",
         flush=True,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await _until_signalled().wait()
     await app.stop()
+    return 0
+
+
+async def _supervise(settings: Settings, demo: bool, workers: int) -> int:
+    """``serve --workers N`` (docs/operations.md): the store prepared once, then N workers."""
+    from orgauthz.workers import Supervisor, split_address
+
+    try:
+        split_address(settings.listen)
+        await asyncio.to_thread(_prepare_store, settings, demo)
+    except (ValueError, RuntimeError) as exc:
+        print(f"error: cannot start: {exc}", file=sys.stderr)
+        return 2
+    stop = _until_signalled()
+    supervisor = Supervisor(settings, workers)
+    try:
+        try:
+            await supervisor.start()
+        except (ValueError, RuntimeError) as exc:
+            print(f"error: cannot start: {exc}", file=sys.stderr)
+            await supervisor.drain()
+            return 2
+        port = settings.metrics_listen.rpartition(":")[2]
+        metrics = (
+            "-"
+            if not settings.metrics_listen
+            else f"{port}-{int(port) + workers - 1}"
+            if port.isdigit() and int(port)
+            else "any (each worker its own)"
+        )
+        print(
+            f"orgauthz listening on {supervisor.address} (gRPC, {workers} workers), metrics on ports {metrics}, "
+            f"database {_display_url(settings.database_url)}",
+            flush=True,
+        )
+        await supervisor.run(stop)
+    finally:
+        supervisor.close()
     return 0
 
 
 def cmd_serve(opts: argparse.Namespace) -> int:
     from orgauthz.logs import configure
+    from orgauthz.workers import worker_count
 
     settings = _settings(opts)
     configure(settings.log_format, settings.log_level)
+    workers = worker_count(settings.workers)
+    if workers > 1:
+        return asyncio.run(_supervise(settings, opts.demo, workers))
     return asyncio.run(_serve(settings, opts.demo))
 
 
@@ -186,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--ext-authz",
         action="store_true",
         help="also serve Envoy's external authorization (ORGAUTHZ_EXT_AUTHZ; docs/envoy.md)",
+    )
+    serve.add_argument(
+        "--workers",
+        help="worker processes on the one address: a number or auto (one per core); ORGAUTHZ_WORKERS, default 1",
     )
     serve.add_argument("--demo", action="store_true", help=f"load {DEMO_FILE.name} before serving")
     serve.set_defaults(func=cmd_serve)

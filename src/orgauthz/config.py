@@ -92,6 +92,19 @@ class Settings(BaseSettings):
         description="How long a read waits for min_revision, or a Check on a starting replica for its "
         "catch-up, before UNAVAILABLE; seconds",
     )
+    workers: str = Field(
+        "1",
+        pattern=r"^(auto|[1-9][0-9]{0,2})$",
+        description="Worker processes serving the one listening address (SO_REUSEPORT), each with its own "
+        "engine and caches; auto: one per core this process may run on. More than 1 needs a TCP address",
+    )
+    worker_sync_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=30,
+        description="With workers: how long a write waits for every other worker to apply it before it "
+        "returns anyway (a worker that has not applied it then waits for it before deciding); seconds",
+    )
     max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest accepted request, bytes")
     auth_token: str = Field("", description="Shared secret callers send as 'authorization: Bearer <token>'")
     insecure_dev: bool = Field(False, description="Accept unauthenticated callers (development only)")

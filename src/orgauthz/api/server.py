@@ -38,6 +38,7 @@ from orgauthz.engine.decisions import Decisions
 from orgauthz.engine.engine import Engine
 from orgauthz.engine.feed import ChangeFeed
 from orgauthz.engine.replication import Replication
+from orgauthz.engine.siblings import Siblings, WorkerSlot
 from orgauthz.services.api_keys import KeyAuthenticator
 from orgauthz.services.context import Management
 from orgauthz.services.http_gate import HttpGate
@@ -140,6 +141,8 @@ class App:
     keys: KeyCache | None = None  # resolved API keys (R14)
     _watch: asyncio.Task[None] | None = None
     outbox: OutboxSender | None = None  # invitation email; only with smtp_host (R9)
+    worker: WorkerSlot | None = None  # one of the workers of ``orgauthz serve --workers N``
+    siblings: Siblings | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -161,6 +164,8 @@ class App:
             feed.lag_seconds,
             lambda: engine.reloads,
         )
+        if self.worker is not None:
+            self.siblings = self._join_siblings(self.worker, engine, feed)
         counted = CountingAuthorizer(authorizer, self.metrics.decided)
         self.decisions = Decisions(engine, counted, feed, min_revision_wait=s.min_revision_wait_s)
         self.metrics.bind_gauges(lambda: engine.applied, lambda: engine.loads)
@@ -168,7 +173,8 @@ class App:
         options = [
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
-            ("grpc.so_reuseport", 0),
+            # Workers share the address; a lone server refuses one that is taken.
+            ("grpc.so_reuseport", 1 if self.worker is not None else 0),
             *auth.server_options(),
         ]
         self.server = server = grpc.aio.server(options=options, interceptors=auth.interceptors_for(s))
@@ -224,7 +230,8 @@ class App:
         names = ["", *SERVICE_NAMES, STORE_HEALTH, *([CACHE_HEALTH] if self.replication.cache_ok is not None else [])]
         for name in names:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        await server.start()
+        if self.siblings is None:
+            await server.start()
         feed.start()
         self.replication.start()
         if self.outbox is not None:
@@ -232,11 +239,31 @@ class App:
         if s.metrics_listen:
             self.metrics_port = self.metrics.serve(s.metrics_listen)
         head = await feed.catch_up()
+        if self.siblings is not None:
+            # A worker listens (is routed to, SO_REUSEPORT) only once caught up.
+            await server.start()
+            self.siblings.serving()
         for name in ["", *SERVICE_NAMES]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         await self._report_degradation({})
         self._watch = asyncio.create_task(self._watch_dependencies(), name="orgauthz-health")
-        log.info("orgauthz serving on %s (revision %d; head at start %d)", self.address, engine.applied, head)
+        who = f"worker {self.worker.slot} " if self.worker is not None else ""
+        log.info("orgauthz %sserving on %s (revision %d; head at start %d)", who, self.address, engine.applied, head)
+
+    def _join_siblings(self, worker: WorkerSlot, engine: Engine, feed: ChangeFeed) -> Siblings:
+        """Wires this worker to the others (:mod:`orgauthz.engine.siblings`): its commits
+        nudge them, its applied revision is on the board, and their nudges make it poll."""
+        siblings = Siblings(worker, sync_timeout=self.settings.worker_sync_timeout_s)
+        feed.siblings = siblings
+        feed.on_commit(siblings.committed)
+        engine.watch(lambda _revision, _change: siblings.applied(engine.applied))
+
+        def nudged(revision: int) -> None:
+            feed.observe_head(revision)
+            feed.nudge()
+
+        siblings.attach(nudge=nudged, wait_for=feed.wait_for, applied=engine.applied)
+        return siblings
 
     @staticmethod
     def _ext_authz_name() -> str:
@@ -302,6 +329,8 @@ class App:
             seen[dependency] = count
 
     async def stop(self, grace: float = 1.0) -> None:
+        if self.siblings is not None:
+            self.siblings.leaving()  # writes stop waiting for this worker
         await self.health.enter_graceful_shutdown()
         if self._watch is not None:
             self._watch.cancel()
@@ -316,6 +345,8 @@ class App:
         if self.server is not None:
             await self.server.stop(grace)
         self.metrics.close()
+        if self.siblings is not None:
+            self.siblings.close()
         if self.engine is not None:
             await self.engine.close()
         if self.db is not None:

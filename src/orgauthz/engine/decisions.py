@@ -52,6 +52,9 @@ class Decisions:
         read before this) and ``revision``. StaleRevision (UNAVAILABLE) when it cannot."""
         if self.feed is not None and not self.feed.caught_up:
             await self.feed.until_caught_up(self.min_revision_wait)
+        if self.feed is not None and self.feed.siblings is not None:
+            # With workers: never older than a write another worker of this server returned.
+            revision = max(revision, self.feed.siblings.head())
         if revision and self.engine.applied < revision:
             if self.feed is None:
                 raise InvalidArgument("min_revision", "is ahead of the store")
@@ -108,7 +111,11 @@ class Decisions:
 
     def _ready(self) -> bool:
         """Whether this replica may answer without waiting (see :meth:`at_least`)."""
-        return self.feed is None or self.feed.caught_up
+        feed = self.feed
+        if feed is None:
+            return True
+        siblings = feed.siblings
+        return feed.caught_up and (siblings is None or self.engine.applied >= siblings.head())
 
     async def check(self, q: Question, min_revision: int = 0) -> Decision:
         self.validate(q)

@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from orgauthz.domain.changes import ChangeSet
 from orgauthz.engine.engine import Engine
+from orgauthz.engine.siblings import Siblings
 from orgauthz.errors import StaleRevision, Unavailable
 from orgauthz.store import snapshots
 
@@ -53,6 +54,7 @@ class ChangeFeed:
         self.last_poll_ok = time.monotonic()
         self.start_head: int | None = None  # the store's head when this replica began to listen
         self._caught_up = asyncio.Event()
+        self.siblings: Siblings | None = None  # the other workers of this server (--workers)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="orgauthz-change-feed")
@@ -134,9 +136,11 @@ class ChangeFeed:
         return await self.engine.db.head()
 
     async def written_here(self, revision: int, change: ChangeSet) -> None:
-        """After a write of this replica commits: other replicas are nudged (Redis pub/sub)
-        before this one polls, and the change is applied here, so a Check on this replica
-        reflects it when this returns (SPEC §3). Never raises for the database: when it went
+        """After a write of this replica commits: other replicas (Redis pub/sub) and the
+        other workers of this server are nudged before this one polls, and the change is
+        applied here, so a Check on this replica reflects it when this returns (SPEC §3);
+        with workers, once every serving worker applied it too (bounded:
+        :meth:`Siblings.applied_everywhere`). Never raises for the database: when it went
         away before this replica read the write back, the change is applied directly if
         nothing lies between, otherwise the feed catches up when it can."""
         self.committed(revision)
@@ -148,6 +152,8 @@ class ChangeFeed:
             else:
                 self.engine.announce(revision, change)  # what it revoked is not answered meanwhile
             log.warning("revision %d committed; this replica applies it when the database returns", revision)
+        if self.siblings is not None:
+            await self.siblings.applied_everywhere(revision)
 
     async def applied_locally(self, revision: int, change: ChangeSet) -> None:
         """After a local write commits: applies its own change set when it is the next

@@ -127,8 +127,7 @@ class KeyAuthenticator:
         unknown, expired or revoked key, and StaleRevision when ``min_revision`` is not reached."""
         if sec.key_prefix(api_key) is None:
             raise Unauthenticated(INVALID_KEY)
-        if min_revision:
-            await self.at_least(min_revision)
+        await self.at_least(min_revision)  # immediate unless starting, behind min_revision or a sibling's write
         revision = self.applied()  # before the read: a change applied after it is newer
         hashed = sec.digest(api_key)
         entry = self.cache.get(hashed)
