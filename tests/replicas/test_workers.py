@@ -14,6 +14,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -24,6 +25,7 @@ import grpc
 import pytest
 
 from orgauthz.domain.policy import PolicySet
+from orgauthz.errors import Unavailable
 from orgauthz.store.db import open_store
 from orgauthz.v1 import authorization_pb2 as pb
 from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
@@ -101,6 +103,13 @@ def stop(served: Served) -> int:
         served.proc.kill()
         served.proc.wait()
         raise
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def connections_by_worker(served: Served) -> dict[int, int]:
@@ -220,3 +229,242 @@ async def grants_and_revokes_seen_everywhere(served: Served, database_url: str, 
 
 def pb_grpc_access(channel: grpc.aio.Channel) -> mpb_grpc.AccessServiceStub:
     return mpb_grpc.AccessServiceStub(channel)
+
+
+@dataclass
+class Answer:
+    sent: float
+    answered: float
+    pair: tuple[str, str]
+    allowed: bool
+
+
+@dataclass
+class Write:
+    pair: tuple[str, str]
+    started: float
+    returned: float
+    allowed: bool
+
+
+class Load:
+    """Checks on every channel, all the time, over the pairs the writes touch; every answer
+    and every error kept with the time its call was sent."""
+
+    def __init__(
+        self, chans: list[grpc.aio.Channel], pairs: list[tuple[str, str]], *, timeout: float = 10, wait: bool = True
+    ) -> None:
+        self.answers: list[Answer] = []
+        self.errors: list[grpc.StatusCode] = []
+        self.failed: list[tuple[float, grpc.StatusCode]] = []  # (sent, status)
+        self.timeout = timeout
+        self.wait = wait  # wait_for_ready: a call whose connection went away waits for another
+        self._stop = False
+        self._tasks = [asyncio.create_task(self._run(ch, pairs, i)) for i, ch in enumerate(chans)]
+
+    async def _run(self, ch: grpc.aio.Channel, pairs: list[tuple[str, str]], offset: int) -> None:
+        stub = pb_grpc.AuthorizationServiceStub(ch)
+        i = offset
+        while not self._stop:
+            user, ws = pairs[i % len(pairs)]
+            i += 1
+            sent = time.monotonic()
+            try:
+                r = await stub.Check(
+                    pb.CheckRequest(subject=f"user:{user}", workspace=ws, scope="see_flows"),
+                    timeout=self.timeout,
+                    wait_for_ready=self.wait,
+                )
+            except grpc.aio.AioRpcError as exc:
+                self.errors.append(exc.code())
+                self.failed.append((sent, exc.code()))
+                continue
+            self.answers.append(Answer(sent, time.monotonic(), (user, ws), r.allowed))
+
+    async def stop(self) -> None:
+        self._stop = True
+        await asyncio.gather(*self._tasks)
+
+    def wrong(self, writes: list[Write]) -> list[str]:
+        """Answers to a Check sent after a write returned, and answered before the pair's next
+        write began, that do not reflect it; before a pair's first write it is denied (the seed
+        grants nothing). A Check that overlaps a write may answer either way."""
+        by_pair: dict[tuple[str, str], list[Write]] = {}
+        for w in writes:
+            by_pair.setdefault(w.pair, []).append(w)
+        out = []
+        for a in self.answers:
+            expected: bool | None = False
+            for w in by_pair.get(a.pair, []):
+                if a.sent < w.returned and w.started <= a.answered:
+                    expected = None  # overlapping: either answer
+                elif a.sent >= w.returned:
+                    expected = w.allowed
+            if expected is not None and a.allowed != expected:
+                around = [
+                    f"[{w.started:.3f}-{w.returned:.3f} {w.allowed}]"
+                    for w in by_pair.get(a.pair, [])
+                    if abs(w.started - a.sent) < 1.0
+                ]
+                out.append(f"{a.pair} sent at {a.sent:.3f}: {a.allowed}, expected {expected}; writes {around}")
+        return out
+
+
+async def write_until_done(
+    writer: Writer, chans: list[grpc.aio.Channel], i: int, role: dict[tuple[str, str], str | None]
+) -> Write:
+    """Write ``i`` (grant or revoke of a pair), retried on another channel while UNAVAILABLE
+    (its worker was killed under it: the store says whether it committed)."""
+    user, ws = USERS[i % 6], WORKSPACES[i % 3]
+    started = time.monotonic()
+    for attempt in range(10):
+        before = writer.stored_roles().get((user, ws))
+        after = None if before else "Viewer"
+        writer.access = pb_grpc_access(chans[(i + attempt) % len(chans)])
+        try:
+            await writer.set_role(user, ws, before, after)
+        except Unavailable:
+            await asyncio.sleep(0.2)
+            if writer.stored_roles().get((user, ws)) == after:
+                break
+            continue
+        break
+    else:
+        raise AssertionError(f"write {i} never succeeded")
+    role[(user, ws)] = after
+    return Write((user, ws), started, time.monotonic(), after is not None)
+
+
+@pytest.mark.parametrize(
+    ("store", "with_redis"), [pytest.param("sqlite", False, id="sqlite"), pytest.param("postgres", True, id="pg-redis")]
+)
+async def test_a_worker_killed_under_load_is_restarted_and_nothing_stale_is_answered(
+    store: str, with_redis: bool, request: pytest.FixtureRequest, tmp_path: Path, policy: PolicySet
+) -> None:
+    """SIGKILL one of two workers while every channel checks and writes keep coming: the
+    calls it had in flight fail UNAVAILABLE (nothing else fails), no answer sent after a
+    write returned misses it, the supervisor starts a new worker, which serves only once
+    caught up (it answers the writes made while it was away, at once, on fresh channels)."""
+    url = seeded_sqlite(tmp_path, policy) if store == "sqlite" else request.getfixturevalue("worker_db_pg")
+    redis_url = request.getfixturevalue("redis").url if with_redis else ""
+    served = serve(url, redis_url, tmp_path / "serve.log")
+    pairs = [(USERS[i % 6], WORKSPACES[i % 3]) for i in range(6)]
+    writes: list[Write] = []
+    role: dict[tuple[str, str], str | None] = {}
+    try:
+        async with channels(served.address) as chans:
+            writer = Writer(url, redis_url, chans[0])
+            load = Load(chans, pairs)
+            try:
+                victim = served.workers()[0]
+                for i in range(30):
+                    if i == 10:
+                        os.kill(victim, signal.SIGKILL)
+                    writes.append(await write_until_done(writer, chans, i, role))
+                    await asyncio.sleep(0.05)
+                deadline = time.monotonic() + 60
+                while len(served.workers()) < 2 or victim in served.workers():
+                    assert time.monotonic() < deadline, f"no worker replaced {victim}:\n{served.log_tail()}"
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(1.0)
+                for i in range(30, 36):  # the load keeps running across the restart
+                    writes.append(await write_until_done(writer, chans, i, role))
+            finally:
+                await load.stop()
+            assert not load.wrong(writes), load.wrong(writes)[:10]
+            assert set(load.errors) <= {grpc.StatusCode.UNAVAILABLE}, load.errors
+            assert len(load.errors) <= 4 * CHANNELS, len(load.errors)
+            assert len(load.answers) > 500
+            replaced = served.workers()
+            assert victim not in replaced
+            assert f"(pid {victim}) exited with status -9" in served.log.read_text()
+            # Fresh channels reach the new worker only once it listens, caught up.
+            deadline = time.monotonic() + 60
+            while True:
+                async with channels(served.address) as fresh:
+                    spread = connections_by_worker(served)
+                    if sorted(spread.values())[0] > 0:
+                        for (user, ws), now in role.items():
+                            assert await answers(fresh, user, ws) == [now is not None] * CHANNELS
+                        break
+                assert time.monotonic() < deadline, f"connections never reached both workers: {spread}"
+            writer.close()
+    finally:
+        assert stop(served) == 0, served.log_tail()
+
+
+@pytest.fixture
+def worker_db_pg(pg: PgCluster, policy: PolicySet) -> Iterator[str]:
+    name = f"workers_kill_{os.getpid()}_{int(time.monotonic() * 1000)}"
+    pg.psql(f"CREATE DATABASE {name} TEMPLATE orgauthz_template")
+    url = pg.url(name)
+    seed_database(url, policy)
+    yield url
+    pg.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+async def test_sigterm_drains_every_worker_and_frees_the_address(tmp_path: Path, policy: PolicySet) -> None:
+    """SIGTERM to the supervisor: calls in flight are answered, every worker exits, the
+    supervisor exits 0 and the port can be bound again."""
+    url = seeded_sqlite(tmp_path, policy)
+    served = serve(url, "", tmp_path / "serve.log", workers=3)
+    pids = served.workers()
+    assert len(pids) == 3
+    async with channels(served.address) as chans:
+        load = Load(chans, [(USERS[0], WORKSPACES[0])], timeout=5, wait=False)
+        deadline = time.monotonic() + 30
+        while len(load.answers) < 50:
+            assert time.monotonic() < deadline, "the workers did not answer"
+            await asyncio.sleep(0.05)
+        signalled = time.monotonic()
+        code = await asyncio.to_thread(stop, served)
+        await load.stop()
+    assert code == 0, served.log_tail()
+    # A call that reaches a worker after it stopped accepting is refused (grpc answers
+    # UNAVAILABLE, or CANCELLED for one that raced the shutdown); none fails otherwise.
+    failed = {status for sent, status in load.failed if sent < signalled}
+    assert failed <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}, failed
+    assert not [pid for pid in pids if running(pid)]
+    with socket.socket() as s:  # as a server binds it (connections the workers closed linger in TIME_WAIT)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", served.port))
+        s.listen()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--listen", "unix:/tmp/orgauthz-workers-test.sock"], "needs a TCP address"),
+        (["--workers", "0"], "invalid configuration"),
+        (["--workers", "many"], "invalid configuration"),
+    ],
+)
+def test_refused_configurations_name_the_problem(args: list[str], message: str, tmp_path: Path) -> None:
+    cmd = [*_orgauthz_command(), "serve", "--workers", "2", "--database-url", f"sqlite:///{tmp_path / 'x.db'}", *args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORGAUTHZ_")}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+
+
+def test_a_taken_port_is_refused(tmp_path: Path) -> None:
+    """As a lone server refuses it, even though the workers bind with SO_REUSEPORT."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cmd = [
+            *_orgauthz_command(),
+            "serve",
+            "--workers",
+            "2",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--database-url",
+            f"sqlite:///{tmp_path / 'x.db'}",
+            "--insecure-dev",
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORGAUTHZ_")}
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
