@@ -1,5 +1,4 @@
-"""The workers of one server (``orgauthz serve --workers N``): what they share so that the
-server as a whole keeps SPEC §3.
+"""What the workers of one server share (``serve --workers N``), so that it keeps SPEC §3 as a whole.
 
 Each worker is a process with its own engine, caches and change feed. They share two things
 the supervisor (:mod:`orgauthz.workers`) creates in a private directory:
