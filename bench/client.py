@@ -21,6 +21,9 @@ Reads a JSON job on stdin, prints a JSON result on stdout. Modes:
   answer: against the no-op server under the same load, the floor the transport sets for
   ``write``.
 
+Every mode but ``write`` and ``mint_keys`` takes ``channels`` (default 1): that many
+connections, the calls going round them, so a server's worker processes each get some.
+
 The client turns its own cyclic garbage collector off while it measures (as ``timeit``
 does): a collection in the client pauses its event loop, and that pause would be counted
 as the server's latency (a gc callback in the write phase's clients saw 1-2 ms gen-1 and
@@ -267,6 +270,18 @@ async def mint_keys(channel: grpc.aio.Channel, users: list[str], meta: list[tupl
     return {"keys": keys}
 
 
+class Spread:
+    """``AuthorizationService``'s methods over several channels, each call on the next one."""
+
+    def __init__(self, channels: list[grpc.aio.Channel]) -> None:
+        self._stubs = [pb_grpc.AuthorizationServiceStub(ch) for ch in channels]
+        self._turn = itertools.count()
+
+    def __getattr__(self, name: str) -> Any:
+        methods = [getattr(stub, name) for stub in self._stubs]
+        return lambda *args, **kwargs: methods[next(self._turn) % len(methods)](*args, **kwargs)
+
+
 async def run(job: dict[str, Any]) -> dict[str, Any]:
     meta = [("authorization", f"Bearer {job['token']}")] if job.get("token") else []
     async with grpc.aio.insecure_channel(job["target"]) as channel:
@@ -275,7 +290,17 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
             return await writes(channel, job, meta)
         if job["mode"] == "mint_keys":
             return await mint_keys(channel, job["users"], meta)
-        stub = pb_grpc.AuthorizationServiceStub(channel)
+        stub: Any = pb_grpc.AuthorizationServiceStub(channel)
+        # ``channels``: that many connections (the calls go round them), so a server's worker
+        # processes each get some (the kernel spreads connections, not calls).
+        more = [
+            grpc.aio.insecure_channel(job["target"], options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(job.get("channels", 1) - 1)
+        ]
+        for ch in more:
+            await asyncio.wait_for(ch.channel_ready(), 30)
+        if more:
+            stub = Spread([channel, *more])
         if job["mode"] == "authenticate":
             msgs = [pb.AuthenticateRequest(api_key=k) for k in job["keys"]]
             if job.get("once"):

@@ -120,11 +120,14 @@ async def _supervise(settings: Settings, demo: bool, workers: int) -> int:
     supervisor = Supervisor(settings, workers)
     try:
         try:
-            await supervisor.start()
+            started = await supervisor.start(stop)
         except (ValueError, RuntimeError) as exc:
             print(f"error: cannot start: {exc}", file=sys.stderr)
             await supervisor.drain()
             return 2
+        if not started:  # SIGTERM while starting
+            await supervisor.drain()
+            return 0
         port = settings.metrics_listen.rpartition(":")[2]
         metrics = (
             "-"

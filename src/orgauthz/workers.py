@@ -127,17 +127,21 @@ class Supervisor:
         self.procs[slot] = proc
         return proc
 
-    async def start(self) -> None:
-        """Reserves the address and starts every worker; returns once all serve.
-        RuntimeError when one exits first (it could not bind, load or reach the store)."""
+    async def start(self, stop: asyncio.Event) -> bool:
+        """Reserves the address and starts every worker; True once all serve, False when
+        ``stop`` is set first. RuntimeError when one exits first (it could not bind, load or
+        reach the store)."""
         self._held, self.address = reserve(self.settings.listen)
         for slot in range(self.workers):
             await self._spawn(slot)
         while not all(self.board.state(slot) == SERVING for slot in range(self.workers)):
+            if stop.is_set():
+                return False
             for slot, proc in self.procs.items():
                 if proc.returncode is not None:
                     raise RuntimeError(f"worker {slot} exited with status {proc.returncode} while starting")
             await asyncio.sleep(0.02)
+        return True
 
     async def run(self, stop: asyncio.Event) -> None:
         """Restarts workers that exit until ``stop`` is set; then drains them all."""
