@@ -36,6 +36,7 @@ import asyncio
 import gc
 import itertools
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -330,6 +331,8 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> int:
     job = json.load(sys.stdin)
+    if job.get("cpus"):  # the cores left to the load generator (bench/workers.py)
+        os.sched_setaffinity(0, job["cpus"])
     gc.collect()
     gc.freeze()
     gc.disable()

@@ -136,3 +136,78 @@ async def visibility(port: int, writes: list[list[str]]) -> dict[str, Any]:
 
 def write_visibility(port: int, writes: list[list[str]]) -> dict[str, Any]:
     return asyncio.run(visibility(port, writes))
+
+
+def phase(url: str, warm: list[Any], writes: list[list[str]], rate: int, quick: bool, py: str) -> dict[str, Any]:
+    """Every worker count's server, started at once and measured in turns (rounds, the median
+    kept): Check closed loop (32 in flight over 16 connections), the server's CPU per call over
+    all its processes; then a write's visibility under a Check load of ``rate``."""
+    from bench import run as R  # the bench's process helpers (run.py imports this module)
+
+    cores = len(os.sched_getaffinity(0))
+    dur = 4.0 if quick else 8.0
+    rounds = 2 if quick else 3
+    out: dict[str, Any] = {"cores": cores, "channels": CHANNELS, "by_workers": {}}
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for n in counts(cores):
+            server_cpus, client_cpus = pinning(n, cores)
+            port, pids = stack.enter_context(workers_server(url, n, server_cpus, py))
+            servers[n] = (port, pids, client_cpus)
+            R.say(f"serve --workers {n}: port {port}, processes {pids}, server cores {sorted(server_cpus or [])}")
+            for _ in range(2):  # every worker sees (and caches) most of the warm set
+                R.client(port, "check", requests=warm, concurrency=32, duration=dur / 2, channels=CHANNELS)
+        runs: dict[int, list[dict[str, Any]]] = {n: [] for n in servers}
+        for i in range(rounds):
+            for n, (port, pids, client_cpus) in servers.items():
+                cpu0 = sum(R.cpu_s(p) for p in pids)
+                res = R.client(
+                    port,
+                    "check",
+                    requests=warm,
+                    concurrency=32,
+                    duration=dur,
+                    channels=CHANNELS,
+                    cpus=sorted(client_cpus) if client_cpus else None,
+                )
+                used = sum(R.cpu_s(p) for p in pids) - cpu0
+                res["server_cpu_us_per_call"] = round(used / res["calls"] * 1e6, 1)
+                res["server_cpu_busy"] = round(used / res["seconds"], 2)
+                runs[n].append(res)
+            R.say(
+                f"  workers round {i + 1}/{rounds}: "
+                + ", ".join(
+                    f"{n}: {v[-1]['rate']:.0f}/s, {v[-1]['server_cpu_us_per_call']} us CPU/call, "
+                    f"{v[-1]['server_cpu_busy']} cores busy"
+                    for n, v in runs.items()
+                )
+            )
+        one = R.combine(runs[1])
+        for n, rs in runs.items():
+            c = R.combine(rs)
+            out["by_workers"][str(n)] = {
+                "rate": c["rate"],
+                "server_cpu_us_per_call": c["server_cpu_us_per_call"],
+                "server_cpu_busy": c["server_cpu_busy"],
+                "p99_ms": c["p99_ms"],
+                "pinned": servers[n][2] is not None,
+                "rate_vs_one": round(c["rate"] / one["rate"], 3),
+                # N workers on N cores: N / (CPU per call); against one process on one core.
+                "cpu_scaling": round(n * one["server_cpu_us_per_call"] / c["server_cpu_us_per_call"], 3),
+                "rounds": [{k: r[k] for k in ("rate", "server_cpu_us_per_call", "server_cpu_busy")} for r in rs],
+            }
+        n = max(servers)
+        port = servers[n][0]
+        R.say(f"write visibility with {n} workers: {len(writes)} pairs under a Check load of {rate}/s")
+        load = R.client_background(port, "check", nice=10, requests=warm, rate=rate, duration=60, channels=CHANNELS)
+        try:
+            out["write_visible"] = {"workers": n, **write_visibility(port, writes)}
+        finally:
+            load.terminate()
+            load.wait()
+        w = out["write_visible"]
+        R.say(
+            f"  visible through another connection: p50 {w['visible'].get('p50_ms')} ms, "
+            f"p99 {w['visible'].get('p99_ms')} ms; first Check stale: {w['first_check_stale']}, errors {w['errors']}"
+        )
+    return out
