@@ -762,7 +762,7 @@ def propagation_phase(url: str, warm: list[Any], rate: int, writes: list[list[st
             a, "check", nice=10, requests=warm, rate=rate, duration=600, more_targets=[f"127.0.0.1:{b}"]
         )
         try:
-            time.sleep(1.0)  # the load client is up and sending
+            time.sleep(1.0)  # time for the load client to start sending
             out = client(a, "propagate", other=f"127.0.0.1:{b}", writes=writes, bound_s=2.0)
         finally:
             load.terminate()
@@ -934,9 +934,7 @@ def run(opts: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         plan_reqs=plan_reqs,
     )
     res["noop"] = res["server"].pop("noop")
-    if not opts.quick and not opts.no_scaling:
-        say("scaling curve: small (10k grants), medium (100k), large (1M) on SQLite")
-        res["scaling"] = scaling(policy)
+    # Right after the write phase (before the scaling curve), under its Check load.
     s = res["server"]
     writes = write_plan([snaps[o] for o in orgs], 60 if opts.quick else 200)
     rate = round(s["latency_at_half"]["target_rate"])  # the write phase's Check load
@@ -957,6 +955,9 @@ def run(opts: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         f"under the write phase's open-loop Check load of {rate}/s spread over both replicas "
         f"(delivered {load_rate}/s, nice 10)"
     )
+    if not opts.quick and not opts.no_scaling:
+        say("scaling curve: small (10k grants), medium (100k), large (1M) on SQLite")
+        res["scaling"] = scaling(policy)
     res["ratios"] = {
         "engine_vs_casbin": e["ratio"],
         # Median of the interleaved rounds (calls/s, same client against each server).
