@@ -5,12 +5,18 @@ Reads a JSON job on stdin, prints a JSON result on stdout. Modes:
 - ``check``: Check requests cycled from ``requests`` (``[subject, workspace, scope]``, or
   ``[subject, workspace, scope, object]`` naming an object), closed
   loop with ``concurrency`` calls in flight for ``duration`` seconds; or open loop at ``rate``
-  calls/s (latency percentiles at a fixed load);
+  calls/s (latency percentiles at a fixed load); with ``more_targets``, the calls go to
+  ``target`` and those servers in turn (one load spread over several replicas);
 - ``batch``: BatchCheck of ``batch`` items taken in turn from ``requests``;
 - ``once``: each request once, in order, ``concurrency`` in flight (cold-cache passes, warm-up);
 - ``write``: grant then revoke through ``AccessService`` (``writes``: ``[actor, workspace,
   subject, role, scope]``); after each write, a Check with ``min_revision`` on the same server
   must show it. Latency is from the write call to the answer showing it;
+- ``propagate``: the same grant/revoke pairs on ``target`` (replica A); after each, replica B
+  (``other``) is asked the same Check, without ``min_revision``, every 0.5 ms until its answer
+  flips (the natural propagation: pub/sub nudge, change feed, cache). Latency is from the
+  write call on A (and, separately, from its answer) to B's first answer showing it; a write
+  B does not show within ``bound_s`` (2 s) is counted not visible;
 - ``plan``: PlanObjects requests (``[subject, workspace, kind, scope]``) cycled, closed loop as
   ``check``; ``plan_answers``: each once, in order, counting the answers' kinds and ids;
 - ``mint_keys``: a personal API key for each of ``users`` (R29), each asserting its user;
@@ -21,8 +27,9 @@ Reads a JSON job on stdin, prints a JSON result on stdout. Modes:
   answer: against the no-op server under the same load, the floor the transport sets for
   ``write``.
 
-Every mode but ``write`` and ``mint_keys`` takes ``channels`` (default 1): that many
-connections, the calls going round them, so a server's worker processes each get some.
+Every mode but ``write``, ``propagate`` and ``mint_keys`` takes ``channels`` (default 1):
+that many connections to each target, the calls going round them, so a server's worker
+processes each get some (the kernel spreads connections, not calls).
 
 The client turns its own cyclic garbage collector off while it measures (as ``timeit``
 does): a collection in the client pauses its event loop, and that pause would be counted
@@ -33,10 +40,12 @@ as the server's latency (a gc callback in the write phase's clients saw 1-2 ms g
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import itertools
 import json
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -116,10 +125,14 @@ async def closed_loop(call: Any, msgs: list[Any], concurrency: int, duration: fl
     return {"calls": count, "errors": errors, "seconds": round(el, 3), "rate": round(count / el, 1), **percentiles(lat)}
 
 
+STOP = [False]  # set by SIGTERM: an open-loop load stops sending and reports what it sent
+
+
 async def open_loop(
     call: Any, msgs: list[Any], rate: float, duration: float, meta: Any, max_in_flight: int = 256
 ) -> dict[str, Any]:
-    """Sends at a fixed rate; latency counts from the scheduled send time."""
+    """Sends at a fixed rate; latency counts from the scheduled send time. SIGTERM ends it
+    early (a background load stopped when the measurement under it ends)."""
     it = itertools.cycle(msgs)
     lat: list[float] = []
     errors = 0
@@ -139,6 +152,9 @@ async def open_loop(
     t0 = time.perf_counter()
     n = int(rate * duration)
     for i in range(n):
+        if STOP[0]:
+            n = i
+            break
         scheduled = t0 + i / rate
         delay = scheduled - time.perf_counter()
         if delay > 0:
@@ -186,6 +202,19 @@ async def once(call: Any, msgs: list[Any], concurrency: int, meta: Any) -> dict[
     }
 
 
+async def _write(access: Any, meta: Any, grant: bool, ws: str, subject: str, role: str) -> int:
+    """A grant (or revoke) through AccessService; its committed revision."""
+    if grant:
+        g = await access.GrantWorkspaceAccess(
+            mpb.GrantWorkspaceAccessRequest(workspace=ws, subject=subject, role=role), metadata=meta
+        )
+        return int(g.revision)
+    rv = await access.RevokeWorkspaceAccess(
+        mpb.RevokeWorkspaceAccessRequest(workspace=ws, subject=subject), metadata=meta
+    )
+    return int(rv.revision)
+
+
 async def writes(channel: grpc.aio.Channel, job: dict[str, Any], token_meta: list[tuple[str, str]]) -> dict[str, Any]:
     access = mpb_grpc.AccessServiceStub(channel)
     authz = pb_grpc.AuthorizationServiceStub(channel)
@@ -210,18 +239,11 @@ async def writes(channel: grpc.aio.Channel, job: dict[str, Any], token_meta: lis
     for actor, ws, subject, role, scope in job["writes"]:
         meta = [*token_meta, ("x-orgauthz-actor", actor)]
         try:
-            t0 = time.perf_counter()
-            g = await access.GrantWorkspaceAccess(
-                mpb.GrantWorkspaceAccessRequest(workspace=ws, subject=subject, role=role), metadata=meta
-            )
-            commit_lat.append(time.perf_counter() - t0)
-            await visible(subject, ws, scope, g.revision, True, t0, grant_lat)
-            t0 = time.perf_counter()
-            rv = await access.RevokeWorkspaceAccess(
-                mpb.RevokeWorkspaceAccessRequest(workspace=ws, subject=subject), metadata=meta
-            )
-            commit_lat.append(time.perf_counter() - t0)
-            await visible(subject, ws, scope, rv.revision, False, t0, revoke_lat)
+            for grant, out in ((True, grant_lat), (False, revoke_lat)):
+                t0 = time.perf_counter()
+                rev = await _write(access, meta, grant, ws, subject, role)
+                commit_lat.append(time.perf_counter() - t0)
+                await visible(subject, ws, scope, rev, grant, t0, out)
         except grpc.RpcError as exc:
             errors += 1
             if errors <= 3:
@@ -236,6 +258,66 @@ async def writes(channel: grpc.aio.Channel, job: dict[str, Any], token_meta: lis
         "revoke": percentiles(revoke_lat),
         "commit": percentiles(commit_lat),
         "check_after": percentiles(check_lat),
+    }
+
+
+async def propagate(
+    channel_a: grpc.aio.Channel, channel_b: grpc.aio.Channel, job: dict[str, Any], token_meta: list[tuple[str, str]]
+) -> dict[str, Any]:
+    access = mpb_grpc.AccessServiceStub(channel_a)
+    check_b = pb_grpc.AuthorizationServiceStub(channel_b).Check
+    bound = float(job.get("bound_s", 2.0))
+    from_write: list[float] = []
+    from_commit: list[float] = []
+    commit_lat: list[float] = []
+    polls: list[int] = []
+    not_visible = errors = 0
+
+    async def until(req: pb.CheckRequest, expect: bool, limit: float) -> tuple[float, int] | None:
+        """Asks B until it answers ``expect``: when it did and after how many calls; None past ``limit``."""
+        n = 0
+        while True:
+            r = await check_b(req, metadata=token_meta)
+            n += 1
+            now = time.perf_counter()
+            if r.allowed == expect:
+                return now, n
+            if now >= limit:
+                return None
+            await asyncio.sleep(0.0005)
+
+    for actor, ws, subject, role, scope in job["writes"]:
+        meta = [*token_meta, ("x-orgauthz-actor", actor)]
+        req = pb.CheckRequest(subject=subject, workspace=ws, scope=scope)
+        try:
+            # B shows the state before the grant (not timed: loads the organization, or waits
+            # out a write counted not visible before).
+            await until(req, False, time.perf_counter() + 10)
+            for grant in (True, False):
+                t0 = time.perf_counter()
+                await _write(access, meta, grant, ws, subject, role)
+                t1 = time.perf_counter()
+                commit_lat.append(t1 - t0)
+                seen = await until(req, grant, t1 + bound)
+                if seen is None:
+                    not_visible += 1
+                    continue
+                from_write.append(seen[0] - t0)
+                from_commit.append(seen[0] - t1)
+                polls.append(seen[1])
+        except grpc.RpcError as exc:
+            errors += 1
+            if errors <= 3:
+                print(f"propagate error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+    return {
+        "writes": len(commit_lat),
+        "errors": errors,
+        "not_visible": not_visible,
+        "bound_s": bound,
+        "visible": percentiles(from_write),
+        "after_commit": percentiles(from_commit),
+        "commit": percentiles(commit_lat),
+        "mean_polls": round(sum(polls) / len(polls), 2) if polls else None,
     }
 
 
@@ -284,52 +366,65 @@ class Spread:
 
 
 async def run(job: dict[str, Any]) -> dict[str, Any]:
-    meta = [("authorization", f"Bearer {job['token']}")] if job.get("token") else []
-    async with grpc.aio.insecure_channel(job["target"]) as channel:
-        await asyncio.wait_for(channel.channel_ready(), 30)
-        if job["mode"] == "write":
-            return await writes(channel, job, meta)
-        if job["mode"] == "mint_keys":
-            return await mint_keys(channel, job["users"], meta)
-        stub: Any = pb_grpc.AuthorizationServiceStub(channel)
-        # ``channels``: that many connections (the calls go round them), so a server's worker
-        # processes each get some (the kernel spreads connections, not calls).
-        more = [
-            grpc.aio.insecure_channel(job["target"], options=[("grpc.use_local_subchannel_pool", 1)])
-            for _ in range(job.get("channels", 1) - 1)
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def connect(target: str, own: bool) -> grpc.aio.Channel:
+            # ``own``: a connection of its own (channels to one target share one otherwise).
+            options = [("grpc.use_local_subchannel_pool", 1)] if own else []
+            channel = await stack.enter_async_context(grpc.aio.insecure_channel(target, options=options))
+            await asyncio.wait_for(channel.channel_ready(), 30)
+            return channel
+
+        channels = [
+            await connect(target, i > 0)
+            for target in [job["target"], *job.get("more_targets", [])]
+            for i in range(job.get("channels", 1))
         ]
-        for ch in more:
-            await asyncio.wait_for(ch.channel_ready(), 30)
-        if more:
-            stub = Spread([channel, *more])
-        if job["mode"] == "authenticate":
-            msgs = [pb.AuthenticateRequest(api_key=k) for k in job["keys"]]
-            if job.get("once"):
-                return await once(stub.Authenticate, msgs, job["concurrency"], meta)
-            return await closed_loop(stub.Authenticate, msgs, job["concurrency"], job["duration"], meta)
-        if job["mode"] in ("plan", "plan_answers"):
-            msgs = [_plan(r) for r in job["requests"]]
-            if job["mode"] == "plan_answers":
-                return await plan_answers(stub.PlanObjects, msgs, meta)
-            return await closed_loop(stub.PlanObjects, msgs, job["concurrency"], job["duration"], meta)
-        if job["mode"] == "batch":
-            reqs = [_req(r) for r in job["requests"]]
-            size = job["batch"]
-            msgs = [pb.BatchCheckRequest(items=reqs[i : i + size]) for i in range(0, len(reqs) - size + 1, size)]
-            out = await closed_loop(stub.BatchCheck, msgs, job["concurrency"], job["duration"], meta)
-            out["decisions_per_s"] = round(out["rate"] * size, 1)
-            return out
-        msgs = [_req(r) for r in job["requests"]]
-        if job["mode"] == "once":
-            return await once(stub.Check, msgs, job["concurrency"], meta)
-        if job["mode"] == "pairs":
-            return await pairs(stub.Check, msgs, job["pairs"], meta)
-        if job.get("rate"):
-            return await open_loop(stub.Check, msgs, job["rate"], job["duration"], meta)
-        return await closed_loop(stub.Check, msgs, job["concurrency"], job["duration"], meta)
+        other = await connect(job["other"], False) if "other" in job else None
+        return await _run(job, channels, other)
+
+
+async def _run(job: dict[str, Any], channels: list[grpc.aio.Channel], other: grpc.aio.Channel | None) -> dict[str, Any]:
+    meta = [("authorization", f"Bearer {job['token']}")] if job.get("token") else []
+    channel = channels[0]
+    if job["mode"] == "write":
+        return await writes(channel, job, meta)
+    if job["mode"] == "propagate":
+        assert other is not None
+        return await propagate(channel, other, job, meta)
+    if job["mode"] == "mint_keys":
+        return await mint_keys(channel, job["users"], meta)
+    # Several targets or ``channels``: the calls go round the connections, in turn.
+    stub: Any = Spread(channels) if len(channels) > 1 else pb_grpc.AuthorizationServiceStub(channel)
+    if job["mode"] == "authenticate":
+        msgs = [pb.AuthenticateRequest(api_key=k) for k in job["keys"]]
+        if job.get("once"):
+            return await once(stub.Authenticate, msgs, job["concurrency"], meta)
+        return await closed_loop(stub.Authenticate, msgs, job["concurrency"], job["duration"], meta)
+    if job["mode"] in ("plan", "plan_answers"):
+        msgs = [_plan(r) for r in job["requests"]]
+        if job["mode"] == "plan_answers":
+            return await plan_answers(stub.PlanObjects, msgs, meta)
+        return await closed_loop(stub.PlanObjects, msgs, job["concurrency"], job["duration"], meta)
+    if job["mode"] == "batch":
+        reqs = [_req(r) for r in job["requests"]]
+        size = job["batch"]
+        msgs = [pb.BatchCheckRequest(items=reqs[i : i + size]) for i in range(0, len(reqs) - size + 1, size)]
+        out = await closed_loop(stub.BatchCheck, msgs, job["concurrency"], job["duration"], meta)
+        out["decisions_per_s"] = round(out["rate"] * size, 1)
+        return out
+    msgs = [_req(r) for r in job["requests"]]
+    if job["mode"] == "once":
+        return await once(stub.Check, msgs, job["concurrency"], meta)
+    if job["mode"] == "pairs":
+        return await pairs(stub.Check, msgs, job["pairs"], meta)
+    if job.get("rate"):
+        return await open_loop(stub.Check, msgs, job["rate"], job["duration"], meta)
+    return await closed_loop(stub.Check, msgs, job["concurrency"], job["duration"], meta)
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, lambda *_: STOP.__setitem__(0, True))
     job = json.load(sys.stdin)
     if job.get("cpus"):  # the cores left to the load generator (bench/workers.py)
         os.sched_setaffinity(0, job["cpus"])

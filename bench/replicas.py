@@ -3,14 +3,16 @@
 - gRPC ``Check`` calls/s through a replica, cache warm and cache cold, against a no-op
   ``grpc.aio`` server answering the same messages (each server in its own process,
   32 calls in flight over loopback);
-- cross-replica propagation: a write on replica A until replica B answers at its revision;
 - hit rates per cache tier (from the replicas' metrics endpoints);
 - the costs that decide the lookup order: an async Redis ``HGET``, an engine decision for
   a loaded organization, loading an organization from PostgreSQL.
 
-    .venv/bin/python -m bench.replicas [--seconds 4] [--writes 200]
+    .venv/bin/python -m bench.replicas [--seconds 4]
 
 Prints a summary and writes ``bench/results/replicas.json``. A measurement, never a test.
+Cross-replica propagation (a write on one replica until another answers it) is measured by
+``make bench`` itself (``bench/run.py``, ``propagation_phase``), under the same Check load as
+the same-replica figure.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import contextlib
 import itertools
 import json
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -31,7 +32,6 @@ from typing import Any
 import grpc
 
 from orgauthz.domain.policy import load_policy
-from orgauthz.store.base import Store
 from orgauthz.store.db import open_store
 from orgauthz.store.importer import import_document
 from orgauthz.v1 import authorization_pb2 as pb
@@ -136,16 +136,18 @@ async def rate(address: str, qs: list[pb.CheckRequest], seconds: float, *, cycle
 async def micro_costs(db_url: str, redis_url: str, qs: list[pb.CheckRequest]) -> dict[str, float]:
     """µs per async Redis HGET, per engine decision (organization loaded), per organization load."""
     from orgauthz.cache.redis import RedisDecisionCache, RedisLink
+    from orgauthz.engine.authorizer import DecisionKey
     from orgauthz.engine.engine import Engine
 
     link = RedisLink(redis_url)
     cache = RedisDecisionCache(link, digest="bench")
-    cache.put("o0", 1, "user:x", "ws:o0w0", "see_flows", True)
+    key = DecisionKey("o0", 1, "user:x", "ws:o0w0", "see_flows")
+    cache.put(key, True)
     await cache.flush()
     n = 3000
     t = time.perf_counter()
     for _ in range(n):
-        await cache.get("o0", 1, "user:x", "ws:o0w0", "see_flows")
+        await cache.get(key)
     redis_us = (time.perf_counter() - t) / n * 1e6
     await cache.close()
     await link.close()
@@ -172,48 +174,6 @@ async def micro_costs(db_url: str, redis_url: str, qs: list[pb.CheckRequest]) ->
     }
 
 
-async def propagation(db_url: str, a: Any, b: Any, writes: int) -> list[float]:
-    from tests.replicas.harness import Writer
-
-    latencies: list[float] = []
-    rng = random.Random(3)
-    async with grpc.aio.insecure_channel(a.address) as cha, grpc.aio.insecure_channel(b.address) as chb:
-        writer = Writer(db_url, a.redis_url, cha, org="o1", actor="user:o1u0")
-        check = pb_grpc.AuthorizationServiceStub(chb).Check
-        state: dict[tuple[str, str], str | None] = {}
-        try:
-            for _ in range(writes):
-                user, ws = f"o1u{rng.randrange(1, 60)}", f"o1w{rng.randrange(8)}"
-                before = state.get((user, ws), "unknown")
-                if before == "unknown":
-                    before = _stored_role(writer.db, ws, f"user:{user}")
-                role = None if before else rng.choice(ROLES)
-                rev = await writer.set_role(user, ws, before, role)
-                state[(user, ws)] = role
-                start = time.perf_counter()
-                while True:
-                    r = await check(pb.CheckRequest(subject=f"user:{user}", workspace=ws, scope="see_flows"))
-                    if r.revision >= rev:
-                        break
-                    await asyncio.sleep(0.0005)
-                latencies.append((time.perf_counter() - start) * 1000)
-        finally:
-            writer.close()
-    return latencies
-
-
-def _stored_role(db: Store, ws: str, subject: str) -> str | None:
-    from orgauthz.store.models import WorkspaceGrant
-
-    with db.read() as s:
-        row = s.get(WorkspaceGrant, (ws, subject))
-        return row.role if row is not None else None
-
-
-def pct(ms: list[float], p: int) -> float:
-    return round(statistics.quantiles(ms, n=100, method="inclusive")[p - 1], 2) if len(ms) > 1 else 0.0
-
-
 def tier_counts(replica: Any) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for tier, results in {"memory": ("hit", "miss"), "redis": ("hit", "miss", "error", "skipped")}.items():
@@ -226,7 +186,7 @@ def hit_rate(counts: dict[str, float]) -> float | None:
     return round(counts.get("hit", 0) / asked, 3) if asked else None
 
 
-async def main(seconds: float, writes: int) -> dict[str, Any]:
+async def main(seconds: float) -> dict[str, Any]:
     from tests.replicas.harness import Replica
     from tests.support.services import free_port, pg_cluster, redis_server
 
@@ -267,13 +227,6 @@ async def main(seconds: float, writes: int) -> dict[str, Any]:
             # that has loaded nothing yet.
             results["fresh_replica_cold"] = await rate(c.address, qs[2000:], seconds, cycle=False)
             results["tiers_fresh_replica"] = tier_counts(c)
-            lat = await propagation(url, a, b, writes)
-            results["propagation_ms"] = {
-                "p50": pct(lat, 50),
-                "p99": pct(lat, 99),
-                "max": round(max(lat), 2),
-                "n": len(lat),
-            }
             results["micro"] = await micro_costs(url, redis.url, qs)
         finally:
             for r in (a, b, c):
@@ -295,8 +248,6 @@ def report(r: dict[str, Any]) -> str:
         f"  replica, cache warm       {r['warm']['calls_per_s']:>8}   {r['ratio_warm']}x no-op",
         f"  replica, cache cold       {r['cold']['calls_per_s']:>8}   {r['ratio_cold']}x no-op",
         f"  fresh replica, cold       {r['fresh_replica_cold']['calls_per_s']:>8}   (organizations not loaded yet)",
-        f"cross-replica propagation   p50 {r['propagation_ms']['p50']} ms, p99 {r['propagation_ms']['p99']} ms "
-        f"(n={r['propagation_ms']['n']})",
         f"hit rates on b              memory {hit_rate(r['tiers_b']['memory'])}, "
         f"redis {hit_rate(r['tiers_b']['redis'])} "
         f"(asked {sum(v for k, v in r['tiers_b']['redis'].items() if k != 'skipped'):.0f}, "
@@ -314,13 +265,12 @@ def report(r: dict[str, Any]) -> str:
 def cli() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--writes", type=int, default=200)
     parser.add_argument("--noop", type=int, help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.noop:
         asyncio.run(serve_noop(opts.noop))
         return 0
-    results = asyncio.run(main(opts.seconds, opts.writes))
+    results = asyncio.run(main(opts.seconds))
     results["written"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -4,10 +4,11 @@ Phases (progress on stderr): data set; plain ``casbin.Enforcer`` vs the orgauthz
 (in this process; Checks without and with an object); the no-op ``grpc.aio`` server; the
 full server (start-up to SERVING, cache-cold and cache-warm Check, warm Check with an object,
 BatchCheck of 100 without and with objects, PlanObjects latency, Authenticate, latency at 50%
-of the maximum rate, grant/revoke visibility under load, RSS after a mixed workload); the
-scaling curve (full run only). Servers and the load client each run in their own process
-(``bench/servers.py``, ``bench/client.py``). Writes ``bench/results/latest.json`` and regenerates
-``docs/benchmarks.md``.
+of the maximum rate, grant/revoke visibility under load, RSS after a mixed workload); two
+replicas on the same database and a throw-away redis-server, a grant/revoke on one until the
+other answers it, under the same Check load; the scaling curve (full run only). Servers and
+the load client each run in their own process (``bench/servers.py``, ``bench/client.py``).
+Writes ``bench/results/latest.json`` and regenerates ``docs/benchmarks.md``.
 
     python -m bench.run            # large data set on PostgreSQL, scaling curve
     python -m bench.run --quick    # small data set on SQLite, about 2-3 minutes
@@ -544,6 +545,14 @@ def engine_vs_casbin(
     }
 
 
+def distinct_requests(orgs: list[str], reqs: dict[str, list[Any]], rng: random.Random) -> list[list[str]]:
+    """The sampled organizations' Checks shuffled, each once; the first 2,000 are the warm set."""
+    flat = [list(r) for org in orgs for r in reqs[org]]
+    rng.shuffle(flat)
+    seen: set[tuple[str, ...]] = set()
+    return [r for r in flat if tuple(r) not in seen and not seen.add(tuple(r))]  # type: ignore[func-returns-value]
+
+
 def full_server(
     url: str,
     orgs: list[str],
@@ -559,11 +568,9 @@ def full_server(
 ) -> dict[str, Any]:
     dur = 4.0 if quick else 8.0
     out: dict[str, Any] = {}
-    flat = [list(r) for org in orgs for r in reqs[org]]
     rng = random.Random(3)
-    rng.shuffle(flat)
-    seen: set[tuple[str, ...]] = set()
-    distinct = [r for r in flat if tuple(r) not in seen and not seen.add(tuple(r))]  # type: ignore[func-returns-value]
+    distinct = distinct_requests(orgs, reqs, rng)
+    seen = {tuple(r) for r in distinct}
     warm = distinct[:2000]
     cold = distinct[2000:]
     # Checks naming an object (R26, R27), cached like ``warm``: a set of their own.
@@ -735,6 +742,39 @@ def write_phase(port: int, warm: list[Any], rate: int, writes: list[list[str]], 
     return out
 
 
+def propagation_phase(url: str, warm: list[Any], rate: int, writes: list[list[str]]) -> dict[str, Any]:
+    """SPEC §5, another replica: two full servers on the same database, each subscribed to a
+    throw-away redis-server for the change notifications (polling as the backstop), under the
+    write phase's open-loop Check load (same warm requests, same rate, nice 10), spread over
+    both. The grant/revoke pairs go to replica A; after each, replica B is asked the same
+    Check without ``min_revision`` until its answer flips. The load runs from before the first
+    write until the last is seen (stopped by SIGTERM, its achieved rate recorded)."""
+    from tests.support.services import redis_server
+
+    with contextlib.ExitStack() as stack:
+        redis = stack.enter_context(redis_server())
+        replica = ("app", "--database-url", url, "--redis-url", redis.url)
+        _, a, _ = stack.enter_context(server(*replica))
+        _, b, _ = stack.enter_context(server(*replica))
+        for port in (a, b):  # loads the sampled organizations and caches the warm set on each
+            client(port, "once", requests=warm, concurrency=32)
+        load = client_background(
+            a, "check", nice=10, requests=warm, rate=rate, duration=600, more_targets=[f"127.0.0.1:{b}"]
+        )
+        try:
+            time.sleep(1.0)  # time for the load client to start sending
+            out = client(a, "propagate", other=f"127.0.0.1:{b}", writes=writes, bound_s=2.0)
+        finally:
+            load.terminate()
+            assert load.stdout is not None
+            out_load = load.stdout.read()
+            load.wait()
+        out["check_load"] = json.loads(out_load or "{}")
+        out["replicas"] = 2
+        out["redis"] = "throw-away redis-server (pub/sub change notifications, shared cache)"
+    return out
+
+
 def floor_phase(
     noop_port: int, url: str, warm: list[Any], rate: int, n: int, dur: float
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -894,20 +934,30 @@ def run(opts: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         plan_reqs=plan_reqs,
     )
     res["noop"] = res["server"].pop("noop")
+    # Right after the write phase (before the scaling curve), under its Check load.
+    s = res["server"]
+    writes = write_plan([snaps[o] for o in orgs], 60 if opts.quick else 200)
+    rate = round(s["latency_at_half"]["target_rate"])  # the write phase's Check load
+    warm = distinct_requests(orgs, reqs, random.Random(3))[:2000]  # the write phase's warm set
+    say(f"grant/revoke visible on another replica: two replicas + redis-server, {len(writes)} pairs on A, B polled")
+    res["propagation"] = prop = propagation_phase(url, warm, rate, writes)
+    load_rate = prop["check_load"].get("rate", "?")
+    say(
+        f"  visible on B p50 {prop['visible'].get('p50_ms')} ms, p99 {prop['visible'].get('p99_ms')} ms "
+        f"(after A's answer: p50 {prop['after_commit'].get('p50_ms')} ms, "
+        f"p99 {prop['after_commit'].get('p99_ms')} ms); "
+        f"not visible within {prop['bound_s']} s: {prop['not_visible']}, errors {prop['errors']}; "
+        f"Check load {load_rate} of {rate}/s over both replicas"
+    )
+    prop_note = (
+        f"measured in this run: {prop['writes']} grants/revokes on replica A, replica B (a second server on the "
+        f"same {res['database']} database, Redis pub/sub) polled without min_revision until its answer flipped, "
+        f"under the write phase's open-loop Check load of {rate}/s spread over both replicas "
+        f"(delivered {load_rate}/s, nice 10)"
+    )
     if not opts.quick and not opts.no_scaling:
         say("scaling curve: small (10k grants), medium (100k), large (1M) on SQLite")
         res["scaling"] = scaling(policy)
-    replicas = RESULTS / "replicas.json"
-    prop: Any = None
-    prop_note = "bench/replicas.py has not produced bench/results/replicas.json"
-    if replicas.exists():
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            rj = json.loads(replicas.read_text())
-            prop = rj.get("propagation_p99_ms", (rj.get("propagation_ms") or {}).get("p99"))
-            # The run's own time (a file's mtime is its checkout's in a fresh clone).
-            when = rj.get("written") or time.strftime("%Y-%m-%d %H:%M", time.localtime(replicas.stat().st_mtime))
-            prop_note = f"from bench/results/replicas.json (bench/replicas.py, written {when})"
-    s = res["server"]
     res["ratios"] = {
         "engine_vs_casbin": e["ratio"],
         # Median of the interleaved rounds (calls/s, same client against each server).
@@ -929,7 +979,7 @@ def run(opts: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     res["startup_s"] = s["startup_s"]
     res["rss_mib"] = s["rss_mib"]
     res["write_visible_p99_ms"] = s["writes"]["visible"].get("p99_ms")
-    res["propagation_p99_ms"] = prop
+    res["propagation_p99_ms"] = prop["visible"].get("p99_ms")
     res["propagation_note"] = prop_note
     res["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     res["elapsed_s"] = round(time.perf_counter() - t_start, 1)

@@ -4,8 +4,9 @@
 messages that answers every Check "denied", every BatchCheck with one result per item and
 every PlanObjects "ALL", doing nothing else: the transport ceiling on this machine.
 
-``python -m bench.servers app --database-url URL``: the full orgauthz server (:class:`App`),
-shared-secret authentication, no metrics port.
+``python -m bench.servers app --database-url URL [--redis-url URL]``: the full orgauthz server
+(:class:`App`), shared-secret authentication, no metrics port; with ``--redis-url``, a replica
+that learns of other replicas' writes through Redis pub/sub (polling as the backstop).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ async def noop(auth: bool = False) -> None:
     await server.stop(0.5)
 
 
-async def app(database_url: str, cache_entries: int, gc_freeze: bool = False) -> None:
+async def app(database_url: str, cache_entries: int, gc_freeze: bool = False, redis_url: str = "") -> None:
     from orgauthz.api.server import App
     from orgauthz.config import Settings
 
@@ -68,6 +69,7 @@ async def app(database_url: str, cache_entries: int, gc_freeze: bool = False) ->
         listen="127.0.0.1:0",
         metrics_listen="",
         database_url=database_url,
+        redis_url=redis_url,
         auth_token=TOKEN,
         cache_max_entries=cache_entries,
         log_level="WARNING",
@@ -87,6 +89,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("kind", choices=["noop", "app"])
     ap.add_argument("--database-url", default="")
+    ap.add_argument("--redis-url", default="", help="app: Redis for the shared cache and change notifications")
     ap.add_argument("--auth", action="store_true", help="noop: with the caller authentication interceptor")
     ap.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after start-up (experiments)")
     ap.add_argument("--switch-interval", type=float, default=0.0, help="sys.setswitchinterval (experiments)")
@@ -102,7 +105,7 @@ def main() -> int:
         import logging
 
         logging.basicConfig(level=logging.WARNING)
-        asyncio.run(app(opts.database_url, opts.cache_entries, opts.gc_freeze))
+        asyncio.run(app(opts.database_url, opts.cache_entries, opts.gc_freeze, opts.redis_url))
     return 0
 
 

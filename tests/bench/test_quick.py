@@ -49,4 +49,13 @@ def test_quick_benchmark_runs_and_engine_matches_plain_casbin(tmp_path: Path) ->
     assert writes["not_visible"] == 0
     for key in ("machine", "batch100_decisions_per_s", "write_visible_p99_ms", "propagation_p99_ms"):
         assert key in r
+    # SPEC §5, another replica: measured in this run, under the write phase's Check load.
+    prop = r["propagation"]
+    assert prop["errors"] == 0
+    assert prop["not_visible"] == 0
+    assert prop["visible"]["n"] == prop["writes"] == writes["writes"]
+    assert r["propagation_p99_ms"] == prop["visible"]["p99_ms"] > 0
+    assert prop["check_load"]["target_rate"] == writes["check_load"]["target_rate"]
+    assert prop["check_load"]["errors"] == 0
+    assert "measured in this run" in r["propagation_note"]
     assert "| measure |" in proc.stdout
