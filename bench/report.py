@@ -122,7 +122,76 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             )
         )
     out.append(_propagation_row(r, met))
+    out += _worker_rows(r, met)
     return out
+
+
+def _worker_rows(r: dict[str, Any], met: Callable[[bool | None], str]) -> list[tuple[str, str, str, str]]:
+    """``serve --workers N`` (SPEC §5: at least 0.8*N times one process): the rate where the
+    server had N cores of its own, otherwise server CPU per decision. None before workers."""
+    wk = r.get("workers")
+    if not wk:
+        return []
+    one = wk["by_workers"]["1"]
+    out = []
+    for n, x in sorted(wk["by_workers"].items(), key=lambda kv: int(kv[0])):
+        if n == "1":
+            continue
+        k = int(n)
+        if x["pinned"]:
+            value, ok = x["rate_vs_one"], x["rate_vs_one"] >= 0.8 * k
+            how = f"calls/s {x['rate']:.0f} vs {one['rate']:.0f} (server on {n} cores, load generator on the rest)"
+        else:
+            value, ok = x["cpu_scaling"], x["cpu_scaling"] >= 0.8 * k
+            how = (
+                f"server CPU per decision {x['server_cpu_us_per_call']} vs {one['server_cpu_us_per_call']} µs "
+                f"(no core left for the load generator: calls/s {x['rate']:.0f} vs {one['rate']:.0f}, "
+                f"{x['rate_vs_one']}x, the client on the same cores)"
+            )
+        out.append(
+            (f"Check with {n} workers vs 1 (warm, 16 connections)", f"{value}x; {how}", f">= {0.8 * k:.1f}x", met(ok))
+        )
+    w = wk.get("write_visible")
+    if w:
+        p99 = w["visible"].get("p99_ms")
+        out.append(
+            (
+                f"grant/revoke visible with {w['workers']} workers, through another connection, p99",
+                f"{p99} ms (p50 {w['visible'].get('p50_ms')} ms; first Check stale {w['first_check_stale']} of "
+                f"{w['writes']}, {w['errors']} errors; Check load {w.get('check_load', {}).get('rate', '?')} of "
+                f"{w.get('check_load', {}).get('target_rate', '?')}/s)",
+                "<= 20 ms",
+                met(p99 is not None and p99 <= 20 and w["first_check_stale"] == 0 and w["errors"] == 0),
+            )
+        )
+    return out
+
+
+def _worker_section(r: dict[str, Any]) -> list[str]:
+    wk = r.get("workers")
+    if not wk:
+        return []
+    lines = [
+        "",
+        "## Worker processes (`serve --workers N`)",
+        "",
+        f"{wk['cores']} cores; warm Check, 32 in flight over {wk['channels']} connections, the servers measured in "
+        "turns (every round's figures kept). Where the machine has more cores than N, the server is pinned to N "
+        "cores and the load generator to the others, and calls/s is the measure; where it has not, the load "
+        "generator shares the server's cores and the server's CPU per decision (all its processes) is: N workers "
+        "on N cores answer N / (CPU per decision) calls a second.",
+        "",
+        "| workers | calls/s | vs 1 | server CPU per call | cores busy | CPU scaling (N x CPU1 / CPUN) "
+        "| p99 | load generator |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for n, x in sorted(wk["by_workers"].items(), key=lambda kv: int(kv[0])):
+        lines.append(
+            f"| {n} | {x['rate']:.0f} | {x['rate_vs_one']}x | {x['server_cpu_us_per_call']} µs | "
+            f"{x['server_cpu_busy']} | {x['cpu_scaling']}x | {x['p99_ms']} ms | "
+            f"{'other cores' if x['pinned'] else 'same cores'} |"
+        )
+    return lines
 
 
 def _propagation_row(r: dict[str, Any], met: Callable[[bool | None], str]) -> tuple[str, str, str, str]:
@@ -418,6 +487,7 @@ def write(r: dict[str, Any], path: Path) -> None:
         f"touches every organization: {s['mixed'].get('load_all_s')} s.",
         f"- Data set load through the importer: {_load_text(r['dataset_load'])}.",
     ]
+    parts += _worker_section(r)
     if r.get("scaling"):
         parts += [
             "",

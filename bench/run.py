@@ -35,7 +35,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import make_url
 
-from bench import generate, report
+from bench import generate, report, workers
 from bench.client import percentiles
 from bench.servers import TOKEN
 from orgauthz.domain import lines as L
@@ -955,6 +955,8 @@ def run(opts: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         f"under the write phase's open-loop Check load of {rate}/s spread over both replicas "
         f"(delivered {load_rate}/s, nice 10)"
     )
+    say(f"worker processes: serve --workers N for N in {workers.counts(len(os.sched_getaffinity(0)))}")
+    res["workers"] = workers.phase(url, warm, writes, rate, opts.quick, PY)
     if not opts.quick and not opts.no_scaling:
         say("scaling curve: small (10k grants), medium (100k), large (1M) on SQLite")
         res["scaling"] = scaling(policy)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -199,12 +200,16 @@ def phase(url: str, warm: list[Any], writes: list[list[str]], rate: int, quick: 
         n = max(servers)
         port = servers[n][0]
         R.say(f"write visibility with {n} workers: {len(writes)} pairs under a Check load of {rate}/s")
-        load = R.client_background(port, "check", nice=10, requests=warm, rate=rate, duration=60, channels=CHANNELS)
+        load = R.client_background(port, "check", nice=10, requests=warm, rate=rate, duration=600, channels=CHANNELS)
         try:
+            time.sleep(1.0)  # time for the load client to start sending
             out["write_visible"] = {"workers": n, **write_visibility(port, writes)}
         finally:
             load.terminate()
+            assert load.stdout is not None
+            delivered = load.stdout.read()
             load.wait()
+        out["write_visible"]["check_load"] = {"target_rate": rate, **json.loads(delivered or "{}")}
         w = out["write_visible"]
         R.say(
             f"  visible through another connection: p50 {w['visible'].get('p50_ms')} ms, "
