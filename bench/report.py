@@ -277,8 +277,8 @@ def _propagation_details(r: dict[str, Any]) -> list[str]:
     if not p:
         return []
     return [
-        f"- Another replica: {r.get('propagation_note')}. {p['writes']} writes; visible on B from the write call on "
-        f"A: {_percentiles(p['visible'])}; from A's answer: {_percentiles(p['after_commit'])}; the write alone "
+        f"- Another replica: {r.get('propagation_note')}. Visible on B from the write call on A: "
+        f"{_percentiles(p['visible'])}; from A's answer: {_percentiles(p['after_commit'])}; the write alone "
         f"{_percentiles(p['commit'])}; {p.get('mean_polls')} Checks to B per write on average (one every "
         "0.5 ms until it flips). The Check load's latency over both replicas: "
         + _percentiles(p.get("check_load", {}))
