@@ -59,3 +59,12 @@ def test_quick_benchmark_runs_and_engine_matches_plain_casbin(tmp_path: Path) ->
     assert prop["check_load"]["errors"] == 0
     assert "measured in this run" in r["propagation_note"]
     assert "| measure |" in proc.stdout
+    # Worker processes: every count measured, every write seen at once through another connection.
+    wk = r["workers"]
+    assert {"1", "2"} <= set(wk["by_workers"])
+    for x in wk["by_workers"].values():
+        assert x["rate"] > 0
+        assert x["server_cpu_us_per_call"] > 0
+    assert wk["write_visible"]["errors"] == 0
+    assert wk["write_visible"]["first_check_stale"] == 0
+    assert wk["write_visible"]["writes"] == writes["writes"]
