@@ -17,7 +17,8 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,11 +196,32 @@ async def test_a_worker_behind_a_returned_write_waits_for_it(tmp_path: Path, pol
     """The write's wait for the other workers cut to a millisecond (as if one were stuck): the
     workers that have not applied it yet must still not answer from before it."""
     url = seeded_sqlite(tmp_path, policy)
-    served = serve(url, "", tmp_path / "serve.log", ORGAUTHZ_WORKER_SYNC_TIMEOUT_S="0.001")
-    await grants_and_revokes_seen_everywhere(served, url, "")
+    metrics = free_port()
+    served = serve(
+        url,
+        "",
+        tmp_path / "serve.log",
+        "--metrics-listen",
+        f"127.0.0.1:{metrics}",
+        ORGAUTHZ_WORKER_SYNC_TIMEOUT_S="0.001",
+    )
+    timeouts: list[float] = []
+
+    def count() -> None:  # before the server stops: worker i serves metrics on the port + i
+        for i in range(2):
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics + i}/metrics", timeout=5) as resp:  # local
+                text = resp.read().decode()
+            found = re.search(rf'orgauthz_worker_sync_timeouts_total{{worker="{i}"}} (\S+)', text)
+            assert found, text[-2000:]
+            timeouts.append(float(found.group(1)))
+
+    await grants_and_revokes_seen_everywhere(served, url, "", before_stop=count)
+    assert sum(timeouts) > 0, "no write returned before the other worker applied it: the test proves nothing"
 
 
-async def grants_and_revokes_seen_everywhere(served: Served, database_url: str, redis_url: str) -> None:
+async def grants_and_revokes_seen_everywhere(
+    served: Served, database_url: str, redis_url: str, before_stop: Callable[[], None] = lambda: None
+) -> None:
     try:
         async with channels(served.address) as chans:
             spread = connections_by_worker(served)
@@ -222,6 +244,7 @@ async def grants_and_revokes_seen_everywhere(served: Served, database_url: str, 
                     )
             finally:
                 writer.close()
+        before_stop()
     finally:
         assert stop(served) == 0, served.log_tail()
     assert served.workers() == []

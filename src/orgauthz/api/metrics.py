@@ -103,6 +103,11 @@ class Metrics:
         self.feed_lag_seconds.set_function(lag_seconds)
         self.reloads.set_function(reloads)
 
+    def bind_worker(self, slot: int, sync_timeouts: Callable[[], float]) -> None:
+        """With ``serve --workers``: this worker's writes that returned before every other
+        worker applied them (``orgauthz_worker_sync_timeouts_total{worker}``)."""
+        self.registry.register(_WorkerCollector(str(slot), sync_timeouts))
+
     def serve(self, listen: str) -> int:
         """Starts the HTTP endpoint (``/metrics``) in a daemon thread; returns the port
         (port 0 in ``listen`` picks a free one). Raises OSError when it cannot bind."""
@@ -119,6 +124,22 @@ class Metrics:
             server.shutdown()
             server.server_close()
             thread.join()
+
+
+class _WorkerCollector(Collector):
+    def __init__(self, slot: str, sync_timeouts: Callable[[], float]) -> None:
+        self._slot = slot
+        self._sync_timeouts = sync_timeouts
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "orgauthz_worker_sync_timeouts",
+            "Writes of this worker that returned before every other worker had applied them "
+            "(worker_sync_timeout_s; those workers' decisions wait for the write instead)",
+            labels=["worker"],
+        )
+        family.add_metric([self._slot], self._sync_timeouts())
+        yield family
 
 
 class _CacheCollector(Collector):

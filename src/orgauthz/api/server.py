@@ -165,7 +165,8 @@ class App:
             lambda: engine.reloads,
         )
         if self.worker is not None:
-            self.siblings = self._join_siblings(self.worker, engine, feed)
+            self.siblings = siblings = self._join_siblings(self.worker, engine, feed)
+            self.metrics.bind_worker(self.worker.slot, lambda: siblings.sync_timeouts)
         counted = CountingAuthorizer(authorizer, self.metrics.decided)
         self.decisions = Decisions(engine, counted, feed, min_revision_wait=s.min_revision_wait_s)
         self.metrics.bind_gauges(lambda: engine.applied, lambda: engine.loads)
