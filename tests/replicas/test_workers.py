@@ -164,18 +164,11 @@ def seeded_sqlite(directory: Path, policy: PolicySet) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def worker_db(request: pytest.FixtureRequest, tmp_path: Path, policy: PolicySet) -> Iterator[str]:
+def worker_db(request: pytest.FixtureRequest, tmp_path: Path, policy: PolicySet) -> str:
     """A migrated, seeded database (REPLICAS_SEED) on SQLite or the shared PostgreSQL cluster."""
     if request.param == "sqlite":
-        yield seeded_sqlite(tmp_path, policy)
-        return
-    pg: PgCluster = request.getfixturevalue("pg")
-    name = f"workers_{os.getpid()}_{int(time.monotonic() * 1000)}"
-    pg.psql(f"CREATE DATABASE {name} TEMPLATE orgauthz_template")
-    url = pg.url(name)
-    seed_database(url, policy)
-    yield url
-    pg.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        return seeded_sqlite(tmp_path, policy)
+    return str(request.getfixturevalue("worker_db_pg"))
 
 
 @pytest.fixture(params=["no-redis", "redis"])
@@ -418,7 +411,8 @@ async def test_a_worker_killed_under_load_is_restarted_and_nothing_stale_is_answ
 
 @pytest.fixture
 def worker_db_pg(pg: PgCluster, policy: PolicySet) -> Iterator[str]:
-    name = f"workers_kill_{os.getpid()}_{int(time.monotonic() * 1000)}"
+    """A migrated, seeded database (REPLICAS_SEED) of its own on the shared PostgreSQL cluster."""
+    name = f"workers_{os.getpid()}_{int(time.monotonic() * 1000)}"
     pg.psql(f"CREATE DATABASE {name} TEMPLATE orgauthz_template")
     url = pg.url(name)
     seed_database(url, policy)

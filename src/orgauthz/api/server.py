@@ -330,9 +330,15 @@ class App:
             seen[dependency] = count
 
     async def stop(self, grace: float = 1.0) -> None:
+        server = self.server
         if self.siblings is not None:
             self.siblings.leaving()  # writes stop waiting for this worker
         await self.health.enter_graceful_shutdown()
+        if self.siblings is not None and server is not None:
+            # A worker stops listening first (new connections go to the others) and drains while
+            # its feed still applies the others' writes, which its decisions wait for.
+            await server.stop(grace)
+            server = None
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -343,8 +349,8 @@ class App:
             await self.feed.stop()
         if self.outbox is not None:
             await self.outbox.stop()
-        if self.server is not None:
-            await self.server.stop(grace)
+        if server is not None:
+            await server.stop(grace)
         self.metrics.close()
         if self.siblings is not None:
             self.siblings.close()
