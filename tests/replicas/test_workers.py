@@ -18,19 +18,22 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
 
+from orgauthz.api.server import App
 from orgauthz.domain.policy import PolicySet
+from orgauthz.engine.siblings import Board, WorkerSlot, create_board
 from orgauthz.errors import Unavailable
 from orgauthz.store.db import open_store
 from orgauthz.v1 import authorization_pb2 as pb
 from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
 from orgauthz.v1 import management_pb2_grpc as mpb_grpc
+from tests.conftest import settings_for
 from tests.replicas.conftest import seed_database
 from tests.replicas.harness import USERS, WORKSPACES, Writer, _orgauthz_command
 from tests.support.services import PgCluster, RedisServer, free_port
@@ -185,9 +188,41 @@ async def test_every_worker_reflects_a_write_when_it_returns(worker_db: str, wor
     await grants_and_revokes_seen_everywhere(serve(worker_db, worker_redis, tmp_path / "serve.log"), worker_db, "")
 
 
-async def test_a_worker_behind_a_returned_write_waits_for_it(tmp_path: Path, policy: PolicySet) -> None:
-    """The write's wait for the other workers cut to a millisecond (as if one were stuck): the
-    workers that have not applied it yet must still not answer from before it."""
+async def test_a_decision_waits_for_a_write_another_worker_returned(tmp_path: Path, policy: PolicySet) -> None:
+    """The decisions' own check, alone: a worker (in process, its feed polling every 5 s) is
+    told on the board that another worker returned revision R, which it has not applied and
+    was not nudged about. Its Checks must answer at R (its feed reads R when asked), both for
+    a grant and for the revoke after it, never from before."""
+    url = seeded_sqlite(tmp_path, policy)
+    board_dir = tmp_path / "board"
+    board_dir.mkdir()
+    create_board(board_dir, 2)
+    app = App(settings_for(url, poll_interval_s=5.0), worker=WorkerSlot(board_dir, 0, 2))
+    await app.start()
+    board = Board(board_dir, 2)
+    writer = Writer(url, "", None, publish=False)  # straight into the store: nobody is told
+    try:
+        async with grpc.aio.insecure_channel(app.address) as ch:
+            check = pb_grpc.AuthorizationServiceStub(ch).Check
+            ask = pb.CheckRequest(subject=f"user:{USERS[0]}", workspace=WORKSPACES[0], scope="see_flows")
+            assert not (await check(ask)).allowed
+            for before, after in ((None, "Viewer"), ("Viewer", None)):
+                revision = await writer.set_role(USERS[0], WORKSPACES[0], before, after)
+                board.set_returned(1, revision)  # worker 1 returned it
+                got = await check(ask)
+                assert (got.allowed, got.revision >= revision) == (after is not None, True), (before, after, got)
+    finally:
+        writer.close()
+        board.close()
+        await app.stop(0)
+
+
+async def test_a_write_returns_after_the_sync_timeout_when_a_worker_is_stopped(
+    tmp_path: Path, policy: PolicySet
+) -> None:
+    """One of two workers frozen (SIGSTOP): a write through the other returns after
+    ORGAUTHZ_WORKER_SYNC_TIMEOUT_S, counted in orgauthz_worker_sync_timeouts_total; once the
+    frozen worker runs again, every connection answers the write."""
     url = seeded_sqlite(tmp_path, policy)
     metrics = free_port()
     served = serve(
@@ -196,25 +231,57 @@ async def test_a_worker_behind_a_returned_write_waits_for_it(tmp_path: Path, pol
         tmp_path / "serve.log",
         "--metrics-listen",
         f"127.0.0.1:{metrics}",
-        ORGAUTHZ_WORKER_SYNC_TIMEOUT_S="0.001",
+        ORGAUTHZ_WORKER_SYNC_TIMEOUT_S="0.3",
     )
-    timeouts: list[float] = []
+    frozen = served.workers()[1]
+    try:
+        async with channels(served.address) as chans:
+            assert sorted(connections_by_worker(served).values())[0] > 0
+            os.kill(frozen, signal.SIGSTOP)
+            try:
+                live = await channel_to_a_running_worker(served.address)
+                writer = Writer(url, "", live)
+                try:
+                    started = time.monotonic()
+                    await writer.set_role(USERS[1], WORKSPACES[1], None, "Viewer")
+                    waited = time.monotonic() - started
+                finally:
+                    writer.close()
+                    await live.close()
+            finally:
+                os.kill(frozen, signal.SIGCONT)
+            assert waited >= 0.3
+            assert await answers(chans, USERS[1], WORKSPACES[1]) == [True] * CHANNELS
+        assert await asyncio.to_thread(sync_timeouts, metrics, 2) == 1
+    finally:
+        assert stop(served) == 0, served.log_tail()
 
-    def count() -> None:  # before the server stops: worker i serves metrics on the port + i
-        for i in range(2):
-            with urllib.request.urlopen(f"http://127.0.0.1:{metrics + i}/metrics", timeout=5) as resp:  # local
-                text = resp.read().decode()
-            found = re.search(rf'orgauthz_worker_sync_timeouts_total{{worker="{i}"}} (\S+)', text)
-            assert found, text[-2000:]
-            timeouts.append(float(found.group(1)))
 
-    await grants_and_revokes_seen_everywhere(served, url, "", before_stop=count)
-    assert sum(timeouts) > 0, "no write returned before the other worker applied it: the test proves nothing"
+def sync_timeouts(port: int, workers: int) -> float:
+    """orgauthz_worker_sync_timeouts_total over every worker (worker i serves metrics on port + i)."""
+    total = 0.0
+    for i in range(workers):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port + i}/metrics", timeout=5) as resp:  # a local URL
+            found = re.search(rf'orgauthz_worker_sync_timeouts_total{{worker="{i}"}} (\S+)', resp.read().decode())
+        assert found, f"worker {i} does not count sync timeouts"
+        total += float(found.group(1))
+    return total
 
 
-async def grants_and_revokes_seen_everywhere(
-    served: Served, database_url: str, redis_url: str, before_stop: Callable[[], None] = lambda: None
-) -> None:
+async def channel_to_a_running_worker(address: str) -> grpc.aio.Channel:
+    """A connection that completes its HTTP/2 handshake within 0.5 s: not to a frozen worker."""
+    for _ in range(50):
+        ch = grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+        try:
+            await asyncio.wait_for(ch.channel_ready(), 0.5)
+        except TimeoutError:
+            await ch.close()
+            continue
+        return ch
+    raise AssertionError("no connection reached a running worker")
+
+
+async def grants_and_revokes_seen_everywhere(served: Served, database_url: str, redis_url: str) -> None:
     try:
         async with channels(served.address) as chans:
             spread = connections_by_worker(served)
@@ -237,7 +304,6 @@ async def grants_and_revokes_seen_everywhere(
                     )
             finally:
                 writer.close()
-        before_stop()
     finally:
         assert stop(served) == 0, served.log_tail()
     assert served.workers() == []

@@ -253,17 +253,12 @@ class App:
 
     def _join_siblings(self, worker: WorkerSlot, engine: Engine, feed: ChangeFeed) -> Siblings:
         """Wires this worker to the others (:mod:`orgauthz.engine.siblings`): its commits
-        nudge them, its applied revision is on the board, and their nudges make it poll."""
+        nudge them, its applied revision is on the board, and their nudges make it apply the
+        carried change or poll."""
         siblings = Siblings(worker, sync_timeout=self.settings.worker_sync_timeout_s)
         feed.siblings = siblings
-        feed.on_commit(siblings.committed)
         engine.watch(lambda _revision, _change: siblings.applied(engine.applied))
-
-        def nudged(revision: int) -> None:
-            feed.observe_head(revision)
-            feed.nudge()
-
-        siblings.attach(nudge=nudged, wait_for=feed.wait_for, applied=engine.applied)
+        siblings.attach(feed, engine.applied)
         return siblings
 
     @staticmethod

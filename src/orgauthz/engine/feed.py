@@ -144,6 +144,8 @@ class ChangeFeed:
         away before this replica read the write back, the change is applied directly if
         nothing lies between, otherwise the feed catches up when it can."""
         self.committed(revision)
+        if self.siblings is not None:
+            self.siblings.committed(revision, change)
         try:
             await self.applied_locally(revision, change)
         except Unavailable:
