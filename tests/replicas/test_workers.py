@@ -551,3 +551,17 @@ def test_a_taken_port_is_refused(tmp_path: Path) -> None:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2, done.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path, policy: PolicySet) -> None:
+    """SIGKILL to the supervisor (nothing will restart or drain them): the workers notice and stop."""
+    served = serve(seeded_sqlite(tmp_path, policy), "", tmp_path / "serve.log")
+    pids = served.workers()
+    assert len(pids) == 2
+    served.proc.send_signal(signal.SIGKILL)
+    served.proc.wait()
+    deadline = time.monotonic() + 20
+    while [pid for pid in pids if running(pid)]:
+        assert time.monotonic() < deadline, f"workers still running: {pids}\n{served.log_tail()}"
+        time.sleep(0.1)
+    assert "the supervisor is gone; stopping" in served.log.read_text()
