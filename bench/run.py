@@ -37,7 +37,7 @@ from sqlalchemy import make_url
 
 from bench import generate, report, workers
 from bench.client import percentiles
-from bench.servers import TOKEN
+from bench.servers import TOKEN, stop
 from orgauthz.domain import lines as L
 from orgauthz.domain.policy import PolicySet, load_policy
 from orgauthz.engine.enforcer import OrgEnforcer, new_enforcer
@@ -385,12 +385,7 @@ def server(kind: str, *args: str) -> Iterator[tuple[subprocess.Popen[str], int, 
                     time.sleep(0.01)
         yield proc, port, time.perf_counter() - t0
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 10)
 
 
 def cpu_s(pid: int) -> float:

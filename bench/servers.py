@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import subprocess
 from typing import Any
 
 import grpc
@@ -36,6 +37,16 @@ class NoopServicer(pb_grpc.AuthorizationServiceServicer):  # type: ignore[misc] 
 
     async def PlanObjects(self, request: pb.PlanObjectsRequest, context: Any) -> pb.PlanObjectsResponse:
         return pb.PlanObjectsResponse(kind=pb.PlanObjectsResponse.Kind.ALL, revision=1)
+
+
+def stop(proc: subprocess.Popen[Any], wait: float) -> None:
+    """SIGTERM, then SIGKILL when it has not exited within ``wait`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(wait)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 async def _until_signalled() -> None:

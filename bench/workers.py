@@ -32,7 +32,7 @@ from typing import Any
 import grpc
 
 from bench.client import percentiles
-from bench.servers import TOKEN
+from bench.servers import TOKEN, stop
 from orgauthz.v1 import authorization_pb2 as pb
 from orgauthz.v1 import authorization_pb2_grpc as pb_grpc
 from orgauthz.v1 import management_pb2 as mpb
@@ -78,12 +78,7 @@ def workers_server(database_url: str, n: int, cpus: set[int] | None, py: str) ->
             raise RuntimeError(f"serve --workers {n} did not start: {line!r}")
         yield int(found.group(1)), [proc.pid, *children(proc.pid)]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 30)
 
 
 def children(pid: int) -> list[int]:

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from orgauthz.config import Settings
 from orgauthz.engine.siblings import DOWN, SERVING, Board, WorkerSlot, create_board
@@ -99,7 +100,6 @@ class Supervisor:
         create_board(self.directory, workers)
         self.board = Board(self.directory, workers)
         self.procs: dict[int, asyncio.subprocess.Process] = {}
-        self.restarts = 0
         self._stopping = False
         self._held: socket.socket | None = None
 
@@ -166,7 +166,6 @@ class Supervisor:
             await asyncio.sleep(delay)
             if self._stopping:
                 return
-            self.restarts += 1
             await self._spawn(slot)
 
     async def drain(self) -> None:
@@ -191,18 +190,18 @@ class Supervisor:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-async def _worker(spec: dict[str, object]) -> int:
+async def _worker(spec: dict[str, Any]) -> int:
     from orgauthz.api.server import App
 
     settings = Settings.model_validate(spec["settings"])
-    slot = WorkerSlot(Path(str(spec["directory"])), int(str(spec["slot"])), int(str(spec["slots"])))
+    slot = WorkerSlot(Path(spec["directory"]), int(spec["slot"]), int(spec["slots"]))
     app = App(settings, worker=slot)
     await app.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    parent = int(str(spec["parent"]))
+    parent = int(spec["parent"])
 
     async def orphaned() -> None:  # the supervisor was killed: nobody drains or restarts us
         while os.getppid() == parent:  # noqa: ASYNC110  # nothing signals a parent's death to an event

@@ -292,7 +292,7 @@ async def grants_and_revokes_seen_everywhere(served: Served, database_url: str, 
                 role: dict[tuple[str, str], str | None] = {}
                 for i in range(24):
                     user, ws = USERS[i % 6], WORKSPACES[i % 3]
-                    writer.access = pb_grpc_access(chans[i % CHANNELS])
+                    writer.access = mpb_grpc.AccessServiceStub(chans[i % CHANNELS])
                     before = role.get((user, ws))
                     after = None if before else "Viewer"
                     await writer.set_role(user, ws, before, after)
@@ -307,10 +307,6 @@ async def grants_and_revokes_seen_everywhere(served: Served, database_url: str, 
     finally:
         assert stop(served) == 0, served.log_tail()
     assert served.workers() == []
-
-
-def pb_grpc_access(channel: grpc.aio.Channel) -> mpb_grpc.AccessServiceStub:
-    return mpb_grpc.AccessServiceStub(channel)
 
 
 @dataclass
@@ -402,7 +398,7 @@ async def write_until_done(
     for attempt in range(10):
         before = writer.stored_roles().get((user, ws))
         after = None if before else "Viewer"
-        writer.access = pb_grpc_access(chans[(i + attempt) % len(chans)])
+        writer.access = mpb_grpc.AccessServiceStub(chans[(i + attempt) % len(chans)])
         try:
             await writer.set_role(user, ws, before, after)
         except Unavailable:
